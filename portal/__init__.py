@@ -1,0 +1,112 @@
+"""The OMS Portal: a Flask app built by create_app()."""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from portal.config import CONFIGS, check_production
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create and configure the portal; test_config overrides the environment's settings."""
+    app = Flask(__name__, instance_relative_config=True)
+    env_name = (test_config or {}).get("ENV_NAME") or os.environ.get("PORTAL_ENV", "development")
+    app.config.from_object(CONFIGS.get(env_name, CONFIGS["development"]))
+    app.config["ENV_NAME"] = env_name
+    if test_config:
+        app.config.update(test_config)
+    check_production(app.config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    _configure_engine(app)
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from portal import models  # noqa: F401  (registers every table)
+    from portal.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate, talisman
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    app.config.setdefault("RATELIMIT_ENABLED", True)
+    limiter.init_app(app)
+    compress.init_app(app)
+    talisman.init_app(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        content_security_policy={
+            "default-src": "'self'",
+            "img-src": "'self' data:",
+            "style-src": "'self'",
+            "script-src": "'self'",
+            "frame-ancestors": "'none'",
+            "form-action": "'self'",
+        },
+        frame_options="DENY",
+        referrer_policy="same-origin",
+        permissions_policy={"geolocation": "()", "camera": "()", "microphone": "()"},
+    )
+
+    from portal import web
+    from portal.accounts import auth
+    from portal.blueprints.auth import bp as auth_bp
+    from portal.blueprints.packages import bp as packages_bp
+    from portal.blueprints.settings import bp as settings_bp
+    from portal.api import bp as api_bp
+    from portal.cli import register_cli
+
+    auth.init_login_manager(login_manager)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(packages_bp)
+    app.register_blueprint(settings_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)
+    web.init_app(app)
+    register_cli(app)
+    return app
+
+
+def _configure_engine(app: Flask) -> None:
+    """Engine options per database: SQLite gets WAL and a busy timeout; PostgreSQL a pool."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgres://"):
+        uri = "postgresql+psycopg://" + uri[len("postgres://"):]
+    elif uri.startswith("postgresql://"):
+        uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if uri.startswith("sqlite"):
+        options.setdefault("connect_args", {"timeout": 15, "check_same_thread": False})
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
+            os.makedirs(os.path.dirname(uri[len("sqlite:///"):]) or ".", exist_ok=True)
+    else:
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "10")))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """WAL lets readers work while a command writes; foreign keys are enforced."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _install_sqlite_pragmas() -> None:
+    """Register the pragma hook for every SQLite connection the portal opens."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _on_connect(dbapi_connection, connection_record):
+        """Apply the SQLite pragmas to new SQLite connections."""
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            _sqlite_pragmas(dbapi_connection, connection_record)
+
+
+_install_sqlite_pragmas()

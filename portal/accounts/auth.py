@@ -1,0 +1,142 @@
+"""Passwords, login throttling per account, users and API tokens."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import ApiToken, Role, User
+from portal.db_types import utcnow
+from portal.errors import RateLimited, ValidationFailed
+from portal.extensions import db
+from portal.stores.models import StockLocation
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a miss costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+GENERIC_LOGIN_ERROR = "Wrong username or password."
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when the password matches the stored hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def init_login_manager(login_manager) -> None:
+    """Teach Flask-Login how to load users and where the login page is."""
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        """Load the logged-in user, or None when deactivated or gone."""
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.active else None
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """Check a login. Raises ValidationFailed for a wrong login and RateLimited while the account is locked.
+
+    Failures are counted per account: after LOGIN_MAX_FAILURES in a row the account is locked for
+    LOGIN_LOCK_MINUTES, whoever is trying, so guessing from many addresses does not help.
+    """
+    config = current_app.config
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    now = utcnow()
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        raise ValidationFailed(GENERIC_LOGIN_ERROR)
+    if user.locked_until and user.locked_until > now:
+        raise RateLimited("Too many failed logins for this account. Try again in a few minutes.")
+    if not verify_password(user.password_hash, password) or not user.active:
+        user.failed_logins += 1
+        if user.failed_logins >= config["LOGIN_MAX_FAILURES"]:
+            user.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+            user.failed_logins = 0
+        session.commit()
+        raise ValidationFailed(GENERIC_LOGIN_ERROR)
+    user.failed_logins = 0
+    user.locked_until = None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    session.commit()
+    return user
+
+
+def create_user(
+    session: Session, username: str, password: str, role: str, store_codes: list[str] | None = None,
+    full_name: str = "",
+) -> User:
+    """Create a user; staff must belong to at least one store. Raises ValidationFailed."""
+    username = username.strip()
+    if not username:
+        raise ValidationFailed("Username is required.", field="username")
+    if role not in {r.value for r in Role}:
+        raise ValidationFailed(f"Unknown role {role!r}; use one of: admin, brand_manager, staff.", field="role")
+    if len(password) < 8:
+        raise ValidationFailed("Password must be at least 8 characters.", field="password")
+    if session.scalar(select(User).where(User.username == username)):
+        raise ValidationFailed(f"User {username!r} already exists.", field="username")
+    stores = []
+    for code in store_codes or []:
+        store = session.scalar(select(StockLocation).where(StockLocation.erp_code == code))
+        if store is None:
+            raise ValidationFailed(f"No store with ERP code {code!r}.", field="store")
+        stores.append(store)
+    if role == Role.STAFF.value and not stores:
+        raise ValidationFailed("Store staff need at least one store (--store ERP_CODE).", field="store")
+    user = User(username=username, password_hash=hash_password(password), role=role, full_name=full_name)
+    user.stock_locations = stores
+    session.add(user)
+    session.commit()
+    return user
+
+
+def _digest(key: str) -> str:
+    """SHA-256 of an API key; keys are long and random, so a plain digest is enough."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_token(session: Session, user: User) -> str:
+    """Create an API token for the user and return the key; only its digest is kept."""
+    key = secrets.token_urlsafe(32)
+    session.add(ApiToken(user=user, prefix=key[:8], key_digest=_digest(key)))
+    session.commit()
+    return key
+
+
+def revoke_api_token(session: Session, user: User, token_id: int) -> None:
+    """Revoke one of the user's tokens."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise ValidationFailed("No such token.")
+    token.revoked = True
+    session.commit()
+
+
+def user_for_token(session: Session, key: str) -> User | None:
+    """The active user owning an unrevoked token with this key, or None."""
+    token = session.scalar(select(ApiToken).where(ApiToken.key_digest == _digest(key)))
+    if token is None or token.revoked or not token.user.active:
+        return None
+    now = utcnow()
+    # Writing on every call would serialise API traffic on one row; a minute's precision is plenty.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        session.commit()
+    return token.user

@@ -1,0 +1,100 @@
+"""Users, their roles, their stores and their API tokens."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db_types import UTCDateTime, utcnow
+from portal.extensions import db
+
+
+class Role(str, enum.Enum):
+    """What a user may do in the portal."""
+
+    ADMIN = "admin"
+    BRAND_MANAGER = "brand_manager"
+    STAFF = "staff"
+
+    @property
+    def label(self) -> str:
+        """Human name of the role."""
+        return {"admin": "Admin", "brand_manager": "Brand manager", "staff": "Store staff"}[self.value]
+
+
+user_stock_locations = Table(
+    "user_stock_locations",
+    db.metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("stock_location_id", Integer, ForeignKey("stock_locations.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(UserMixin, db.Model):
+    """A person who logs in: admin, brand manager or store staff."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    full_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default=Role.STAFF.value)
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    stock_locations: Mapped[list["StockLocation"]] = relationship(  # noqa: F821
+        secondary=user_stock_locations, lazy="selectin", order_by="StockLocation.name"
+    )
+    api_tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login: deactivated users cannot log in."""
+        return self.active
+
+    @property
+    def role_enum(self) -> Role:
+        """The role as an enum member."""
+        return Role(self.role)
+
+    @property
+    def is_admin(self) -> bool:
+        """True for admins, who see every store."""
+        return self.role == Role.ADMIN.value
+
+    @property
+    def sees_all_stores(self) -> bool:
+        """Admins and brand managers are not limited to stores."""
+        return self.role in (Role.ADMIN.value, Role.BRAND_MANAGER.value)
+
+    @property
+    def visibility(self) -> str:
+        """Which command visibility this user's screens show: INSTORE for staff, OMS_WEB otherwise."""
+        return "INSTORE" if self.role == Role.STAFF.value else "OMS_WEB"
+
+    @property
+    def store_ids(self) -> list[int]:
+        """Ids of the stock locations this user belongs to."""
+        return [s.id for s in self.stock_locations]
+
+
+class ApiToken(db.Model):
+    """A REST API key: only its SHA-256 digest is stored; the key is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")

@@ -1,0 +1,75 @@
+"""Routes: login, logout, profile."""
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal.accounts import auth
+from portal.blueprints.auth import bp
+from portal.blueprints.auth.forms import LoginForm, TokenForm
+from portal.errors import DomainError
+from portal.extensions import db, limiter
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after login."""
+    if target and urlsplit(target).netloc == "" and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("packages.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def login():
+    """Show the login form and log the user in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("packages.index"))
+    form = LoginForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = auth.authenticate(db.session, form.username.data, form.password.data)
+        except DomainError as exc:
+            error, status = exc.message, exc.http_status if exc.http_status == 429 else 401
+        else:
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """Log out."""
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    """The user's profile: role, stores and API tokens; POST creates a token shown once."""
+    form = TokenForm()
+    new_key = None
+    if form.validate_on_submit():
+        new_key = auth.create_api_token(db.session, current_user)
+    return render_template("auth/profile.html", form=form, new_key=new_key,
+                           tokens=sorted(current_user.api_tokens, key=lambda t: t.id, reverse=True))
+
+
+@bp.post("/profile/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    """Revoke one of the user's API tokens."""
+    form = TokenForm()
+    if form.validate_on_submit():
+        try:
+            auth.revoke_api_token(db.session, current_user, token_id)
+            flash("The token was revoked.", "success")
+        except DomainError as exc:
+            flash(exc.message, "error")
+    return redirect(url_for("auth.profile"))

@@ -1,0 +1,40 @@
+"""Which commands ask for input before they run, and how their form fields become input_parameters."""
+from __future__ import annotations
+
+from portal.packages.models import Transition
+
+# command code -> the form template the modal shows
+FORM_TEMPLATES = {
+    "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND": "packages/_form_handover.html",
+    "COMPLETE_PACKAGING": "packages/_form_barcodes.html",
+    "PACKAGE_REFUSE_WITH_DENIAL_REASON": "packages/_form_denial.html",
+    "BLOCK_PACKAGE_FOR_ACTION": "packages/_form_block.html",
+    "SHIP_PACKAGE": "packages/_form_ship.html",
+}
+
+
+def form_template(transition: Transition, otp_enabled: bool) -> str | None:
+    """The modal form for a command, or None when the command runs with one tap."""
+    if transition.command_code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND" and not otp_enabled:
+        return None
+    return FORM_TEMPLATES.get(transition.command_code)
+
+
+def params_from_form(transition: Transition, form) -> dict:
+    """Turn posted form fields into the command's input_parameters, as the API would send them."""
+    code = transition.command_code
+    if code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND":
+        return {"otp": form.get("otp", "")}
+    if code == "COMPLETE_PACKAGING":
+        barcodes = []
+        for name, value in form.items():
+            if name.startswith("barcode_") and name[8:].isdigit() and value.strip():
+                barcodes.append({"order_item": int(name[8:]), "barcode": value.strip()})
+        return {"barcodes": barcodes}
+    if code == "PACKAGE_REFUSE_WITH_DENIAL_REASON":
+        return {"denial_reason": form.get("denial_reason", "")}
+    if code == "BLOCK_PACKAGE_FOR_ACTION":
+        return {"reason": form.get("reason", "")}
+    if code == "SHIP_PACKAGE":
+        return {"tracking_number": form.get("tracking_number", "")}
+    return {}

@@ -1,0 +1,57 @@
+"""Routes: application settings (IS_OTP_ENABLED) and the outbox of messages."""
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from portal.accounts.models import Role
+from portal.blueprints.settings import bp
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.outbox.models import OutboxMessage
+from portal.settings import service as settings
+from portal.web import page_or_fragment, role_required, with_toast
+
+
+@bp.get("/settings")
+@role_required(Role.ADMIN.value)
+def index():
+    """The application settings page."""
+    return page_or_fragment("settings/index.html", "settings_panel", form=FlaskForm(),
+                            otp_enabled=settings.is_otp_enabled(db.session),
+                            rows=settings.list_settings(db.session))
+
+
+@bp.post("/settings/otp")
+@role_required(Role.ADMIN.value)
+def toggle_otp():
+    """Switch pickup codes on or off."""
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        flash("The form expired; please try again.", "error")
+        return redirect(url_for("settings.index"))
+    enabled = request.form.get("enabled") == "true"
+    try:
+        settings.set_value(db.session, settings.IS_OTP_ENABLED, enabled, user_id=current_user.id)
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("settings.index"))
+    message = "Pickup codes are on." if enabled else "Pickup codes are off: packages are handed over without a code."
+    if request.htmx:
+        response = page_or_fragment("settings/index.html", "settings_panel", form=form, otp_enabled=enabled,
+                                    rows=settings.list_settings(db.session))
+        return with_toast(response, message)
+    flash(message, "success")
+    return redirect(url_for("settings.index"))
+
+
+@bp.get("/outbox")
+@role_required(Role.ADMIN.value)
+def outbox():
+    """Messages that are pending or failed, newest first."""
+    status = request.args.get("status") or ""
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(100)
+    if status in (OutboxMessage.PENDING, OutboxMessage.FAILED, OutboxMessage.SENT):
+        stmt = stmt.where(OutboxMessage.status == status)
+    return page_or_fragment("settings/outbox.html", "outbox_table", messages=list(db.session.scalars(stmt)),
+                            status=status)

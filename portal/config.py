@@ -1,0 +1,107 @@
+"""Configuration read from the environment, with safe development defaults."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEV_SECRET_KEY = "dev-secret-key-change-me"
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool) -> bool:
+    """Read a boolean environment variable ("1", "true", "yes" are true)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    """Read an integer environment variable."""
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+class Config:
+    """Settings shared by every environment; each reads one environment variable."""
+
+    ENV_NAME = os.environ.get("PORTAL_ENV", "development")
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    # Comma-separated Fernet keys, newest first; empty means "derive from SECRET_KEY" (development only).
+    ENCRYPTION_KEYS = os.environ.get("ENCRYPTION_KEYS", "")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'portal.sqlite'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+
+    SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "console")
+    SMS_TEMPLATE = os.environ.get(
+        "SMS_TEMPLATE",
+        "Your code for order {order_number} is {code}. Show it at {store_name} to collect your package.",
+    )
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+    TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+    TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")
+    TWILIO_TIMEOUT_SECONDS = _int("TWILIO_TIMEOUT_SECONDS", 10)
+
+    OTP_LENGTH = _int("OTP_LENGTH", 6)
+    OTP_HOLD_DAYS = _int("OTP_HOLD_DAYS", 7)
+    OTP_MAX_ATTEMPTS = _int("OTP_MAX_ATTEMPTS", 5)
+    OTP_RESEND_LIMIT = _int("OTP_RESEND_LIMIT", 3)
+    OTP_RESEND_WINDOW_MINUTES = _int("OTP_RESEND_WINDOW_MINUTES", 60)
+    OTP_USER_FAILURE_LIMIT = _int("OTP_USER_FAILURE_LIMIT", 15)
+    OTP_USER_FAILURE_WINDOW_MINUTES = _int("OTP_USER_FAILURE_WINDOW_MINUTES", 15)
+
+    LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
+    LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
+
+    PAGE_SIZE = _int("PAGE_SIZE", 25)
+    LIST_REFRESH_SECONDS = _int("LIST_REFRESH_SECONDS", 30)
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600 per minute")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "") or (
+        REDIS_URL if REDIS_URL else "memory://"
+    )
+    RATELIMIT_HEADERS_ENABLED = True
+    FORCE_HTTPS = _bool("FORCE_HTTPS", False)
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None
+    DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Europe/Istanbul")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    TESTING = False
+
+
+class ProductionConfig(Config):
+    """Production: cookies are secure and a real secret and encryption key are required."""
+
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+
+
+class TestingConfig(Config):
+    """Tests: in-memory SMS and no rate-limit storage outside the process."""
+
+    TESTING = True
+    SMS_PROVIDER = "memory"
+    RATELIMIT_STORAGE_URI = "memory://"
+
+
+CONFIGS = {"development": Config, "production": ProductionConfig, "testing": TestingConfig}
+
+
+class ConfigurationError(RuntimeError):
+    """Raised when the portal is started with settings that are unsafe or inconsistent."""
+
+
+def check_production(config: dict) -> None:
+    """Refuse to run in production with the development secret or without an encryption key."""
+    if config.get("ENV_NAME") != "production":
+        return
+    if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET_KEY or len(config["SECRET_KEY"]) < 32:
+        raise ConfigurationError("SECRET_KEY must be set to a random value of 32+ characters in production.")
+    if not config.get("ENCRYPTION_KEYS"):
+        raise ConfigurationError("ENCRYPTION_KEYS must be set in production (see README).")

@@ -1,0 +1,138 @@
+"""Pickup codes: issue, check, lock after too many wrong tries, resend with limits.
+
+A code is generated with `secrets`, sent to the customer and kept only as an HMAC of
+(package id, code) under a key derived from SECRET_KEY. Plain codes live only in memory
+and in the encrypted SMS body in the outbox, which is wiped once the SMS is sent.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from portal import crypto
+from portal.db_types import utcnow
+from portal.errors import InvalidOtp, RateLimited, ValidationFailed
+from portal.otp.models import OtpAttempt, PickupCode
+from portal.packages.models import Package
+
+_PURPOSE = "pickup-code"
+
+
+def _hash(package_id: int, code: str) -> str:
+    """Keyed hash of a code, bound to its package so a code is worthless elsewhere."""
+    return crypto.keyed_hash(_PURPOSE, f"{package_id}:{code}")
+
+
+def generate_code(length: int | None = None) -> str:
+    """A random numeric code of OTP_LENGTH digits."""
+    length = length or current_app.config["OTP_LENGTH"]
+    return f"{secrets.randbelow(10 ** length):0{length}d}"
+
+
+def active_code(session: Session, package_id: int) -> PickupCode | None:
+    """The package's current code, if any (it may have expired)."""
+    return session.scalar(
+        select(PickupCode)
+        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
+        .order_by(PickupCode.id.desc())
+        .limit(1)
+    )
+
+
+def latest_code(session: Session, package_id: int) -> PickupCode | None:
+    """The package's newest code whatever its status, to explain why a handover is refused."""
+    return session.scalar(
+        select(PickupCode).where(PickupCode.package_id == package_id).order_by(PickupCode.id.desc()).limit(1)
+    )
+
+
+def issue_code(session: Session, package: Package, user_id: int | None) -> str:
+    """Replace any active code with a new one and return it (not committed)."""
+    session.execute(
+        update(PickupCode)
+        .where(PickupCode.package_id == package.id, PickupCode.status == PickupCode.ACTIVE)
+        .values(status=PickupCode.REPLACED)
+        .execution_options(synchronize_session=False)
+    )
+    code = generate_code()
+    now = utcnow()
+    session.add(PickupCode(
+        package_id=package.id, code_hash=_hash(package.id, code), created_by_id=user_id, created_at=now,
+        expires_at=now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
+    ))
+    session.flush()
+    return code
+
+
+def check_resend_allowed(session: Session, package_id: int) -> None:
+    """Raise RateLimited when the package had OTP_RESEND_LIMIT codes issued within the window (first one excluded)."""
+    config = current_app.config
+    since = utcnow() - timedelta(minutes=config["OTP_RESEND_WINDOW_MINUTES"])
+    issued = session.scalar(
+        select(func.count()).select_from(PickupCode)
+        .where(PickupCode.package_id == package_id, PickupCode.created_at >= since)
+    ) or 0
+    if issued > config["OTP_RESEND_LIMIT"]:
+        minutes = config["OTP_RESEND_WINDOW_MINUTES"]
+        raise RateLimited(f"The code was already sent {issued} times in the last {minutes} minutes. "
+                          "Please wait before sending it again.")
+
+
+def _check_user_limit(session: Session, user_id: int | None) -> None:
+    """Raise RateLimited when this user typed too many wrong codes recently, on any package."""
+    if user_id is None:
+        return
+    config = current_app.config
+    since = utcnow() - timedelta(minutes=config["OTP_USER_FAILURE_WINDOW_MINUTES"])
+    failures = session.scalar(
+        select(func.count()).select_from(OtpAttempt)
+        .where(OtpAttempt.user_id == user_id, OtpAttempt.success.is_(False), OtpAttempt.created_at >= since)
+    ) or 0
+    if failures >= config["OTP_USER_FAILURE_LIMIT"]:
+        raise RateLimited("Too many wrong codes were entered from your account. "
+                          "Please wait a few minutes or ask a manager.")
+
+
+def verify_code(session: Session, package: Package, code: object, user_id: int | None) -> PickupCode:
+    """Check the customer's code for a package and mark it used.
+
+    The caller holds the package's row lock. On a wrong code the attempt is recorded in the
+    session and InvalidOtp is raised: the caller commits that bookkeeping and nothing else.
+    Raises ValidationFailed for a missing or malformed code, RateLimited past the per-user limit.
+    """
+    text = str(code or "").strip().replace(" ", "")
+    length = current_app.config["OTP_LENGTH"]
+    if not text:
+        raise ValidationFailed("Enter the code from the customer's SMS.", field="otp")
+    if not text.isdigit() or len(text) != length:
+        raise ValidationFailed(f"The code has {length} digits.", field="otp")
+    _check_user_limit(session, user_id)
+    pickup = active_code(session, package.id)
+    if pickup is None:
+        last = latest_code(session, package.id)
+        if last is not None and last.status == PickupCode.LOCKED:
+            raise InvalidOtp("This code is locked after too many wrong tries. Send the customer a new code.",
+                             field="otp")
+        raise InvalidOtp("This package has no valid code. Send the customer a new code.", field="otp")
+    now = utcnow()
+    if pickup.expires_at <= now:
+        raise InvalidOtp("The code has expired. Send the customer a new code.", field="otp")
+    if not hmac.compare_digest(pickup.code_hash, _hash(package.id, text)):
+        session.add(OtpAttempt(user_id=user_id, package_id=package.id, success=False))
+        pickup.failed_attempts += 1
+        left = current_app.config["OTP_MAX_ATTEMPTS"] - pickup.failed_attempts
+        if left <= 0:
+            pickup.status = PickupCode.LOCKED
+            raise InvalidOtp("Wrong code. The code is now locked; send the customer a new code.", field="otp",
+                             details={"attempts_left": 0})
+        raise InvalidOtp(f"Wrong code. {left} {'try' if left == 1 else 'tries'} left.", field="otp",
+                         details={"attempts_left": left})
+    pickup.status = PickupCode.USED
+    pickup.used_at = now
+    session.add(OtpAttempt(user_id=user_id, package_id=package.id, success=True))
+    return pickup

@@ -1,0 +1,432 @@
+"""The command engine: the one door through which a package changes state.
+
+Which states a command connects is data (Transition rows). What it does is code, chosen by its
+command code from HANDLERS. run_command() locks the package row, checks, runs the handler, writes
+the new state, the audit row and any outbox messages in one transaction, and sends SMS only
+after that transaction has committed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from portal.db_types import utcnow
+from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
+from portal.otp import service as otp
+from portal.outbox import service as outbox
+from portal.packages.models import DenialReason, Package, PackageLog, Transition
+from portal.packages.states import State, state_info
+from portal.settings import service as settings
+
+log = logging.getLogger(__name__)
+
+READY_FOR_PICKUP_EVENT = "package.ready_for_customer_pickup"
+READY_FOR_PICKUP_VENDOR_NAME = "PackageReadyForCustomerPickupWhispererEvent"
+
+
+@dataclass
+class CommandContext:
+    """What a handler sees: the locked package, the transition, cleaned parameters and the actor."""
+
+    session: Session
+    package: Package
+    transition: Transition
+    params: dict
+    user_id: int | None
+    destination: int | None = None
+    note: str = ""
+    sms_ids: list[int] = field(default_factory=list)
+    toast: str = ""
+
+
+@dataclass
+class CommandResult:
+    """The outcome of a command that ran."""
+
+    package: Package
+    transition: Transition
+    from_state: int
+    to_state: int
+    message: str
+    sms_ids: list[int]
+
+
+class Handler:
+    """Default command work: check nothing, move to the transition's destination."""
+
+    description = "Moves the package to the destination state."
+
+    def applies_to(self, package: Package) -> str | None:
+        """Return why the command cannot run on this package, or None when it can."""
+        return None
+
+    def run(self, ctx: CommandContext) -> None:
+        """Validate ctx.params and do the command's work; may set ctx.destination and ctx.note."""
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(code: str):
+    """Register a Handler class under a command code."""
+    def register(cls):
+        """Instantiate and store the handler."""
+        HANDLERS[code] = cls()
+        return cls
+    return register
+
+
+def command_codes() -> list[str]:
+    """Every command code that has an implementation."""
+    return sorted(HANDLERS)
+
+
+@handler("DEALLOCATE_PACKAGE_RESERVATIONS")
+class DeallocateReservations(Handler):
+    """Releases stock reservations and starts preparing."""
+
+    description = "Starts preparing the package and releases its reservations."
+
+
+@handler("COMPLETE_PACKAGING_WITHOUT_SHIPMENT")
+class CompletePackagingWithoutShipment(Handler):
+    """Packs the package without creating a shipment (click & collect)."""
+
+    description = "Marks every item packed; no shipment is created."
+
+
+def parse_barcodes(raw: object) -> dict[int, str]:
+    """Turn the API's barcodes ({order_item, barcode} or a list of them) into {order_item: barcode}."""
+    if raw in (None, "", [], {}):
+        raise ValidationFailed("Scan the barcode of every item.", field="barcodes")
+    entries = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise ValidationFailed("barcodes must be an object or a list of {order_item, barcode}.", field="barcodes")
+    result: dict[int, str] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or "order_item" not in entry or "barcode" not in entry:
+            raise ValidationFailed("Each barcode needs order_item and barcode.", field="barcodes")
+        try:
+            order_item = int(entry["order_item"])
+        except (TypeError, ValueError):
+            raise ValidationFailed("order_item must be a number.", field="barcodes") from None
+        result[order_item] = str(entry["barcode"]).strip()
+    return result
+
+
+@handler("COMPLETE_PACKAGING")
+class CompletePackagingWithShipment(Handler):
+    """Packs the package after every item's barcode was scanned and matched."""
+
+    description = "Checks that every item's barcode was scanned, then marks the package packed."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Compare the given barcodes with the package's items."""
+        given = parse_barcodes(ctx.params.get("barcodes"))
+        items = {item.order_item: item for item in ctx.package.items}
+        unknown = sorted(set(given) - set(items))
+        if unknown:
+            raise ValidationFailed(f"Order item {unknown[0]} is not in this package.", field="barcodes")
+        missing = [items[k] for k in sorted(set(items) - set(given))]
+        if missing:
+            names = ", ".join(item.name for item in missing[:3])
+            raise ValidationFailed(f"Scan every item; missing: {names}.", field="barcodes",
+                                   details={"missing": [i.order_item for i in missing]})
+        wrong = [items[k] for k, barcode in given.items() if items[k].barcode != barcode]
+        if wrong:
+            raise ValidationFailed(f"Barcode does not match {wrong[0].name}.", field="barcodes",
+                                   details={"mismatched": [i.order_item for i in wrong]})
+
+
+@handler("READY_FOR_PICKUP")
+class ReadyForPickup(Handler):
+    """Issues the pickup code, texts it to the customer and raises the ready-for-pickup event."""
+
+    description = "Generates the customer's pickup code, sends it by SMS and raises the ready-for-pickup event."
+
+    def applies_to(self, package: Package) -> str | None:
+        """Only click & collect packages are collected at the counter."""
+        if not package.is_click_and_collect:
+            return "Only click & collect packages (in store, delivery from store) can be made ready for pickup."
+        return None
+
+    def run(self, ctx: CommandContext) -> None:
+        """Issue the code (when OTP is on), queue the SMS and the event."""
+        package = ctx.package
+        store = package.stock_location
+        if settings.is_otp_enabled(ctx.session):
+            code = otp.issue_code(ctx.session, package, ctx.user_id)
+            body = current_app.config["SMS_TEMPLATE"].format(
+                code=code, order_number=package.order_number, store_name=store.name)
+        else:
+            body = (f"Your order {package.order_number} is ready for pickup at {store.name}. "
+                    "Bring this message with you.")
+        sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
+                                 purpose="pickup_code")
+        ctx.sms_ids.append(sms.id)
+        outbox.enqueue_event(
+            ctx.session, READY_FOR_PICKUP_EVENT, package_payload(package, State.READY_FOR_CUSTOMER_PICKUP),
+            package_id=package.id, vendor_name=READY_FOR_PICKUP_VENDOR_NAME)
+        ctx.toast = f"Package {package.number} is ready for pickup; the customer was sent a code."
+
+
+@handler("SELF_SERVICE_PACKAGE_DELIVERY_COMMAND")
+class SelfServicePackageDelivery(Handler):
+    """Hands the package to the customer, checking their code when IS_OTP_ENABLED is true."""
+
+    description = "Checks the customer's pickup code (when OTP is enabled) and marks the package delivered."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Verify the code."""
+        if settings.is_otp_enabled(ctx.session):
+            code = ctx.params.get("otp", ctx.params.get("code"))
+            otp.verify_code(ctx.session, ctx.package, code, ctx.user_id)
+            ctx.note = "Pickup code verified."
+        else:
+            ctx.note = "Delivered without a code (IS_OTP_ENABLED is false)."
+        ctx.toast = f"Package {ctx.package.number} delivered."
+
+
+@handler("BLOCK_PACKAGE_FOR_ACTION")
+class BlockPackage(Handler):
+    """Blocks the package and remembers the state to return to."""
+
+    description = "Blocks the package; unblock returns it to the state it had."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Remember the current state."""
+        ctx.package.state_before_block = ctx.package.state
+        ctx.note = str(ctx.params.get("reason") or "")[:500]
+
+
+@handler("UNBLOCK_PACKAGE_FOR_ACTION")
+class UnblockPackage(Handler):
+    """Returns a blocked package to the state it had before the block."""
+
+    description = "Returns the package to the state it had before it was blocked."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Restore the remembered state."""
+        previous = ctx.package.state_before_block
+        if ctx.transition.destination_state is not None:
+            ctx.destination = ctx.transition.destination_state
+        elif previous is None:
+            raise CommandRejected("This package has no state to return to.")
+        else:
+            ctx.destination = previous
+        ctx.package.state_before_block = None
+
+
+@handler("PACKAGE_REFUSE_WITH_DENIAL_REASON")
+class RefuseWithDenialReason(Handler):
+    """Refuses the package with one of the active denial reasons."""
+
+    description = "Refuses the package with a denial reason; it then needs rescheduling."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Check and record the denial reason."""
+        raw = ctx.params.get("denial_reason")
+        try:
+            reason = ctx.session.get(DenialReason, int(raw)) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            reason = None
+        if reason is None or not reason.is_active:
+            raise ValidationFailed("Choose a denial reason.", field="denial_reason")
+        ctx.package.denial_reason_id = reason.id
+        ctx.note = reason.title
+
+
+@handler("SHIP_PACKAGE")
+class ShipPackage(Handler):
+    """Hands the package to the cargo company."""
+
+    description = "Marks the package shipped; a tracking number may be given."
+
+    def applies_to(self, package: Package) -> str | None:
+        """Click & collect packages are not shipped."""
+        if package.is_click_and_collect:
+            return "Click & collect packages are handed over in store, not shipped."
+        return None
+
+    def run(self, ctx: CommandContext) -> None:
+        """Record the tracking number, if any."""
+        tracking = str(ctx.params.get("tracking_number") or "").strip()
+        ctx.note = f"Tracking number {tracking}" if tracking else ""
+
+
+@handler("UPDATE_SHIPMENT_STATUS")
+class UpdateShipmentStatus(Handler):
+    """Records what the cargo company reported."""
+
+    description = "Moves the package along the shipment's status as reported by the cargo company."
+
+
+def package_payload(package: Package, state: int | None = None) -> dict:
+    """The package as events show it, with the state the way the vendor shows it."""
+    info = state_info(state if state is not None else package.state)
+    return {
+        "id": package.id,
+        "number": package.number,
+        "order_number": package.order_number,
+        "status": {"code": info.code, "value": info.slug, "label": info.label},
+        "delivery_type": package.delivery_type,
+        "delivery_from_store": package.delivery_from_store,
+        "stock_location": {"id": package.stock_location_id, "erp_code": package.stock_location.erp_code,
+                           "name": package.stock_location.name},
+        "customer": {"first_name": package.customer.first_name, "last_name": package.customer.last_name,
+                     "phone": package.customer.phone},
+    }
+
+
+def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
+    """The transition named by id or slug (both must agree when both are given). Raises ValidationFailed."""
+    if transition_id in (None, "") and not slug:
+        raise ValidationFailed("Give the command's transition id or slug.", field="transition")
+    transition = None
+    if transition_id not in (None, ""):
+        try:
+            transition = session.get(Transition, int(transition_id))
+        except (TypeError, ValueError):
+            raise ValidationFailed("transition must be a number.", field="transition") from None
+        if transition is None:
+            raise ValidationFailed(f"No command with transition id {transition_id}.", field="transition")
+        if slug and transition.slug != slug:
+            raise ValidationFailed("transition and slug name different commands.", field="slug")
+    else:
+        transition = session.scalar(select(Transition).where(Transition.slug == str(slug)))
+        if transition is None:
+            raise ValidationFailed(f"No command with slug {slug!r}.", field="slug")
+    if not transition.is_active:
+        raise ValidationFailed(f"The command {transition.name!r} is switched off.", field="transition")
+    return transition
+
+
+def available_transitions(session: Session, package: Package, visibility: str | None) -> list[Transition]:
+    """Active commands that start from the package's state, are visible there and apply to it."""
+    rows = session.scalars(
+        select(Transition)
+        .where(Transition.source_state == package.state, Transition.is_active.is_(True))
+        .order_by(Transition.position, Transition.id)
+    )
+    result = []
+    for transition in rows:
+        if visibility and visibility not in (transition.visibility or []):
+            continue
+        impl = HANDLERS.get(transition.command_code)
+        if impl is None or impl.applies_to(package) is not None:
+            continue
+        result.append(transition)
+    return result
+
+
+def _lock_package(session: Session, package_id: int, store_ids: list[int] | None) -> Package:
+    """Take the package's row lock (a no-op UPDATE works on PostgreSQL and SQLite alike) and reload it."""
+    stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
+    if store_ids is not None:
+        stmt = stmt.where(Package.stock_location_id.in_(store_ids))
+    if session.execute(stmt.execution_options(synchronize_session=False)).rowcount != 1:
+        raise NotFound("Package not found.")
+    return session.scalars(
+        select(Package).where(Package.id == package_id).execution_options(populate_existing=True)
+    ).one()
+
+
+def run_command(
+    session: Session, package_id: int, *, transition_id: object = None, slug: object = None,
+    params: dict | None = None, user_id: int | None, store_ids: list[int] | None,
+    visibility: str | None = None, expected_version: int | None = None,
+) -> CommandResult:
+    """Run a package command in one transaction and send its SMS after commit.
+
+    store_ids limits the packages the actor may touch (None: all). visibility, when given, refuses
+    commands not shown there. Raises NotFound, ValidationFailed, CommandRejected, InvalidOtp,
+    RateLimited or ConcurrentChange; on any of them the package is unchanged.
+    """
+    params = dict(params or {})
+    try:
+        package = _lock_package(session, package_id, store_ids)
+        transition = find_transition(session, transition_id, slug)
+        if visibility and visibility not in (transition.visibility or []):
+            raise CommandRejected(f"{transition.name} is not available here.")
+        if expected_version is not None and package.version != expected_version:
+            raise ConcurrentChange("Someone else changed this package just now. The page shows it as it is now.")
+        if transition.source_state != package.state:
+            raise CommandRejected(
+                f"{transition.name} runs on {state_info(transition.source_state).label} packages; "
+                f"this package is {package.state_info.label}.")
+        impl = HANDLERS.get(transition.command_code)
+        if impl is None:
+            raise CommandRejected(f"No implementation for command code {transition.command_code}.")
+        reason = impl.applies_to(package)
+        if reason:
+            raise CommandRejected(reason)
+        ctx = CommandContext(session=session, package=package, transition=transition, params=params,
+                             user_id=user_id, destination=transition.destination_state)
+        try:
+            impl.run(ctx)
+        except InvalidOtp:
+            session.commit()  # keep the counted attempt; the package itself was not changed
+            raise
+        from_state = package.state
+        to_state = ctx.destination if ctx.destination is not None else from_state
+        changed = session.execute(
+            update(Package)
+            .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
+            .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
+                    state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            raise ConcurrentChange("Someone else changed this package just now.")
+        session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
+                               transition_id=transition.id, command=transition.slug, user_id=user_id,
+                               note=ctx.note))
+        session.commit()
+    except DomainError:
+        session.rollback()
+        raise
+    except (OperationalError, IntegrityError) as exc:
+        session.rollback()
+        log.warning("command on package %s hit a concurrent change: %s", package_id, exc.__class__.__name__)
+        raise ConcurrentChange("Someone else changed this package at the same moment. Please try again.") from exc
+    session.refresh(package)
+    outbox.deliver_after_commit(session, ctx.sms_ids)
+    message = ctx.toast or f"Package {package.number}: {transition.name} done."
+    return CommandResult(package=package, transition=transition, from_state=from_state, to_state=to_state,
+                         message=message, sms_ids=ctx.sms_ids)
+
+
+def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None,
+                       store_ids: list[int] | None) -> CommandResult:
+    """Issue a new pickup code (the old one stops working) and text it. Raises RateLimited past the limit."""
+    try:
+        package = _lock_package(session, package_id, store_ids)
+        if package.state != State.READY_FOR_CUSTOMER_PICKUP:
+            raise CommandRejected("A code can only be sent for packages ready for customer pickup.")
+        if not settings.is_otp_enabled(session):
+            raise CommandRejected("Pickup codes are switched off (IS_OTP_ENABLED is false).")
+        otp.check_resend_allowed(session, package.id)
+        code = otp.issue_code(session, package, user_id)
+        body = current_app.config["SMS_TEMPLATE"].format(
+            code=code, order_number=package.order_number, store_name=package.stock_location.name)
+        sms = outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
+                                 purpose="pickup_code")
+        session.add(PackageLog(package_id=package.id, from_state=package.state, to_state=package.state,
+                               command="resend-pickup-code", user_id=user_id,
+                               note="A new pickup code was sent; the previous one no longer works."))
+        session.commit()
+    except DomainError:
+        session.rollback()
+        raise
+    except (OperationalError, IntegrityError) as exc:
+        session.rollback()
+        raise ConcurrentChange("Someone else changed this package at the same moment. Please try again.") from exc
+    outbox.deliver_after_commit(session, [sms.id])
+    return CommandResult(package=package, transition=None, from_state=package.state, to_state=package.state,
+                         message=f"A new code was sent to the customer of package {package.number}.",
+                         sms_ids=[sms.id])

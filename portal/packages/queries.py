@@ -1,0 +1,133 @@
+"""Reading packages: the store-scoped list with keyset pagination, and one package for a user."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.errors import NotFound, ValidationFailed
+from portal.packages.models import Package, PackageLog
+from portal.packages.states import DeliveryType, State, parse_state
+
+
+@dataclass
+class PackageFilters:
+    """The list's filters, as they appear in the URL."""
+
+    status: int | None = None
+    delivery_type: str | None = None
+    stock_location: int | None = None
+    search: str = ""
+    after: int | None = None   # next page: ids below this one
+    before: int | None = None  # previous page: ids above this one
+
+    @classmethod
+    def from_args(cls, args) -> "PackageFilters":
+        """Parse query-string arguments; raises ValidationFailed for values that mean nothing."""
+        raw_status = (args.get("status") or "").strip()
+        status = parse_state(raw_status)
+        if raw_status and status is None:
+            raise ValidationFailed(f"Unknown status {raw_status!r}.", field="status")
+        delivery_type = (args.get("delivery_type") or "").strip() or None
+        if delivery_type and delivery_type not in DeliveryType.ALL:
+            raise ValidationFailed(f"Unknown delivery type {delivery_type!r}.", field="delivery_type")
+        return cls(
+            status=status, delivery_type=delivery_type,
+            stock_location=_int_arg(args, "stock_location"),
+            search=(args.get("search") or args.get("q") or "").strip()[:64],
+            after=_int_arg(args, "after"), before=_int_arg(args, "before"),
+        )
+
+    def query_args(self, **overrides) -> dict:
+        """The filters as URL arguments (empty ones left out), with overrides such as a page cursor."""
+        values = {"status": self.status, "delivery_type": self.delivery_type,
+                  "stock_location": self.stock_location, "search": self.search or None}
+        values.update(overrides)
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def _int_arg(args, name: str) -> int | None:
+    """An integer URL argument, or None; raises ValidationFailed when it is not a number."""
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationFailed(f"{name} must be a number.", field=name)
+    return int(raw)
+
+
+@dataclass
+class PackagePage:
+    """One page of packages, newest first, with cursors to the neighbouring pages."""
+
+    packages: list[Package]
+    next_after: int | None = None
+    prev_before: int | None = None
+    filters: PackageFilters = field(default_factory=PackageFilters)
+
+
+def _scoped(stmt, store_ids: list[int] | None):
+    """Limit a statement to the given stores (None: every store)."""
+    if store_ids is None:
+        return stmt
+    return stmt.where(Package.stock_location_id.in_(store_ids))
+
+
+def list_packages(session: Session, filters: PackageFilters, store_ids: list[int] | None,
+                  limit: int = 25) -> PackagePage:
+    """A page of packages matching the filters within the user's stores.
+
+    Keyset pagination on id (newest first) keeps every page as cheap as the first: each query is
+    an index range scan on (stock_location_id, state, id), (state, id) or the primary key.
+    """
+    stmt = _scoped(select(Package), store_ids)
+    if filters.stock_location is not None:
+        stmt = stmt.where(Package.stock_location_id == filters.stock_location)
+    if filters.status is not None:
+        stmt = stmt.where(Package.state == filters.status)
+    if filters.delivery_type:
+        stmt = stmt.where(Package.delivery_type == filters.delivery_type)
+    if filters.search:
+        term = filters.search.upper()
+        stmt = stmt.where(or_(Package.number == term, Package.order_number == term))
+    backwards = filters.before is not None and filters.after is None
+    if backwards:
+        stmt = stmt.where(Package.id > filters.before).order_by(Package.id.asc())
+    else:
+        if filters.after is not None:
+            stmt = stmt.where(Package.id < filters.after)
+        stmt = stmt.order_by(Package.id.desc())
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+        next_after = rows[-1].id if rows else None
+        prev_before = rows[0].id if rows and has_more else None
+    else:
+        next_after = rows[-1].id if rows and has_more else None
+        prev_before = rows[0].id if rows and (filters.after is not None) else None
+    return PackagePage(packages=rows, next_after=next_after, prev_before=prev_before, filters=filters)
+
+
+def get_package(session: Session, package_id: int, store_ids: list[int] | None) -> Package:
+    """One package with its items, if it is in the user's stores; raises NotFound otherwise."""
+    stmt = _scoped(select(Package).where(Package.id == package_id), store_ids).options(
+        selectinload(Package.items))
+    package = session.scalar(stmt)
+    if package is None:
+        raise NotFound("Package not found.")
+    return package
+
+
+def package_history(session: Session, package_id: int) -> list[PackageLog]:
+    """The package's audit rows, newest first."""
+    return list(session.scalars(
+        select(PackageLog).where(PackageLog.package_id == package_id).order_by(PackageLog.id.desc())))
+
+
+def waiting_count(session: Session, store_ids: list[int] | None) -> int:
+    """How many packages wait in the user's stores (an index-only count per store)."""
+    stmt = _scoped(select(func.count()).select_from(Package).where(Package.state == State.WAITING), store_ids)
+    return session.scalar(stmt) or 0

@@ -1,0 +1,102 @@
+"""The package state catalogue: vendor status codes, names and the colour category of each chip.
+
+Codes 100, 200, 400, 500, 920 and 1100 are the vendor's; the others are ours, ordered along the
+lifecycle so that "status below 400" (quota rules) keeps meaning "not packed yet".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class State(IntEnum):
+    """Package status codes."""
+
+    WAITING = 100
+    WAITING_REMOTE_ACTION = 110
+    PREPARING = 200
+    WAITING_FOR_TRANSFER = 300
+    READY_FOR_PACKAGING = 400
+    PACKED = 500
+    READY_FOR_CUSTOMER_PICKUP = 550
+    SHIPPED = 600
+    ATTEMPTED_DELIVERY = 650
+    DELIVERY_FAILED = 700
+    DELIVERED = 800
+    OUT_OF_STOCK = 920
+    BLOCKED = 930
+    NEEDS_RESCHEDULING = 940
+    CANCELLATION_WAITING = 950
+    CANCELLED = 960
+    PACKED_FOR_REFUND = 1100
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    """How a state is named and shown."""
+
+    code: int
+    slug: str
+    label: str
+    category: str  # waiting | working | ready | done | problem
+    is_final: bool = False
+
+
+_INFO = [
+    StateInfo(State.WAITING, "waiting", "Waiting", "waiting"),
+    StateInfo(State.WAITING_REMOTE_ACTION, "waiting_remote_action", "Waiting Remote Action", "waiting"),
+    StateInfo(State.PREPARING, "preparing", "Preparing", "working"),
+    StateInfo(State.WAITING_FOR_TRANSFER, "waiting_for_transfer", "Waiting for Transfer", "waiting"),
+    StateInfo(State.READY_FOR_PACKAGING, "ready_for_packaging", "Ready for Packaging", "working"),
+    StateInfo(State.PACKED, "packed", "Packed All Items", "working"),
+    StateInfo(State.READY_FOR_CUSTOMER_PICKUP, "ready_for_customer_pickup", "Ready for Customer Pickup", "ready"),
+    StateInfo(State.SHIPPED, "shipped", "Shipped", "ready"),
+    StateInfo(State.ATTEMPTED_DELIVERY, "attempted_delivery", "Attempted Delivery", "problem"),
+    StateInfo(State.DELIVERY_FAILED, "delivery_failed", "Delivery Failed", "problem"),
+    StateInfo(State.DELIVERED, "delivered", "Delivered", "done", is_final=True),
+    StateInfo(State.OUT_OF_STOCK, "out_of_stock", "Out of Stock", "problem"),
+    StateInfo(State.BLOCKED, "blocked", "Blocked", "problem"),
+    StateInfo(State.NEEDS_RESCHEDULING, "needs_rescheduling", "Needs Rescheduling", "problem"),
+    StateInfo(State.CANCELLATION_WAITING, "cancellation_waiting", "Cancellation Waiting", "problem"),
+    StateInfo(State.CANCELLED, "cancelled", "Cancelled", "done", is_final=True),
+    StateInfo(State.PACKED_FOR_REFUND, "packed_for_refund", "Packed for Refund", "done", is_final=True),
+]
+STATES: dict[int, StateInfo] = {info.code: info for info in _INFO}
+BY_SLUG: dict[str, StateInfo] = {info.slug: info for info in _INFO}
+
+
+def state_info(code: int | None) -> StateInfo:
+    """Return the catalogue entry for a status code; unknown codes get a neutral entry."""
+    if code is not None and code in STATES:
+        return STATES[code]
+    return StateInfo(code or 0, f"unknown_{code}", f"Unknown ({code})", "problem")
+
+
+def parse_state(value: str | int | None) -> int | None:
+    """Accept a status code or slug and return the code, or None when it is not a known state."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        code = int(text)
+        return code if code in STATES else None
+    info = BY_SLUG.get(text.lower())
+    return info.code if info else None
+
+
+class DeliveryType:
+    """Delivery types of a package."""
+
+    IN_STORE = "in_store"
+    CARGO = "cargo"
+    ALL = (IN_STORE, CARGO)
+    LABELS = {IN_STORE: "In store", CARGO: "Cargo"}
+
+
+class Visibility:
+    """Where a command's button is shown: the OMS web back office or the Instore tablet app."""
+
+    OMS_WEB = "OMS_WEB"
+    INSTORE = "INSTORE"
+    ALL = (OMS_WEB, INSTORE)
+    LABELS = {OMS_WEB: "OMS WEB", INSTORE: "INSTORE"}

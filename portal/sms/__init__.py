@@ -1,0 +1,83 @@
+"""SMS providers, chosen by SMS_PROVIDER: console (default), memory (tests) or twilio."""
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class SmsError(Exception):
+    """The provider did not accept the message."""
+
+
+class SmsProvider(Protocol):
+    """Sends one text message and returns the provider's id for it; raises SmsError."""
+
+    def send(self, to: str, body: str) -> str:
+        """Send body to the phone number `to`."""
+
+
+class ConsoleSmsProvider:
+    """Prints each message to standard output: the development default."""
+
+    _ids = itertools.count(1)
+
+    def send(self, to: str, body: str) -> str:
+        """Print the message."""
+        message_id = f"console-{next(self._ids)}"
+        print(f"[SMS {message_id}] to {to}: {body}", file=sys.stdout, flush=True)
+        return message_id
+
+
+@dataclass
+class SentSms:
+    """A message the memory provider accepted."""
+
+    id: str
+    to: str
+    body: str
+
+
+class MemorySmsProvider:
+    """Keeps messages in a list, like Django's locmem mail backend. `fail_with` makes it refuse."""
+
+    outbox: list[SentSms] = []
+    fail_with: str | None = None
+    _lock = threading.Lock()
+    _ids = itertools.count(1)
+
+    def send(self, to: str, body: str) -> str:
+        """Store the message, or raise SmsError when told to fail."""
+        if MemorySmsProvider.fail_with:
+            raise SmsError(MemorySmsProvider.fail_with)
+        with self._lock:
+            sms = SentSms(id=f"memory-{next(self._ids)}", to=to, body=body)
+            MemorySmsProvider.outbox.append(sms)
+        return sms.id
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget every message and stop failing."""
+        cls.outbox.clear()
+        cls.fail_with = None
+
+
+def get_provider(app) -> SmsProvider:
+    """The provider configured by SMS_PROVIDER, built once per app."""
+    provider = app.extensions.get("sms_provider")
+    if provider is None:
+        name = app.config["SMS_PROVIDER"]
+        if name == "console":
+            provider = ConsoleSmsProvider()
+        elif name == "memory":
+            provider = MemorySmsProvider()
+        elif name == "twilio":
+            from portal.sms.twilio import TwilioSmsProvider
+
+            provider = TwilioSmsProvider.from_config(app.config)
+        else:
+            raise SmsError(f"Unknown SMS_PROVIDER {name!r}; use console, memory or twilio.")
+        app.extensions["sms_provider"] = provider
+    return provider

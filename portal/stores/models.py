@@ -1,0 +1,38 @@
+"""Stock locations (stores and warehouses) where packages are prepared."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db_types import UTCDateTime, utcnow
+from portal.extensions import db
+
+
+class StockLocation(db.Model):
+    """A store or warehouse; staff belong to one or more of these."""
+
+    __tablename__ = "stock_locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    omnitron_id: Mapped[int | None] = mapped_column(unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    erp_code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="store")
+    city: Mapped[str] = mapped_column(String(80), default="")
+    address: Mapped[str] = mapped_column(String(255), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Istanbul")
+    latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    max_quota: Mapped[int] = mapped_column(default=0)
+    quota: Mapped[int] = mapped_column(default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def available_quota(self) -> int:
+        """max_quota - quota, never below zero."""
+        return max(self.max_quota - self.quota, 0)

@@ -1,0 +1,132 @@
+"""Web-layer helpers shared by the blueprints: full page or fragment, roles, errors, template filters."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, make_response, render_template, request
+from flask_login import current_user
+
+from portal.db_types import utcnow
+from portal.errors import DomainError
+from portal.packages.states import DeliveryType, State, Visibility, state_info
+
+
+def is_fragment_request() -> bool:
+    """True when htmx asks for a fragment: an htmx request that is neither boosted nor a history restore."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
+def render_block(template_name: str, block_name: str, **context) -> str:
+    """Render one named block of a page template, with the usual template context."""
+    app = current_app._get_current_object()
+    app.update_template_context(context)
+    template = app.jinja_env.get_template(template_name)
+    return "".join(template.blocks[block_name](template.new_context(context)))
+
+
+def page_or_fragment(template_name: str, block_name: str, status: int = 200, **context):
+    """The whole page for a normal visit; only the named block for an htmx swap. Always Vary: HX-Request."""
+    if is_fragment_request():
+        body = render_block(template_name, block_name, **context)
+    else:
+        body = render_template(template_name, **context)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def with_toast(response, message: str, level: str = "success"):
+    """Attach an HX-Trigger "toast" event that the page shows as a short message."""
+    existing = response.headers.get("HX-Trigger")
+    events = json.loads(existing) if existing else {}
+    events["toast"] = {"message": message, "level": level}
+    response.headers["HX-Trigger"] = json.dumps(events)
+    return response
+
+
+def role_required(*roles: str):
+    """Allow only logged-in users with one of these roles (403 otherwise)."""
+    def decorator(view):
+        """Wrap the view."""
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            """Check the role, then run the view."""
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+def user_store_ids():
+    """Stores the current user may see: None (all) for admins and brand managers."""
+    return None if current_user.sees_all_stores else current_user.store_ids
+
+
+def local_time(value: datetime | None, tz_name: str | None = None) -> str:
+    """A datetime in the store's time zone, the same way everywhere: 22 Nov 2026 14:05."""
+    if value is None:
+        return ""
+    tz = ZoneInfo(tz_name or current_app.config["DISPLAY_TIMEZONE"])
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(tz).strftime("%d %b %Y %H:%M")
+
+
+def age(value: datetime | None) -> str:
+    """How long ago: "5 min", "2 h", "3 d"."""
+    if value is None:
+        return ""
+    seconds = max(int((utcnow() - value).total_seconds()), 0)
+    if seconds < 3600:
+        return f"{max(seconds // 60, 1)} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def init_app(app) -> None:
+    """Register filters, globals and error pages."""
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["age"] = age
+    app.jinja_env.globals.update(
+        state_info=state_info, DeliveryType=DeliveryType, Visibility=Visibility, State=State,
+    )
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        """A domain error that reached the web layer unhandled: show its message on an error page."""
+        return _error_page(error.http_status, error.message)
+
+    for status, message in ((400, "The request was not understood."), (403, "You may not open this page."),
+                            (404, "This page does not exist, or it is not in your store."),
+                            (405, "That action is not allowed here."),
+                            (429, "Too many requests. Please wait a moment and try again."),
+                            (500, "Something went wrong on our side. Please try again.")):
+        app.register_error_handler(status, _make_handler(status, message))
+
+
+def _make_handler(status: int, message: str):
+    """An error handler that renders the error page with a fixed message."""
+    def handler(error):
+        """Render the error page (JSON for the API)."""
+        return _error_page(status, message)
+    return handler
+
+
+def _error_page(status: int, message: str):
+    """The error page, or JSON under /api/."""
+    if request.path.startswith("/api/"):
+        return {"detail": message, "code": str(status)}, status
+    if is_fragment_request():
+        response = make_response(render_template("_error_fragment.html", message=message, status=status), status)
+    else:
+        response = make_response(render_template("error.html", message=message, status=status), status)
+    response.vary.add("HX-Request")
+    return response
