@@ -15,6 +15,13 @@ database = current_app.extensions["migrate"].db
 config.set_main_option("sqlalchemy.url", database.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
 
 
+def render_item(type_, obj, autogen_context):
+    """Write the portal's UTCDateTime columns as plain timezone-aware DateTime in migrations."""
+    if type_ == "type" and obj.__class__.__name__ == "UTCDateTime":
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_migrations_offline():
     """Emit SQL for the migrations without a database connection."""
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=database.metadata,
@@ -36,6 +43,7 @@ def run_migrations_online():
 
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
+    conf_args.setdefault("render_item", render_item)
     with database.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=database.metadata, **conf_args)
         with context.begin_transaction():

@@ -1,14 +1,21 @@
 """Imports every model so that Alembic and create_all see the whole schema."""
 from portal.accounts.models import ApiToken, Role, User, user_stock_locations
 from portal.api.models import IdempotencyRecord
+from portal.cargo.models import CargoCompany
+from portal.integrations.models import StockIntegration
+from portal.jobs.models import JobRun, ScheduledJob
 from portal.outbox.models import OutboxMessage
 from portal.otp.models import OtpAttempt, PickupCode
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog, Transition
+from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings.models import ApplicationSetting, SettingChange
+from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
+from portal.sync.models import AddressNode, Channel, SyncJob
 
 __all__ = [
-    "ApiToken", "ApplicationSetting", "Customer", "DenialReason", "IdempotencyRecord", "OtpAttempt",
-    "OutboxMessage", "Package", "PackageItem", "PackageLog", "PickupCode", "Role", "SettingChange",
-    "StockLocation", "Transition", "User", "user_stock_locations",
+    "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DenialReason",
+    "IdempotencyRecord", "JobRun", "OtpAttempt", "OutboxMessage", "Package", "PackageItem", "PackageLog",
+    "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob", "SettingChange", "SetupStep",
+    "StockIntegration", "StockLocation", "SyncJob", "Transition", "User", "user_stock_locations",
 ]

@@ -23,11 +23,14 @@ class ApplicationSetting(db.Model):
 
 
 class SettingChange(db.Model):
-    """Audit of a settings change: who, when, which key. Values are not recorded (they may be secret)."""
+    """Audit of a change to settings or credentials: who, when, what. Values are never recorded."""
 
     __tablename__ = "setting_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # "setting" for application settings; otherwise the kind of record (cargo_company, stock_integration, ...).
+    area: Mapped[str] = mapped_column(String(40), default="setting")
     key: Mapped[str] = mapped_column(String(80), index=True)
+    action: Mapped[str] = mapped_column(String(40), default="update")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
