@@ -52,6 +52,24 @@ def register_cli(app: Flask) -> None:
         key = auth.create_api_token(db.session, user)
         click.echo(key)
 
+    @app.cli.command("rotate-encryption-key")
+    def rotate_encryption_key_command():
+        """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS (keep old keys listed after it)."""
+        from portal.settings.rotation import rotate_all
+
+        try:
+            counts = rotate_all(db.session)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo("Re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    @app.cli.command("generate-encryption-key")
+    def generate_encryption_key_command():
+        """Print a new key for ENCRYPTION_KEYS."""
+        from portal.crypto import generate_key
+
+        click.echo(generate_key())
+
     @app.cli.command("outbox-retry")
     def outbox_retry_command():
         """Send every SMS that is pending or failed and due for a retry."""

@@ -1,18 +1,45 @@
-"""Reading and changing application settings, with validation and an audit row per change."""
+"""Reading and changing application settings, with validation, encrypted secrets and an audit row per change.
+
+Secret fields (OMNITRON_CLIENT_SETTINGS auth.password, GEOLOCATION_DISCOVERY api_key) are stored
+as {"$encrypted": "<Fernet token>"} and are never shown back in full: public_value() masks them.
+Saving a setting without a secret, or with its mask, keeps the secret already stored.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import crypto
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.settings.models import ApplicationSetting, SettingChange
 
 IS_OTP_ENABLED = "IS_OTP_ENABLED"
+OMNITRON_CLIENT_SETTINGS = "OMNITRON_CLIENT_SETTINGS"
+ORDER_FILTERING = "ORDER_FILTERING"
+GEOLOCATION_DISCOVERY = "GEOLOCATION_DISCOVERY"
 
 DEFAULTS: dict[str, object] = {IS_OTP_ENABLED: True}
+ENCRYPTED = "$encrypted"
+MASK = "********"
+
+# Omnitron order statuses an admin may choose to fetch (ORDER_FILTERING.statuses).
+ORDER_STATUSES = {
+    "waiting": "Waiting", "payment_waiting": "Payment waiting", "confirmation_waiting": "Confirmation waiting",
+    "approved": "Approved", "preparing": "Preparing", "shipped": "Shipped", "delivered": "Delivered",
+    "cancelled": "Cancelled", "refunded": "Refunded",
+}
+GEOLOCATION_PROVIDERS = {"google": "Google Maps", "yandex": "Yandex Maps"}
+
+# key -> paths of the secret fields inside its JSON value
+SECRET_FIELDS: dict[str, list[tuple[str, ...]]] = {
+    OMNITRON_CLIENT_SETTINGS: [("auth", "password")],
+    GEOLOCATION_DISCOVERY: [("api_key",)],
+}
 
 
 def _validate_bool(key: str, value: object) -> object:
@@ -22,8 +49,151 @@ def _validate_bool(key: str, value: object) -> object:
     return value
 
 
+def _text(value: object, label: str, *, required: bool = True, limit: int = 255) -> str:
+    """A trimmed string field; raises ValidationFailed when missing or too long."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{label} must be text.", field=label)
+    value = value.strip()
+    if required and not value:
+        raise ValidationFailed(f"{label} is required.", field=label)
+    if len(value) > limit:
+        raise ValidationFailed(f"{label} is too long (at most {limit} characters).", field=label)
+    return value
+
+
+def _validate_omnitron(key: str, value: object) -> object:
+    """{"auth": {"username", "password"}}; the password may be left out to keep the stored one."""
+    if not isinstance(value, dict) or not isinstance(value.get("auth"), dict):
+        raise ValidationFailed('OMNITRON_CLIENT_SETTINGS must look like {"auth": {"username", "password"}}.',
+                               field="json_value")
+    auth = value["auth"]
+    result = {"auth": {"username": _text(auth.get("username"), "username", limit=150)}}
+    password = auth.get("password")
+    if password not in (None, "", MASK):
+        result["auth"]["password"] = password if isinstance(password, dict) else _text(password, "password")
+    return result
+
+
+def _validate_order_filtering(key: str, value: object) -> object:
+    """Which orders the OMS fetches: statuses, channels, a start date and whether to skip test orders."""
+    if not isinstance(value, dict):
+        raise ValidationFailed("ORDER_FILTERING must be an object.", field="json_value")
+    unknown = set(value) - {"statuses", "channels", "start_date", "exclude_test_orders", "page_size"}
+    if unknown:
+        raise ValidationFailed(f"Unknown ORDER_FILTERING field: {sorted(unknown)[0]}.", field="json_value")
+    statuses = value.get("statuses") or []
+    if not isinstance(statuses, list) or not statuses:
+        raise ValidationFailed("Choose at least one order status to fetch.", field="statuses")
+    bad = [s for s in statuses if s not in ORDER_STATUSES]
+    if bad:
+        raise ValidationFailed(f"Unknown order status {bad[0]!r}.", field="statuses")
+    channels = value.get("channels") or []
+    if not isinstance(channels, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels):
+        raise ValidationFailed("channels must be a list of channel ids.", field="channels")
+    start = value.get("start_date")
+    if start not in (None, ""):
+        try:
+            parsed = date.fromisoformat(str(start))
+        except ValueError:
+            raise ValidationFailed("start_date must be a date like 2026-01-31.", field="start_date") from None
+        if parsed > date.today():
+            raise ValidationFailed("start_date cannot be in the future.", field="start_date")
+        start = parsed.isoformat()
+    page_size = value.get("page_size", 100)
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 1000:
+        raise ValidationFailed("page_size must be a number from 1 to 1000.", field="page_size")
+    exclude = value.get("exclude_test_orders", True)
+    if not isinstance(exclude, bool):
+        raise ValidationFailed("exclude_test_orders must be true or false.", field="exclude_test_orders")
+    return {"statuses": sorted(set(statuses), key=list(ORDER_STATUSES).index), "channels": sorted(set(channels)),
+            "start_date": start or None, "exclude_test_orders": exclude, "page_size": page_size}
+
+
+def _validate_geolocation(key: str, value: object) -> object:
+    """{"provider": "google"|"yandex", "api_key"}; the key may be left out to keep the stored one."""
+    if not isinstance(value, dict):
+        raise ValidationFailed("GEOLOCATION_DISCOVERY must be an object.", field="json_value")
+    provider = value.get("provider")
+    if provider not in GEOLOCATION_PROVIDERS:
+        raise ValidationFailed("provider must be google or yandex.", field="provider")
+    result = {"provider": provider}
+    api_key = value.get("api_key")
+    if api_key not in (None, "", MASK):
+        result["api_key"] = api_key if isinstance(api_key, dict) else _text(api_key, "api_key", limit=500)
+    return result
+
+
 # key -> function that checks a new value and returns it as it will be stored.
-VALIDATORS: dict[str, Callable[[str, object], object]] = {IS_OTP_ENABLED: _validate_bool}
+VALIDATORS: dict[str, Callable[[str, object], object]] = {
+    IS_OTP_ENABLED: _validate_bool,
+    OMNITRON_CLIENT_SETTINGS: _validate_omnitron,
+    ORDER_FILTERING: _validate_order_filtering,
+    GEOLOCATION_DISCOVERY: _validate_geolocation,
+}
+
+
+def _get_path(value: object, path: tuple[str, ...]) -> object:
+    """The item at a path of keys, or None."""
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _set_path(value: dict, path: tuple[str, ...], item: object) -> None:
+    """Set the item at a path of keys, creating objects on the way."""
+    for part in path[:-1]:
+        value = value.setdefault(part, {})
+    value[path[-1]] = item
+
+
+def _seal_secrets(key: str, new: object, old: object) -> object:
+    """Encrypt new secrets; keep the stored secret where none (or the mask) was given."""
+    if not isinstance(new, dict):
+        return new
+    new = deepcopy(new)
+    for path in SECRET_FIELDS.get(key, []):
+        given = _get_path(new, path)
+        if isinstance(given, str):
+            _set_path(new, path, {ENCRYPTED: crypto.encrypt(given)})
+        elif isinstance(given, dict) and ENCRYPTED in given:
+            pass  # already sealed (e.g. re-saved by rotation)
+        else:
+            kept = _get_path(old, path)
+            if isinstance(kept, dict) and ENCRYPTED in kept:
+                _set_path(new, path, kept)
+    return new
+
+
+def mask(secret: str) -> str:
+    """A secret shown as its mask plus, for long ones, its last two characters."""
+    return MASK + (secret[-2:] if len(secret) >= 10 else "")
+
+
+def public_value(key: str, value: object) -> object:
+    """The value as it may be shown or returned by the API: secrets masked."""
+    if not isinstance(value, dict) or key not in SECRET_FIELDS:
+        return value
+    shown = deepcopy(value)
+    for path in SECRET_FIELDS[key]:
+        sealed = _get_path(shown, path)
+        if isinstance(sealed, dict) and ENCRYPTED in sealed:
+            try:
+                _set_path(shown, path, mask(crypto.decrypt(sealed[ENCRYPTED])))
+            except ValueError:
+                _set_path(shown, path, MASK)
+    return shown
+
+
+def get_secret(session: Session, key: str, path: tuple[str, ...]) -> str | None:
+    """The decrypted secret at a path of a setting, or None when not set."""
+    sealed = _get_path(get_value(session, key), path)
+    if isinstance(sealed, dict) and ENCRYPTED in sealed:
+        return crypto.decrypt(sealed[ENCRYPTED])
+    return None
 
 
 def get_value(session: Session, key: str) -> object:
@@ -44,6 +214,11 @@ def list_settings(session: Session) -> list[ApplicationSetting]:
     return list(session.scalars(select(ApplicationSetting).order_by(ApplicationSetting.key)))
 
 
+def audit(session: Session, key: str, *, user_id: int | None, area: str = "setting", action: str = "update") -> None:
+    """Record who changed what and when (never the value). Not committed."""
+    session.add(SettingChange(area=area, key=key, action=action, user_id=user_id))
+
+
 def set_value(session: Session, key: str, value: object, *, user_id: int | None, setting_id: int | None = None):
     """Validate and store a setting, creating it when new; records who changed which key.
 
@@ -57,18 +232,40 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
             raise ValidationFailed("id and key name different settings.", field="key")
         key = setting.key
     else:
-        if not key:
+        if not key or not isinstance(key, str):
             raise ValidationFailed("key is required.", field="key")
         setting = session.scalar(select(ApplicationSetting).where(ApplicationSetting.key == key))
     validator = VALIDATORS.get(key)
     if validator is not None:
         value = validator(key, value)
+    value = _seal_secrets(key, value, setting.json_value if setting is not None else None)
+    for path in SECRET_FIELDS.get(key, []):
+        if _get_path(value, path) is None:
+            raise ValidationFailed(f"{path[-1]} is required.", field=path[-1])
     if setting is None:
         setting = ApplicationSetting(key=key)
         session.add(setting)
     setting.json_value = value
     setting.updated_at = utcnow()
     setting.updated_by_id = user_id
-    session.add(SettingChange(key=key, user_id=user_id))
+    audit(session, key, user_id=user_id)
     session.commit()
     return setting
+
+
+def rotate_secrets(session: Session) -> int:
+    """Re-encrypt every secret stored in settings with the newest key; returns how many were rotated."""
+    fernet = crypto.fernet()
+    count = 0
+    for setting in list_settings(session):
+        value = deepcopy(setting.json_value)
+        changed = False
+        for path in SECRET_FIELDS.get(setting.key, []):
+            sealed = _get_path(value, path)
+            if isinstance(sealed, dict) and ENCRYPTED in sealed:
+                sealed[ENCRYPTED] = fernet.rotate(sealed[ENCRYPTED].encode()).decode()
+                changed = True
+                count += 1
+        if changed:
+            setting.json_value = value
+    return count

@@ -64,8 +64,10 @@ def _open_package(package):
         args["handover"] = 1
     target = url_for("packages.show", **args)
     if request.htmx:
+        # A full page load (not HX-Location, whose request would get only a fragment): the package page
+        # needs its own layout, and the handover modal opens from it.
         response = make_response("", 204)
-        response.headers["HX-Location"] = target
+        response.headers["HX-Redirect"] = target
         return response
     return redirect(target)
 

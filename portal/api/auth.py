@@ -1,0 +1,84 @@
+"""Token authentication for the API: `Authorization: Token <key>`, and nothing else.
+
+Session cookies never authenticate an API request: the blueprint is exempt from CSRF checks, so a
+cookie-authenticated API would let any web page post commands in a logged-in user's name.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from flask import g, request
+from flask_limiter.util import get_remote_address
+
+from portal.accounts import auth
+from portal.accounts.models import Role
+from portal.api.errors import error_response
+from portal.errors import PermissionDenied
+from portal.extensions import db
+
+SCHEME = "Token"
+# Keys are 43 characters; anything far longer is not a key and is not worth hashing.
+_MAX_KEY_LENGTH = 256
+
+
+@dataclass
+class ApiCaller:
+    """Who is calling: the user behind a valid token, or why there is none."""
+
+    user_id: int | None
+    role: str | None
+    store_ids: list[int] | None  # None: every store (admins and brand managers)
+    token_digest: str | None
+    problem: str | None  # "missing" or "invalid" when user_id is None
+
+
+def _resolve() -> ApiCaller:
+    """Read the Authorization header and look the token up once per request."""
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        return ApiCaller(None, None, None, None, "missing")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != SCHEME.lower() or not key or len(key) > _MAX_KEY_LENGTH:
+        return ApiCaller(None, None, None, None, "invalid")
+    user = auth.user_for_token(db.session, key)
+    if user is None:
+        return ApiCaller(None, None, None, None, "invalid")
+    store_ids = None if user.sees_all_stores else user.store_ids
+    return ApiCaller(user.id, user.role, store_ids, hashlib.sha256(key.encode()).hexdigest(), None)
+
+
+def caller() -> ApiCaller:
+    """The caller of the current request (resolved on first use, then cached in g)."""
+    if "api_caller" not in g:
+        g.api_caller = _resolve()
+    return g.api_caller
+
+
+def unauthorized(problem: str | None):
+    """401 with the challenge that tells clients which scheme to use."""
+    if problem == "missing":
+        response = error_response(401, "Authentication credentials were not provided. "
+                                       "Send the header Authorization: Token <key>.", "not_authenticated")
+    else:
+        response = error_response(401, "Invalid token.", "authentication_failed")
+    response.headers["WWW-Authenticate"] = SCHEME
+    return response
+
+
+def require_admin() -> None:
+    """Raise PermissionDenied unless the caller is an admin."""
+    if caller().role != Role.ADMIN.value:
+        raise PermissionDenied("Only admins may read or change application settings.")
+
+
+def rate_limit_key() -> str:
+    """Rate-limit bucket: the token for valid tokens; the client address otherwise.
+
+    Invalid tokens share the address's bucket, so inventing tokens does not buy fresh limits.
+    """
+    current = caller()
+    if current.token_digest:
+        return f"api-token:{current.token_digest[:32]}"
+    return f"api-ip:{get_remote_address()}"

@@ -1,0 +1,2 @@
+"""Setup wizard routes (routes_sync)."""
+from portal.blueprints.setup import bp  # noqa: F401

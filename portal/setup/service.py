@@ -1,0 +1,131 @@
+"""The wizard's record of each step: state, who completed it and when, skips with a reason."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.db_types import utcnow
+from portal.errors import ValidationFailed
+from portal.setup.models import SetupStep
+from portal.setup.steps import BY_KEY, STEPS, Step
+
+STATE_LABELS = {
+    SetupStep.NOT_STARTED: "Not started",
+    SetupStep.IN_PROGRESS: "In progress",
+    SetupStep.DONE: "Done",
+    SetupStep.NEEDS_ATTENTION: "Needs attention",
+    SetupStep.SKIPPED: "Skipped",
+}
+# The same colour scale as package chips: waiting, working, ready, done, problem.
+STATE_CATEGORY = {
+    SetupStep.NOT_STARTED: "waiting", SetupStep.IN_PROGRESS: "working", SetupStep.DONE: "done",
+    SetupStep.NEEDS_ATTENTION: "problem", SetupStep.SKIPPED: "done",
+}
+FINISHED = (SetupStep.DONE, SetupStep.SKIPPED)
+
+
+@dataclass
+class StepStatus:
+    """A step with its recorded state and the steps it still waits for."""
+
+    step: Step
+    record: SetupStep | None
+    waiting_for: list[Step]
+
+    @property
+    def state(self) -> str:
+        """The recorded state, or not started."""
+        return self.record.state if self.record else SetupStep.NOT_STARTED
+
+    @property
+    def label(self) -> str:
+        """The state as words."""
+        return STATE_LABELS[self.state]
+
+    @property
+    def category(self) -> str:
+        """The chip colour of the state."""
+        return STATE_CATEGORY[self.state]
+
+
+def _records(session: Session) -> dict[str, SetupStep]:
+    """Every recorded step by key."""
+    return {row.key: row for row in session.scalars(select(SetupStep))}
+
+
+def statuses(session: Session) -> list[StepStatus]:
+    """All 15 steps in order with their state and unmet dependencies."""
+    records = _records(session)
+    result = []
+    for step in STEPS:
+        waiting = [BY_KEY[k] for k in step.depends_on
+                   if (records.get(k).state if records.get(k) else SetupStep.NOT_STARTED) not in FINISHED]
+        result.append(StepStatus(step, records.get(step.key), waiting))
+    return result
+
+
+def status(session: Session, key: str) -> StepStatus:
+    """One step's status."""
+    return next(s for s in statuses(session) if s.step.key == key)
+
+
+def progress(session: Session) -> tuple[int, int]:
+    """(finished steps, all steps); skipped steps count as finished."""
+    states = statuses(session)
+    return sum(1 for s in states if s.state in FINISHED), len(states)
+
+
+def _record(session: Session, key: str) -> SetupStep:
+    """The step's row, created on first use."""
+    if key not in BY_KEY:
+        raise ValidationFailed(f"Unknown setup step {key!r}.")
+    row = session.scalar(select(SetupStep).where(SetupStep.key == key))
+    if row is None:
+        row = SetupStep(key=key)
+        session.add(row)
+    return row
+
+
+def mark(session: Session, key: str, state: str, *, user_id: int | None, note: str = "",
+         commit: bool = True) -> SetupStep:
+    """Record a step's state; done records who and when. A later failure marks it as needing attention."""
+    if state not in STATE_LABELS:
+        raise ValidationFailed(f"Unknown step state {state!r}.")
+    row = _record(session, key)
+    row.state = state
+    row.note = note[:1000]
+    row.updated_at = utcnow()
+    if state == SetupStep.DONE:
+        row.completed_by_id = user_id
+        row.completed_at = utcnow()
+        row.skip_reason = ""
+    if commit:
+        session.commit()
+    return row
+
+
+def skip(session: Session, key: str, reason: str, *, user_id: int | None) -> SetupStep:
+    """Skip a step; the reason is required and shown on the wizard home."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Say why this step is skipped.", field="reason")
+    row = _record(session, key)
+    row.state = SetupStep.SKIPPED
+    row.skip_reason = reason[:1000]
+    row.completed_by_id = user_id
+    row.completed_at = utcnow()
+    row.updated_at = utcnow()
+    session.commit()
+    return row
+
+
+def reopen(session: Session, key: str, *, user_id: int | None) -> SetupStep:
+    """Undo a skip: the step is in progress again."""
+    row = _record(session, key)
+    row.state = SetupStep.IN_PROGRESS
+    row.skip_reason = ""
+    row.updated_at = utcnow()
+    session.commit()
+    return row

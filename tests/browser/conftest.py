@@ -1,0 +1,243 @@
+"""Browser tests: a real portal on 127.0.0.1, driven by Debian's Chromium through Playwright.
+
+Every test gets its own copy of a freshly migrated SQLite file and its own server thread, so the
+browser sees exactly what a store's tablet would: real CSRF, real sessions, htmx, the CSP. The SMS
+provider is the in-memory one, so a test reads the pickup code the customer would have received.
+Each test runs twice, at 1024x768 (landscape tablet) and 768x1024 (portrait), with touch enabled.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from portal import create_app
+from portal.accounts import auth
+from portal.db_types import utcnow
+from portal.extensions import db
+from portal.packages.models import Customer, Package, PackageItem
+from portal.packages.states import DeliveryType, State
+from portal.sms import MemorySmsProvider
+from portal.stores.models import StockLocation
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SCREENS = ROOT / "test-artifacts" / "screens"
+VIEWPORTS = {"landscape": {"width": 1024, "height": 768}, "portrait": {"width": 768, "height": 1024}}
+STAFF_PASSWORD = "counter-pass-1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test here is a browser test; skip them all when Chromium is missing."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+            if not os.path.exists(CHROMIUM):
+                item.add_marker(pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM}"))
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """Debian's Chromium, not a Playwright download (none can be downloaded here)."""
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args():
+    """No plugin-wide context options: each context is made for its tablet below.
+
+    (This also keeps pytest-playwright's fallback base_url fixture, a method-style session fixture
+    that pytest 9 deprecates, out of the run.)
+    """
+    return {}
+
+
+def _config(url: str) -> dict:
+    """A test portal as a user meets it: real CSRF, memory SMS, no rate limits to trip over."""
+    return {
+        "ENV_NAME": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser-test-secret",
+        "WTF_CSRF_ENABLED": True, "SMS_PROVIDER": "memory", "RATELIMIT_ENABLED": False, "SERVER_NAME": None,
+        "PAGE_SIZE": 10, "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file migrated once with the real migrations; each test works on a copy."""
+    path = tmp_path_factory.mktemp("browser-db") / "template.sqlite"
+    app = create_app(_config(f"sqlite:///{path}"))
+    with app.app_context():
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+    return path
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without a log line per request."""
+
+    def log_request(self, *args, **kwargs):
+        """Stay quiet: pytest shows failures, not access logs."""
+
+
+@dataclass
+class LiveServer:
+    """A portal served over HTTP in a background thread."""
+
+    app: object
+    url: str
+
+    @contextmanager
+    def session(self):
+        """A database session in an app context of the served app, as the server sees the data."""
+        with self.app.app_context():
+            try:
+                yield db.session
+            finally:
+                db.session.remove()
+
+
+@pytest.fixture
+def live_server(migrated_sqlite, tmp_path):
+    """A real portal on 127.0.0.1 and a free port, on its own freshly migrated SQLite file."""
+    path = tmp_path / "portal.sqlite"
+    shutil.copyfile(migrated_sqlite, path)
+    app = create_app(_config(f"sqlite:///{path}"))
+    MemorySmsProvider.reset()
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{server.port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+        MemorySmsProvider.reset()
+
+
+FIRST = ["Ayşe", "Mehmet", "Zeynep", "Can", "Elif", "Emre", "Selin", "Burak", "Deniz", "Ece", "Ali", "Fatma"]
+LAST = ["Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Yıldız", "Aydın", "Öztürk", "Arslan", "Doğan"]
+PRODUCTS = ["Linen shirt", "Denim jacket", "Leather belt", "Sneakers", "Wool scarf", "Chino trousers"]
+
+
+class Store:
+    """Test data for one store's floor: the store, a staff login and packages."""
+
+    def __init__(self, live: LiveServer):
+        self.live = live
+        self.counter = 0
+        with live.session() as session:
+            store = StockLocation(erp_code="IST-KDK", name="Kadıköy Store", city="Istanbul")
+            session.add(store)
+            session.commit()
+            self.store_id = store.id
+            auth.create_user(session, "zeynep", STAFF_PASSWORD, "staff", ["IST-KDK"], full_name="Zeynep Kaya")
+        self.username, self.password = "zeynep", STAFF_PASSWORD
+
+    def package(self, state: int = State.WAITING, click_collect: bool = True, items: int = 2,
+                age: timedelta = timedelta(hours=2)) -> dict:
+        """A package of this store with items and a customer; returns its plain values."""
+        self.counter += 1
+        n = self.counter
+        with self.live.session() as session:
+            created = utcnow() - age
+            package = Package(
+                number=f"PK{1040 + n:07d}", order_number=f"ORD{700100 + n * 7}", stock_location_id=self.store_id,
+                state=state, delivery_type=DeliveryType.IN_STORE if click_collect else DeliveryType.CARGO,
+                delivery_from_store=click_collect, item_count=items, created_at=created, updated_at=created,
+                customer=Customer(first_name=FIRST[n % len(FIRST)], last_name=LAST[n % len(LAST)],
+                                  phone=f"+90 532 {100 + n:03d} {4000 + n:04d}"))
+            for i in range(items):
+                package.items.append(PackageItem(
+                    order_item=n * 10 + i, sku=f"SKU-{n}-{i}", name=PRODUCTS[(n + i) % len(PRODUCTS)],
+                    barcode=f"868{n:05d}{i:05d}"))
+            session.add(package)
+            session.commit()
+            return {"id": package.id, "number": package.number, "order_number": package.order_number,
+                    "items": [{"order_item": it.order_item, "name": it.name, "barcode": it.barcode}
+                              for it in package.items]}
+
+    def state_of(self, package_id: int) -> int:
+        """The package's state as stored now."""
+        with self.live.session() as session:
+            return session.get(Package, package_id).state
+
+
+@pytest.fixture
+def store(live_server) -> Store:
+    """A store with a staff user and no packages yet."""
+    return Store(live_server)
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def viewport(request) -> str:
+    """The tablet's orientation: landscape 1024x768 and portrait 768x1024."""
+    return request.param
+
+
+@pytest.fixture
+def context(new_context, viewport, live_server):
+    """A touch tablet's browser, in the store's language and time zone, pointed at the live portal."""
+    context = new_context(viewport=VIEWPORTS[viewport], has_touch=True, base_url=live_server.url,
+                          locale="en-GB", timezone_id="Europe/Istanbul")
+    context.set_default_timeout(5000)
+    return context
+
+
+@pytest.fixture
+def page(context, csp_violations):
+    """A page that records Content-Security-Policy violations and page errors (tests assert none)."""
+    page = context.new_page()
+    page.on("console", lambda msg: csp_violations.append(msg.text)
+            if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda error: csp_violations.append(f"page error: {error}"))
+    return page
+
+
+@pytest.fixture
+def csp_violations() -> list[str]:
+    """Console messages about the CSP and uncaught script errors, which a finished page never has."""
+    return []
+
+
+@pytest.fixture
+def screenshot(viewport):
+    """Save a full-page screenshot to test-artifacts/screens/<name>-<orientation>.png."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name: str) -> Path:
+        """Screenshot the page as the tablet shows it."""
+        path = SCREENS / f"{name}-{viewport}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+def log_in(page, store: Store) -> None:
+    """Log in through the login form, as staff do at the start of a shift."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(store.username)
+    page.get_by_label("Password").fill(store.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/packages"))
+
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
