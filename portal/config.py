@@ -47,6 +47,19 @@ class Config:
     TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")
     TWILIO_TIMEOUT_SECONDS = _int("TWILIO_TIMEOUT_SECONDS", 10)
 
+    # Geocoding (setup step 9): the providers' hosts can point at a local stub; timeout per request, in seconds.
+    GEOCODING_GOOGLE_BASE_URL = os.environ.get("GEOCODING_GOOGLE_BASE_URL", "https://maps.googleapis.com")
+    GEOCODING_YANDEX_BASE_URL = os.environ.get("GEOCODING_YANDEX_BASE_URL", "https://geocode-maps.yandex.ru")
+    GEOCODING_TIMEOUT_SECONDS = float(os.environ.get("GEOCODING_TIMEOUT_SECONDS", "") or 10)
+    # Omnitron's address (setup steps 1 and 3 and the syncs); the default is the bundled sandbox (python -m sandbox).
+    OMNITRON_URL = os.environ.get("OMNITRON_URL", "http://127.0.0.1:8100")
+    OMNITRON_CONNECT_TIMEOUT_SECONDS = _int("OMNITRON_CONNECT_TIMEOUT_SECONDS", 5)
+    OMNITRON_TIMEOUT_SECONDS = _int("OMNITRON_TIMEOUT_SECONDS", 30)
+    OMNITRON_RETRIES = _int("OMNITRON_RETRIES", 3)
+    OMNITRON_BACKOFF_SECONDS = float(os.environ.get("OMNITRON_BACKOFF_SECONDS", "") or 0.5)
+    # Records per Omnitron page while syncing (the sync streams page by page; memory stays flat).
+    SYNC_PAGE_SIZE = _int("SYNC_PAGE_SIZE", 500)
+
     OTP_LENGTH = _int("OTP_LENGTH", 6)
     OTP_HOLD_DAYS = _int("OTP_HOLD_DAYS", 7)
     OTP_MAX_ATTEMPTS = _int("OTP_MAX_ATTEMPTS", 5)
@@ -88,6 +101,10 @@ class TestingConfig(Config):
     TESTING = True
     SMS_PROVIDER = "memory"
     RATELIMIT_STORAGE_URI = "memory://"
+    # The cheapest Argon2id cost: the suite logs in hundreds of times. Never set these outside tests.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+    ARGON2_PARALLELISM = 1
 
 
 CONFIGS = {"development": Config, "production": ProductionConfig, "testing": TestingConfig}

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,21 +17,37 @@ from portal.errors import RateLimited, ValidationFailed
 from portal.extensions import db
 from portal.stores.models import StockLocation
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a miss costs as much time as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 GENERIC_LOGIN_ERROR = "Wrong username or password."
+_HASHERS: dict[tuple, tuple[PasswordHasher, str]] = {}
+
+
+def _hasher_and_dummy() -> tuple[PasswordHasher, str]:
+    """The Argon2id hasher at the configured cost, and a hash of a dummy password made with it.
+
+    The library's recommended cost unless the config sets ARGON2_* (only TestingConfig does, so the
+    test suite stays quick). The dummy hash is verified when a username is unknown, so a miss costs as
+    much time as a wrong password.
+    """
+    config = current_app.config if has_app_context() else {}
+    key = tuple(config.get(name) for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM"))
+    if key not in _HASHERS:
+        if key == (None, None, None):
+            hasher = PasswordHasher()
+        else:
+            hasher = PasswordHasher(time_cost=key[0], memory_cost=key[1], parallelism=key[2])
+        _HASHERS[key] = (hasher, hasher.hash("not-a-real-password"))
+    return _HASHERS[key]
 
 
 def hash_password(password: str) -> str:
     """Argon2id hash of a password."""
-    return _hasher.hash(password)
+    return _hasher_and_dummy()[0].hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     """True when the password matches the stored hash."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher_and_dummy()[0].verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -59,7 +75,7 @@ def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username.strip()))
     now = utcnow()
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_hasher_and_dummy()[1], password)
         raise ValidationFailed(GENERIC_LOGIN_ERROR)
     if user.locked_until and user.locked_until > now:
         raise RateLimited("Too many failed logins for this account. Try again in a few minutes.")
@@ -72,7 +88,7 @@ def authenticate(session: Session, username: str, password: str) -> User:
         raise ValidationFailed(GENERIC_LOGIN_ERROR)
     user.failed_logins = 0
     user.locked_until = None
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     session.commit()
     return user

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from flask import g, request
+from flask import request
 from flask_limiter.util import get_remote_address
 
 from portal.accounts import auth
@@ -20,6 +20,7 @@ from portal.extensions import db
 SCHEME = "Token"
 # Keys are 43 characters; anything far longer is not a key and is not worth hashing.
 _MAX_KEY_LENGTH = 256
+_ENVIRON_KEY = "portal.api_caller"
 
 
 @dataclass
@@ -50,10 +51,12 @@ def _resolve() -> ApiCaller:
 
 
 def caller() -> ApiCaller:
-    """The caller of the current request (resolved on first use, then cached in g)."""
-    if "api_caller" not in g:
-        g.api_caller = _resolve()
-    return g.api_caller
+    """The caller of the current request (resolved on first use, then kept for the rest of the request)."""
+    # Kept in the WSGI environ, not in g: g belongs to the app context, which may outlive one request.
+    found = request.environ.get(_ENVIRON_KEY)
+    if found is None:
+        found = request.environ[_ENVIRON_KEY] = _resolve()
+    return found
 
 
 def unauthorized(problem: str | None):

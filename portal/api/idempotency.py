@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import timedelta
 from functools import wraps
 
@@ -22,6 +23,8 @@ from portal.api.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ConcurrentChange, DomainError, ValidationFailed
 from portal.extensions import db
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -66,12 +69,12 @@ def begin(session: Session, user_id: int, key: str, fingerprint: str) -> int | I
     """
     for _ in range(3):
         now = utcnow()
-        session.add(IdempotencyRecord(user_id=user_id, key=key, request_fingerprint=fingerprint,
-                                      status_code=None, response_body="", created_at=now))
+        record = IdempotencyRecord(user_id=user_id, key=key, request_fingerprint=fingerprint,
+                                   status_code=None, response_body="", created_at=now)
+        session.add(record)
         try:
             session.flush()
-            record_id = session.scalar(select(IdempotencyRecord.id).where(
-                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key))
+            record_id = record.id
             session.commit()
             return record_id
         except IntegrityError:
@@ -129,6 +132,14 @@ def finish(session: Session, record_id: int, status_code: int, body: str) -> Non
     session.commit()
 
 
+def purge_expired(session: Session) -> int:
+    """Delete records older than KEY_LIFETIME (for a periodic job); returns how many went."""
+    deleted = session.execute(delete(IdempotencyRecord).where(
+        IdempotencyRecord.created_at < utcnow() - KEY_LIFETIME)).rowcount
+    session.commit()
+    return deleted
+
+
 def replay(record: IdempotencyRecord) -> Response:
     """The stored answer, marked as a replay."""
     response = Response(record.response_body, status=record.status_code,
@@ -158,7 +169,10 @@ def idempotent(view):
             except DomainError as error:
                 response = domain_error_response(error)
         except BaseException:
-            finish(db.session, claimed, 500, "")
+            try:
+                finish(db.session, claimed, 500, "")
+            except Exception:  # the original error matters more than the bookkeeping
+                log.exception("could not release %s %r", HEADER, key)
             raise
         if not isinstance(response, Response):
             raise TypeError("idempotent views must return a Response")

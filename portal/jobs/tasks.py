@@ -1,2 +1,3 @@
 """Every background task, imported here so that a worker started on `portal.jobs.tasks.huey` knows them all."""
 from portal.jobs.queue import huey  # noqa: F401
+from portal.jobs import scheduler  # noqa: F401,E402  (scheduled jobs: run-now and the every-minute tick)

@@ -26,17 +26,22 @@ def rotate_all(session: Session, *, user_id: int | None = None) -> dict[str, int
             raise ValueError("a stored secret cannot be decrypted with the configured ENCRYPTION_KEYS; "
                              "keep the old key in the list until rotation has run") from exc
 
-    counts = {"settings": settings.rotate_secrets(session), "stock_integrations": 0, "cargo_companies": 0,
-              "outbox": 0}
-    for integration in session.scalars(select(StockIntegration).where(StockIntegration.password_encrypted != "")):
-        integration.password_encrypted = rotate(integration.password_encrypted)
-        counts["stock_integrations"] += 1
-    for company in session.scalars(select(CargoCompany).where(CargoCompany.conf_encrypted != "")):
-        company.conf_encrypted = rotate(company.conf_encrypted)
-        counts["cargo_companies"] += 1
-    for message in session.scalars(select(OutboxMessage).where(OutboxMessage.body_encrypted.is_not(None))):
-        message.body_encrypted = rotate(message.body_encrypted)
-        counts["outbox"] += 1
+    try:
+        counts = {"settings": settings.rotate_secrets(session), "stock_integrations": 0, "cargo_companies": 0,
+                  "outbox": 0}
+        for integration in session.scalars(select(StockIntegration).where(StockIntegration.password_encrypted != "")):
+            integration.password_encrypted = rotate(integration.password_encrypted)
+            counts["stock_integrations"] += 1
+        for company in session.scalars(select(CargoCompany).where(CargoCompany.conf_encrypted != "")):
+            company.conf_encrypted = rotate(company.conf_encrypted)
+            counts["cargo_companies"] += 1
+        for message in session.scalars(select(OutboxMessage).where(OutboxMessage.body_encrypted.is_not(None))):
+            message.body_encrypted = rotate(message.body_encrypted)
+            counts["outbox"] += 1
+    except ValueError:
+        # Secrets re-encrypted before the unreadable one are pending (maybe flushed): drop them all.
+        session.rollback()
+        raise
     settings.audit(session, "ENCRYPTION_KEYS", user_id=user_id, area="encryption", action="rotate")
     session.commit()
     return counts

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from copy import deepcopy
 from datetime import date
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -219,6 +220,19 @@ def audit(session: Session, key: str, *, user_id: int | None, area: str = "setti
     session.add(SettingChange(area=area, key=key, action=action, user_id=user_id))
 
 
+def _check_channels_exist(session: Session, channel_ids: list[int]) -> None:
+    """Every ORDER_FILTERING channel must be a channel copied from Omnitron (by its Omnitron id)."""
+    if not channel_ids:
+        return
+    from portal.sync.models import Channel
+
+    known = set(session.scalars(select(Channel.omnitron_id).where(Channel.omnitron_id.in_(channel_ids))))
+    missing = [c for c in channel_ids if c not in known]
+    if missing:
+        raise ValidationFailed(f"Unknown channel {missing[0]}: copy the channels from Omnitron first (setup step 6).",
+                               field="channels")
+
+
 def set_value(session: Session, key: str, value: object, *, user_id: int | None, setting_id: int | None = None):
     """Validate and store a setting, creating it when new; records who changed which key.
 
@@ -238,6 +252,8 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     validator = VALIDATORS.get(key)
     if validator is not None:
         value = validator(key, value)
+    if key == ORDER_FILTERING:
+        _check_channels_exist(session, value["channels"])
     value = _seal_secrets(key, value, setting.json_value if setting is not None else None)
     for path in SECRET_FIELDS.get(key, []):
         if _get_path(value, path) is None:
@@ -254,7 +270,10 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
 
 
 def rotate_secrets(session: Session) -> int:
-    """Re-encrypt every secret stored in settings with the newest key; returns how many were rotated."""
+    """Re-encrypt every secret stored in settings with the newest key; returns how many were rotated.
+
+    Raises ValueError naming the setting when a secret cannot be read with any configured key.
+    """
     fernet = crypto.fernet()
     count = 0
     for setting in list_settings(session):
@@ -263,7 +282,11 @@ def rotate_secrets(session: Session) -> int:
         for path in SECRET_FIELDS.get(setting.key, []):
             sealed = _get_path(value, path)
             if isinstance(sealed, dict) and ENCRYPTED in sealed:
-                sealed[ENCRYPTED] = fernet.rotate(sealed[ENCRYPTED].encode()).decode()
+                try:
+                    sealed[ENCRYPTED] = fernet.rotate(sealed[ENCRYPTED].encode()).decode()
+                except InvalidToken:
+                    raise ValueError(f"the secret in {setting.key} cannot be decrypted with the configured "
+                                     "ENCRYPTION_KEYS; keep the old key in the list until rotation has run") from None
                 changed = True
                 count += 1
         if changed:

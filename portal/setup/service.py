@@ -129,3 +129,24 @@ def reopen(session: Session, key: str, *, user_id: int | None) -> SetupStep:
     row.updated_at = utcnow()
     session.commit()
     return row
+
+
+def settle(session: Session, key: str, done: bool, *, user_id: int | None, note: str = "",
+           attention: bool = False) -> None:
+    """Bring a step's state in line with its check after a change (not committed).
+
+    Passing marks it done (once); a skipped step stays skipped until its check passes; a step that was
+    done, or that a failure calls out (`attention`), needs attention; anything else is in progress.
+    """
+    row = session.scalar(select(SetupStep).where(SetupStep.key == key))
+    state = row.state if row else SetupStep.NOT_STARTED
+    if done:
+        if state != SetupStep.DONE:
+            mark(session, key, SetupStep.DONE, user_id=user_id, commit=False)
+        return
+    if state == SetupStep.SKIPPED:
+        return
+    new = SetupStep.NEEDS_ATTENTION if attention or state in (SetupStep.DONE, SetupStep.NEEDS_ATTENTION) \
+        else SetupStep.IN_PROGRESS
+    if state != new or (row is not None and row.note != note[:1000]):
+        mark(session, key, new, user_id=user_id, note=note, commit=False)

@@ -16,8 +16,23 @@
   }
 
   function focusFirst(container) {
-    var field = container.querySelector("[autofocus]") || container.querySelector("input, select, textarea, button");
+    // After an error, the field to fix first; its text is selected so the next scan or typing replaces it.
+    var field = container.querySelector("[aria-invalid=true]") || container.querySelector("[autofocus]") ||
+      container.querySelector("input:not([type=hidden]), select, textarea, button");
     if (field) { field.focus(); if (field.select) { field.select(); } }
+  }
+
+  function filterForm() { return document.getElementById("package-filters"); }
+
+  function syncFiltersWithUrl() {
+    // A page restored from htmx's history cache keeps the markup of the filters as first rendered, not
+    // what was chosen since: set them from the URL, which is the truth.
+    var form = filterForm();
+    if (!form) { return; }
+    var params = new URLSearchParams(window.location.search);
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (field.name) { field.value = params.get(field.name) || ""; }
+    });
   }
 
   function openModal() {
@@ -37,24 +52,47 @@
   });
   document.addEventListener("close-modal", closeModal);
 
-  document.addEventListener("htmx:afterSwap", function (event) {
+  document.addEventListener("htmx:afterSettle", function (event) {
+    // Open and focus the modal once htmx has wired up its form (settle), not at swap time: a scanner's
+    // Enter that came earlier would post the form without htmx and leave the page.
     var target = event.detail.target;
     if (target && target.id === "modal-content") {
       if (target.querySelector("form")) { openModal(); } else { closeModal(); }
     }
   });
 
+  document.addEventListener("htmx:configRequest", function (event) {
+    // Empty filters stay out of the URL: /packages?status=100, not /packages?search=&status=100&delivery_type=.
+    if (event.detail.verb !== "get") { return; }
+    Object.keys(event.detail.parameters).forEach(function (name) {
+      if (event.detail.parameters[name] === "") { delete event.detail.parameters[name]; }
+    });
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
-    // After the list refreshes, keep focus where a scanner expects it.
+    // After the list changes, keep focus where a scanner expects it.
     var search = document.getElementById("search");
-    if (search && event.detail.target && event.detail.target.id === "package-table" && !document.activeElement.matches("input, select, textarea")) {
+    if (search && event.detail.target && event.detail.target.id === "package-table" &&
+        (!document.activeElement || !document.activeElement.matches("input, select, textarea"))) {
       search.focus();
     }
   });
 
+  document.addEventListener("htmx:historyRestore", syncFiltersWithUrl);
+
+  document.addEventListener("search", function (event) {
+    // Clearing the search box (its x button, or Escape) shows the whole list again.
+    var field = event.target;
+    if (field.id === "search" && !field.value && field.form && field.form.requestSubmit) { field.form.requestSubmit(); }
+  }, true);
+
   document.addEventListener("htmx:beforeRequest", function (event) {
-    // Do not refresh the list behind an open dialog or in a hidden tab.
     var elt = event.detail.elt;
+    // A search was sent (the scanner's Enter): select its text at once, so the next scan replaces it
+    // instead of being appended to it, however quickly it comes.
+    var search = document.getElementById("search");
+    if (elt === filterForm() && search && document.activeElement === search) { search.select(); }
+    // Do not refresh the list behind an open dialog or in a hidden tab.
     if (elt && elt.hasAttribute && elt.hasAttribute("data-auto-refresh")) {
       var dialog = modal();
       if (document.hidden || (dialog && dialog.open)) { event.preventDefault(); }

@@ -7,6 +7,8 @@ Each test runs twice, at 1024x768 (landscape tablet) and 768x1024 (portrait), wi
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import re
@@ -19,12 +21,15 @@ from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from portal import create_app
 from portal.accounts import auth
+from portal.accounts.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
+from portal.packages import commands
 from portal.packages.models import Customer, Package, PackageItem
 from portal.packages.states import DeliveryType, State
 from portal.sms import MemorySmsProvider
@@ -174,6 +179,14 @@ class Store:
                     "items": [{"order_item": it.order_item, "name": it.name, "barcode": it.barcode}
                               for it in package.items]}
 
+    def make_ready(self, package: dict) -> dict:
+        """Run "Ready For Customer Pickup" through the command engine, as the staff user: a real code is sent."""
+        with self.live.session() as session:
+            user = session.scalar(select(User).where(User.username == self.username))
+            commands.run_command(session, package["id"], slug="ready-for-customer-pickup", user_id=user.id,
+                                 store_ids=[self.store_id])
+        return package
+
     def state_of(self, package_id: int) -> int:
         """The package's state as stored now."""
         with self.live.session() as session:
@@ -193,8 +206,11 @@ def viewport(request) -> str:
 
 
 @pytest.fixture
-def context(new_context, viewport, live_server):
-    """A touch tablet's browser, in the store's language and time zone, pointed at the live portal."""
+def context(live_server, viewport, new_context):
+    """A touch tablet's browser, in the store's language and time zone, pointed at the live portal.
+
+    The server is set up first so that it is torn down last, after the browser has let go of it.
+    """
     context = new_context(viewport=VIEWPORTS[viewport], has_touch=True, base_url=live_server.url,
                           locale="en-GB", timezone_id="Europe/Istanbul")
     context.set_default_timeout(5000)
@@ -222,22 +238,157 @@ def screenshot(viewport):
     """Save a full-page screenshot to test-artifacts/screens/<name>-<orientation>.png."""
     SCREENS.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name: str) -> Path:
-        """Screenshot the page as the tablet shows it."""
+    def take(page, name: str, full_page: bool = True) -> Path:
+        """Screenshot the page (or just the screen, for a modal) as the tablet shows it."""
         path = SCREENS / f"{name}-{viewport}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page, animations="disabled")
         return path
 
     return take
 
 
-def log_in(page, store: Store) -> None:
+@pytest.fixture
+def log_in():
     """Log in through the login form, as staff do at the start of a shift."""
-    page.goto("/login")
-    page.get_by_label("Username").fill(store.username)
-    page.get_by_label("Password").fill(store.password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/packages"))
+    def log_in(page, store: Store) -> None:
+        """Fill the login form and land on the package list."""
+        page.goto("/login")
+        page.get_by_label("Username").fill(store.username)
+        page.get_by_label("Password").fill(store.password)
+        page.get_by_role("button", name="Log in").tap()
+        page.wait_for_url(re.compile(r"/packages$"))
+    return log_in
+
+
+# Interactive things a finger can hit. Hidden inputs and anything not rendered are left out in JS.
+TARGETS_JS = """
+(scopeSelector) => {
+  const describe = (e) => {
+    const text = (e.innerText || e.value || e.getAttribute('aria-label') || '').trim().replace(/\\s+/g, ' ');
+    return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (text ? ' "' + text.slice(0, 40) + '"' : '');
+  };
+  const seen = new Set();
+  const out = [];
+  for (const scope of document.querySelectorAll(scopeSelector)) {
+    for (const e of scope.querySelectorAll(
+        'a[href], button, input:not([type=hidden]), select, textarea, summary, [role=button], [tabindex]')) {
+      if (seen.has(e) || !e.checkVisibility({visibilityProperty: true, opacityProperty: true})) continue;
+      seen.add(e);
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      out.push({what: describe(e), command: e.matches('button, [role=button], input[type=submit]'),
+                width: r.width, height: r.height, left: r.left, right: r.right, top: r.top, bottom: r.bottom});
+    }
+  }
+  return out;
+}
+"""
+
+# Anything that sticks out past the right edge of the viewport, and the document's own scroll width.
+OVERFLOW_JS = """
+() => {
+  const width = window.innerWidth;
+  const out = [];
+  for (const e of document.querySelectorAll('body *')) {
+    if (!e.checkVisibility()) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width > 0 && r.right > width + 0.5) {
+      out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && e.className.baseVal === undefined ?
+               '.' + String(e.className).split(' ').join('.') : '') + ' right=' + Math.round(r.right));
+    }
+  }
+  return {scrollWidth: document.scrollingElement.scrollWidth, innerWidth: width, sticking_out: out.slice(0, 10)};
+}
+"""
+
+AXE_RUN_JS = """
+() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})
+  .then(result => result.violations.map(v => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + n.failureSummary.replace(/\\s+/g, ' '))})))
+"""
+
+
+class Ux:
+    """Measures the UX targets of /work/shared/UX.md on the page as it is now, and keeps the figures."""
+
+    MIN_TARGET = 44
+    MIN_GAP = 8
+
+    def __init__(self, viewport: str):
+        self.viewport = viewport
+        self.figures: dict[str, dict] = {}
+
+    def overflow(self, page) -> dict:
+        """The document's scroll width against the viewport, and elements past the right edge."""
+        return page.evaluate(OVERFLOW_JS)
+
+    def targets(self, page, scope: str) -> list[dict]:
+        """Every visible interactive element inside the scope (e.g. "main" or "dialog[open]")."""
+        return page.evaluate(TARGETS_JS, scope)
+
+    def small_targets(self, targets: list[dict]) -> list[str]:
+        """Targets smaller than 44x44 CSS px, described for a human."""
+        return [f"{t['what']}: {t['width']:.0f}x{t['height']:.0f}" for t in targets
+                if t["width"] < self.MIN_TARGET - 0.5 or t["height"] < self.MIN_TARGET - 0.5]
+
+    def crowded_commands(self, targets: list[dict]) -> list[str]:
+        """Pairs of command buttons closer than 8 px to each other."""
+        commands = [t for t in targets if t["command"]]
+        crowded = []
+        for i, a in enumerate(commands):
+            for b in commands[i + 1:]:
+                dx = max(b["left"] - a["right"], a["left"] - b["right"], 0)
+                dy = max(b["top"] - a["bottom"], a["top"] - b["bottom"], 0)
+                if max(dx, dy) < self.MIN_GAP - 0.5:
+                    crowded.append(f"{a['what']} <-> {b['what']}: {max(dx, dy):.0f} px")
+        return crowded
+
+    def axe(self, page) -> list[dict]:
+        """axe-core's WCAG 2.2 AA violations on the page.
+
+        The portal's CSP allows scripts only from 'self', which blocks page.add_script_tag (an inline
+        script). page.evaluate runs through the DevTools protocol, which the CSP does not govern, so
+        axe is injected that way and the page keeps its real CSP.
+        """
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.evaluate(axe_source() + "\n;0")
+        return page.evaluate(AXE_RUN_JS)
+
+    def check(self, page, name: str, scope: str = "main, header") -> dict:
+        """Measure one screen: overflow, touch targets, spacing, axe. Records and returns the figures."""
+        overflow = self.overflow(page)
+        targets = self.targets(page, scope)
+        figures = {
+            "scroll_width": overflow["scrollWidth"], "inner_width": overflow["innerWidth"],
+            "sticking_out": overflow["sticking_out"],
+            "targets": len(targets),
+            "min_target_width": round(min((t["width"] for t in targets), default=0), 1),
+            "min_target_height": round(min((t["height"] for t in targets), default=0), 1),
+            "small_targets": self.small_targets(targets),
+            "crowded_commands": self.crowded_commands(targets),
+            "axe_violations": self.axe(page),
+        }
+        self.figures[name] = figures
+        return figures
+
+
+@functools.cache
+def axe_source() -> str:
+    """axe-core's script, read once from node_modules (pinned in package.json)."""
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def ux(request, viewport):
+    """UX measurements for this orientation, saved to test-artifacts/ux/<test>-<orientation>.json."""
+    measurements = Ux(viewport)
+    yield measurements
+    if measurements.figures:
+        folder = ROOT / "test-artifacts" / "ux"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{request.node.originalname}-{viewport}.json"
+        path.write_text(json.dumps(measurements.figures, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)

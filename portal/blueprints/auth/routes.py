@@ -13,7 +13,9 @@ from portal.extensions import db, limiter
 
 def _safe_next(target: str | None) -> str:
     """Only same-site paths are followed after login."""
-    if target and urlsplit(target).netloc == "" and target.startswith("/") and not target.startswith("//"):
+    # Browsers read a backslash as a slash, so "/\\evil.com" would leave the site.
+    if (target and urlsplit(target).netloc == "" and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target):
         return target
     return url_for("packages.index")
 

@@ -82,6 +82,8 @@ def _panel_context(package, error: str | None = None) -> dict:
         "package": package,
         "transitions": [(t, form_template(t, otp_enabled)) for t in transitions],
         "history": queries.package_history(db.session, package.id),
+        # History rows keep the command's slug; staff read the vendor's command name.
+        "command_names": {slug: name for slug, name in db.session.execute(select(Transition.slug, Transition.name))},
         "sms": sms, "pickup": pickup, "otp_enabled": otp_enabled, "panel_error": error,
     }
 

@@ -1,0 +1,217 @@
+"""User administration for admins (setup step 2): create, edit, activate/deactivate, reset a password.
+
+Every function validates first and changes nothing when it raises ValidationFailed or NotFound.
+The portal must always keep one active admin: nobody may deactivate themself, and the last active
+admin can be neither deactivated nor demoted. Each change writes an audit row (never a password).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.accounts import auth
+from portal.accounts.models import Role, User, user_stock_locations
+from portal.db_types import utcnow
+from portal.errors import NotFound, ValidationFailed
+from portal.settings import service as settings
+from portal.stores.models import StockLocation
+
+AUDIT_AREA = "user"
+ROLE_CHOICES = [(role.value, role.label) for role in Role]
+MIN_PASSWORD = 8
+
+
+@dataclass
+class UserInput:
+    """What the create and edit forms send, parsed but not yet checked."""
+
+    full_name: str
+    role: str
+    store_ids: list[int]
+    username: str = ""
+    password: str = ""
+
+    @classmethod
+    def from_form(cls, form) -> "UserInput":
+        """Read a submitted form (a werkzeug MultiDict or a plain dict)."""
+        raw_ids = form.getlist("stores") if hasattr(form, "getlist") else form.get("stores", [])
+        store_ids = []
+        for raw in raw_ids:
+            try:
+                store_ids.append(int(raw))
+            except (TypeError, ValueError):
+                raise ValidationFailed("Choose stores from the list.", field="stores") from None
+        return cls(full_name=str(form.get("full_name") or "").strip(), role=str(form.get("role") or ""),
+                   store_ids=store_ids, username=str(form.get("username") or "").strip(),
+                   password=str(form.get("password") or ""))
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, admins first, then by username."""
+    order = {Role.ADMIN.value: 0, Role.BRAND_MANAGER.value: 1, Role.STAFF.value: 2}
+    users = list(session.scalars(select(User).order_by(User.username)))
+    return sorted(users, key=lambda u: (order.get(u.role, 9), u.username))
+
+
+def list_stores(session: Session) -> list[StockLocation]:
+    """Active stores an admin can assign staff to, by name."""
+    return list(session.scalars(
+        select(StockLocation).where(StockLocation.is_active.is_(True)).order_by(StockLocation.name)))
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """One user. Raises NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def _check_role(role: str) -> str:
+    """The role if known. Raises ValidationFailed."""
+    if role not in {r.value for r in Role}:
+        raise ValidationFailed("Choose a role: admin, brand manager or store staff.", field="role")
+    return role
+
+
+def _check_full_name(full_name: str) -> str:
+    """A name of at most 120 characters. Raises ValidationFailed."""
+    if len(full_name) > 120:
+        raise ValidationFailed("The name is too long (at most 120 characters).", field="full_name")
+    return full_name
+
+
+def _stores(session: Session, role: str, store_ids: list[int]) -> list[StockLocation]:
+    """The chosen stores; staff need at least one. Raises ValidationFailed."""
+    wanted = sorted(set(store_ids))
+    stores = list(session.scalars(select(StockLocation).where(StockLocation.id.in_(wanted)))) if wanted else []
+    if len(stores) != len(wanted):
+        raise ValidationFailed("One of the chosen stores no longer exists.", field="stores")
+    if role == Role.STAFF.value and not stores:
+        raise ValidationFailed("Store staff need at least one store.", field="stores")
+    return stores
+
+
+def _check_password(password: str) -> str:
+    """A password of at least MIN_PASSWORD characters. Raises ValidationFailed."""
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(f"The password must be at least {MIN_PASSWORD} characters.", field="password")
+    if len(password) > 200:
+        raise ValidationFailed("The password is too long (at most 200 characters).", field="password")
+    return password
+
+
+def _other_active_admins(session: Session, user_id: int) -> int:
+    """How many active admins there are besides this user (their rows locked where the database can)."""
+    ids = session.scalars(
+        select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True), User.id != user_id)
+        .with_for_update()
+    ).all()
+    return len(ids)
+
+
+def create_user(session: Session, data: UserInput, *, actor_id: int | None) -> User:
+    """Create a user with a role, stores and a first password. Raises ValidationFailed."""
+    if not data.username:
+        raise ValidationFailed("Username is required.", field="username")
+    if len(data.username) > 80 or any(ch.isspace() for ch in data.username):
+        raise ValidationFailed("The username must be one word of at most 80 characters.", field="username")
+    if session.scalar(select(User.id).where(User.username == data.username)):
+        raise ValidationFailed(f"The username {data.username!r} is taken.", field="username")
+    role = _check_role(data.role)
+    full_name = _check_full_name(data.full_name)
+    stores = _stores(session, role, data.store_ids)
+    _check_password(data.password)
+    # Added before create_user() so that its commit writes the user and the audit row together.
+    settings.audit(session, data.username, user_id=actor_id, area=AUDIT_AREA, action="create")
+    try:
+        return auth.create_user(session, data.username, data.password, role, [s.erp_code for s in stores],
+                                full_name=full_name)
+    except ValidationFailed:
+        session.rollback()
+        raise
+
+
+def update_user(session: Session, user_id: int, data: UserInput, *, actor_id: int | None) -> User:
+    """Change a user's name, role and stores; the last active admin cannot be demoted.
+
+    Raises NotFound or ValidationFailed.
+    """
+    user = get_user(session, user_id)
+    role = _check_role(data.role)
+    full_name = _check_full_name(data.full_name)
+    stores = _stores(session, role, data.store_ids)
+    if user.role == Role.ADMIN.value and role != Role.ADMIN.value and user.active \
+            and _other_active_admins(session, user.id) == 0:
+        session.rollback()
+        raise ValidationFailed(f"{user.username} is the last active admin; make someone else an admin first.",
+                               field="role")
+    user.full_name = full_name
+    user.role = role
+    user.stock_locations = stores
+    settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA, action="update")
+    session.commit()
+    return user
+
+
+def set_active(session: Session, user_id: int, active: bool, *, actor_id: int | None) -> User:
+    """Activate or deactivate a user. Nobody deactivates themself, and the last active admin stays.
+
+    Raises NotFound or ValidationFailed.
+    """
+    user = get_user(session, user_id)
+    if not active:
+        if user.id == actor_id:
+            raise ValidationFailed("You cannot deactivate your own account.", field="active")
+        if user.role == Role.ADMIN.value and user.active and _other_active_admins(session, user.id) == 0:
+            session.rollback()
+            raise ValidationFailed(f"{user.username} is the last active admin and must stay active.",
+                                   field="active")
+    if user.role == Role.STAFF.value and active and not user.stock_locations:
+        raise ValidationFailed(f"Give {user.username} a store before activating them.", field="stores")
+    if user.active != active:
+        user.active = active
+        settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA,
+                       action="activate" if active else "deactivate")
+    session.commit()
+    return user
+
+
+def reset_password(session: Session, user_id: int, password: str, *, actor_id: int | None) -> User:
+    """Set a new password chosen by an admin; clears failed logins and any lock.
+
+    Raises NotFound or ValidationFailed.
+    """
+    user = get_user(session, user_id)
+    _check_password(password)
+    user.password_hash = auth.hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA, action="reset_password")
+    session.commit()
+    return user
+
+
+def is_locked(user: User) -> bool:
+    """True while too many failed logins keep the account locked."""
+    return bool(user.locked_until and user.locked_until > utcnow())
+
+
+def step_check(session: Session) -> tuple[bool, str]:
+    """Step 2 is done with an active admin and an active staff member who has a store; else say what is missing."""
+    admins = session.scalar(select(func.count()).select_from(User).where(
+        User.role == Role.ADMIN.value, User.active.is_(True))) or 0
+    staff = session.scalar(
+        select(func.count(func.distinct(User.id))).select_from(User)
+        .join(user_stock_locations, user_stock_locations.c.user_id == User.id)
+        .where(User.role == Role.STAFF.value, User.active.is_(True))) or 0
+    missing = []
+    if not admins:
+        missing.append("an active admin")
+    if not staff:
+        missing.append("an active store staff member with a store")
+    if missing:
+        return False, "Still needed: " + " and ".join(missing) + "."
+    return True, f"{admins} active admin(s) and {staff} active store staff with stores."

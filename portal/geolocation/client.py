@@ -1,0 +1,202 @@
+"""Geocoding clients for Google Maps and Yandex Maps: an address in, coordinates out, errors in plain words.
+
+Each provider's host comes from configuration (GEOCODING_GOOGLE_BASE_URL, GEOCODING_YANDEX_BASE_URL) so
+tests and air-gapped installs can point at a local server. The API key travels in the query string, as
+both providers require, so error messages here never quote the URL or the request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+
+from portal.errors import DomainError
+
+SAMPLE_ADDRESS = "Bağdat Caddesi, Kadıköy, İstanbul"
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Where a provider placed an address: latitude, longitude and the provider's name for the place."""
+
+    lat: float
+    lng: float
+    label: str = ""
+
+
+class GeocodingError(DomainError):
+    """A geocoding request failed; `kind` says why (invalid_key, quota, timeout, unreachable, not_found, ...)."""
+
+    code = "geocoding_failed"
+    http_status = 502
+
+    INVALID_KEY = "invalid_key"
+    QUOTA = "quota"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    NOT_FOUND = "not_found"
+    BAD_REQUEST = "bad_request"
+    PROVIDER_ERROR = "provider_error"
+    BAD_RESPONSE = "bad_response"
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message, details={"kind": kind})
+        self.kind = kind
+
+
+class Geocoder(Protocol):
+    """What every provider offers: turn an address into coordinates."""
+
+    name: str
+
+    def geocode(self, address: str) -> Coordinates:
+        """Coordinates of the address; raises GeocodingError."""
+
+
+class _HttpGeocoder:
+    """Shared HTTP handling: one GET with a timeout, transport failures turned into GeocodingError."""
+
+    name = "provider"
+    base_url_setting = ""
+
+    def __init__(self, api_key: str, base_url: str, *, timeout: float = 10):
+        if not api_key:
+            raise GeocodingError(GeocodingError.INVALID_KEY, f"No {self.name} API key is saved.")
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _get(self, path: str, params: dict) -> requests.Response:
+        """GET base_url + path; raises GeocodingError on timeout or when the host cannot be reached."""
+        try:
+            return requests.get(self.base_url + path, params=params, timeout=self.timeout,
+                                headers={"Accept": "application/json"})
+        except requests.Timeout:
+            raise GeocodingError(GeocodingError.TIMEOUT,
+                                 f"{self.name} did not answer within {self.timeout:g} seconds. "
+                                 "Try again; if it keeps happening, check the network.") from None
+        except requests.RequestException as exc:
+            # str(exc) would include the URL, and so the API key; the class name is enough to act on.
+            raise GeocodingError(GeocodingError.UNREACHABLE,
+                                 f"{self.name} could not be reached at {self.base_url} "
+                                 f"({exc.__class__.__name__}). Check the network or {self.base_url_setting}.") from None
+
+    def _json(self, response: requests.Response) -> dict:
+        """The response body as a JSON object; raises GeocodingError when it is something else."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise GeocodingError(GeocodingError.BAD_RESPONSE,
+                                 f"{self.name} answered (HTTP {response.status_code}) with something that is not "
+                                 f"geocoding JSON. Check {self.base_url_setting}.")
+        return body
+
+
+class GoogleGeocoder(_HttpGeocoder):
+    """Google's Geocoding API: GET /maps/api/geocode/json?address=&key= -> {"status", "results"}."""
+
+    name = "Google Maps"
+    base_url_setting = "GEOCODING_GOOGLE_BASE_URL"
+
+    def geocode(self, address: str) -> Coordinates:
+        """Coordinates of the first result; raises GeocodingError for a refused key, quota, no result, ..."""
+        response = self._get("/maps/api/geocode/json", {"address": address, "key": self.api_key})
+        if response.status_code >= 500:
+            raise GeocodingError(GeocodingError.PROVIDER_ERROR,
+                                 f"{self.name} had a server error (HTTP {response.status_code}). Try again later.")
+        body = self._json(response)
+        status = body.get("status")
+        if response.status_code != 200 or not isinstance(status, str):
+            raise GeocodingError(GeocodingError.BAD_RESPONSE,
+                                 f"{self.name} answered (HTTP {response.status_code}) without a geocoding status. "
+                                 f"Check {self.base_url_setting}.")
+        detail = body.get("error_message") or ""
+        suffix = f" ({detail})" if detail else ""
+        if status == "OK":
+            try:
+                first = body["results"][0]
+                location = first["geometry"]["location"]
+                return Coordinates(float(location["lat"]), float(location["lng"]), first.get("formatted_address", ""))
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise GeocodingError(GeocodingError.BAD_RESPONSE,
+                                     f"{self.name} said OK but sent no coordinates.") from None
+        if status == "ZERO_RESULTS":
+            raise GeocodingError(GeocodingError.NOT_FOUND,
+                                 f"The key works, but {self.name} found no place for “{address}”.")
+        if status == "REQUEST_DENIED":
+            raise GeocodingError(GeocodingError.INVALID_KEY,
+                                 f"{self.name} refused the API key{suffix}. Check the key and that the "
+                                 "Geocoding API is enabled for it.")
+        if status == "OVER_QUERY_LIMIT":
+            raise GeocodingError(GeocodingError.QUOTA,
+                                 f"{self.name} says the key is over its quota{suffix}. Wait, or raise the quota.")
+        if status == "OVER_DAILY_LIMIT":
+            raise GeocodingError(GeocodingError.QUOTA,
+                                 f"{self.name} refused the request: the daily limit is reached, billing is not "
+                                 f"enabled, or the key is invalid{suffix}.")
+        if status == "INVALID_REQUEST":
+            raise GeocodingError(GeocodingError.BAD_REQUEST, f"{self.name} did not accept the request{suffix}.")
+        raise GeocodingError(GeocodingError.PROVIDER_ERROR,
+                             f"{self.name} could not geocode the address (status {status}){suffix}. "
+                             "Try again later.")
+
+
+class YandexGeocoder(_HttpGeocoder):
+    """Yandex's Geocoder API: GET /1.x/?apikey=&geocode=&format=json -> GeoObjectCollection with "lon lat"."""
+
+    name = "Yandex Maps"
+    base_url_setting = "GEOCODING_YANDEX_BASE_URL"
+
+    def geocode(self, address: str) -> Coordinates:
+        """Coordinates of the first feature; raises GeocodingError for a refused key (403), quota (429), ..."""
+        response = self._get("/1.x/", {"apikey": self.api_key, "geocode": address, "format": "json",
+                                       "lang": "en_US", "results": 1})
+        if response.status_code != 200:
+            try:
+                detail = response.json().get("message") or ""
+            except (ValueError, AttributeError):
+                detail = ""
+            suffix = f" ({detail})" if detail else ""
+            if response.status_code in (401, 403):
+                raise GeocodingError(GeocodingError.INVALID_KEY,
+                                     f"{self.name} refused the API key{suffix}. Check the key and that it is "
+                                     "enabled for the Geocoder API (new keys take up to 15 minutes).")
+            if response.status_code == 429:
+                raise GeocodingError(GeocodingError.QUOTA,
+                                     f"{self.name} says the key is over its quota{suffix}. Wait, or raise the quota.")
+            if response.status_code == 400:
+                raise GeocodingError(GeocodingError.BAD_REQUEST, f"{self.name} did not accept the request{suffix}.")
+            raise GeocodingError(GeocodingError.PROVIDER_ERROR,
+                                 f"{self.name} answered with HTTP {response.status_code}{suffix}. Try again later.")
+        body = self._json(response)
+        try:
+            members = body["response"]["GeoObjectCollection"]["featureMember"]
+        except (KeyError, TypeError):
+            raise GeocodingError(GeocodingError.BAD_RESPONSE,
+                                 f"{self.name} answered without a GeoObjectCollection.") from None
+        if not members:
+            raise GeocodingError(GeocodingError.NOT_FOUND,
+                                 f"The key works, but {self.name} found no place for “{address}”.")
+        try:
+            geo = members[0]["GeoObject"]
+            lon, lat = (float(part) for part in geo["Point"]["pos"].split())
+            label = geo.get("metaDataProperty", {}).get("GeocoderMetaData", {}).get("text", "") or geo.get("name", "")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise GeocodingError(GeocodingError.BAD_RESPONSE,
+                                 f"{self.name} sent a place without coordinates.") from None
+        return Coordinates(lat, lon, label)
+
+
+PROVIDERS: dict[str, type[_HttpGeocoder]] = {"google": GoogleGeocoder, "yandex": YandexGeocoder}
+BASE_URL_SETTINGS = {"google": "GEOCODING_GOOGLE_BASE_URL", "yandex": "GEOCODING_YANDEX_BASE_URL"}
+
+
+def geocoder_for(provider: str, api_key: str, config) -> Geocoder:
+    """The geocoder of a provider ("google" or "yandex"), configured from the app's GEOCODING_* settings."""
+    if provider not in PROVIDERS:
+        raise GeocodingError(GeocodingError.BAD_REQUEST, f"Unknown geocoding provider {provider!r}.")
+    return PROVIDERS[provider](api_key, config[BASE_URL_SETTINGS[provider]],
+                               timeout=float(config["GEOCODING_TIMEOUT_SECONDS"]))

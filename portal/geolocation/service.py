@@ -1,0 +1,71 @@
+"""Testing the saved GEOLOCATION_DISCOVERY key, and recording the result on the setup wizard's step 9."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from portal.errors import ValidationFailed
+from portal.geolocation.client import SAMPLE_ADDRESS, Coordinates, GeocodingError, geocoder_for
+from portal.settings import service as settings
+from portal.setup import service as wizard
+from portal.setup.models import SetupStep
+
+STEP_KEY = "geolocation"
+
+
+def saved_provider(session: Session) -> str | None:
+    """The provider saved in GEOLOCATION_DISCOVERY ("google" or "yandex"), or None."""
+    value = settings.get_value(session, settings.GEOLOCATION_DISCOVERY)
+    return value.get("provider") if isinstance(value, dict) else None
+
+
+def check_saved_key(session: Session, config, *, user_id: int | None, address: str = "") -> Coordinates:
+    """Geocode an address with the saved provider and (decrypted) key; marks step 9 done, or needing attention.
+
+    Raises ValidationFailed when no key is saved or the address is too long, GeocodingError when the test fails.
+    """
+    address = (address or "").strip() or SAMPLE_ADDRESS
+    if len(address) > 300:
+        raise ValidationFailed("The test address is too long (at most 300 characters).", field="address")
+    provider = saved_provider(session)
+    try:
+        api_key = settings.get_secret(session, settings.GEOLOCATION_DISCOVERY, ("api_key",))
+    except ValueError:
+        raise ValidationFailed("The saved API key cannot be decrypted with the configured ENCRYPTION_KEYS; "
+                               "enter the key again.", field="api_key") from None
+    if provider is None or not api_key:
+        raise ValidationFailed("Save a provider and an API key first, then test them.", field="api_key")
+    name = settings.GEOLOCATION_PROVIDERS[provider]
+    try:
+        found = geocoder_for(provider, api_key, config).geocode(address)
+    except GeocodingError as exc:
+        wizard.mark(session, STEP_KEY, SetupStep.NEEDS_ATTENTION, user_id=user_id,
+                    note=f"The {name} key test failed: {exc.message}")
+        raise
+    wizard.mark(session, STEP_KEY, SetupStep.DONE, user_id=user_id,
+                note=f"{name} placed “{address}” at {found.lat:.6f}, {found.lng:.6f}.")
+    return found
+
+
+def _saved_pair(session: Session) -> tuple[str | None, str | None]:
+    """(provider, decrypted key) as saved now; the key is None when missing or unreadable."""
+    try:
+        api_key = settings.get_secret(session, settings.GEOLOCATION_DISCOVERY, ("api_key",))
+    except ValueError:
+        api_key = None
+    return saved_provider(session), api_key
+
+
+def save_settings(session: Session, provider: str, api_key: str, *, user_id: int | None) -> bool:
+    """Save GEOLOCATION_DISCOVERY (an empty key keeps the saved one); returns True when provider or key changed.
+
+    A change means the last key test no longer holds, so step 9 goes back to in progress until tested.
+    Raises ValidationFailed (nothing changed) for an unknown provider or a missing first key.
+    """
+    before = _saved_pair(session)
+    settings.set_value(session, settings.GEOLOCATION_DISCOVERY, {"provider": provider, "api_key": api_key},
+                       user_id=user_id)
+    changed = _saved_pair(session) != before
+    state = wizard.status(session, STEP_KEY).state
+    if changed or state in (SetupStep.NOT_STARTED, SetupStep.SKIPPED):
+        wizard.mark(session, STEP_KEY, SetupStep.IN_PROGRESS, user_id=user_id, note="Saved; the key is not tested yet.")
+    return changed

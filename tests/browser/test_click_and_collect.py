@@ -1,0 +1,129 @@
+"""Click & collect at the counter: make a packed order ready, then hand it over against the SMS code."""
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from portal.otp.models import PickupCode
+from portal.packages.models import PackageLog
+from portal.packages.states import State
+from portal.sms import MemorySmsProvider
+
+
+class Interactions:
+    """Counts what the member of staff does: each scan, typed code, key press or tap is one interaction."""
+
+    def __init__(self, page):
+        self.page = page
+        self.count = 0
+
+    def scan(self, text: str) -> None:
+        """A hardware scanner types into the focused field and presses Enter: one interaction."""
+        self.page.keyboard.type(text)
+        self.page.keyboard.press("Enter")
+        self.count += 1
+
+    def type(self, text: str) -> None:
+        """Type into whatever has focus, without tapping a field first."""
+        self.page.keyboard.type(text)
+        self.count += 1
+
+    def press_enter(self) -> None:
+        """Press Enter."""
+        self.page.keyboard.press("Enter")
+        self.count += 1
+
+    def tap(self, locator) -> None:
+        """Tap with a finger."""
+        locator.tap()
+        self.count += 1
+
+
+def test_staff_readies_a_package_and_hands_it_over_against_the_code(
+        page, store, live_server, log_in, screenshot, csp_violations):
+    package = store.package(state=State.PACKED, items=2)
+    other = store.package(state=State.WAITING)  # the list holds more than the one package
+
+    # Start of the shift: the list opens with the search box ready for the scanner.
+    log_in(page, store)
+    expect(page.locator("#search")).to_be_focused()
+    expect(page.locator(f"#package-row-{other['id']}")).to_be_visible()
+
+    # Scan the order number: the packed package opens.
+    staff = Interactions(page)
+    staff.scan(package["order_number"])
+    page.wait_for_url(re.compile(rf"/packages/{package['id']}$"))
+    expect(page.get_by_role("heading", name=f"Package {package['number']}")).to_be_visible()
+    expect(page.locator("#package-status")).to_contain_text("Packed All Items")
+
+    # One tap makes it ready: a toast, the chip changes in place, and the customer gets an SMS.
+    staff.tap(page.get_by_role("button", name="Ready For Customer Pickup"))
+    expect(page.locator("#toasts")).to_contain_text(f"Package {package['number']} is ready for pickup")
+    expect(page.locator("#package-status")).to_contain_text("Ready for Customer Pickup")
+    assert store.state_of(package["id"]) == State.READY_FOR_CUSTOMER_PICKUP
+    assert len(MemorySmsProvider.outbox) == 1
+    sms = MemorySmsProvider.outbox[0]
+    assert package["order_number"] in sms.body and "Kadıköy Store" in sms.body
+    code = re.search(r"\b(\d{6})\b", sms.body).group(1)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    assert staff.count == 2
+    screenshot(page, "detail-ready")
+
+    # The customer arrives. Back at the list, the whole handover is scan + Enter, the code, Enter.
+    page.get_by_role("link", name="Packages", exact=True).first.tap()
+    expect(page.locator("#search")).to_be_focused()
+    handover = Interactions(page)
+    handover.scan(package["order_number"])
+    page.wait_for_url(re.compile(rf"/packages/{package['id']}\?handover=1$"))
+    dialog = page.locator("dialog#modal")
+    expect(dialog).to_be_visible()
+    code_field = dialog.get_by_label("Code from the customer's SMS")
+    expect(code_field).to_be_focused()
+    expect(code_field).to_have_attribute("inputmode", "numeric")
+    expect(code_field).to_have_attribute("autocomplete", "one-time-code")
+
+    # A wrong code: the error sits beside the field, the modal stays, nothing changes.
+    handover.type(wrong)
+    handover.press_enter()
+    error = dialog.locator("#otp-error")
+    expect(error).to_have_text("Wrong code. 4 tries left.")
+    expect(code_field).to_have_attribute("aria-invalid", "true")
+    expect(code_field).to_have_attribute("aria-describedby", "otp-error")
+    expect(dialog).to_be_visible()
+    assert handover.count == 3
+    assert store.state_of(package["id"]) == State.READY_FOR_CUSTOMER_PICKUP
+    with live_server.session() as session:
+        pickup = session.scalar(select(PickupCode).where(PickupCode.package_id == package["id"]))
+        assert (pickup.status, pickup.failed_attempts) == (PickupCode.ACTIVE, 1)
+    screenshot(page, "modal-error", full_page=False)
+
+    # The right code, typed straight into the still-focused field: delivered.
+    expect(code_field).to_be_focused()
+    handover.type(code)
+    handover.press_enter()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text(f"Package {package['number']} delivered.")
+    expect(page.locator("#package-status")).to_contain_text("Delivered")
+    assert handover.count == 5  # the three of a handover, plus two for the customer's mistyped code
+    assert store.state_of(package["id"]) == State.DELIVERED
+
+    # The history gained a row: from, to, command, who, and when in the store's time.
+    with live_server.session() as session:
+        log = session.scalars(select(PackageLog).where(PackageLog.package_id == package["id"])
+                              .order_by(PackageLog.id.desc())).first()
+        assert (log.from_state, log.to_state) == (State.READY_FOR_CUSTOMER_PICKUP, State.DELIVERED)
+        when = log.created_at.astimezone(ZoneInfo("Europe/Istanbul")).strftime("%d %b %Y %H:%M")
+        pickup = session.scalar(select(PickupCode).where(PickupCode.package_id == package["id"]))
+        assert pickup.status == PickupCode.USED
+    newest = page.locator("#package-history tbody tr").first
+    expect(newest).to_contain_text("Ready for Customer Pickup")
+    expect(newest).to_contain_text("Delivered")
+    expect(newest).to_contain_text("Self Service Package Delivery")
+    expect(newest).to_contain_text(store.username)
+    expect(newest).to_contain_text(when)
+    expect(page.locator("#package-history tbody tr")).to_have_count(2)
+    screenshot(page, "detail-delivered")
+    assert csp_violations == []
