@@ -42,8 +42,8 @@ DAYS = 365
 CITIES = ["Istanbul", "Ankara", "Izmir", "Bursa", "Antalya", "Konya", "Adana", "Gaziantep", "Kayseri", "Eskisehir"]
 FIRST = ["Ali", "Ayşe", "Mehmet", "Fatma", "Can", "Zeynep", "Emre", "Elif", "Burak", "Selin", "Deniz", "Ece",
          "Murat", "Esra", "Kerem", "Derya", "Onur", "Gizem", "Cem", "Merve"]
-LAST = ["Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Yıldız", "Aydın", "Öztürk", "Arslan", "Doğan", "Kılıç",
-        "Aslan", "Çetin", "Kara", "Koç", "Kurt", "Özdemir", "Polat", "Şimşek", "Erdoğan"]
+LAST = ["Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Yıldız", "Aydın", "Öztürk", "Arslan", "Doğan",
+        "Kılıç", "Aslan", "Çetin", "Kara", "Koç", "Kurt", "Özdemir", "Polat", "Şimşek", "Erdoğan"]
 PRODUCTS = [("Linen shirt", "SHIRT"), ("Denim jacket", "JACKET"), ("Leather belt", "BELT"), ("Sneakers", "SHOE"),
             ("Wool scarf", "SCARF"), ("Chino trousers", "CHINO"), ("Cotton T-shirt", "TEE"), ("Sunglasses", "SUN"),
             ("Knit sweater", "KNIT"), ("Rain coat", "COAT"), ("Canvas bag", "BAG"), ("Ankle socks", "SOCK")]
@@ -144,8 +144,9 @@ class Generator:
         for start in range(1, self.customers + 1, BATCH):
             rows = []
             for cid in range(start, min(start + BATCH, self.customers + 1)):
-                rows.append((cid, FIRST[int(rng.random() * len(FIRST))], LAST[int(rng.random() * len(LAST))],
-                             f"+90 5{30 + int(rng.random() * 30)} {100 + int(rng.random() * 900)} {1000 + int(rng.random() * 9000)}",
+                phone = (f"+90 5{30 + int(rng.random() * 30)} {100 + int(rng.random() * 900)} "
+                         f"{1000 + int(rng.random() * 9000)}")
+                rows.append((cid, FIRST[int(rng.random() * len(FIRST))], LAST[int(rng.random() * len(LAST))], phone,
                              f"customer{cid}@example.com"))
             yield rows
 
@@ -182,8 +183,8 @@ class Generator:
                 for _ in range(count):
                     self.item_id += 1
                     name, sku = PRODUCTS[int(rng.random() * len(PRODUCTS))]
-                    items.append((self.item_id, pid, 50_000_000 + self.item_id, f"{sku}-{100 + int(rng.random() * 900)}",
-                                  name, _ean13(self.item_id), 1))
+                    items.append((self.item_id, pid, 50_000_000 + self.item_id,
+                                  f"{sku}-{100 + int(rng.random() * 900)}", name, _ean13(self.item_id), 1))
             yield packages, items
 
 

@@ -56,6 +56,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.blueprints.packages import bp as packages_bp
     from portal.blueprints.settings import bp as settings_bp
     from portal.blueprints.setup import bp as setup_bp
+    from portal.blueprints.webhooks import bp as webhooks_bp
     from portal.api import bp as api_bp
     from portal.cli import register_cli
 
@@ -64,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(packages_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(setup_bp)
+    app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     web.init_app(app)

@@ -60,6 +60,21 @@ class Config:
     # Records per Omnitron page while syncing (the sync streams page by page; memory stays flat).
     SYNC_PAGE_SIZE = _int("SYNC_PAGE_SIZE", 500)
 
+    # Webhooks and the outbox worker (issue 4). Private/loopback targets are refused unless explicitly allowed
+    # (development and tests only: a real brand's receivers are on the internet).
+    WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "") or 10)
+    WEBHOOK_ALLOW_PRIVATE_TARGETS = _bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+    # A subscription whose deliveries are dead-lettered this many times in a row is switched off.
+    WEBHOOK_DISABLE_AFTER_FAILURES = _int("WEBHOOK_DISABLE_AFTER_FAILURES", 5)
+    WEBHOOK_USER_AGENT = os.environ.get("WEBHOOK_USER_AGENT", "OMS-Portal-Webhooks/1.0")
+    # How long a worker's claim on a message lasts; must exceed WEBHOOK_TIMEOUT_SECONDS (a dead worker's
+    # claim runs out after this and the message is delivered again, with the same webhook-id).
+    OUTBOX_LEASE_SECONDS = _int("OUTBOX_LEASE_SECONDS", 60)
+    # An SMS the provider keeps refusing is dead-lettered after this many attempts (staff can still Retry).
+    OUTBOX_SMS_MAX_ATTEMPTS = _int("OUTBOX_SMS_MAX_ATTEMPTS", 8)
+    # Benchmark only (bench/webhooks.py): false skips writing events to the outbox, to measure their cost.
+    OUTBOX_RECORD_EVENTS = _bool("OUTBOX_RECORD_EVENTS", True)
+
     OTP_LENGTH = _int("OTP_LENGTH", 6)
     OTP_HOLD_DAYS = _int("OTP_HOLD_DAYS", 7)
     OTP_MAX_ATTEMPTS = _int("OTP_MAX_ATTEMPTS", 5)

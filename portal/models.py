@@ -12,9 +12,10 @@ from portal.settings.models import ApplicationSetting, SettingChange
 from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
 from portal.sync.models import AddressNode, Channel, SyncJob
+from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
-    "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DenialReason",
+    "AddressNode", "ApiToken", "DeliveryAttempt", "WebhookSubscription", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DenialReason",
     "IdempotencyRecord", "JobRun", "OtpAttempt", "OutboxMessage", "Package", "PackageItem", "PackageLog",
     "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob", "SettingChange", "SetupStep",
     "StockIntegration", "StockLocation", "SyncJob", "Transition", "User", "user_stock_locations",

@@ -14,6 +14,8 @@ from portal.db_types import utcnow
 from portal.packages import commands
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
+from portal.settings import service as settings
+from portal.settings.models import ApplicationSetting
 from portal.stores.models import StockLocation
 
 DEMO_STORES = [
@@ -144,4 +146,13 @@ def seed_demo(session: Session, packages: int = 200) -> list[tuple[str, str, str
     logins = seed_users(session)
     if (session.scalar(select(func.count()).select_from(Package)) or 0) == 0:
         seed_packages(session, packages)
+    seed_omnitron_login(session)
     return logins
+
+
+def seed_omnitron_login(session: Session) -> None:
+    """Save the bundled sandbox's login in OMNITRON_CLIENT_SETTINGS, unless a login is already stored."""
+    if session.scalar(select(ApplicationSetting.id).where(ApplicationSetting.key == settings.OMNITRON_CLIENT_SETTINGS)):
+        return
+    settings.set_value(session, settings.OMNITRON_CLIENT_SETTINGS,
+                       {"auth": {"username": "oms.application", "password": "sandbox-password"}}, user_id=None)

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 
 import pytest
+from flask import g
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, insert, select, text
 
@@ -119,16 +120,31 @@ def app_config() -> dict:
     return {}
 
 
+def _forget_cached_user() -> None:
+    """Drop the user Flask-Login cached in `g` during an earlier request of the same test."""
+    g.pop("_login_user", None)
+
+
 @pytest.fixture
 def app(database, app_config):
     """A portal app on a freshly reset database."""
     app = create_app({**base_config(database.url), **app_config})
+    # Requests reuse the test's pushed app context, so Flask-Login's user cached in `g` would pass from
+    # one client to the next; every request must find its user from its own session cookie, as in production.
+    app.before_request_funcs.setdefault(None, []).insert(0, _forget_cached_user)
     MemorySmsProvider.reset()
-    with app.app_context():
-        reset_database(database)
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+    from portal.jobs.queue import huey
+
+    # The outbox queues each SMS and webhook on the job queue after commit; in tests they run inline.
+    was_immediate, huey.immediate = huey.immediate, True
+    try:
+        with app.app_context():
+            reset_database(database)
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        huey.immediate = was_immediate
     MemorySmsProvider.reset()
 
 

@@ -145,7 +145,8 @@ def test_the_ready_for_pickup_event_is_in_the_outbox_without_the_code(make, sms)
     package = make_ready(make)
     code = code_in(sms.outbox[0].body)
 
-    [event] = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "event"))
+    [event] = db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.kind == "event", OutboxMessage.event_type == commands.READY_FOR_PICKUP_EVENT))
 
     assert event.package_id == package.id
     assert event.event_type == commands.READY_FOR_PICKUP_EVENT

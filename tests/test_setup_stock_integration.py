@@ -164,6 +164,20 @@ def test_editing_without_the_password_keeps_it_and_a_new_url_clears_the_last_tes
     assert _state().state == SetupStep.NEEDS_ATTENTION  # it was done; now its test must be run again
 
 
+def test_a_stored_password_never_becomes_a_token(app, client, admin):
+    integration = _save("https://stock.example.com")
+
+    with pytest.raises(ValidationFailed, match="The token is required for REST service with a token."):
+        integrations.save_integration(db.session, url="https://stock.example.com", stock_engine_type="token_rest",
+                                      integration_id=integration.id, user_id=None)
+    db.session.rollback()
+    as_token = client.get(f"{PAGE}/credentials?stock_engine_type=token_rest&integration_id={integration.id}")
+    as_sap = client.get(f"{PAGE}/credentials?stock_engine_type=sap&integration_id={integration.id}")
+
+    assert "placeholder" not in as_token.get_data(as_text=True)
+    assert 'placeholder="********01"' in as_sap.get_data(as_text=True)
+
+
 def test_a_second_integration_with_the_same_url_is_refused_in_the_wizard(app):
     _save("https://stock.example.com")
 

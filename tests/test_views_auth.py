@@ -210,3 +210,20 @@ def test_the_profile_page_creates_an_api_token_shown_once(client, make, auth_act
     key = next(word for word in page.replace("<", " ").replace(">", " ").split() if word.startswith(token.prefix))
     assert auth.user_for_token(db.session, key).id == user.id
     assert key not in client.get("/profile").get_data(as_text=True)
+
+
+def test_two_people_on_two_tablets_stay_who_they_are(app, make):
+    own, other = make.store(), make.store()
+    make.user("zeynep", stores=[own])
+    make.user("can", stores=[other])
+    mine, theirs = make.package(store=own), make.package(store=other)
+    zeynep, can, stranger = app.test_client(), app.test_client(), app.test_client()
+
+    assert zeynep.post("/login", data={"username": "zeynep", "password": PASSWORD}).status_code == 302
+    assert stranger.get("/packages").status_code == 302
+    assert can.post("/login", data={"username": "can", "password": PASSWORD}).status_code == 302
+
+    assert zeynep.get(f"/packages/{mine.id}").status_code == 200
+    assert zeynep.get(f"/packages/{theirs.id}").status_code == 404
+    assert can.get(f"/packages/{theirs.id}").status_code == 200
+    assert can.get(f"/packages/{mine.id}").status_code == 404

@@ -307,7 +307,7 @@ def _paths() -> dict:
 
 def document() -> dict:
     """The whole OpenAPI document."""
-    from portal.api import setup_routes  # the setup wizard's routes describe their own paths
+    from portal.api import setup_routes, webhook_routes  # these routes describe their own paths
 
     return {
         "openapi": "3.1.0",
@@ -320,7 +320,7 @@ def document() -> dict:
         },
         "servers": [{"url": "/"}],
         "security": [{"tokenAuth": []}],
-        "paths": {**_paths(), **setup_routes.OPENAPI_PATHS},
+        "paths": {**_paths(), **setup_routes.OPENAPI_PATHS, **webhook_routes.OPENAPI_PATHS},
         "components": {
             "securitySchemes": {"tokenAuth": {
                 "type": "apiKey", "in": "header", "name": "Authorization",

@@ -11,6 +11,7 @@ from portal.cargo import service as cargo
 from portal.errors import PermissionDenied, ValidationFailed
 from portal.extensions import db
 from portal.integrations import service as integrations
+from portal.sync import service as sync
 
 # Paths these routes add to the OpenAPI document, merged by portal/api/openapi.py.
 OPENAPI_PATHS: dict = {}
@@ -207,3 +208,131 @@ def _catalog_openapi_paths() -> dict:
 
 
 OPENAPI_PATHS.update(_catalog_openapi_paths())
+
+
+# Copying addresses, stores and channels from Omnitron (setup steps 4 to 6) ----------------------------------
+
+# kind -> the vendor's URL prefix for its is_required / execute / get_async_status endpoints
+SYNC_PREFIXES = {"addresses": "/oms/setup/addresses/", "stock_locations": "/oms/stock_locations/",
+                 "channels": "/oms/channels/"}
+
+
+def _sync_admin_only() -> None:
+    """Raise PermissionDenied unless the caller is an admin."""
+    if caller().role != "admin":
+        raise PermissionDenied("Only admins may copy data from Omnitron.")
+
+
+def sync_is_required(kind: str):
+    """Whether the kind's data is missing or out of sync with Omnitron, and why (admins only)."""
+    _sync_admin_only()
+    check = sync.check_required(db.session, kind)
+    return jsonify({"kind": kind, "is_required": check.required, "reason": check.reason,
+                    "local_count": check.local_count, "remote_count": check.remote_count})
+
+
+def sync_execute(kind: str):
+    """Start copying the kind from Omnitron on the job queue; answers the job (admins only)."""
+    _sync_admin_only()
+    job = sync.execute(db.session, kind, user_id=caller().user_id)
+    return jsonify(sync.job_json(job, kind)), 202
+
+
+def sync_get_async_status(kind: str):
+    """The newest job of the kind (or ?job_id=) with its status, progress and counters (admins only)."""
+    _sync_admin_only()
+    raw = (request.args.get("job_id") or "").strip()
+    if raw and not raw.isdigit():
+        raise ValidationFailed("job_id must be a job number.", field="job_id")
+    job = sync.get_job(db.session, kind, int(raw) if raw else None)
+    return jsonify(sync.job_json(job, kind))
+
+
+for _kind, _prefix in SYNC_PREFIXES.items():
+    bp.add_url_rule(f"{_prefix}is_required/", endpoint=f"sync_{_kind}_is_required", view_func=sync_is_required,
+                    methods=["GET"], defaults={"kind": _kind})
+    bp.add_url_rule(f"{_prefix}execute/", endpoint=f"sync_{_kind}_execute", view_func=sync_execute,
+                    methods=["POST"], defaults={"kind": _kind})
+    bp.add_url_rule(f"{_prefix}get_async_status/", endpoint=f"sync_{_kind}_get_async_status",
+                    view_func=sync_get_async_status, methods=["GET"], defaults={"kind": _kind})
+
+
+def _sync_openapi_paths() -> dict:
+    """OpenAPI paths of the sync routes: is_required, execute and get_async_status for each kind."""
+    def errors(*codes: str) -> dict:
+        """References to the document's shared error responses."""
+        names = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
+                 "409": "Conflict", "429": "TooManyRequests"}
+        return {code: {"$ref": f"#/components/responses/{names[code]}"} for code in codes}
+
+    def json_response(schema: dict, description: str) -> dict:
+        """A response with a JSON body."""
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    omnitron_note = (" When Omnitron cannot be reached or keeps failing, the answer is 502 Bad Gateway in the "
+                     "usual error shape (code omnitron_unreachable, omnitron_server_error, omnitron_auth_failed, ...).")
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    counter = {"type": "integer", "minimum": 0}
+    job = {"type": "object", "required": ["job_id", "kind", "status", "progress", "processed", "total", "created",
+                                          "updated", "unchanged", "failed", "error", "resumed_from", "created_at",
+                                          "started_at", "heartbeat_at", "finished_at"],
+           "properties": {
+               "job_id": {"type": ["integer", "null"], "description": "null when the kind was never copied."},
+               "kind": {"type": "string", "enum": list(SYNC_PREFIXES)},
+               "status": {"type": "string", "enum": ["not_started", "queued", "running", "done", "failed"]},
+               "progress": {"type": "integer", "minimum": 0, "maximum": 100, "description": "Percent done."},
+               "processed": {**counter, "description": "Records read from Omnitron so far."},
+               "total": {**counter, "description": "Records Omnitron has (all levels for addresses)."},
+               "created": counter, "updated": counter, "unchanged": counter,
+               "failed": {**counter, "description": "Records that could not be stored (the first few reasons "
+                                                    "are in error); they do not stop the job."},
+               "error": {"type": "string", "description": "Why the job stopped, and/or the first record problems, "
+                                                          "one per line; empty when all went well."},
+               "resumed_from": {"type": ["integer", "null"],
+                                "description": "The unfinished job this one carried on from its last copied page."},
+               "created_at": nullable_time, "started_at": nullable_time, "heartbeat_at": nullable_time,
+               "finished_at": nullable_time}}
+    required = {"type": "object", "required": ["kind", "is_required", "reason", "local_count", "remote_count"],
+                "properties": {"kind": {"type": "string", "enum": list(SYNC_PREFIXES)},
+                               "is_required": {"type": "boolean"}, "reason": {"type": "string"},
+                               "local_count": {**counter, "description": "Records copied from Omnitron."},
+                               "remote_count": {"type": ["integer", "null"],
+                                                "description": "Records in Omnitron; null when not asked "
+                                                               "(nothing copied yet)."}}}
+    job_id = {"name": "job_id", "in": "query", "required": False, "schema": {"type": "integer"},
+              "description": "A job of this kind; the newest one when left out."}
+    labels = {"addresses": ("Addresses", "the address tree (countries, cities, townships, districts)"),
+              "stock_locations": ("StockLocations", "stores and warehouses (stock locations)"),
+              "channels": ("Channels", "sales channels")}
+    paths = {}
+    for kind, prefix in SYNC_PREFIXES.items():
+        name, what = labels[kind]
+        base = f"/api/v1{prefix}"
+        paths[f"{base}is_required/"] = {"get": {
+            "operationId": f"is{name}SyncRequired", "summary": f"Whether {what} need copying (admins only).",
+            "description": "True when nothing was copied yet, Omnitron's count differs from the portal's, or a "
+                           "record changed in Omnitron since the newest one copied." + omnitron_note,
+            "responses": {"200": json_response(required, "The answer and its reason."),
+                          **errors("400", "401", "403", "429")},
+        }}
+        paths[f"{base}execute/"] = {"post": {
+            "operationId": f"execute{name}Sync", "summary": f"Start copying {what} from Omnitron (admins only).",
+            "description": "Queues a background job and answers it at once; follow it with get_async_status. "
+                           "Records are upserted by Omnitron id, so copying again changes only what changed. A job "
+                           "that stopped midway (Omnitron failing, a worker killed) is carried on from its last "
+                           "copied page. No request body. 409 when a copy of the same kind is already "
+                           "running (unless its worker has been silent for over 2 minutes: then it is carried on).",
+            "responses": {"202": json_response(job, "The job, queued (or already finished when the queue runs "
+                                                    "jobs immediately)."),
+                          **errors("400", "401", "403", "409", "429")},
+        }}
+        paths[f"{base}get_async_status/"] = {"get": {
+            "operationId": f"get{name}SyncStatus", "summary": f"Status and progress of copying {what} (admins only).",
+            "parameters": [job_id],
+            "responses": {"200": json_response(job, "The job; status not_started when none has run."),
+                          **errors("400", "401", "403", "404", "429")},
+        }}
+    return paths
+
+
+OPENAPI_PATHS.update(_sync_openapi_paths())

@@ -134,8 +134,7 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
     if "password" in engine.credentials:
         if password:
             sealed = crypto.encrypt(password)
-        elif integration is not None and integration.password_encrypted and \
-                integration.stock_engine_type in _engines_with_password():
+        elif keeps_password(integration, engine):
             sealed = integration.password_encrypted
         else:
             raise ValidationFailed(f"The {engine.password_label.lower()} is required for {engine.name}.",
@@ -167,9 +166,15 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
     return integration, created
 
 
-def _engines_with_password() -> set[str]:
-    """Types of the engines that take a password (or token)."""
-    return {engine.type for engine in ENGINES.values() if "password" in engine.credentials}
+def keeps_password(integration: StockIntegration | None, engine: StockEngine | None) -> bool:
+    """True when saving the integration with this engine and no new password keeps the stored one.
+
+    A password carries over between engines that take a password, but never becomes a token (or back).
+    """
+    if integration is None or engine is None or not integration.password_encrypted:
+        return False
+    stored = get_engine(integration.stock_engine_type)
+    return stored is not None and "password" in engine.credentials and stored.password_label == engine.password_label
 
 
 def delete_integration(session: Session, integration_id: int, *, user_id: int | None) -> None:

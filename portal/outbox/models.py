@@ -20,7 +20,9 @@ class OutboxMessage(db.Model):
     """A message waiting to be sent, sent, or failed.
 
     kind "sms": payload {"to"}, body_encrypted holds the text (it may carry a pickup code) and is
-    wiped once sent. kind "event": payload is the event envelope.
+    wiped once sent. kind "event": payload is the event envelope (the record of what happened).
+    kind "webhook": one event for one subscription; payload is the envelope, or body_encrypted holds it
+    when it carries a secret (a pickup code in the vendor's extension mode).
     """
 
     __tablename__ = "outbox_messages"
@@ -30,8 +32,10 @@ class OutboxMessage(db.Model):
     )
 
     PENDING = "pending"
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    DEAD = "dead"
     DISCARDED = "discarded"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,6 +43,10 @@ class OutboxMessage(db.Model):
     kind: Mapped[str] = mapped_column(String(12))
     event_type: Mapped[str] = mapped_column(String(120), default="")
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True)
+    # The event a webhook message delivers (kind "webhook"), so all deliveries of one event can be found.
+    event_uuid: Mapped[str] = mapped_column(String(36), default="", index=True)
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     body_encrypted: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default=PENDING)
@@ -46,5 +54,7 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     provider_id: Mapped[str] = mapped_column(String(64), default="")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A worker that claims a message holds it until then; a killed worker's claim simply runs out.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,22 +1,52 @@
-"""Writing messages to the outbox inside a transaction, and sending them after it commits."""
+"""The outbox: messages written in the same transaction as the change that causes them, sent after commit.
+
+Kinds: "sms" (a text to a customer), "event" (the record of something that happened; its webhook
+fan-out is written with it, see portal.webhooks.events) and "webhook" (one event for one subscription).
+After the transaction commits, deliver_after_commit() puts each new message on the job queue
+(portal.webhooks.tasks.deliver_message); a worker claims it with a conditional UPDATE and a lease,
+sends it, and records the outcome. A worker killed mid-send leaves a lease that runs out; the
+every-minute sweep then queues the message again, so nothing is lost and delivery is at least once.
+"""
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
 from portal.db_types import utcnow
-from portal.outbox.models import OutboxMessage
+from portal.outbox.models import OutboxMessage, new_uuid
 from portal.sms import SmsError, get_provider
 
 log = logging.getLogger(__name__)
 
 SMS = "sms"
 EVENT = "event"
+WEBHOOK = "webhook"
+DELIVERABLE = (SMS, WEBHOOK)
+# session.info key: messages written in the current transaction, to queue once it has committed.
+_WRITTEN = "outbox_written"
+# The sweep leaves just-due messages to the task queued at commit (or at the retry time) for this long.
+SWEEP_GRACE = timedelta(seconds=30)
+
+
+@dataclass
+class Outcome:
+    """What one delivery attempt did: the message's new status, and when to try again (seconds), if ever."""
+
+    message_id: int
+    status: str
+    retry_in: float | None = None
+
+
+def _remember(session: Session, message: OutboxMessage) -> None:
+    """Note a message written in this transaction, for deliver_after_commit()."""
+    session.info.setdefault(_WRITTEN, []).append(message)
 
 
 def enqueue_sms(session: Session, *, to: str, body: str, package_id: int | None, purpose: str = "") -> OutboxMessage:
@@ -27,58 +57,191 @@ def enqueue_sms(session: Session, *, to: str, body: str, package_id: int | None,
     )
     session.add(message)
     session.flush()
+    _remember(session, message)
     return message
+
+
+def envelope(event_type: str, event_uuid: str, payload: dict, vendor_name: str = "") -> dict:
+    """The event as receivers get it: {"event": {"type", "uuid"[, "name"]}, "payload": {...}}."""
+    event = {"type": event_type, "uuid": event_uuid}
+    if vendor_name:
+        event["name"] = vendor_name
+    return {"event": event, "payload": payload}
 
 
 def enqueue_event(session: Session, event_type: str, payload: dict, *, package_id: int | None = None,
                   vendor_name: str = "") -> OutboxMessage:
-    """Add an event to the outbox (not committed), in the envelope {"event": {type, uuid}, "payload"}."""
-    message = OutboxMessage(kind=EVENT, event_type=event_type, package_id=package_id)
+    """Add the record of an event to the outbox (not committed), in the envelope {"event", "payload"}.
+
+    The record itself is not sent anywhere (it is stored as "sent"); portal.webhooks.events.record_event
+    writes it together with one "webhook" message per matching subscription.
+    """
+    event_uuid = new_uuid()
+    now = utcnow()
+    message = OutboxMessage(kind=EVENT, uuid=event_uuid, event_type=event_type, package_id=package_id,
+                            payload=envelope(event_type, event_uuid, payload, vendor_name),
+                            status=OutboxMessage.SENT, sent_at=now, created_at=now, next_attempt_at=now)
     session.add(message)
-    session.flush()
-    event = {"type": event_type, "uuid": message.uuid}
-    if vendor_name:
-        event["name"] = vendor_name
-    message.payload = {"event": event, "payload": payload}
     return message
 
 
-def deliver_sms(session: Session, message_id: int) -> OutboxMessage:
-    """Send one pending SMS now and record the outcome; a provider failure is logged, not raised."""
-    message = session.get(OutboxMessage, message_id)
-    if message is None or message.kind != SMS or message.status == OutboxMessage.SENT:
-        return message
-    message.attempts += 1
-    try:
-        body = crypto.decrypt(message.body_encrypted or "")
-        provider_id = get_provider(current_app).send(message.payload["to"], body)
-    except (SmsError, ValueError) as exc:
-        message.status = OutboxMessage.FAILED
-        message.last_error = str(exc)[:500]
-        message.next_attempt_at = utcnow() + timedelta(seconds=min(300, 15 * 2 ** message.attempts))
-        log.warning("SMS %s for package %s not sent (attempt %s): %s",
-                    message.uuid, message.package_id, message.attempts, exc)
-    else:
-        message.status = OutboxMessage.SENT
-        message.sent_at = utcnow()
-        message.provider_id = provider_id or ""
-        message.last_error = ""
-        message.body_encrypted = None  # nothing to keep once the customer has it
-        log.info("SMS %s for package %s sent via %s", message.uuid, message.package_id,
-                 current_app.config["SMS_PROVIDER"])
+def enqueue_webhook(session: Session, subscription_id: int, event_type: str, payload: dict, *,
+                    event_uuid: str | None = None, package_id: int | None = None, vendor_name: str = "",
+                    secret_payload: dict | None = None) -> OutboxMessage:
+    """Add one event's delivery to one subscription (not committed). Its uuid is the webhook-id.
+
+    secret_payload (e.g. a pickup code) is merged into the payload only inside body_encrypted; the
+    plain payload column never holds it, and body_encrypted is wiped once delivered.
+    """
+    event_uuid = event_uuid or new_uuid()
+    now = utcnow()
+    message = OutboxMessage(kind=WEBHOOK, uuid=new_uuid(), event_type=event_type, package_id=package_id,
+                            subscription_id=subscription_id, event_uuid=event_uuid,
+                            payload=envelope(event_type, event_uuid, payload, vendor_name),
+                            created_at=now, next_attempt_at=now, status=OutboxMessage.PENDING, attempts=0)
+    if secret_payload:
+        full = envelope(event_type, event_uuid, {**payload, **secret_payload}, vendor_name)
+        message.body_encrypted = crypto.encrypt(json.dumps(full, separators=(",", ":"), ensure_ascii=False))
+    session.add(message)
+    _remember(session, message)
+    return message
+
+
+def requeue(message: OutboxMessage) -> None:
+    """Put a message back to pending, due now, with a fresh set of attempts (same uuid). Not committed."""
+    message.status, message.next_attempt_at, message.attempts = OutboxMessage.PENDING, utcnow(), 0
+    message.lease_until, message.last_error = None, ""
+
+
+def written_ids(session: Session) -> list[int]:
+    """Ids of the messages this session wrote and committed since the last call (rolled-back ones skipped)."""
+    ids = []
+    for message in session.info.pop(_WRITTEN, []):
+        identity = inspect(message).identity  # no SQL: the primary key from the identity map
+        if identity is not None and inspect(message).persistent:
+            ids.append(identity[0])
+    return ids
+
+
+def deliver_after_commit(session: Session, message_ids: list[int] | None = None) -> None:
+    """Queue delivery of the messages a committed transaction wrote (given, and remembered by this session).
+
+    With the queue in immediate mode (tests) each is delivered here, inline; a failure stays in the
+    outbox for a retry either way.
+    """
+    from portal.webhooks.tasks import deliver_message  # the tasks import this module
+
+    ids = list(dict.fromkeys([*(message_ids or []), *written_ids(session)]))
+    for message_id in ids:
+        try:
+            deliver_message(message_id)
+        except Exception:  # a queue that is down must not fail the request: the sweep catches up
+            log.exception("could not queue outbox message %s; the sweep will pick it up", message_id)
+
+
+def _due(now: datetime):
+    """SQL condition: pending or failed and due, or claimed by a worker whose lease ran out."""
+    return or_(
+        and_(OutboxMessage.status.in_([OutboxMessage.PENDING, OutboxMessage.FAILED]),
+             OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == OutboxMessage.SENDING, OutboxMessage.lease_until < now),
+    )
+
+
+def claim(session: Session, message_id: int, *, now: datetime | None = None, force: bool = False) -> datetime | None:
+    """Claim a message for delivery and commit; returns the lease (the claim's token) or None when not ours.
+
+    A conditional UPDATE, so two workers never both claim it (SQLite and PostgreSQL alike). force
+    (a person asked: Retry, redeliver) also takes failed or dead messages before their retry time.
+    """
+    now = now or utcnow()
+    lease = now + timedelta(seconds=current_app.config.get("OUTBOX_LEASE_SECONDS", 60))
+    condition = _due(now)
+    if force:
+        condition = or_(condition, OutboxMessage.status.in_(
+            [OutboxMessage.PENDING, OutboxMessage.FAILED, OutboxMessage.DEAD]))
+    claimed = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.kind.in_(DELIVERABLE), condition)
+        .values(status=OutboxMessage.SENDING, lease_until=lease, attempts=OutboxMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     session.commit()
-    return message
+    return lease if claimed == 1 else None
 
 
-def deliver_after_commit(session: Session, message_ids: list[int]) -> None:
-    """Send the SMS messages a committed transaction wrote; failures stay in the outbox for a retry."""
-    for message_id in message_ids:
-        deliver_sms(session, message_id)
+def finish(session: Session, message_id: int, lease: datetime, **values) -> bool:
+    """Store a delivery's outcome if our claim still holds (not committed); False when another worker took over."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxMessage.SENDING,
+               OutboxMessage.lease_until == lease)
+        .values(lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
-def retry_sms(session: Session, message_id: int) -> OutboxMessage:
-    """Send a failed SMS again (the staff "retry" button)."""
-    return deliver_sms(session, message_id)
+def process_message(session: Session, message_id: int, *, now: datetime | None = None,
+                    force: bool = False) -> Outcome | None:
+    """Claim one message and deliver it (SMS or webhook); None when it was not due or someone else has it."""
+    lease = claim(session, message_id, now=now, force=force)
+    if lease is None:
+        return None
+    message = session.get(OutboxMessage, message_id, populate_existing=True)
+    if message.kind == SMS:
+        return _send_sms(session, message, lease)
+    from portal.webhooks import delivery  # webhooks build on the outbox, not the other way round
+
+    return delivery.deliver_webhook(session, message, lease)
+
+
+def _sms_retry_delay(attempts: int) -> float:
+    """Seconds before an SMS is tried again: 30 s doubling, at most 5 minutes."""
+    return float(min(300, 15 * 2 ** attempts))
+
+
+def _send_sms(session: Session, message: OutboxMessage, lease: datetime) -> Outcome:
+    """Send a claimed SMS through the provider and record the outcome; a provider failure is logged, not raised."""
+    message_id, attempts, to = message.id, message.attempts, message.payload["to"]
+    uuid, package_id, sealed = message.uuid, message.package_id, message.body_encrypted or ""
+    session.commit()  # hold no transaction while the provider is called
+    try:
+        body = crypto.decrypt(sealed)
+        provider_id = get_provider(current_app).send(to, body)
+    except (SmsError, ValueError) as exc:
+        dead = attempts >= current_app.config.get("OUTBOX_SMS_MAX_ATTEMPTS", 8)
+        delay = None if dead else _sms_retry_delay(attempts)
+        status = OutboxMessage.DEAD if dead else OutboxMessage.FAILED
+        finish(session, message_id, lease, status=status, last_error=str(exc)[:500],
+               next_attempt_at=utcnow() + timedelta(seconds=delay or 0))
+        session.commit()
+        log.warning("SMS %s for package %s not sent (attempt %s): %s", uuid, package_id, attempts, exc)
+        return Outcome(message_id, status, delay)
+    # Nothing to keep once the customer has it: the body may hold a pickup code.
+    if not finish(session, message_id, lease, status=OutboxMessage.SENT, sent_at=utcnow(),
+                  provider_id=(provider_id or "")[:64], last_error="", body_encrypted=None):
+        log.warning("SMS %s was sent but another worker had taken it over (lease ran out)", uuid)
+    session.commit()
+    log.info("SMS %s for package %s sent via %s", uuid, package_id, current_app.config["SMS_PROVIDER"])
+    return Outcome(message_id, OutboxMessage.SENT)
+
+
+def deliver_sms(session: Session, message_id: int) -> OutboxMessage | None:
+    """Send one SMS now if it is due, and record the outcome; returns the message as it is afterwards."""
+    message = session.get(OutboxMessage, message_id)
+    if message is None or message.kind != SMS:
+        return message
+    process_message(session, message_id)
+    return session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+def retry_sms(session: Session, message_id: int) -> OutboxMessage | None:
+    """Send a failed SMS again now, whatever its retry time (the staff "Retry" button)."""
+    message = session.get(OutboxMessage, message_id)
+    if message is None or message.kind != SMS:
+        return message
+    process_message(session, message_id, force=True)
+    return session.get(OutboxMessage, message_id, populate_existing=True)
 
 
 def latest_sms(session: Session, package_id: int) -> OutboxMessage | None:
@@ -101,3 +264,16 @@ def pending_sms(session: Session, limit: int = 100) -> list[OutboxMessage]:
         .order_by(OutboxMessage.id)
         .limit(limit)
     ))
+
+
+def due_message_ids(session: Session, *, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Messages the sweep should queue: due for a while (their own task may be lost) or with a lapsed lease."""
+    now = now or utcnow()
+    stuck = or_(
+        and_(OutboxMessage.status.in_([OutboxMessage.PENDING, OutboxMessage.FAILED]),
+             OutboxMessage.next_attempt_at <= now - SWEEP_GRACE),
+        and_(OutboxMessage.status == OutboxMessage.SENDING, OutboxMessage.lease_until < now),
+    )
+    return list(session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.kind.in_(DELIVERABLE), stuck)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))

@@ -22,11 +22,19 @@ from portal.outbox import service as outbox
 from portal.packages.models import DenialReason, Package, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
+from portal.webhooks import catalogue, events
 
 log = logging.getLogger(__name__)
 
-READY_FOR_PICKUP_EVENT = "package.ready_for_customer_pickup"
-READY_FOR_PICKUP_VENDOR_NAME = "PackageReadyForCustomerPickupWhispererEvent"
+READY_FOR_PICKUP_EVENT = catalogue.READY_FOR_CUSTOMER_PICKUP
+READY_FOR_PICKUP_VENDOR_NAME = catalogue.VENDOR_NAMES[READY_FOR_PICKUP_EVENT]
+# Besides package.status.transitioned (every command), reaching these states raises its own event.
+STATE_EVENTS = {
+    State.PACKED: catalogue.PACKAGE_PACKED,
+    State.SHIPPED: catalogue.PACKAGE_SHIPPED,
+    State.CANCELLED: catalogue.PACKAGE_CANCELLED,
+    State.DELIVERED: catalogue.PACKAGE_DELIVERED,
+}
 
 
 @dataclass
@@ -156,11 +164,19 @@ class ReadyForPickup(Handler):
         return None
 
     def run(self, ctx: CommandContext) -> None:
-        """Issue the code (when OTP is on), queue the SMS and the event."""
+        """Issue the code (when OTP is on), queue the SMS (unless an Extension application sends it) and the event."""
         package = ctx.package
         store = package.stock_location
-        if settings.is_otp_enabled(ctx.session):
-            code = otp.issue_code(ctx.session, package, ctx.user_id)
+        code = otp.issue_code(ctx.session, package, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
+        payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
+        if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
+            # The vendor's mode: the Extension application texts the customer, so the event carries the
+            # code (encrypted in the outbox, wiped once delivered) and the portal sends no SMS.
+            events.record_event(ctx.session, READY_FOR_PICKUP_EVENT, payload, package_id=package.id,
+                                secret_payload={"pickup_code": code} if code else None)
+            ctx.toast = f"Package {package.number} is ready for pickup; the Extension application texts the customer."
+            return
+        if code:
             body = current_app.config["SMS_TEMPLATE"].format(
                 code=code, order_number=package.order_number, store_name=store.name)
         else:
@@ -169,9 +185,7 @@ class ReadyForPickup(Handler):
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
                                  purpose="pickup_code")
         ctx.sms_ids.append(sms.id)
-        outbox.enqueue_event(
-            ctx.session, READY_FOR_PICKUP_EVENT, package_payload(package, State.READY_FOR_CUSTOMER_PICKUP),
-            package_id=package.id, vendor_name=READY_FOR_PICKUP_VENDOR_NAME)
+        events.record_event(ctx.session, READY_FOR_PICKUP_EVENT, payload, package_id=package.id)
         ctx.toast = f"Package {package.number} is ready for pickup; the customer was sent a code."
 
 
@@ -283,6 +297,22 @@ def package_payload(package: Package, state: int | None = None) -> dict:
     }
 
 
+def record_transition_events(session: Session, package: Package, transition: Transition, from_state: int,
+                             to_state: int) -> None:
+    """Write package.status.transitioned, and the event of the state reached if it has one (not committed)."""
+    payload = package_payload(package, to_state)
+    previous = state_info(from_state)
+    events.record_event(session, catalogue.PACKAGE_TRANSITIONED, {
+        **payload,
+        "previous_status": {"code": previous.code, "value": previous.slug, "label": previous.label},
+        "transition": {"id": transition.id, "slug": transition.slug, "name": transition.name,
+                       "command_code": transition.command_code},
+    }, package_id=package.id)
+    specific = STATE_EVENTS.get(to_state)
+    if specific and to_state != from_state:
+        events.record_event(session, specific, payload, package_id=package.id)
+
+
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
     """The transition named by id or slug (both must agree when both are given). Raises ValidationFailed."""
     if transition_id in (None, "") and not slug:
@@ -386,6 +416,7 @@ def run_command(
         session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                                transition_id=transition.id, command=transition.slug, user_id=user_id,
                                note=ctx.note))
+        record_transition_events(session, package, transition, from_state, to_state)
         session.commit()
     except DomainError:
         session.rollback()
@@ -412,10 +443,19 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
             raise CommandRejected("Pickup codes are switched off (IS_OTP_ENABLED is false).")
         otp.check_resend_allowed(session, package.id)
         code = otp.issue_code(session, package, user_id)
-        body = current_app.config["SMS_TEMPLATE"].format(
-            code=code, order_number=package.order_number, store_name=package.stock_location.name)
-        sms = outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
-                                 purpose="pickup_code")
+        sms_ids = []
+        if settings.pickup_code_delivery(session) == settings.EXTENSION_APP:
+            # The Extension application texts the customer: it gets the new code in a fresh event.
+            events.record_event(session, READY_FOR_PICKUP_EVENT, {**package_payload(package), "resent": True},
+                                package_id=package.id, secret_payload={"pickup_code": code})
+            message = (f"A new code for package {package.number} was passed to the Extension application, "
+                       "which texts the customer.")
+        else:
+            body = current_app.config["SMS_TEMPLATE"].format(
+                code=code, order_number=package.order_number, store_name=package.stock_location.name)
+            sms_ids.append(outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
+                                              purpose="pickup_code").id)
+            message = f"A new code was sent to the customer of package {package.number}."
         session.add(PackageLog(package_id=package.id, from_state=package.state, to_state=package.state,
                                command="resend-pickup-code", user_id=user_id,
                                note="A new pickup code was sent; the previous one no longer works."))
@@ -426,7 +466,6 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
     except (OperationalError, IntegrityError) as exc:
         session.rollback()
         raise ConcurrentChange("Someone else changed this package at the same moment. Please try again.") from exc
-    outbox.deliver_after_commit(session, [sms.id])
+    outbox.deliver_after_commit(session, sms_ids)
     return CommandResult(package=package, transition=None, from_state=package.state, to_state=package.state,
-                         message=f"A new code was sent to the customer of package {package.number}.",
-                         sms_ids=[sms.id])
+                         message=message, sms_ids=sms_ids)

@@ -221,7 +221,7 @@ def create_transition(session: Session, data: Mapping, *, user_id: int | None) -
     position = (session.scalar(select(func.max(Transition.position))) or 0) + 1
     transition = Transition(position=position, **fields)
     session.add(transition)
-    settings.audit(session, fields["slug"], user_id=user_id, area=AUDIT_AREA, action="create")
+    settings.audit(session, fields["slug"][:80], user_id=user_id, area=AUDIT_AREA, action="create")
     session.commit()
     return transition
 
@@ -232,7 +232,7 @@ def update_transition(session: Session, transition_id: int, data: Mapping, *, us
     fields = validate_transition(session, data, transition_id=transition.id)
     for key, value in fields.items():
         setattr(transition, key, value)
-    settings.audit(session, fields["slug"], user_id=user_id, area=AUDIT_AREA, action="update")
+    settings.audit(session, fields["slug"][:80], user_id=user_id, area=AUDIT_AREA, action="update")
     session.commit()
     return transition
 
@@ -250,7 +250,7 @@ def set_active(session: Session, transition_id: int, active: bool, *, user_id: i
                                field="command_code")
     _check_change(session, Edge(transition.id, transition.source_state, transition.destination_state, active))
     transition.is_active = active
-    settings.audit(session, transition.slug, user_id=user_id, area=AUDIT_AREA,
+    settings.audit(session, transition.slug[:80], user_id=user_id, area=AUDIT_AREA,
                    action="activate" if active else "deactivate")
     session.commit()
     return transition
@@ -420,8 +420,10 @@ def _fmt(value: float) -> str:
 def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] | None = None) -> Markup:
     """The active flow as an accessible inline SVG: a box per state, an arrow per command, final states framed twice."""
     counts = counts or {}
-    active = [t for t in transitions if t.is_active]
     boxes, lanes, width, height = _layout()
+    # A row edited outside the portal may name a state the catalogue lacks: it cannot be drawn.
+    active = [t for t in transitions if t.is_active and t.source_state in boxes
+              and (t.destination_state is None or t.destination_state in boxes)]
     back_box = None
     if any(t.destination_state is None for t in active):
         blocked = boxes[int(State.BLOCKED)]

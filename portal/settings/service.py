@@ -23,8 +23,16 @@ IS_OTP_ENABLED = "IS_OTP_ENABLED"
 OMNITRON_CLIENT_SETTINGS = "OMNITRON_CLIENT_SETTINGS"
 ORDER_FILTERING = "ORDER_FILTERING"
 GEOLOCATION_DISCOVERY = "GEOLOCATION_DISCOVERY"
+WANTED_EVENTS = "WANTED_EVENTS"
 
-DEFAULTS: dict[str, object] = {IS_OTP_ENABLED: True}
+# Who texts the pickup code: the portal itself, or the brand's Extension application (the code then
+# travels in the package.ready_for_customer_pickup webhook and the portal sends no SMS).
+PICKUP_CODE_DELIVERY = "PICKUP_CODE_DELIVERY"
+PORTAL_SMS = "portal_sms"
+EXTENSION_APP = "extension_app"
+PICKUP_CODE_DELIVERY_MODES = {PORTAL_SMS: "The portal sends the SMS", EXTENSION_APP: "An Extension application sends it"}
+
+DEFAULTS: dict[str, object] = {IS_OTP_ENABLED: True, PICKUP_CODE_DELIVERY: PORTAL_SMS}
 ENCRYPTED = "$encrypted"
 MASK = "********"
 
@@ -126,12 +134,33 @@ def _validate_geolocation(key: str, value: object) -> object:
     return result
 
 
+def _validate_wanted_events(key: str, value: object) -> object:
+    """The webhook events the brand wants (setup step 12): a list of catalogue event types, in catalogue order."""
+    from portal.webhooks.catalogue import EVENT_TYPES  # imported late: the catalogue is not needed to read settings
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed("WANTED_EVENTS must be a list of event types.", field="events")
+    unknown = [v for v in value if v not in EVENT_TYPES]
+    if unknown:
+        raise ValidationFailed(f"Unknown event type {unknown[0]!r}: choose events from the list.", field="events")
+    return [t for t in EVENT_TYPES if t in set(value)]
+
+
+def _validate_pickup_code_delivery(key: str, value: object) -> object:
+    """Either "portal_sms" or "extension_app"."""
+    if value not in PICKUP_CODE_DELIVERY_MODES:
+        raise ValidationFailed(f"{key} must be portal_sms or extension_app.", field="json_value")
+    return value
+
+
 # key -> function that checks a new value and returns it as it will be stored.
 VALIDATORS: dict[str, Callable[[str, object], object]] = {
     IS_OTP_ENABLED: _validate_bool,
     OMNITRON_CLIENT_SETTINGS: _validate_omnitron,
     ORDER_FILTERING: _validate_order_filtering,
     GEOLOCATION_DISCOVERY: _validate_geolocation,
+    WANTED_EVENTS: _validate_wanted_events,
+    PICKUP_CODE_DELIVERY: _validate_pickup_code_delivery,
 }
 
 
@@ -208,6 +237,12 @@ def get_value(session: Session, key: str) -> object:
 def is_otp_enabled(session: Session) -> bool:
     """True when handing over a click & collect package needs the customer's code."""
     return bool(get_value(session, IS_OTP_ENABLED))
+
+
+def pickup_code_delivery(session: Session) -> str:
+    """PICKUP_CODE_DELIVERY: "portal_sms" (default) or "extension_app"."""
+    value = get_value(session, PICKUP_CODE_DELIVERY)
+    return value if value in PICKUP_CODE_DELIVERY_MODES else PORTAL_SMS
 
 
 def list_settings(session: Session) -> list[ApplicationSetting]:

@@ -53,11 +53,18 @@
   document.addEventListener("close-modal", closeModal);
 
   document.addEventListener("htmx:afterSettle", function (event) {
-    // Open and focus the modal once htmx has wired up its form (settle), not at swap time: a scanner's
-    // Enter that came earlier would post the form without htmx and leave the page.
     var target = event.detail.target;
-    if (target && target.id === "modal-content") {
+    if (!target) { return; }
+    if (target.id === "modal-content") {
+      // Open and focus the modal once htmx has wired up its form (settle), not at swap time: a scanner's
+      // Enter that came earlier would post the form without htmx and leave the page.
       if (target.querySelector("form")) { openModal(); } else { closeModal(); }
+    }
+    var search = document.getElementById("search");
+    if (search && target.id === "package-table" &&
+        (!document.activeElement || !document.activeElement.matches("input, select, textarea"))) {
+      // After the list changes, keep focus where a scanner expects it.
+      search.focus();
     }
   });
 
@@ -67,15 +74,6 @@
     Object.keys(event.detail.parameters).forEach(function (name) {
       if (event.detail.parameters[name] === "") { delete event.detail.parameters[name]; }
     });
-  });
-
-  document.addEventListener("htmx:afterSettle", function (event) {
-    // After the list changes, keep focus where a scanner expects it.
-    var search = document.getElementById("search");
-    if (search && event.detail.target && event.detail.target.id === "package-table" &&
-        (!document.activeElement || !document.activeElement.matches("input, select, textarea"))) {
-      search.focus();
-    }
   });
 
   document.addEventListener("htmx:historyRestore", syncFiltersWithUrl);

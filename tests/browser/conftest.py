@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import re
 import shutil
@@ -49,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
     """Every test here is a browser test; skip them all when Chromium is missing."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.browser)
             if not os.path.exists(CHROMIUM):
                 item.add_marker(pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM}"))
@@ -235,7 +234,7 @@ def csp_violations() -> list[str]:
 
 @pytest.fixture
 def screenshot(viewport):
-    """Save a full-page screenshot to test-artifacts/screens/<name>-<orientation>.png."""
+    """Save a screenshot to test-artifacts/screens/<name>-<orientation>.png (git-ignored), for people to look at."""
     SCREENS.mkdir(parents=True, exist_ok=True)
 
     def take(page, name: str, full_page: bool = True) -> Path:
@@ -310,7 +309,7 @@ AXE_RUN_JS = """
 
 
 class Ux:
-    """Measures the UX targets of /work/shared/UX.md on the page as it is now, and keeps the figures."""
+    """Measures the store floor's UX targets (sizes, touch, accessibility) on a page, and keeps the figures."""
 
     MIN_TARGET = 44
     MIN_GAP = 8
@@ -390,5 +389,3 @@ def ux(request, viewport):
         path = folder / f"{request.node.originalname}-{viewport}.json"
         path.write_text(json.dumps(measurements.figures, indent=2, ensure_ascii=False), encoding="utf-8")
 
-
-logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -43,7 +43,7 @@ class Interactions:
 
 
 def test_staff_readies_a_package_and_hands_it_over_against_the_code(
-        page, store, live_server, log_in, screenshot, csp_violations):
+        page, store, live_server, log_in, ux, screenshot, csp_violations):
     package = store.package(state=State.PACKED, items=2)
     other = store.package(state=State.WAITING)  # the list holds more than the one package
 
@@ -60,8 +60,14 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     expect(page.locator("#package-status")).to_contain_text("Packed All Items")
 
     # One tap makes it ready: a toast, the chip changes in place, and the customer gets an SMS.
-    staff.tap(page.get_by_role("button", name="Ready For Customer Pickup"))
+    page.evaluate("window.sameDocument = true")
+    with page.expect_response(re.compile(r"/commands/ready-for-customer-pickup$")) as answer:
+        staff.tap(page.get_by_role("button", name="Ready For Customer Pickup"))
     expect(page.locator("#toasts")).to_contain_text(f"Package {package['number']} is ready for pickup")
+    # Only the package panel came back and was swapped in: no page, no reload.
+    panel = answer.value.text()
+    assert panel.lstrip().startswith('<section id="package-panel"') and "<html" not in panel
+    assert page.evaluate("window.sameDocument") is True
     expect(page.locator("#package-status")).to_contain_text("Ready for Customer Pickup")
     assert store.state_of(package["id"]) == State.READY_FOR_CUSTOMER_PICKUP
     assert len(MemorySmsProvider.outbox) == 1
@@ -70,6 +76,8 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     code = re.search(r"\b(\d{6})\b", sms.body).group(1)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     assert staff.count == 2
+    figures = ux.check(page, "detail after a command, with its toast")
+    assert (figures["axe_violations"], figures["small_targets"], figures["crowded_commands"]) == ([], [], [])
     screenshot(page, "detail-ready")
 
     # The customer arrives. Back at the list, the whole handover is scan + Enter, the code, Enter.

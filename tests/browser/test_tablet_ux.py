@@ -92,7 +92,7 @@ def test_staff_list_weighs_under_100_kb_on_first_load(new_context, context, page
     table = "\n".join(f"{url} {status} {encoding} body={body} B headers={headers} B"
                       for url, status, encoding, body, headers in received)
     urls = [url for url, *_ in received]
-    assert urls[0] == "/packages" and len(urls) == len(set(urls)), table
+    assert "/packages" in urls and len(urls) == len(set(urls)), table  # finishing order varies
     assert all(status == 200 for _, status, *_ in received), table
     # Text is compressed on the wire (Flask-Compress picks zstd, br or gzip from Accept-Encoding).
     assert all(encoding in ("zstd", "br", "gzip") for _, _, encoding, *_ in received), table

@@ -88,7 +88,7 @@ def _stock_response(code: int = 200, *, editing=None, values=None, state_changed
     return _respond(STOCK_TEMPLATE, "stock_panel", integrations.STEP_KEY, code, state_changed=state_changed,
                     engines=ENGINES, integrations=integrations.list_integrations(db.session), editing=editing,
                     values=values, engine=get_engine(values.get("stock_engine_type") or ""),
-                    password_mask=integrations.password_mask, **context)
+                    password_mask=integrations.password_mask, keeps_password=integrations.keeps_password, **context)
 
 
 @bp.get("/stock-integration")
@@ -107,7 +107,8 @@ def stock_credentials():
     engine = get_engine(request.args.get("stock_engine_type") or "")
     values = {"username": request.args.get("username", editing.username if editing else "")}
     return render_template("setup/_stock_credentials.html", engine=engine, editing=editing, values=values,
-                           password_mask=integrations.password_mask, error=None, error_field=None)
+                           password_mask=integrations.password_mask, keeps_password=integrations.keeps_password,
+                           error=None, error_field=None)
 
 
 @bp.post("/stock-integration")

@@ -1,2 +1,153 @@
-"""Setup wizard routes (routes_sync)."""
-from portal.blueprints.setup import bp  # noqa: F401
+"""Setup wizard steps 4 to 6: copy addresses, stores (stock locations) and channels from Omnitron.
+
+Each step page shows whether a copy is needed (asked of Omnitron after the page has loaded, so a slow
+Omnitron never holds the page up), a "Copy now" button that puts a job on the queue, the job's live
+progress (the status panel asks for itself every second while the job runs; the server leaves the
+polling trigger out once the job has ended), its summary, and the last few jobs.
+"""
+from __future__ import annotations
+
+from flask import flash, make_response, redirect, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from portal.accounts.models import User
+from portal.blueprints.setup import bp
+from portal.blueprints.setup.routes import step_page, step_url
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.omnitron import OmnitronError
+from portal.setup import service as wizard
+from portal.sync import service as sync
+from portal.web import is_fragment_request, render_block, with_toast
+
+TEMPLATE = "setup/sync.html"
+# URL segment of each kind (the wizard's URLs use hyphens) and the other way round.
+SLUGS = {"addresses": "addresses", "stock_locations": "stock-locations", "channels": "channels"}
+KIND_OF = {slug: kind for kind, slug in SLUGS.items()}
+INTROS = {
+    "addresses": "Copy Omnitron's address tree into the portal: countries, cities, townships and districts, "
+                 "parents first.",
+    "stock_locations": "Copy Omnitron's stores and warehouses (stock locations) into the portal. A store already "
+                       "made in the portal with the same erp_code is matched by that code, so its staff and "
+                       "packages stay with it.",
+    "channels": "Copy Omnitron's sales channels (web, mobile app, marketplaces, in-store) into the portal; "
+                "scenarios and order filtering choose from them.",
+}
+
+
+def _kind(slug: str) -> str:
+    """The sync kind a URL names (the route's converter only lets known slugs through)."""
+    return KIND_OF[slug]
+
+
+def _context(kind: str, *, message: str = "", message_level: str = "error", check=None, check_error: str = "",
+             lazy_check: bool = True) -> dict:
+    """What a sync step shows: the latest job and its progress, the last jobs, and the is_required check."""
+    copier = sync.copier_for(kind)
+    jobs = sync.recent_jobs(db.session, kind)
+    job = jobs[0] if jobs else None
+    user_ids = {j.started_by_id for j in jobs if j.started_by_id}
+    usernames = {}
+    if user_ids:
+        usernames = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all())
+    return {
+        "kind": kind, "slug": SLUGS[kind], "copier": copier, "intro": INTROS[kind], "job": job, "jobs": jobs,
+        "usernames": usernames, "polling": sync.is_active(job), "percent": sync.job_percent(job) if job else 0,
+        "where": sync.where_text(job) if job and sync.is_active(job) else "",
+        "waiting_for_worker": sync.waiting_for_worker(job), "summary": sync.summary_text,
+        "message": message, "message_level": message_level, "check": check, "check_error": check_error,
+        "lazy_check": lazy_check,
+    }
+
+
+def _respond(kind: str, blocks: tuple[str, ...], *, http_status: int = 200, toast: tuple[str, str] | None = None,
+             **context):
+    """The whole step page for a normal request; for htmx the named blocks (later ones swapped out of band)."""
+    data = _context(kind, **context)
+    if is_fragment_request():
+        status = wizard.status(db.session, kind)
+        extra = {"status": status, "form": FlaskForm(), "step_url": step_url}
+        body = "".join(render_block(TEMPLATE, block, oob=index > 0, **extra, **data)
+                       for index, block in enumerate(blocks))
+        if not data["polling"] and "sync_status" in blocks:
+            # The job has ended: the step's state and the job list change with it.
+            if "sync_jobs" not in blocks:
+                body += render_block(TEMPLATE, "sync_jobs", oob=True, **extra, **data)
+            body += render_block(TEMPLATE, "step_state_oob", **extra, **data)
+        response = make_response(body, http_status)
+    else:
+        response = make_response(step_page(TEMPLATE, kind, oob=False, **data), http_status)
+    response.vary.add("HX-Request")
+    if toast:
+        with_toast(response, *toast)
+    return response
+
+
+def _step(kind: str):
+    """A sync step's page; an htmx request gets the status panel."""
+    return _respond(kind, ("sync_status",))
+
+
+@bp.get("/addresses")
+def addresses():
+    """Step 4: copy the address tree from Omnitron."""
+    return _step("addresses")
+
+
+@bp.get("/stock-locations")
+def stock_locations():
+    """Step 5: copy stores and warehouses from Omnitron."""
+    return _step("stock_locations")
+
+
+@bp.get("/channels")
+def channels():
+    """Step 6: copy the sales channels from Omnitron."""
+    return _step("channels")
+
+
+@bp.get("/<any(addresses, 'stock-locations', channels):slug>/required")
+def sync_required(slug: str):
+    """Ask Omnitron now whether this kind needs copying (loaded by the page after it has shown)."""
+    kind = _kind(slug)
+    try:
+        check = sync.check_required(db.session, kind)
+        return _respond(kind, ("sync_required",), check=check, lazy_check=False)
+    except (OmnitronError, DomainError) as exc:
+        return _respond(kind, ("sync_required",), check_error=exc.message, lazy_check=False)
+
+
+@bp.get("/<any(addresses, 'stock-locations', channels):slug>/status")
+def sync_status(slug: str):
+    """The latest job's progress and summary; the page polls it every second while the job runs."""
+    return _respond(_kind(slug), ("sync_status",))
+
+
+@bp.post("/<any(addresses, 'stock-locations', channels):slug>/copy")
+def sync_copy(slug: str):
+    """Start copying this kind from Omnitron on the job queue ("Copy now")."""
+    kind = _kind(slug)
+    if not FlaskForm().validate_on_submit():
+        return _respond(kind, ("sync_status",), http_status=400,
+                        message="The form expired; please reload the page and try again.")
+    try:
+        job = sync.execute(db.session, kind, user_id=current_user.id)
+    except sync.SyncAlreadyRunning as exc:
+        return _respond(kind, ("sync_status",), http_status=409, message=exc.message, message_level="info")
+    except DomainError as exc:
+        db.session.rollback()
+        return _respond(kind, ("sync_status",), http_status=422, message=exc.message)
+    noun = sync.copier_for(kind).noun
+    if job.status == job.FAILED:
+        text, level = f"Copying {noun} failed (job #{job.id}).", "error"
+    elif job.status == job.DONE:
+        text, level = f"Copied {noun} (job #{job.id}).", "success"
+    else:
+        text, level = f"Copying {noun} started (job #{job.id}).", "success"
+    if not is_fragment_request():
+        flash(text, level)
+        return redirect(url_for(f"setup.{kind}"), code=303)
+    return _respond(kind, ("sync_status", "sync_jobs"), toast=(text, level))
+

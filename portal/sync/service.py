@@ -1,0 +1,475 @@
+"""Copying addresses, stores and channels from Omnitron (setup steps 4 to 6) as resumable background jobs.
+
+execute() records a SyncJob and puts it on the job queue; a worker runs sync_kind(), which streams
+Omnitron's pages one at a time and commits each page's upserts together with the job's progress and
+cursor (resource and page). A job stopped midway, by an Omnitron failure or a killed worker, is carried
+on by the next execute() from the page after the last one committed; replaying a page is harmless
+because every write is an upsert by Omnitron id.
+
+Each run holds a claim token (SyncJob.task_id) and every progress write is conditional on it, so a job
+that was given up as stale and resumed elsewhere stops at its next page instead of racing the new one.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.db_types import utcnow
+from portal.errors import DomainError, NotFound, ValidationFailed
+from portal.omnitron import OmnitronClient, OmnitronError, OmnitronNotFound
+from portal.settings import service as settings
+from portal.setup import service as wizard
+from portal.setup.models import SetupStep
+from portal.sync.kinds import COPIERS, KINDS, MAX_PROBLEMS, Copier, Resource
+from portal.sync.models import SyncJob
+
+log = logging.getLogger(__name__)
+
+# A job whose worker has written nothing for this long is taken as dead: the next execute() resumes it.
+STALE_AFTER = timedelta(minutes=2)
+ACTIVE = (SyncJob.QUEUED, SyncJob.RUNNING)
+# A queued job nobody has picked up for this long gets a hint that no worker may be running.
+WORKER_HINT_AFTER = timedelta(seconds=15)
+
+
+class SyncAlreadyRunning(DomainError):
+    """A copy of the same kind is still running; a second one would only duplicate its work."""
+
+    code = "sync_already_running"
+    http_status = 409
+
+
+class _Superseded(Exception):
+    """This run's claim on the job is gone (the job was resumed elsewhere or finished)."""
+
+
+@dataclass(frozen=True)
+class RequiredCheck:
+    """Whether a kind needs copying, and why (counts are of records copied from Omnitron)."""
+
+    kind: str
+    required: bool
+    reason: str
+    local_count: int
+    remote_count: int | None
+
+
+@dataclass
+class _Progress:
+    """A running job's counters and cursor, written with every page."""
+
+    total: int
+    processed: int
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    cursor: dict
+    problems: list[str] = field(default_factory=list)
+
+    def values(self) -> dict:
+        """The SyncJob columns this progress fills."""
+        return {"total": self.total, "processed": self.processed, "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "failed": self.failed,
+                "cursor": {**self.cursor, "problems": self.problems}, "error": "\n".join(self.problems)}
+
+
+def copier_for(kind: str) -> Copier:
+    """The copier of a kind. Raises ValidationFailed for an unknown kind."""
+    if kind not in COPIERS:
+        raise ValidationFailed(f"Unknown sync kind {kind!r}; use one of {', '.join(KINDS)}.", field="kind")
+    return COPIERS[kind]()
+
+
+def _credentials(session: Session) -> tuple[str, str]:
+    """The stored Omnitron username and password. Raises ValidationFailed when they are not saved or unreadable."""
+    value = settings.get_value(session, settings.OMNITRON_CLIENT_SETTINGS)
+    username = value.get("auth", {}).get("username") if isinstance(value, dict) else None
+    try:
+        password = settings.get_secret(session, settings.OMNITRON_CLIENT_SETTINGS, ("auth", "password"))
+    except ValueError:
+        raise ValidationFailed("The saved Omnitron password cannot be read with the current ENCRYPTION_KEYS; save it "
+                               "again in step 7 (OMS credentials).", field="credentials") from None
+    if not username or not password:
+        raise ValidationFailed("Save the Omnitron username and password in step 7 (OMS credentials) first.",
+                               field="credentials")
+    return username, password
+
+
+def make_client(session: Session, config=None, *, retries: int | None = None) -> OmnitronClient:
+    """A client for the configured Omnitron with the stored credentials. Raises ValidationFailed."""
+    username, password = _credentials(session)
+    client = OmnitronClient.from_config(config if config is not None else current_app.config, username, password)
+    if retries is not None:
+        client.retries = min(client.retries, retries)
+    return client
+
+
+# is_required -------------------------------------------------------------------------------------------------
+
+
+def check_required(session: Session, kind: str, *, client: OmnitronClient | None = None) -> RequiredCheck:
+    """Whether a kind needs copying: nothing copied yet, Omnitron's counts differ, or records changed since.
+
+    Cheap: one grouped query here, and per resource one tiny count page and one modified-since count
+    from Omnitron. Raises ValidationFailed (no credentials) and OmnitronError.
+    """
+    copier = copier_for(kind)
+    stats = copier.local_stats(session)
+    local_total = sum(count for count, _ in stats.values())
+    if local_total == 0:
+        return RequiredCheck(kind, True, f"No {copier.noun} have been copied from Omnitron yet.", 0, None)
+    own = client is None
+    client = client or make_client(session, retries=1)
+    try:
+        remote_total = 0
+        mismatch = changed = ""
+        for resource in copier.resources:
+            count, newest = stats[resource.name]
+            remote = client.count(resource.path)
+            remote_total += remote
+            if remote != count and not mismatch:
+                mismatch = f"Omnitron has {remote:,} {resource.label}; the portal has {count:,}."
+            if not mismatch and not changed and newest:
+                modified = client.count(resource.path, params={"modified_date__gt": newest})
+                if modified:
+                    changed = f"{modified:,} {resource.label} changed in Omnitron since the last copy."
+    finally:
+        if own:
+            client.close()
+    reason = mismatch or changed
+    if reason:
+        return RequiredCheck(kind, True, reason, local_total, remote_total)
+    return RequiredCheck(kind, False, f"In sync: the portal's {local_total:,} {copier.noun} match Omnitron.",
+                         local_total, remote_total)
+
+
+def is_required(session: Session, kind: str, *, client: OmnitronClient | None = None) -> bool:
+    """True when the kind's data is missing or out of sync with Omnitron. Raises like check_required."""
+    return check_required(session, kind, client=client).required
+
+
+# Starting jobs -----------------------------------------------------------------------------------------------
+
+
+def _stale(job: SyncJob, now: datetime) -> bool:
+    """True when an active job's worker has shown no sign of life for STALE_AFTER."""
+    last = job.heartbeat_at or job.started_at or job.created_at
+    return last is None or now - last > STALE_AFTER
+
+
+def _lock_kind(session: Session, kind: str, now: datetime) -> None:
+    """Serialise job starts of one kind: write the step's row first, which holds a row lock (PostgreSQL) or
+    the write lock (SQLite) until commit, so two admins cannot both see "nothing running" and start."""
+    touched = session.execute(update(SetupStep).where(SetupStep.key == kind).values(updated_at=now)
+                              .execution_options(synchronize_session=False)).rowcount
+    if touched:
+        return
+    session.add(SetupStep(key=kind, updated_at=now))
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another start created the row at the same moment; its transaction has ended, so lock the row now.
+        session.rollback()
+        session.execute(update(SetupStep).where(SetupStep.key == kind).values(updated_at=now)
+                        .execution_options(synchronize_session=False))
+
+
+def latest_job(session: Session, kind: str) -> SyncJob | None:
+    """The newest job of a kind, or None."""
+    return session.scalars(select(SyncJob).where(SyncJob.kind == kind).order_by(SyncJob.id.desc()).limit(1)).first()
+
+
+def recent_jobs(session: Session, kind: str, limit: int = 5) -> list[SyncJob]:
+    """The last few jobs of a kind, newest first."""
+    return list(session.scalars(select(SyncJob).where(SyncJob.kind == kind).order_by(SyncJob.id.desc())
+                                .limit(limit)))
+
+
+def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime | None = None) -> SyncJob:
+    """Record a new queued job of a kind (not yet on the queue), carrying on where an unfinished one stopped.
+
+    An unfinished job is the newest one when it failed midway, or when it is still marked running but
+    its worker went silent (stale): that one is marked failed and its cursor and counters move to the
+    new job. Raises ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
+    """
+    copier = copier_for(kind)
+    _credentials(session)
+    now = now or utcnow()
+    _lock_kind(session, kind, now)
+    previous = latest_job(session, kind)
+    if previous is not None:
+        session.refresh(previous)
+    resume = None
+    stale = False
+    if previous is not None and previous.status in ACTIVE:
+        if not _stale(previous, now):
+            session.rollback()
+            raise SyncAlreadyRunning(
+                f"A copy of {copier.noun} is already running (job #{previous.id}, "
+                f"{job_percent(previous)}% done). Wait for it to finish; this page follows its progress.")
+        resume, stale = previous, True
+    elif previous is not None and previous.status == SyncJob.FAILED and (previous.cursor or {}).get("resource"):
+        resume = previous
+    job = SyncJob(kind=kind, status=SyncJob.QUEUED, task_id=uuid.uuid4().hex, started_by_id=user_id, created_at=now,
+                  cursor={}, error="")
+    if resume is not None:
+        job.cursor = {**(resume.cursor or {}), "resumed_from": resume.id}
+        for name in ("total", "processed", "created", "updated", "unchanged", "failed"):
+            setattr(job, name, getattr(resume, name))
+        job.error = resume.error if not stale else "\n".join((resume.cursor or {}).get("problems", []))
+    session.add(job)
+    session.flush()
+    if stale:
+        resume.status = SyncJob.FAILED
+        resume.finished_at = now
+        resume.error = (f"Its worker stopped (no progress for over {int(STALE_AFTER.total_seconds() // 60)} "
+                        f"minutes); carried on as job #{job.id}.")
+    step = wizard.status(session, kind).state
+    if step in (SetupStep.NOT_STARTED, SetupStep.NEEDS_ATTENTION):
+        wizard.mark(session, kind, SetupStep.IN_PROGRESS, user_id=user_id, commit=False,
+                    note=f"Copying {copier.noun} from Omnitron (job #{job.id}).")
+    session.commit()
+    return job
+
+
+def execute(session: Session, kind: str, *, user_id: int | None) -> SyncJob:
+    """Start copying a kind from Omnitron in the background; returns the job (finished already in immediate mode).
+
+    Raises ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
+    """
+    from portal.sync.tasks import run_sync_job  # the task module imports this one
+
+    job = start_job(session, kind, user_id=user_id)
+    job_id, token = job.id, job.task_id
+    try:
+        run_sync_job(job_id, token)
+    except Exception as exc:  # the queue's storage failing must leave a failed job, not a queued one forever
+        log.exception("could not queue sync job %s", job_id)
+        session.rollback()
+        _fail(session, job_id, token, f"The job queue did not take the job ({exc.__class__.__name__}). Check "
+                                      "that the queue's storage (HUEY_SQLITE_PATH or REDIS_URL) is reachable.")
+    return session.get(SyncJob, job_id, populate_existing=True)
+
+
+# Running jobs ------------------------------------------------------------------------------------------------
+
+
+def _claim(session: Session, job_id: int, token: str) -> bool:
+    """Mark the job running under this token; False when the token is no longer the job's or it has ended."""
+    now = utcnow()
+    claimed = session.execute(
+        update(SyncJob).where(SyncJob.id == job_id, SyncJob.task_id == token, SyncJob.status.in_(ACTIVE))
+        .values(status=SyncJob.RUNNING, started_at=func.coalesce(SyncJob.started_at, now), heartbeat_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    return claimed == 1
+
+
+def _save(session: Session, job_id: int, token: str, progress: _Progress, **extra) -> None:
+    """Write the progress in the current transaction (with the page's upserts) and commit.
+
+    Raises _Superseded (after rolling back) when this run no longer owns the job.
+    """
+    saved = session.execute(
+        update(SyncJob).where(SyncJob.id == job_id, SyncJob.task_id == token, SyncJob.status == SyncJob.RUNNING)
+        .values(**progress.values(), heartbeat_at=utcnow(), **extra)
+        .execution_options(synchronize_session=False)).rowcount
+    if saved != 1:
+        session.rollback()
+        raise _Superseded()
+    session.commit()
+
+
+def _fail(session: Session, job_id: int, token: str, message: str) -> None:
+    """End the job as failed with a message an admin can act on; the step needs attention."""
+    job = session.get(SyncJob, job_id, populate_existing=True)
+    if job is None or job.task_id != token or job.status not in ACTIVE:
+        session.rollback()
+        return
+    problems = (job.cursor or {}).get("problems", [])
+    job.status = SyncJob.FAILED
+    job.error = "\n".join([message, *problems])[:4000]
+    job.finished_at = utcnow()
+    wizard.mark(session, job.kind, SetupStep.NEEDS_ATTENTION, user_id=job.started_by_id, commit=False,
+                note=f"Copy job #{job.id} stopped: {message}")
+    session.commit()
+
+
+def _finish(session: Session, job_id: int, token: str, progress: _Progress, copier: Copier) -> None:
+    """End the job as done and mark the step: done, or needing attention when some records failed."""
+    _save(session, job_id, token, progress, status=SyncJob.DONE, finished_at=utcnow())
+    job = session.get(SyncJob, job_id, populate_existing=True)
+    summary = summary_text(job, copier.noun)
+    if job.failed:
+        wizard.mark(session, job.kind, SetupStep.NEEDS_ATTENTION, user_id=job.started_by_id,
+                    note=f"{summary} Fix these in Omnitron and copy again: " + " ".join(progress.problems))
+    else:
+        wizard.mark(session, job.kind, SetupStep.DONE, user_id=job.started_by_id, note=summary)
+
+
+def _place(resource: Resource, page: int, pages: int | None) -> str:
+    """Where a job was, e.g. "at districts page 3 of 6"."""
+    return f"at {resource.label} page {page}" + (f" of {pages}" if pages else "")
+
+
+def sync_kind(session: Session, job_id: int, *, token: str | None = None,
+              client: OmnitronClient | None = None) -> SyncJob | None:
+    """Run a recorded job to its end: copy its kind from Omnitron page by page, resuming from its cursor.
+
+    Every page's upserts, counters, cursor and heartbeat are committed together. Omnitron failures
+    (after the client's retries) and unexpected errors end the job as failed with a readable message,
+    keeping the pages already committed; they are not raised. Returns the job, or None if it is gone.
+    """
+    job = session.get(SyncJob, job_id)
+    if job is None:
+        return None
+    token = token or job.task_id
+    if not _claim(session, job_id, token):
+        return session.get(SyncJob, job_id, populate_existing=True)
+    job = session.get(SyncJob, job_id, populate_existing=True)
+    copier = copier_for(job.kind)
+    cursor = dict(job.cursor or {})
+    page_size = int(cursor.get("page_size") or current_app.config.get("SYNC_PAGE_SIZE", 500))
+    progress = _Progress(job.total, job.processed, job.created, job.updated, job.unchanged, job.failed,
+                         {k: v for k, v in cursor.items() if k != "problems"}, list(cursor.get("problems", [])))
+    progress.cursor["page_size"] = page_size
+    where = "before the first page"
+    own = client is None
+    try:
+        client = client or make_client(session)
+        try:
+            where = "while counting the records"
+            counts = {r.name: client.count(r.path) for r in copier.resources}
+            progress.total = max(sum(counts.values()), progress.processed)
+            _save(session, job_id, token, progress)
+            names = [r.name for r in copier.resources]
+            resume_index = names.index(cursor["resource"]) if cursor.get("resource") in names else 0
+            for index, resource in enumerate(copier.resources):
+                if index < resume_index or (index == resume_index and cursor.get("complete")):
+                    continue
+                start = int(cursor.get("page", 0)) + 1 if index == resume_index and cursor.get("resource") else 1
+                pages = max(1, -(-counts[resource.name] // page_size))
+                where = _place(resource, start, pages)
+                copied = 0
+                try:
+                    for page in client.iter_pages(resource.path, page_size=page_size, start_page=start):
+                        result = copier.apply_page(session, resource, page.results)
+                        counts[resource.name] = page.count
+                        progress.total = max(sum(counts.values()), progress.processed + len(page.results))
+                        progress.processed += len(page.results)
+                        progress.created += result.created
+                        progress.updated += result.updated
+                        progress.unchanged += result.unchanged
+                        progress.failed += result.failed
+                        progress.problems = (progress.problems + result.problems)[:MAX_PROBLEMS]
+                        progress.cursor.update(resource=resource.name, page=page.number,
+                                               complete=page.next_page is None)
+                        _save(session, job_id, token, progress)
+                        copied += 1
+                        where = _place(resource, page.number + 1, page.pages)
+                except OmnitronNotFound:
+                    # Resuming past the last page (records were deleted meanwhile): the resource is done.
+                    if copied or start == 1:
+                        raise
+                    session.rollback()
+            progress.total = progress.processed if progress.total < progress.processed else progress.total
+            _finish(session, job_id, token, progress, copier)
+        finally:
+            if own and client is not None:
+                client.close()
+    except _Superseded:
+        log.info("sync job %s was taken over by another run; this one stops", job_id)
+    except OmnitronError as exc:
+        session.rollback()
+        kept = " Pages already copied are kept: run the copy again to carry on from there." if progress.processed \
+            else " Run the copy again when Omnitron answers."
+        _fail(session, job_id, token, f"Copying stopped {where}. {exc.message}{kept}")
+    except DomainError as exc:
+        session.rollback()
+        _fail(session, job_id, token, exc.message)
+    except Exception as exc:  # a bug or a database failure must end the job, not leave it "running"
+        session.rollback()
+        log.exception("sync job %s failed", job_id)
+        _fail(session, job_id, token, f"Copying stopped {where} because of an unexpected error "
+                                      f"({exc.__class__.__name__}); the worker's log has the details. "
+                                      "Pages already copied are kept.")
+    return session.get(SyncJob, job_id, populate_existing=True)
+
+
+# Reading jobs ------------------------------------------------------------------------------------------------
+
+
+def get_job(session: Session, kind: str, job_id: int | None = None) -> SyncJob | None:
+    """A job of the kind by id (NotFound when it is not one), or the newest one (None when there is none)."""
+    copier_for(kind)
+    if job_id is None:
+        return latest_job(session, kind)
+    job = session.get(SyncJob, job_id)
+    if job is None or job.kind != kind:
+        raise NotFound(f"No {kind} sync job #{job_id}.")
+    return job
+
+
+def job_percent(job: SyncJob) -> int:
+    """How far a job got, 0 to 100 (a done job is 100 even when Omnitron's count moved meanwhile)."""
+    if job.status == SyncJob.DONE:
+        return 100
+    if not job.total:
+        return 0
+    return max(0, min(99 if job.status in ACTIVE else 100, job.processed * 100 // job.total))
+
+
+def is_active(job: SyncJob | None) -> bool:
+    """True while a job is queued or running (a stale one still counts: nothing has ended it yet)."""
+    return job is not None and job.status in ACTIVE
+
+
+def waiting_for_worker(job: SyncJob | None, now: datetime | None = None) -> bool:
+    """True when a queued job has not been picked up for a while (is a worker running?)."""
+    return (job is not None and job.status == SyncJob.QUEUED and job.created_at is not None
+            and (now or utcnow()) - job.created_at > WORKER_HINT_AFTER)
+
+
+def summary_text(job: SyncJob, noun: str | None = None) -> str:
+    """One sentence on what a job did."""
+    noun = noun or copier_for(job.kind).noun
+    return (f"{job.processed:,} {noun} read from Omnitron: {job.created:,} created, {job.updated:,} updated, "
+            f"{job.unchanged:,} unchanged, {job.failed:,} failed.")
+
+
+def where_text(job: SyncJob) -> str:
+    """Which list and page a job has reached, for the progress display."""
+    cursor = job.cursor or {}
+    copier = copier_for(job.kind)
+    labels = {r.name: r.label for r in copier.resources}
+    if not cursor.get("resource"):
+        return ""
+    return f"{labels.get(cursor['resource'], cursor['resource'])}, page {cursor.get('page')}"
+
+
+def job_json(job: SyncJob | None, kind: str) -> dict:
+    """A job as the API shows it; a kind never copied is status "not_started"."""
+    if job is None:
+        return {"job_id": None, "kind": kind, "status": "not_started", "progress": 0, "processed": 0, "total": 0,
+                "created": 0, "updated": 0, "unchanged": 0, "failed": 0, "error": "", "resumed_from": None,
+                "created_at": None, "started_at": None, "heartbeat_at": None, "finished_at": None}
+    cursor = job.cursor or {}
+
+    def moment(value):
+        """An ISO timestamp or None."""
+        return value.isoformat() if value else None
+
+    return {"job_id": job.id, "kind": job.kind, "status": job.status, "progress": job_percent(job),
+            "processed": job.processed, "total": job.total, "created": job.created, "updated": job.updated,
+            "unchanged": job.unchanged, "failed": job.failed, "error": job.error or "",
+            "resumed_from": cursor.get("resumed_from"), "created_at": moment(job.created_at),
+            "started_at": moment(job.started_at), "heartbeat_at": moment(job.heartbeat_at),
+            "finished_at": moment(job.finished_at)}

@@ -1,0 +1,48 @@
+"""The events a brand manager can subscribe to, with what each one means."""
+from __future__ import annotations
+
+WILDCARD = "*"
+
+PACKAGE_CREATED = "package.created"
+PACKAGE_TRANSITIONED = "package.status.transitioned"
+PACKAGE_PACKED = "package.status.packed"
+PACKAGE_CANCELLED = "package.status.cancelled"
+PACKAGE_SHIPPED = "package.status.shipped"
+PACKAGE_DELIVERED = "package.status.delivered"
+READY_FOR_CUSTOMER_PICKUP = "package.ready_for_customer_pickup"
+STOCK_LOCATION_CREATED = "stock_location.created"
+STOCK_LOCATION_UPDATED = "stock_location.updated"
+SHIPMENT_CREATED = "shipment.created"
+WEBHOOK_TEST = "webhook.test"
+
+# type -> description shown to brand managers (in catalogue order).
+EVENT_TYPES: dict[str, str] = {
+    PACKAGE_CREATED: "A package was created in the OMS.",
+    PACKAGE_TRANSITIONED: "A package changed state (sent for every command, with the old and new state).",
+    PACKAGE_PACKED: "A package was packed (Packed All Items).",
+    PACKAGE_CANCELLED: "A package was cancelled.",
+    PACKAGE_SHIPPED: "A package was handed to the cargo company.",
+    PACKAGE_DELIVERED: "A package was delivered to the customer.",
+    READY_FOR_CUSTOMER_PICKUP: ("A click & collect package is ready for pickup "
+                                "(PackageReadyForCustomerPickupWhispererEvent); carries the pickup code "
+                                "only when PICKUP_CODE_DELIVERY is extension_app."),
+    STOCK_LOCATION_CREATED: "A stock location (store or warehouse) was added.",
+    STOCK_LOCATION_UPDATED: "A stock location's details changed.",
+    SHIPMENT_CREATED: "A shipment was created for a package.",
+    WEBHOOK_TEST: "A test event sent by \"Send test event\"; carries no business data.",
+}
+
+# The vendor's class names for events that have one; sent as event.name in the envelope.
+VENDOR_NAMES: dict[str, str] = {
+    READY_FOR_CUSTOMER_PICKUP: "PackageReadyForCustomerPickupWhispererEvent",
+}
+
+
+def choices() -> list[tuple[str, str]]:
+    """(value, label) pairs for a form: the wildcard first, then every event type."""
+    return [(WILDCARD, "* (every event)")] + [(t, t) for t in EVENT_TYPES]
+
+
+def is_known(event_type: str) -> bool:
+    """True for the wildcard and every catalogued event type."""
+    return event_type == WILDCARD or event_type in EVENT_TYPES

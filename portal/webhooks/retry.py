@@ -1,0 +1,122 @@
+"""Retry countdown configs (fixed, linear, exponential, random) and the delay before each retry.
+
+Format: {"type": "fixed", "interval": s} | {"type": "linear", "interval": s, "increment": s} |
+{"type": "exponential", "base": s, "factor": f, "max_interval": s} | {"type": "random", "min": s, "max": s},
+each plus "max_attempts" (1..25, default 8). Seconds are numbers; after max_attempts a delivery is dead.
+"""
+from __future__ import annotations
+
+import json
+import random
+
+from portal.errors import ValidationFailed
+
+DAY = 24 * 3600
+MAX_ATTEMPTS_LIMIT = 25
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_CONFIG = {"type": "exponential", "base": 30, "factor": 2, "max_interval": 6 * 3600,
+                  "max_attempts": DEFAULT_MAX_ATTEMPTS}
+
+# type -> {parameter: (label, minimum, maximum, default)}
+PARAMETERS: dict[str, dict[str, tuple[str, float, float, float]]] = {
+    "fixed": {"interval": ("interval (seconds)", 1, DAY, 60)},
+    "linear": {"interval": ("interval (seconds)", 1, DAY, 60), "increment": ("increment (seconds)", 0, DAY, 60)},
+    "exponential": {"base": ("base (seconds)", 1, DAY, 30), "factor": ("factor", 1, 10, 2),
+                    "max_interval": ("max_interval (seconds)", 1, 7 * DAY, 6 * 3600)},
+    "random": {"min": ("min (seconds)", 1, DAY, 30), "max": ("max (seconds)", 1, DAY, 300)},
+}
+TYPES = tuple(PARAMETERS)
+
+
+def _number(raw: object, name: str, label: str, low: float, high: float) -> float | int:
+    """A number within [low, high] (numeric text accepted); raises ValidationFailed naming the field."""
+    if isinstance(raw, bool):
+        raise ValidationFailed(f"{label} must be a number.", field=name)
+    if isinstance(raw, str):
+        try:
+            raw = float(raw.strip())
+        except ValueError:
+            raise ValidationFailed(f"{label} must be a number.", field=name) from None
+    if not isinstance(raw, (int, float)) or raw != raw:  # raw != raw: NaN
+        raise ValidationFailed(f"{label} must be a number.", field=name)
+    if not low <= raw <= high:
+        raise ValidationFailed(f"{label} must be from {low:g} to {high:g}.", field=name)
+    return int(raw) if float(raw).is_integer() else float(raw)
+
+
+def validate_retry_config(raw: object) -> dict:
+    """Check a retry_countdown_config and return it normalised (defaults filled in). Raises ValidationFailed.
+
+    None or {} gives the default (exponential, 30 s doubling up to 6 h, 8 attempts); JSON text is accepted.
+    """
+    if raw in (None, "", {}):
+        return dict(DEFAULT_CONFIG)
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ValidationFailed("retry_countdown_config must be a JSON object.",
+                                   field="retry_countdown_config") from None
+    if not isinstance(raw, dict):
+        raise ValidationFailed("retry_countdown_config must be an object.", field="retry_countdown_config")
+    kind = raw.get("type")
+    if kind not in PARAMETERS:
+        raise ValidationFailed(f"The retry type must be one of {', '.join(TYPES)}.", field="type")
+    params = PARAMETERS[kind]
+    unknown = sorted(set(raw) - set(params) - {"type", "max_attempts"})
+    if unknown:
+        raise ValidationFailed(f"{unknown[0]!r} is not a parameter of {kind} retries "
+                               f"(they take {', '.join(params)} and max_attempts).", field=unknown[0])
+    config: dict = {"type": kind}
+    for name, (label, low, high, default) in params.items():
+        config[name] = _number(raw.get(name, default), name, label, low, high)
+    config["max_attempts"] = int(_number(raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS), "max_attempts",
+                                         "max_attempts", 1, MAX_ATTEMPTS_LIMIT))
+    if raw.get("max_attempts") is not None and not float(raw["max_attempts"]).is_integer():
+        raise ValidationFailed("max_attempts must be a whole number.", field="max_attempts")
+    if kind == "exponential" and config["max_interval"] < config["base"]:
+        raise ValidationFailed("max_interval cannot be shorter than base.", field="max_interval")
+    if kind == "random" and config["max"] < config["min"]:
+        raise ValidationFailed("max cannot be below min.", field="max")
+    return config
+
+
+def next_delay(config: dict, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1 = the first delivery) before the next one."""
+    config = config or DEFAULT_CONFIG
+    step = max(1, attempt) - 1
+    kind = config.get("type")
+    if kind == "fixed":
+        return float(config["interval"])
+    if kind == "linear":
+        return float(config["interval"] + config["increment"] * step)
+    if kind == "exponential":
+        # Cap the exponent's growth before multiplying so a large attempt number cannot overflow.
+        delay = config["base"] * config["factor"] ** min(step, 64)
+        return float(min(delay, config["max_interval"]))
+    if kind == "random":
+        return (rng or random).uniform(config["min"], config["max"])
+    return next_delay(DEFAULT_CONFIG, attempt, rng)
+
+
+def max_attempts(config: dict) -> int:
+    """How many attempts a delivery gets before it is dead-lettered."""
+    return int((config or {}).get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
+
+
+def describe(config: dict) -> str:
+    """The schedule in words, for the UI ("every 60 s, 8 attempts")."""
+    config = config or DEFAULT_CONFIG
+    kind, tries = config.get("type"), max_attempts(config)
+    if kind == "fixed":
+        text = f"every {config['interval']:g} s"
+    elif kind == "linear":
+        text = f"after {config['interval']:g} s, then {config['increment']:g} s longer each time"
+    elif kind == "exponential":
+        text = (f"after {config['base']:g} s, multiplied by {config['factor']:g} each time, "
+                f"at most {config['max_interval']:g} s")
+    elif kind == "random":
+        text = f"after a random {config['min']:g}-{config['max']:g} s"
+    else:
+        text = "default schedule"
+    return f"{text}; {tries} attempt(s) in all"
