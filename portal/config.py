@@ -57,6 +57,8 @@ class Config:
     OMNITRON_TIMEOUT_SECONDS = _int("OMNITRON_TIMEOUT_SECONDS", 30)
     OMNITRON_RETRIES = _int("OMNITRON_RETRIES", 3)
     OMNITRON_BACKOFF_SECONDS = float(os.environ.get("OMNITRON_BACKOFF_SECONDS", "") or 0.5)
+    # Product stock integration connection tests (setup step 10), in seconds.
+    STOCK_ENGINE_TIMEOUT_SECONDS = float(os.environ.get("STOCK_ENGINE_TIMEOUT_SECONDS", "") or 5)
     # Records per Omnitron page while syncing (the sync streams page by page; memory stays flat).
     SYNC_PAGE_SIZE = _int("SYNC_PAGE_SIZE", 500)
 

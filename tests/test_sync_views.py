@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select
+from datetime import timedelta
 
+from sqlalchemy import func, select, update
+
+from portal.db_types import utcnow
 from portal.extensions import db
 from portal.jobs.queue import huey
 from portal.settings import service as settings
@@ -98,6 +101,9 @@ def test_copy_now_runs_the_job_and_swaps_in_its_summary_the_state_and_the_list(c
     assert f'<tr id="sync-job-{job.id}">' in html and "by ayse" in html
     assert '<p id="step-state" hx-swap-oob="true">' in html and "Done" in html
     assert html.count('id="sync-jobs"') == 1
+    # The "is a copy needed?" panel is swapped in again and asks Omnitron afresh.
+    assert ('<section id="sync-required" class="setup-panel sync-required" aria-labelledby="sync-required-title" '
+            'aria-live="polite" hx-swap-oob="true"\n  hx-get="/setup/channels/required" hx-trigger="load"') in html
     assert db.session.scalar(select(func.count()).select_from(Channel)) == 8
     assert wizard.status(db.session, "channels").state == SetupStep.DONE
 
@@ -131,6 +137,24 @@ def test_the_status_panel_polls_every_second_while_the_job_runs_and_stops_when_i
     assert '<p id="step-state" hx-swap-oob="true">' in ended
 
 
+def test_a_job_whose_worker_died_stops_polling_and_offers_to_carry_on(client, admin, immediate_queue):
+    job = sync.start_job(db.session, "channels", user_id=admin.id)
+    assert sync._claim(db.session, job.id, job.task_id)  # a worker took it...
+    db.session.execute(update(SyncJob).where(SyncJob.id == job.id)
+                       .values(heartbeat_at=utcnow() - timedelta(minutes=3)))  # ...and died 3 minutes ago
+    db.session.commit()
+
+    html = client.get("/setup/channels/status", headers=HX).get_data(as_text=True)
+    assert "data-polling" not in html
+    assert "its worker has probably stopped" in html and "Carry on copying" in html
+
+    answer = client.post("/setup/channels/copy", headers=HX)
+    assert answer.status_code == 200
+    resumed = db.session.scalar(select(SyncJob).order_by(SyncJob.id.desc()))
+    assert resumed.id != job.id and resumed.status == SyncJob.DONE and resumed.cursor["resumed_from"] == job.id
+    assert "8 channels read from Omnitron" in answer.get_data(as_text=True)
+
+
 def test_a_stopped_job_shows_why_and_offers_to_carry_on(client, admin, omnitron_sandbox, immediate_queue):
     omnitron_sandbox.add_fault("/api/v1/channels/", status=500, times=None)
     answer = client.post("/setup/channels/copy", headers=HX)
@@ -140,6 +164,12 @@ def test_a_stopped_job_shows_why_and_offers_to_carry_on(client, admin, omnitron_
     assert "Copy now" in html  # it stopped before any page was copied: nothing to carry on from
     page = client.get("/setup/channels").get_data(as_text=True)
     assert "Needs attention" in page and "Copy job #" in page
+
+    omnitron_sandbox.add_fault("/api/v1/districts/", page=2, status=500, times=None)
+    html = client.post("/setup/addresses/copy", headers=HX).get_data(as_text=True)
+    assert "Copying stopped at districts page 2 of 6." in html
+    assert "Pages already copied are kept: run the copy again to carry on from there." in html
+    assert "Carry on copying" in html
 
 
 def test_only_admins_open_the_copy_steps(client, make, auth_actions):

@@ -31,6 +31,7 @@ class Receiver:
     """A webhook receiver on 127.0.0.1 that records every request and answers with `status`."""
 
     def __init__(self):
+        """Start serving on a free port."""
         self.status = 204
         self.requests: list[dict] = []
         receiver = self
@@ -189,7 +190,8 @@ def test_a_private_target_is_refused_beside_the_field_and_nothing_is_saved(app, 
 @pytest.mark.parametrize(("fields", "slot", "words"), [
     ({"retry_base": "soon"}, "retry_base", "First wait (seconds) must be a number."),
     ({"retry_base": "0"}, "retry_base", "base (seconds) must be from 1 to 86400."),
-    ({"retry_base": "600", "retry_max_interval": "60"}, "retry_max_interval", "max_interval cannot be shorter than base."),
+    ({"retry_base": "600", "retry_max_interval": "60"}, "retry_max_interval",
+     "max_interval cannot be shorter than base."),
     ({"retry_type": "random", "retry_min": "90", "retry_max": "30"}, "retry_max", "max cannot be below min."),
     ({"max_attempts": "40"}, "max_attempts", "max_attempts must be from 1 to 25."),
     ({"header_name": ["Bad Header"], "header_value": ["x"]}, "headers", "'Bad Header' is not a valid header name."),
@@ -438,3 +440,27 @@ def test_deleting_removes_the_subscription_and_its_log(client, manager, receiver
     assert db.session.scalar(select(func.count()).select_from(DeliveryAttempt)) == 0
     assert "Subscription deleted" in client.get("/webhooks/").get_data(as_text=True)
     assert client.get(f"/webhooks/{subscription.id}").status_code == 404
+
+
+@pytest.mark.parametrize("app_config", [{"WEBHOOK_ALLOW_PRIVATE_TARGETS": True, "WTF_CSRF_ENABLED": True}])
+def test_with_csrf_on_only_requests_carrying_the_token_change_anything(client, make, receiver):
+    make.user("brandy", role="brand_manager")
+    login = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login).group(1)
+    client.post("/login", data={"username": "brandy", "password": "correct-horse-1", "csrf_token": token})
+    page = client.get("/webhooks/new").get_data(as_text=True)
+    htmx_token = json.loads(re.search(r"hx-headers='([^']+)'", page).group(1))["X-CSRFToken"]
+
+    assert client.post("/webhooks/", data=form(receiver.url), headers=HTMX).status_code == 400
+    assert subscriptions() == []
+    created = client.post("/webhooks/", data=form(receiver.url), headers={**HTMX, "X-CSRFToken": htmx_token})
+    assert created.status_code == 201
+    [subscription] = subscriptions()
+    before = subscription.secret_encrypted
+    for action in ("rotate-secret", "delete", "test"):
+        assert client.post(f"/webhooks/{subscription.id}/{action}", headers=HTMX).status_code == 400
+    [after] = subscriptions()
+    assert after.secret_encrypted == before and receiver.requests == []
+    rotated = client.post(f"/webhooks/{subscription.id}/rotate-secret", headers={**HTMX, "X-CSRFToken": htmx_token})
+    assert rotated.status_code == 200
+    assert subscriptions()[0].secret_encrypted != before

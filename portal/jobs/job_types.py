@@ -63,7 +63,8 @@ def retry_outbox(session: Session, params: dict) -> str:
     messages = outbox.pending_sms(session, limit=params["limit"])
     sent = 0
     for message in messages:
-        if outbox.deliver_sms(session, message.id).status == OutboxMessage.SENT:
+        after = outbox.deliver_sms(session, message.id)
+        if after is not None and after.status == OutboxMessage.SENT:
             sent += 1
     if not messages:
         return "No SMS was due for a retry."

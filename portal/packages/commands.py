@@ -280,6 +280,28 @@ class UpdateShipmentStatus(Handler):
     description = "Moves the package along the shipment's status as reported by the cargo company."
 
 
+@handler("CANCEL_PACKAGE")
+class CancelPackage(Handler):
+    """Cancels a package that cannot be fulfilled; a reason may be given."""
+
+    description = "Cancels the package."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Record the reason, if any."""
+        ctx.note = str(ctx.params.get("reason") or "")[:500]
+
+
+@handler("RESCHEDULE_PACKAGE")
+class ReschedulePackage(Handler):
+    """Sends a refused package back to Waiting so it can be planned again; the denial reason is cleared."""
+
+    description = "Sends the package back to Waiting and clears its denial reason."
+
+    def run(self, ctx: CommandContext) -> None:
+        """Clear the denial reason."""
+        ctx.package.denial_reason_id = None
+
+
 def package_payload(package: Package, state: int | None = None) -> dict:
     """The package as events show it, with the state the way the vendor shows it."""
     info = state_info(state if state is not None else package.state)

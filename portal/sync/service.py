@@ -159,10 +159,12 @@ def is_required(session: Session, kind: str, *, client: OmnitronClient | None = 
 # Starting jobs -----------------------------------------------------------------------------------------------
 
 
-def _stale(job: SyncJob, now: datetime) -> bool:
-    """True when an active job's worker has shown no sign of life for STALE_AFTER."""
+def is_stale(job: SyncJob | None, now: datetime | None = None) -> bool:
+    """True when an active job's worker has shown no sign of life for STALE_AFTER (it died: copy again)."""
+    if job is None or job.status not in ACTIVE:
+        return False
     last = job.heartbeat_at or job.started_at or job.created_at
-    return last is None or now - last > STALE_AFTER
+    return last is None or (now or utcnow()) - last > STALE_AFTER
 
 
 def _lock_kind(session: Session, kind: str, now: datetime) -> None:
@@ -210,7 +212,7 @@ def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime
     resume = None
     stale = False
     if previous is not None and previous.status in ACTIVE:
-        if not _stale(previous, now):
+        if not is_stale(previous, now):
             session.rollback()
             raise SyncAlreadyRunning(
                 f"A copy of {copier.noun} is already running (job #{previous.id}, "

@@ -187,7 +187,6 @@ def guarded_session(allow_private: bool) -> requests.Session:
     allow_private."""
     session = requests.Session()
     session.trust_env = False  # an HTTP(S)_PROXY would make the proxy, not the target, the checked peer
-    session.max_redirects = 0
     if not allow_private:
         adapter = GuardedAdapter(max_retries=0)
         session.mount("http://", adapter)

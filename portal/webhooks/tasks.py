@@ -54,3 +54,12 @@ def sweep_outbox() -> None:
         return
     if ids:
         log.info("outbox sweep queued %s message(s)", len(ids))
+
+
+@huey.on_startup()
+def sweep_on_startup() -> None:
+    """When a worker starts (say, after a crash), queue what is overdue now rather than at the next minute."""
+    try:
+        sweep()
+    except Exception:  # the database may not be up yet; the every-minute sweep follows
+        log.exception("outbox sweep at worker start failed")

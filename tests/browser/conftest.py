@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
+from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -28,6 +29,7 @@ from portal.accounts import auth
 from portal.accounts.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
+from portal.jobs.queue import huey
 from portal.packages import commands
 from portal.packages.models import Customer, Package, PackageItem
 from portal.packages.states import DeliveryType, State
@@ -42,6 +44,9 @@ AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENS = ROOT / "test-artifacts" / "screens"
 VIEWPORTS = {"landscape": {"width": 1024, "height": 768}, "portrait": {"width": 768, "height": 1024}}
 STAFF_PASSWORD = "counter-pass-1"
+# Generous for a loaded 2-core machine; a passing run never waits this long.
+TIMEOUT_MS = 10_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -122,6 +127,9 @@ def live_server(migrated_sqlite, tmp_path):
     shutil.copyfile(migrated_sqlite, path)
     app = create_app(_config(f"sqlite:///{path}"))
     MemorySmsProvider.reset()
+    # The outbox hands each SMS to the job queue after commit; here the queue runs it inline, in the
+    # request, so the code is in the memory provider's outbox when the page answers (as tests/conftest.py).
+    was_immediate, huey.immediate = huey.immediate, True
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
     thread.start()
@@ -133,6 +141,7 @@ def live_server(migrated_sqlite, tmp_path):
         server.server_close()
         with app.app_context():
             db.engine.dispose()
+        huey.immediate = was_immediate
         MemorySmsProvider.reset()
 
 
@@ -212,7 +221,7 @@ def context(live_server, viewport, new_context):
     """
     context = new_context(viewport=VIEWPORTS[viewport], has_touch=True, base_url=live_server.url,
                           locale="en-GB", timezone_id="Europe/Istanbul")
-    context.set_default_timeout(5000)
+    context.set_default_timeout(TIMEOUT_MS)
     return context
 
 

@@ -9,6 +9,7 @@ FORM_TEMPLATES = {
     "COMPLETE_PACKAGING": "packages/_form_barcodes.html",
     "PACKAGE_REFUSE_WITH_DENIAL_REASON": "packages/_form_denial.html",
     "BLOCK_PACKAGE_FOR_ACTION": "packages/_form_block.html",
+    "CANCEL_PACKAGE": "packages/_form_block.html",
     "SHIP_PACKAGE": "packages/_form_ship.html",
 }
 
@@ -33,7 +34,7 @@ def params_from_form(transition: Transition, form) -> dict:
         return {"barcodes": barcodes}
     if code == "PACKAGE_REFUSE_WITH_DENIAL_REASON":
         return {"denial_reason": form.get("denial_reason", "")}
-    if code == "BLOCK_PACKAGE_FOR_ACTION":
+    if code in ("BLOCK_PACKAGE_FOR_ACTION", "CANCEL_PACKAGE"):
         return {"reason": form.get("reason", "")}
     if code == "SHIP_PACKAGE":
         return {"tracking_number": form.get("tracking_number", "")}

@@ -115,8 +115,12 @@ def events():
         return _respond(422, **_context({"events": exc.message}, [c for c in chosen if c in catalogue.EVENT_TYPES]))
     settle_events_step(db.session, user_id=current_user.id)
     missing = missing_events(db.session)
-    message = (f"Event list saved. {len(missing)} wanted event{'s' if len(missing) != 1 else ''} still "
-               "need a webhook subscription.") if missing else "Event list saved. Every wanted event has a subscription."
+    if not missing:
+        message = "Event list saved. Every wanted event has a subscription."
+    elif len(missing) == 1:
+        message = "Event list saved. 1 wanted event still needs a webhook subscription."
+    else:
+        message = f"Event list saved. {len(missing)} wanted events still need a webhook subscription."
     if is_fragment_request():
         return _respond(toast=message, **_context())
     flash(message, "success")

@@ -27,8 +27,8 @@ TEMPLATE = "setup/sync.html"
 SLUGS = {"addresses": "addresses", "stock_locations": "stock-locations", "channels": "channels"}
 KIND_OF = {slug: kind for kind, slug in SLUGS.items()}
 INTROS = {
-    "addresses": "Copy Omnitron's address tree into the portal: countries, cities, townships and districts, "
-                 "parents first.",
+    "addresses": "The four levels are copied parents first (countries, then cities, townships and districts), "
+                 "so every record finds the one above it.",
     "stock_locations": "Copy Omnitron's stores and warehouses (stock locations) into the portal. A store already "
                        "made in the portal with the same erp_code is matched by that code, so its staff and "
                        "packages stay with it.",
@@ -48,13 +48,17 @@ def _context(kind: str, *, message: str = "", message_level: str = "error", chec
     copier = sync.copier_for(kind)
     jobs = sync.recent_jobs(db.session, kind)
     job = jobs[0] if jobs else None
+    # A running job silent for too long lost its worker: stop polling and offer to carry on. (A queued one
+    # keeps polling with a hint that no worker seems to be running.)
+    stale = sync.is_stale(job) and job.status == job.RUNNING
     user_ids = {j.started_by_id for j in jobs if j.started_by_id}
     usernames = {}
     if user_ids:
         usernames = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all())
     return {
         "kind": kind, "slug": SLUGS[kind], "copier": copier, "intro": INTROS[kind], "job": job, "jobs": jobs,
-        "usernames": usernames, "polling": sync.is_active(job), "percent": sync.job_percent(job) if job else 0,
+        "usernames": usernames, "polling": sync.is_active(job) and not stale, "stale": stale,
+        "percent": sync.job_percent(job) if job else 0,
         "where": sync.where_text(job) if job and sync.is_active(job) else "",
         "waiting_for_worker": sync.waiting_for_worker(job), "summary": sync.summary_text,
         "message": message, "message_level": message_level, "check": check, "check_error": check_error,
@@ -72,9 +76,11 @@ def _respond(kind: str, blocks: tuple[str, ...], *, http_status: int = 200, toas
         body = "".join(render_block(TEMPLATE, block, oob=index > 0, **extra, **data)
                        for index, block in enumerate(blocks))
         if not data["polling"] and "sync_status" in blocks:
-            # The job has ended: the step's state and the job list change with it.
+            # The job has ended: the step's state and the job list change with it, and the "is a copy
+            # needed?" panel asks Omnitron again.
             if "sync_jobs" not in blocks:
                 body += render_block(TEMPLATE, "sync_jobs", oob=True, **extra, **data)
+            body += render_block(TEMPLATE, "sync_required", **extra, **{**data, "oob": True, "lazy_check": True})
             body += render_block(TEMPLATE, "step_state_oob", **extra, **data)
         response = make_response(body, http_status)
     else:

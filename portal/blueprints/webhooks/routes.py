@@ -6,7 +6,6 @@ subscription's page swap only the panel they change and say what happened in a t
 """
 from __future__ import annotations
 
-
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from portal.blueprints.setup.routes_events import settle_events_step
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
-    DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
 )
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
@@ -75,6 +74,16 @@ def _after_action(message: str, endpoint: str, **values):
 def _csrf_ok() -> bool:
     """True when the posted form carries a valid CSRF token."""
     return FlaskForm().validate_on_submit()
+
+
+def _expired(subscription_id: int):
+    """A button posted with an expired form: say so (a toast for htmx, which swaps nothing), change nothing."""
+    if request.htmx:
+        response = make_response("", 422)
+        response.headers["HX-Reswap"] = "none"
+        return with_toast(response, FORM_EXPIRED, "error")
+    flash(FORM_EXPIRED, "error")
+    return redirect(url_for("webhooks.show", subscription_id=subscription_id))
 
 
 # The list
@@ -201,10 +210,10 @@ def create():
 def edit(subscription_id: int):
     """The form filled with a subscription's settings (the secret is never part of it)."""
     subscription = webhooks.get_subscription(db.session, subscription_id)
-    form = SubscriptionForm(formdata=None, event_type=subscription.event_type,
-                            target_url=subscription.target_url, is_active=subscription.is_active,
-                            retry_type=(subscription.retry_countdown_config or {}).get("type", DEFAULT_RETRY_TYPE),
-                            max_attempts=str((subscription.retry_countdown_config or {}).get("max_attempts", 8)))
+    config = subscription.retry_countdown_config or {}
+    form = SubscriptionForm(formdata=None, event_type=subscription.event_type, target_url=subscription.target_url,
+                            is_active=subscription.is_active, retry_type=config.get("type", DEFAULT_RETRY_TYPE),
+                            max_attempts=str(config.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
     return _form_page(form, subscription)
 
 
@@ -239,7 +248,8 @@ def _log_context(subscription) -> dict:
         latest.setdefault(attempt.message_id, attempt.id)
     return {"subscription": subscription, "attempts": attempts, "messages": messages,
             "latest_attempt_ids": set(latest.values()),
-            "in_flight": len(webhooks.pending_messages(db.session, subscription.id)), "dead": webhooks.dead_messages(db.session, subscription.id),
+            "in_flight": len(webhooks.pending_messages(db.session, subscription.id)),
+            "dead": webhooks.dead_messages(db.session, subscription.id),
             "poll_seconds": POLL_SECONDS, "redeliverable": (OutboxMessage.SENT, OutboxMessage.DEAD,
                                                             OutboxMessage.FAILED, OutboxMessage.DISCARDED)}
 
@@ -302,7 +312,7 @@ def _secret_response(subscription, secret: str, *, created: bool):
 def rotate_secret(subscription_id: int):
     """Replace the secret; the new one is shown once and the old one stops working at once."""
     if not _csrf_ok():
-        return _done(subscription_id, "subscription_panel", FORM_EXPIRED, "error")
+        return _expired(subscription_id)
     secret = webhooks.rotate_secret(db.session, subscription_id, user_id=current_user.id)
     return _secret_response(webhooks.get_subscription(db.session, subscription_id), secret, created=False)
 
@@ -311,7 +321,7 @@ def rotate_secret(subscription_id: int):
 def set_active(subscription_id: int):
     """Turn delivery on (which clears the reason it was disabled) or off."""
     if not _csrf_ok():
-        return _done(subscription_id, "subscription_panel", FORM_EXPIRED, "error")
+        return _expired(subscription_id)
     active = request.form.get("active") == "true"
     subscription = webhooks.set_active(db.session, subscription_id, active, user_id=current_user.id)
     settle_events_step(db.session, user_id=current_user.id)
@@ -324,7 +334,7 @@ def set_active(subscription_id: int):
 def delete(subscription_id: int):
     """Delete a subscription and its delivery log."""
     if not _csrf_ok():
-        return _done(subscription_id, "subscription_panel", FORM_EXPIRED, "error")
+        return _expired(subscription_id)
     subscription = webhooks.get_subscription(db.session, subscription_id)
     label = f"{subscription.event_type} → {subscription.target_url}"
     webhooks.delete_subscription(db.session, subscription_id, user_id=current_user.id)
@@ -348,7 +358,7 @@ def _log_action(subscription_id: int, action) -> tuple[str, str]:
 def send_test(subscription_id: int):
     """Queue a test event for this subscription; the log shows its delivery."""
     if not _csrf_ok():
-        return _done(subscription_id, "delivery_log", FORM_EXPIRED, "error")
+        return _expired(subscription_id)
 
     def send() -> str:
         """Queue it and say so."""
@@ -362,7 +372,7 @@ def send_test(subscription_id: int):
 def redeliver(subscription_id: int, message_id: int):
     """Deliver one event again, with the same id so the receiver can tell it is a repeat."""
     if not _csrf_ok():
-        return _done(subscription_id, "delivery_log", FORM_EXPIRED, "error")
+        return _expired(subscription_id)
 
     queued = db.session.get(OutboxMessage, message_id)
     if queued is None or queued.subscription_id != subscription_id:
@@ -380,7 +390,7 @@ def redeliver(subscription_id: int, message_id: int):
 def redeliver_dead(subscription_id: int):
     """Deliver again every event that was given up on (dead-lettered) for this subscription."""
     if not _csrf_ok():
-        return _done(subscription_id, "delivery_log", FORM_EXPIRED, "error")
+        return _expired(subscription_id)
 
     def again() -> str:
         """Put them back in the queue and say how many."""

@@ -1,0 +1,229 @@
+"""The outbox worker shared by SMS and webhooks: claims, leases, the sweep, and a worker killed mid-delivery."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from huey.storage import SqliteStorage
+from sqlalchemy import select, update
+
+from portal.db_types import utcnow
+from portal.extensions import db
+from portal.jobs.queue import huey
+from portal.outbox import service as outbox
+from portal.outbox.models import OutboxMessage
+from portal.packages import commands
+from portal.packages.states import State
+from portal.webhooks import events, service, tasks
+from portal.webhooks.models import DeliveryAttempt
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONSUMER = Path(sys.executable).with_name("huey_consumer")
+
+
+@pytest.fixture
+def app_config():
+    """The receivers listen on loopback."""
+    return {"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
+
+
+@pytest.fixture
+def manager(make):
+    """A brand manager."""
+    return make.user("brand", role="brand_manager")
+
+
+def subscribe(receiver, manager, event_type="*"):
+    """Subscribe a receiver that verifies signatures."""
+    subscription, secret = service.create_subscription(
+        db.session, event_type=event_type, target_url=receiver.target_url, retry_countdown_config=None,
+        additional_headers=None, user_id=manager.id)
+    receiver.secret = secret
+    return subscription
+
+
+def message_now(message_id: int) -> OutboxMessage:
+    """The message as the database has it now (other processes' commits included)."""
+    db.session.rollback()
+    return db.session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+def test_only_one_worker_can_hold_a_message_until_its_lease_runs_out(app, make):
+    package = make.package()
+    message = outbox.enqueue_sms(db.session, to="+905551112233", body="hello", package_id=package.id)
+    db.session.commit()
+    now = utcnow()
+
+    lease = outbox.claim(db.session, message.id, now=now)
+
+    assert lease == now + timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
+    assert outbox.claim(db.session, message.id, now=now + timedelta(seconds=1)) is None
+    assert message_now(message.id).status == "sending"
+    # The first worker died; once its lease has run out another worker takes the message over...
+    later = outbox.claim(db.session, message.id, now=lease + timedelta(seconds=1))
+    assert later is not None and message_now(message.id).attempts == 2
+    # ...and the first worker, should it come back, can no longer record an outcome.
+    assert outbox.finish(db.session, message.id, lease, status="sent") is False
+    db.session.commit()
+    assert message_now(message.id).status == "sending"
+
+
+def test_the_sweep_picks_up_overdue_messages_and_lapsed_leases_only(make, manager, receivers):
+    receiver = receivers("ok")
+    subscribe(receiver, manager, "stock_location.updated")
+    for n in range(6):
+        events.record_event(db.session, "stock_location.updated", {"id": n})
+    db.session.commit()  # written but not queued: as if the process died between commit and enqueue
+    ids = [m.id for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "webhook")
+                                            .order_by(OutboxMessage.id))]
+    now = utcnow()
+    shapes = [
+        dict(status="pending", next_attempt_at=now),  # fresh: its own task is on the way
+        dict(status="pending", next_attempt_at=now - timedelta(minutes=2)),  # overdue: its task was lost
+        dict(status="sending", lease_until=now - timedelta(seconds=5)),  # its worker died
+        dict(status="sending", lease_until=now + timedelta(seconds=50)),  # being delivered right now
+        dict(status="failed", next_attempt_at=now + timedelta(minutes=5)),  # waiting for its retry
+        dict(status="sent"),
+    ]
+    for message_id, values in zip(ids, shapes):
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
+    db.session.commit()
+
+    assert outbox.due_message_ids(db.session) == [ids[1], ids[2]]
+
+    assert tasks.sweep() == [ids[1], ids[2]]
+
+    assert sorted(r.json["payload"]["id"] for r in receiver.requests) == [1, 2]
+    assert [message_now(i).status for i in ids] == ["pending", "sent", "sent", "sending", "failed", "sent"]
+
+
+def test_messages_of_a_rolled_back_transaction_are_never_sent(make, manager, receivers, sms):
+    receiver = receivers("ok")
+    subscribe(receiver, manager, "stock_location.updated")
+    package = make.package()
+    outbox.enqueue_sms(db.session, to="+905551112233", body="never", package_id=package.id)
+    events.record_event(db.session, "stock_location.updated", {"id": 1})
+    db.session.rollback()
+
+    outbox.deliver_after_commit(db.session)
+
+    assert receiver.requests == [] and sms.outbox == []
+
+
+def test_an_sms_the_provider_keeps_refusing_is_retried_then_dead_lettered_and_staff_can_still_retry(app, make, sms):
+    app.config["OUTBOX_SMS_MAX_ATTEMPTS"] = 2
+    sms.fail_with = "Provider is down (test)"
+    package = make.package(state=State.PACKED)
+    commands.run_command(db.session, package.id, slug="ready-for-customer-pickup", user_id=None, store_ids=None)
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "sms"))
+    assert (message.status, message.attempts) == ("failed", 1)
+    assert 29 <= (message.next_attempt_at - utcnow()).total_seconds() <= 31  # 15 s doubling
+
+    outcome = outbox.process_message(db.session, message.id, now=message.next_attempt_at)
+
+    assert outcome.status == "dead" and message_now(message.id).attempts == 2
+    assert message_now(message.id).body_encrypted  # kept for the staff's Retry
+    sms.fail_with = None
+    retried = outbox.retry_sms(db.session, message.id)
+    assert retried.status == "sent" and retried.body_encrypted is None
+    assert len(sms.outbox) == 1 and sms.outbox[0].to == package.customer.phone
+
+
+# --- A real worker killed mid-delivery -------------------------------------------------------------------
+
+
+@pytest.fixture
+def queue_file(app):
+    """This test's own SQLite queue: the test enqueues into it and huey_consumer processes read it."""
+    with tempfile.TemporaryDirectory(prefix="portal-huey-") as folder:
+        was_immediate, normal = huey.immediate, huey.storage
+        huey.immediate = False
+        huey.storage = SqliteStorage(name=huey.name, filename=os.path.join(folder, "huey.sqlite"))
+        try:
+            yield huey.storage.filename
+        finally:
+            huey.storage = normal
+            huey.immediate = was_immediate
+
+
+class Consumer:
+    """`huey_consumer portal.jobs.tasks.huey -w 2 -k process` in its own process group."""
+
+    def __init__(self, app, queue_path: str, log_path: str):
+        env = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
+        env.update(HUEY_SQLITE_PATH=queue_path, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+                   SECRET_KEY=app.config["SECRET_KEY"], PORTAL_ENV="development", SMS_PROVIDER="console",
+                   WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_TIMEOUT_SECONDS="30", OUTBOX_LEASE_SECONDS="60")
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen([str(CONSUMER), "portal.jobs.tasks.huey", "-w", "2", "-k", "process"],
+                                        cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def kill(self) -> None:
+        """kill -9 the consumer and its workers at once, as a crashed machine would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+def wait_for(condition, seconds: float, what: str):
+    """Poll until condition() is truthy; fail with `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing_and_the_next_one_redelivers_with_the_same_id(
+        app, make, manager, receivers, queue_file, tmp_path):
+    receiver = receivers("ok")
+    receiver.answers = ["slow"]  # the first request hangs until the worker is killed
+    receiver.slow_seconds = 60
+    subscribe(receiver, manager, "stock_location.updated")
+    log_path = str(tmp_path / "consumer.log")
+    first = Consumer(app, queue_file, log_path)
+    try:
+        events.record_event(db.session, "stock_location.updated", {"id": 42, "name": "Kadıköy"})
+        db.session.commit()
+        outbox.deliver_after_commit(db.session)  # onto the real queue, for the consumer
+        message_id = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.kind == "webhook"))
+        receiver.wait_for(1, 60)  # the worker has sent it and waits for the answer...
+    finally:
+        first.kill()  # ...when it dies
+
+    killed = message_now(message_id)
+    assert (killed.status, killed.attempts) == ("sending", 1) and killed.lease_until > utcnow()
+    assert db.session.scalar(select(DeliveryAttempt.id)) is None  # it never got to record its attempt
+    # Its claim lasts OUTBOX_LEASE_SECONDS; move it back here rather than wait a minute.
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                       .values(lease_until=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+    second = Consumer(app, queue_file, log_path)
+    try:
+        wait_for(lambda: message_now(message_id).status == "sent", 60, "the new worker to deliver the message")
+    finally:
+        second.kill()
+
+    delivered = message_now(message_id)
+    assert delivered.attempts == 2
+    requests = receiver.requests
+    assert len(requests) == 2, Path(log_path).read_text()
+    assert {r.webhook_id for r in requests} == {delivered.uuid}
+    assert all(r.verified for r in requests)
+    assert requests[1].json == {"event": {"type": "stock_location.updated", "uuid": delivered.event_uuid},
+                                "payload": {"id": 42, "name": "Kadıköy"}}
+    [attempt] = db.session.scalars(select(DeliveryAttempt))
+    assert attempt.succeeded and attempt.attempt == 2
