@@ -544,7 +544,8 @@ class Bench:
                     if ln.startswith("model name")), platform.processor())
         mem_kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
                       if ln.startswith("MemTotal"))
-        info = {"cores (nproc)": str(os.cpu_count()), "RAM": f"{mem_kb / 1024 / 1024:.1f} GiB", "CPU": cpu,
+        info = {"code": code_version(), "cores (nproc)": str(os.cpu_count()),
+                "RAM": f"{mem_kb / 1024 / 1024:.1f} GiB", "CPU": cpu,
                 "Python": platform.python_version(), "SQLite": sqlite3.sqlite_version}
         if self.postgres:
             with self.engine.connect() as conn:
@@ -559,6 +560,18 @@ class Bench:
         info["Flask / SQLAlchemy"] = ", ".join(ln for ln in packages.splitlines()
                                                if ln.lower().startswith(("flask==", "sqlalchemy==", "psycopg==")))
         return info
+
+
+def code_version() -> str:
+    """The commit measured: BENCH_COMMIT when set (a snapshot has no .git), else the checkout's HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + (" with uncommitted changes" if dirty else "")
 
 
 def postgres_verdict(lines: list[str]) -> tuple[bool, str]:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.db_types import utcnow
-from portal.errors import CommandRejected, ValidationFailed
+from portal.errors import CommandRejected, ConcurrentChange, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.packages import commands
 from portal.packages.flow import VENDOR_FLOW_V1
@@ -374,8 +374,6 @@ def test_transition_id_and_slug_must_name_the_same_command(make):
 
 
 def test_a_package_outside_the_actors_stores_is_not_found(make):
-    from portal.errors import NotFound
-
     mine, theirs = make.store(), make.store()
     package = make.package(store=theirs)
 
@@ -386,8 +384,6 @@ def test_a_package_outside_the_actors_stores_is_not_found(make):
 
 
 def test_a_stale_version_is_a_concurrent_change(make):
-    from portal.errors import ConcurrentChange
-
     package = make.package()
     run(package, "deallocate-package-reservations")
 

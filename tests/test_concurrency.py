@@ -14,14 +14,13 @@ from portal.outbox.models import OutboxMessage
 from portal.packages import commands
 from portal.packages.models import Package, PackageLog
 from portal.packages.states import State
+from portal.sms import MemorySmsProvider
 
 ROUNDS = 4
 
 
 def ready_for_pickup(make, store) -> tuple[int, str]:
     """A package ready for pickup and the code its customer got."""
-    from portal.sms import MemorySmsProvider
-
     package = make.package(store=store, state=State.PACKED)
     commands.run_command(db.session, package.id, slug="ready-for-customer-pickup", user_id=None, store_ids=None)
     code = re.search(r" is (\d+)\.", MemorySmsProvider.outbox[-1].body).group(1)

@@ -14,6 +14,7 @@ from portal.errors import CommandRejected, InvalidOtp, RateLimited, ValidationFa
 from portal.extensions import db
 from portal.otp import service as otp
 from portal.otp.models import OtpAttempt, PickupCode
+from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
 from portal.packages import commands
 from portal.packages.models import Package, PackageLog
@@ -386,7 +387,6 @@ def test_when_the_sms_provider_fails_the_package_is_still_ready_and_the_failure_
     assert "not sent" in warnings[0].getMessage()
 
     sms.fail_with = None
-    from portal.outbox import service as outbox
     outbox.retry_sms(db.session, message.id)
 
     [sent] = sms.outbox

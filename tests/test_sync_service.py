@@ -1,6 +1,7 @@
 """Copying addresses, stores and channels from the Omnitron sandbox over real HTTP (setup steps 4 to 6)."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from portal.db_types import utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.jobs.queue import huey
-from portal.seed import DEMO_STORES, seed_stores
+from portal.seed import DEMO_STORES, seed_omnitron_login, seed_stores
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -324,3 +325,41 @@ def test_a_failing_task_on_the_queue_marks_the_job_failed(credentials, immediate
     assert job.status == SyncJob.FAILED
     assert "Omnitron answered 503 to GET /api/v1/stock_locations/" in job.error
     assert huey.immediate is True
+
+
+def test_two_admins_pressing_copy_at_the_same_moment_start_one_job(credentials, app):
+    barrier = threading.Barrier(2)
+    outcomes: list = [None, None]
+
+    def admin_presses_copy(i: int) -> None:
+        """One admin's request, in its own app context and database session."""
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                outcomes[i] = sync.start_job(db.session, "addresses", user_id=None).id
+            except Exception as exc:  # the test looks at both outcomes
+                outcomes[i] = exc
+            finally:
+                db.session.remove()
+
+    db.session.commit()
+    threads = [threading.Thread(target=admin_presses_copy, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    started = [o for o in outcomes if isinstance(o, int)]
+    refused = [o for o in outcomes if isinstance(o, sync.SyncAlreadyRunning)]
+    assert len(started) == 1 and len(refused) == 1, outcomes
+    assert db.session.scalar(select(func.count()).select_from(SyncJob)) == 1
+
+
+def test_seed_demo_saves_the_sandbox_login_only_when_none_is_stored(app):
+    seed_omnitron_login(db.session)
+    assert sync.make_client(db.session).username == USERNAME
+    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
+                       {"auth": {"username": "brand.oms", "password": "brand-secret-1"}}, user_id=None)
+    seed_omnitron_login(db.session)
+    client = sync.make_client(db.session)
+    assert (client.username, client._password) == ("brand.oms", "brand-secret-1")

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from portal.accounts import auth
 from portal.accounts.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -198,8 +199,6 @@ def test_an_admin_switches_pickup_codes_off_and_on(client, make, auth_actions):
 
 
 def test_the_profile_page_creates_an_api_token_shown_once(client, make, auth_actions):
-    from portal.accounts import auth
-
     user = make.user("zeynep")
     auth_actions.login("zeynep")
 

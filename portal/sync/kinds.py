@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Table, bindparam, func, or_, select
+from sqlalchemy import Table, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
@@ -125,6 +125,16 @@ class Copier:
     def row(self, resource: Resource, record: dict) -> dict:
         """The row a record becomes ({"omnitron_id", *fields}). Raises RecordInvalid."""
         raise NotImplementedError
+
+    def analyze(self, session: Session) -> None:
+        """Refresh PostgreSQL's statistics of the table after a bulk load (committed).
+
+        Without them the planner takes a freshly filled table for empty and answers each page's lookup
+        by scanning every row of the level through the (level, parent) index: 20x slower at 50,000 rows.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {self.table.name}"))
+            session.commit()
 
     def scope(self, resource: Resource) -> list:
         """Extra WHERE conditions that pick this resource's rows (the address level)."""

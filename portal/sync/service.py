@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # A job whose worker has written nothing for this long is taken as dead: the next execute() resumes it.
 STALE_AFTER = timedelta(minutes=2)
 ACTIVE = (SyncJob.QUEUED, SyncJob.RUNNING)
+# Rows a run inserts before PostgreSQL's statistics of the table are first refreshed (then at each doubling).
+ANALYZE_FIRST = 5000
 # A queued job nobody has picked up for this long gets a hint that no worker may be running.
 WORKER_HINT_AFTER = timedelta(seconds=15)
 
@@ -352,6 +354,8 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
             counts = {r.name: client.count(r.path) for r in copier.resources}
             progress.total = max(sum(counts.values()), progress.processed)
             _save(session, job_id, token, progress)
+            # Statistics are refreshed whenever this run has doubled what it inserted (5,000, 10,000, ...).
+            inserted, analyze_at = 0, ANALYZE_FIRST
             names = [r.name for r in copier.resources]
             resume_index = names.index(cursor["resource"]) if cursor.get("resource") in names else 0
             for index, resource in enumerate(copier.resources):
@@ -376,13 +380,19 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
                                                complete=page.next_page is None)
                         _save(session, job_id, token, progress)
                         copied += 1
+                        inserted += result.created
+                        if inserted >= analyze_at:
+                            copier.analyze(session)
+                            analyze_at *= 2
                         where = _place(resource, page.number + 1, page.pages)
                 except OmnitronNotFound:
                     # Resuming past the last page (records were deleted meanwhile): the resource is done.
                     if copied or start == 1:
                         raise
                     session.rollback()
-            progress.total = progress.processed if progress.total < progress.processed else progress.total
+            progress.total = max(progress.total, progress.processed)
+            if inserted:
+                copier.analyze(session)
             _finish(session, job_id, token, progress, copier)
         finally:
             if own and client is not None:

@@ -10,28 +10,40 @@ import logging
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from portal.outbox import service as outbox
-from portal.outbox.models import OutboxMessage
 from portal.webhooks import catalogue
 from portal.webhooks.models import WebhookSubscription
 
 log = logging.getLogger(__name__)
 
 
+_CACHE = "webhook_active_subscriptions"
+
+
+def _active_subscriptions(session: Session) -> list[tuple[int, str]]:
+    """(id, event_type) of every active subscription, read once per transaction (a command records several events)."""
+    session = session() if isinstance(session, scoped_session) else session
+    transaction = session.get_transaction()
+    cached = session.info.get(_CACHE)
+    if cached is not None and cached[0] is transaction and transaction is not None:
+        return cached[1]
+    rows = [tuple(row) for row in session.execute(
+        select(WebhookSubscription.id, WebhookSubscription.event_type)
+        .where(WebhookSubscription.is_active.is_(True)).order_by(WebhookSubscription.id))]
+    session.info[_CACHE] = (session.get_transaction(), rows)
+    return rows
+
+
 def matching_subscription_ids(session: Session, event_type: str) -> list[int]:
     """Active subscriptions that receive this event type (by name or by the wildcard)."""
-    return list(session.scalars(
-        select(WebhookSubscription.id)
-        .where(WebhookSubscription.is_active.is_(True),
-               WebhookSubscription.event_type.in_([event_type, catalogue.WILDCARD]))
-        .order_by(WebhookSubscription.id)))
+    return [sid for sid, wanted in _active_subscriptions(session) if wanted in (event_type, catalogue.WILDCARD)]
 
 
 def record_event(session: Session, event_type: str, payload: dict, package_id: int | None = None,
-                 secret_payload: dict | None = None) -> OutboxMessage | None:
-    """Write an event and its webhook deliveries to the outbox (not committed); returns the event row.
+                 secret_payload: dict | None = None) -> outbox.RecordedEvent | None:
+    """Write an event and its webhook deliveries to the outbox (not committed); returns its uuid and messages.
 
     secret_payload (the pickup code in extension mode) goes only into the webhook rows' encrypted
     bodies, never into the event row or any plaintext column. Returns None when event recording is
@@ -41,16 +53,14 @@ def record_event(session: Session, event_type: str, payload: dict, package_id: i
         return None
     if event_type not in catalogue.EVENT_TYPES:
         raise ValueError(f"{event_type!r} is not in the event catalogue")
-    vendor_name = catalogue.VENDOR_NAMES.get(event_type, "")
-    event = outbox.enqueue_event(session, event_type, payload, package_id=package_id, vendor_name=vendor_name)
     subscription_ids = matching_subscription_ids(session, event_type)
-    for subscription_id in subscription_ids:
-        outbox.enqueue_webhook(session, subscription_id, event_type, payload, event_uuid=event.uuid,
-                               package_id=package_id, vendor_name=vendor_name, secret_payload=secret_payload)
+    recorded = outbox.write_event(session, event_type, payload, subscription_ids=subscription_ids,
+                                  package_id=package_id, vendor_name=catalogue.VENDOR_NAMES.get(event_type, ""),
+                                  secret_payload=secret_payload)
     if secret_payload and not subscription_ids:
         log.warning("event %s %s carries data for an Extension application, but no active webhook subscription "
-                    "receives it", event_type, event.uuid)
-    return event
+                    "receives it", event_type, recorded.uuid)
+    return recorded
 
 
 def stock_location_payload(location) -> dict:
@@ -66,14 +76,15 @@ def stock_location_payload(location) -> dict:
             "available_quota": location.available_quota, "is_active": location.is_active}
 
 
-def stock_location_created(session: Session, location) -> OutboxMessage | None:
+def stock_location_created(session: Session, location) -> outbox.RecordedEvent | None:
     """Record stock_location.created for a location just added (call before the sync's commit)."""
     if location.id is None:
         session.flush()
     return record_event(session, catalogue.STOCK_LOCATION_CREATED, stock_location_payload(location))
 
 
-def stock_location_updated(session: Session, location, changed: list[str] | None = None) -> OutboxMessage | None:
+def stock_location_updated(session: Session, location,
+                           changed: list[str] | None = None) -> outbox.RecordedEvent | None:
     """Record stock_location.updated for a location whose details changed (call before the commit)."""
     payload = stock_location_payload(location)
     if changed is not None:
@@ -81,7 +92,7 @@ def stock_location_updated(session: Session, location, changed: list[str] | None
     return record_event(session, catalogue.STOCK_LOCATION_UPDATED, payload)
 
 
-def package_created(session: Session, package) -> OutboxMessage | None:
+def package_created(session: Session, package) -> outbox.RecordedEvent | None:
     """Record package.created for a package just added (call before the commit that saves it)."""
     from portal.packages.commands import package_payload  # the engine imports this module
 

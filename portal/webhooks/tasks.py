@@ -18,20 +18,40 @@ log = logging.getLogger(__name__)
 
 
 @huey.task()
-def deliver_message(message_id: int) -> str | None:
-    """Queue task: claim and deliver one outbox message; schedule its retry when it failed."""
+def deliver_message(message_id: int) -> None:
+    """Queue task: claim and deliver one outbox message; schedule its retry when it failed.
+
+    Returns nothing, so the queue stores no result (each stored result is one more write to it).
+    """
     with app_context():
         try:
             outcome = outbox.process_message(db.session, message_id)
         except Exception:  # a bug or a database hiccup: the lease runs out and the sweep tries again
             db.session.rollback()
             log.exception("delivering outbox message %s failed", message_id)
-            return None
-    if outcome is None:
-        return None
-    if outcome.retry_in is not None:
+            return
+    if outcome is not None and outcome.retry_in is not None:
         deliver_message.schedule((message_id,), delay=outcome.retry_in)
-    return outcome.status
+
+
+@huey.task()
+def deliver_messages(message_ids: list[int]) -> None:
+    """Queue task: the messages one transaction wrote. Queue all but the first for any worker, deliver the first.
+
+    The committing request pays for one enqueue however many subscriptions an event fans out to.
+    """
+    first, *rest = message_ids
+    for message_id in rest:
+        deliver_message(message_id)
+    deliver_message.call_local(first)
+
+
+def queue_delivery(message_ids: list[int]) -> None:
+    """Queue the delivery of messages a transaction committed: one task, whatever their number."""
+    if len(message_ids) == 1:
+        deliver_message(message_ids[0])
+    elif message_ids:
+        deliver_messages(list(message_ids))
 
 
 def sweep(limit: int = 500) -> list[int]:

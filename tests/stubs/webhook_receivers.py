@@ -90,6 +90,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         """Records the request, then answers as the mode says."""
 
         protocol_version = "HTTP/1.1"  # keep-alive, as real receivers
+        disable_nagle_algorithm = True  # no delayed-ACK stall between the headers and the body
 
         def _serve(self):
             """Read, verify, record and answer."""

@@ -118,12 +118,13 @@ def _command_form_response(package, transition, template, status=200, error=None
 
 
 def _visible_transition(package, slug: str) -> Transition:
-    """The command named by slug if this user's screens offer it for the package; 404 otherwise."""
-    for transition in commands.available_transitions(db.session, package, current_user.visibility):
-        if transition.slug == slug:
-            return transition
+    """The command named by slug if this user's screens show it; 404 for unknown or hidden commands.
+
+    A visible command that does not start from the package's current state (the page was stale) is
+    returned, so that running it answers with the engine's explanation rather than a bare 404.
+    """
     transition = db.session.scalar(select(Transition).where(Transition.slug == slug))
-    if transition is None:
+    if transition is None or current_user.visibility not in (transition.visibility or []):
         abort(404)
     return transition
 

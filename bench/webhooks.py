@@ -1,0 +1,323 @@
+"""Benchmark webhooks through the outbox: deliveries per second, and the outbox's share of a command's latency.
+
+Usage (from the repository root):
+
+    .venv/bin/python bench/webhooks.py [--events 1000] [--commands 300] [--kinds process:2,thread:2,thread:8]
+                                       [--database-url postgresql+psycopg://...] [--no-write]
+
+1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
+   for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
+   `huey_consumer portal.jobs.tasks.huey -w 2 -k process` on the SQLite queue). One subscription to "*".
+   - backlog: --events events are written with no worker running, then the consumer starts; the rate is
+     events / (last delivery - first delivery), so the consumer's start-up is not counted;
+   - live: the consumer runs while --events events are written one transaction each (as commands do);
+     the rate is events / (last delivery - first write).
+2. The outbox's share of a command's latency: run_command(READY_FOR_PICKUP) on packed click & collect packages,
+   in process, p50/p95 of: event recording switched off (OUTBOX_RECORD_EVENTS=False, benchmark only: the
+   command still writes its SMS), events on with 0 subscriptions, and events on with 3 subscriptions ("*":
+   every command then writes 2 event rows + 6 webhook rows and queues 7 deliveries on the SQLite queue; no
+   worker runs, so nothing is delivered during the timing). The variants are interleaved in blocks so that
+   drift hits all of them alike. Share = (p50 with - p50 off) / p50 with; the target is under 10%.
+The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py)"
+(only that section is replaced).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "RESULTS.md"
+HEADING = "## Webhooks and the outbox (bench/webhooks.py)"
+WORK = Path(tempfile.mkdtemp(prefix="portal-bench-webhooks-"))
+CONSUMER = ROOT / ".venv" / "bin" / "huey_consumer"
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
+TARGET_SHARE = 0.10
+
+
+class Receiver:
+    """A local receiver that counts POSTs and remembers when the first and the last arrived."""
+
+    def __init__(self):
+        self.count = 0
+        self.first = self.last = 0.0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            """Answers 200 at once, keeping the connection open."""
+
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # answer at once, as production servers do (no delayed-ACK stall)
+
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                """Read the body, count it, answer."""
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.perf_counter()
+                with receiver.lock:
+                    receiver.count += 1
+                    receiver.first = receiver.first or now
+                    receiver.last = now
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format, *args):  # noqa: A002
+                """Stay quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self) -> None:
+        """Forget what was counted."""
+        with self.lock:
+            self.count, self.first, self.last = 0, 0.0, 0.0
+
+    def wait_for(self, count: int, seconds: float) -> None:
+        """Wait until `count` requests arrived."""
+        deadline = time.monotonic() + seconds
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {self.count} of {count} deliveries arrived within {seconds:.0f} s")
+            time.sleep(0.01)
+
+
+def environment(database_url: str, queue_path: str) -> dict:
+    """The environment of this process and of the consumers (same database, same queue, same keys)."""
+    return {"DATABASE_URL": database_url, "HUEY_SQLITE_PATH": queue_path, "SECRET_KEY": SECRET_KEY,
+            "PORTAL_ENV": "development", "SMS_PROVIDER": "memory", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "LOG_LEVEL": "WARNING"}
+
+
+class Consumer:
+    """huey_consumer with the given worker type and count, in its own process group."""
+
+    def __init__(self, kind: str, workers: int, env: dict):
+        full = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
+        full.update(env)
+        self.log = open(WORK / "consumer.log", "ab")
+        self.process = subprocess.Popen([str(CONSUMER), "portal.jobs.tasks.huey", "-w", str(workers), "-k", kind],
+                                        cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def stop(self) -> None:
+        """Stop gracefully, or kill after a few seconds."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.log.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of the values lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def main() -> int:
+    """Run both measurements and write the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--commands", type=int, default=300, help="commands per latency variant")
+    parser.add_argument("--kinds", default="process:2,thread:2,thread:8")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    database_url = args.database_url or f"sqlite:///{WORK / 'portal.sqlite'}"
+    env = environment(database_url, str(WORK / "huey-latency.sqlite"))
+    os.environ.update(env)  # before the portal is imported: its config and queue read the environment
+
+    from flask_migrate import upgrade
+    from huey.storage import SqliteStorage
+    from sqlalchemy import delete, select, text, update
+
+    from portal import create_app
+    from portal.extensions import db
+    from portal.jobs.queue import huey
+    from portal.outbox import service as outbox
+    from portal.outbox.models import OutboxMessage
+    from portal.packages import commands
+    from portal.packages.models import Customer, Package
+    from portal.packages.states import DeliveryType, State
+    from portal.stores.models import StockLocation
+    from portal.webhooks import events, service
+    from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
+
+    app = create_app()
+    receiver = Receiver()
+    lines: list[str] = []
+
+    def say(line: str = "") -> None:
+        """Print a line and keep it for the results file."""
+        print(line, flush=True)
+        lines.append(line)
+
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        session = db.session
+        subscription, _ = service.create_subscription(
+            session, event_type="*", target_url=receiver.url, retry_countdown_config=None,
+            additional_headers=None, user_id=None)
+
+        def write_events(count: int) -> None:
+            """One transaction per event, queued after its commit, as commands do."""
+            for n in range(count):
+                events.record_event(session, "stock_location.updated", {"id": n, "name": f"Store {n}"})
+                session.commit()
+                outbox.deliver_after_commit(session)
+
+        def clear_outbox() -> None:
+            """Start each run from an empty outbox."""
+            session.execute(delete(DeliveryAttempt))
+            session.execute(delete(OutboxMessage))
+            session.commit()
+
+        say(f"Machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}; "
+            f"database {'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'}; "
+            f"queue SqliteHuey; {args.events} events per run; receiver in this process")
+        say()
+        say("| worker setup | backlog: deliveries/s | live: deliveries/s | live: writes/s |")
+        say("|---|---:|---:|---:|")
+        rates = {}
+        for spec in args.kinds.split(","):
+            kind, workers = spec.split(":")
+            queue = str(WORK / f"huey-{kind}-{workers}.sqlite")
+            huey.storage = SqliteStorage(name=huey.name, filename=queue)
+            worker_env = environment(database_url, queue)
+
+            clear_outbox()
+            receiver.reset()
+            write_events(args.events)  # the backlog, with no worker running
+            consumer = Consumer(kind, int(workers), worker_env)
+            try:
+                receiver.wait_for(args.events, 600)
+                backlog = args.events / max(receiver.last - receiver.first, 1e-9)
+                clear_outbox()
+                receiver.reset()
+                started = time.perf_counter()
+                write_events(args.events)
+                written = time.perf_counter() - started
+                receiver.wait_for(args.events, 600)
+                live = args.events / (receiver.last - started)
+            finally:
+                consumer.stop()
+            rates[spec] = (backlog, live)
+            default = " (default, scripts/run-demo)" if spec == "process:2" else ""
+            say(f"| -k {kind} -w {workers}{default} | {backlog:,.0f} | {live:,.0f} | {args.events / written:,.0f} |")
+        best = max(rates, key=lambda s: rates[s][1])
+        say()
+        say(f"Fastest live setup: {best}.")
+
+        # --- the outbox's share of a command's latency ---
+        huey.storage = SqliteStorage(name=huey.name, filename=str(WORK / "huey-latency.sqlite"))
+        clear_outbox()
+        session.execute(update(WebhookSubscription).values(is_active=False))
+        session.commit()
+        extra = [service.create_subscription(session, event_type="*", target_url=receiver.url,
+                                             retry_countdown_config=None, additional_headers=None,
+                                             user_id=None)[0].id for _ in range(3)]
+        store = StockLocation(erp_code="BENCH-1", name="Bench store", city="Istanbul")
+        session.add(store)
+        session.commit()
+        variants = ["events off", "0 subscriptions", "3 subscriptions"]
+        warmup, block = 30, 25
+        total = warmup + args.commands * len(variants)
+        for n in range(total):
+            session.add(Package(number=f"BW{n:07d}", order_number=f"BWO{n:06d}", stock_location_id=store.id,
+                                state=State.PACKED, delivery_type=DeliveryType.IN_STORE, delivery_from_store=True,
+                                item_count=1, customer=Customer(first_name="Ada", last_name=f"C{n}",
+                                                                phone="+905551112233")))
+        session.commit()
+        package_ids = list(session.scalars(select(Package.id).where(Package.stock_location_id == store.id)
+                                           .order_by(Package.id)))
+        timings: dict[str, list[float]] = {v: [] for v in variants}
+
+        def configure(variant: str) -> None:
+            """Switch event recording and the three subscriptions for a variant."""
+            app.config["OUTBOX_RECORD_EVENTS"] = variant != "events off"
+            session.execute(update(WebhookSubscription).where(WebhookSubscription.id.in_(extra))
+                            .values(is_active=variant == "3 subscriptions"))
+            session.commit()
+
+        def command(package_id: int) -> float:
+            """One READY_FOR_PICKUP, timed in milliseconds."""
+            started = time.perf_counter()
+            commands.run_command(session, package_id, slug="ready-for-customer-pickup", user_id=None, store_ids=None)
+            elapsed = (time.perf_counter() - started) * 1000
+            session.expunge_all()  # keep the identity map as small as in a request
+            return elapsed
+
+        ids = iter(package_ids)
+        configure("3 subscriptions")
+        for _ in range(warmup):
+            command(next(ids))
+        rounds = args.commands // block
+        for r in range(rounds):
+            for variant in variants[r % 3:] + variants[:r % 3]:
+                configure(variant)
+                timings[variant].extend(command(next(ids)) for _ in range(block))
+        app.config["OUTBOX_RECORD_EVENTS"] = True
+        rows = session.execute(select(OutboxMessage.kind, text("count(*)")).group_by(OutboxMessage.kind)).all()
+
+    off = statistics.median(timings["events off"])
+    say()
+    say(f"run_command(READY_FOR_PICKUP), {rounds * block} commands per variant, interleaved in blocks of {block} "
+        "(milliseconds; the command also writes its SMS and the OTP in every variant):")
+    say()
+    say("| variant | p50 | p95 | mean | outbox share of p50 |")
+    say("|---|---:|---:|---:|---:|")
+    shares = {}
+    for variant in variants:
+        values = timings[variant]
+        p50 = statistics.median(values)
+        share = (p50 - off) / p50 if variant != "events off" else 0.0
+        shares[variant] = share
+        say(f"| {variant} | {p50:.2f} | {percentile(values, 0.95):.2f} | {statistics.fmean(values):.2f} | "
+            f"{'-' if variant == 'events off' else f'{share:.1%}'} |")
+    say()
+    say("Outbox rows written during the latency runs: " + ", ".join(f"{k} {n}" for k, n in rows) + ".")
+    met = shares["3 subscriptions"] < TARGET_SHARE
+    say(f"Target: the outbox adds under {TARGET_SHARE:.0%} to a command with 3 subscriptions: "
+        f"{'met' if met else 'MISSED'} ({shares['3 subscriptions']:.1%}).")
+    if not args.no_write:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        section = f"{HEADING}\n\nRun {stamp}: `.venv/bin/python bench/webhooks.py " + " ".join(sys.argv[1:]) + "`\n\n"
+        section += "\n".join(lines) + "\n"
+        text_ = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        start = text_.find(HEADING)
+        if start == -1:
+            text_ = text_.rstrip("\n") + "\n\n" + section
+        else:
+            following = text_.find("\n## ", start + len(HEADING))
+            text_ = text_[:start] + section + (text_[following + 1:] if following != -1 else "")
+        RESULTS.write_text(text_)
+        print(f"\nWritten to {RESULTS.relative_to(ROOT)}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
