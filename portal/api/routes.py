@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 from flask import Response, current_app, jsonify, request, url_for
-from sqlalchemy import select
 
 from portal.api import bp, openapi
 from portal.api.auth import caller, require_admin, unauthorized
@@ -12,8 +11,7 @@ from portal.api.idempotency import idempotent
 from portal.api.serializers import package_detail_json, package_json, setting_json, transition_json
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
-from portal.packages import commands, queries
-from portal.packages.models import Transition
+from portal.packages import commands, flow_editor, queries
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting
 
@@ -127,8 +125,7 @@ def run_command(package_id: int):
 @bp.get("/oms/transitions/")
 def list_transitions():
     """Every command (transition) with its states, visibility and configuration."""
-    rows = db.session.scalars(select(Transition).order_by(Transition.position, Transition.id))
-    return jsonify([transition_json(t) for t in rows])
+    return jsonify([transition_json(t) for t in flow_editor.list_transitions(db.session)])
 
 
 @bp.get("/oms/settings/application_settings/")

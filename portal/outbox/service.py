@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -29,8 +29,10 @@ SMS = "sms"
 EVENT = "event"
 WEBHOOK = "webhook"
 DELIVERABLE = (SMS, WEBHOOK)
-# session.info key: messages written in the current transaction, to queue once it has committed.
+# session.info keys: messages (ids) and events with webhook messages (uuids) written in the current
+# transaction, to queue once it has committed.
 _WRITTEN = "outbox_written"
+_WRITTEN_EVENTS = "outbox_written_events"
 # The sweep leaves just-due messages to the task queued at commit (or at the retry time) for this long.
 SWEEP_GRACE = timedelta(seconds=30)
 
@@ -44,24 +46,27 @@ class Outcome:
     retry_in: float | None = None
 
 
-def _remember(session: Session, message_ids: list[int]) -> None:
-    """Note messages written in this transaction, for deliver_after_commit()."""
-    session.info.setdefault(_WRITTEN, []).extend(message_ids)
+def _remember(session: Session, message_ids: list[int] = (), event_uuids: list[str] = ()) -> None:
+    """Note messages (or events whose webhook messages are) written in this transaction, for deliver_after_commit."""
+    if message_ids:
+        session.info.setdefault(_WRITTEN, []).extend(message_ids)
+    if event_uuids:
+        session.info.setdefault(_WRITTEN_EVENTS, []).extend(event_uuids)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_written(session: Session) -> None:
     """Messages of a rolled-back transaction do not exist: never queue them."""
     session.info.pop(_WRITTEN, None)
+    session.info.pop(_WRITTEN_EVENTS, None)
 
 
 @dataclass
 class RecordedEvent:
-    """An event written to the outbox: its uuid (the envelope's event.uuid) and its webhook messages."""
+    """An event written to the outbox: its uuid (the envelope's event.uuid) and its type."""
 
     uuid: str
     event_type: str
-    webhook_ids: list[int]
 
 
 def enqueue_sms(session: Session, *, to: str, body: str, package_id: int | None, purpose: str = "") -> OutboxMessage:
@@ -100,35 +105,58 @@ def enqueue_event(session: Session, event_type: str, payload: dict, *, package_i
     return message
 
 
-def write_event(session: Session, event_type: str, payload: dict, *, subscription_ids: list[int],
-                package_id: int | None = None, vendor_name: str = "",
-                secret_payload: dict | None = None) -> RecordedEvent:
-    """Insert an event's record and one webhook message per subscription in one statement (not committed).
+@dataclass
+class NewEvent:
+    """An event to write: its type, payload, and what only its webhook bodies may carry (encrypted)."""
 
-    A command's latency matters: one multi-row INSERT ... RETURNING instead of an ORM object per row.
-    secret_payload is merged into the payload only inside the webhook rows' body_encrypted.
-    """
-    event_uuid, now = new_uuid(), utcnow()
-    shown = envelope(event_type, event_uuid, payload, vendor_name)
+    event_type: str
+    payload: dict
+    package_id: int | None = None
+    vendor_name: str = ""
+    secret_payload: dict | None = None
+    subscription_ids: list[int] = field(default_factory=list)
+
+
+def _event_rows(new: NewEvent, now: datetime) -> tuple[str, list[dict]]:
+    """The event's record row and one webhook row per subscription, as column values."""
+    event_uuid = new_uuid()
+    shown = envelope(new.event_type, event_uuid, new.payload, new.vendor_name)
     sealed = None
-    if secret_payload and subscription_ids:
-        full = envelope(event_type, event_uuid, {**payload, **secret_payload}, vendor_name)
+    if new.secret_payload and new.subscription_ids:
+        full = envelope(new.event_type, event_uuid, {**new.payload, **new.secret_payload}, new.vendor_name)
         sealed = crypto.encrypt(json.dumps(full, separators=(",", ":"), ensure_ascii=False))
-    common = {"event_type": event_type, "package_id": package_id, "payload": shown, "event_uuid": event_uuid,
-              "created_at": now, "next_attempt_at": now, "attempts": 0, "last_error": "", "provider_id": "",
-              "lease_until": None}
+    common = {"event_type": new.event_type, "package_id": new.package_id, "payload": shown,
+              "event_uuid": event_uuid, "created_at": now, "next_attempt_at": now, "attempts": 0,
+              "last_error": "", "provider_id": "", "lease_until": None}
     rows = [{**common, "uuid": event_uuid, "kind": EVENT, "subscription_id": None, "body_encrypted": None,
              "status": OutboxMessage.SENT, "sent_at": now}]
     rows += [{**common, "uuid": new_uuid(), "kind": WEBHOOK, "subscription_id": subscription_id,
               "body_encrypted": sealed, "status": OutboxMessage.PENDING, "sent_at": None}
-             for subscription_id in subscription_ids]
-    if len(rows) == 1:
-        session.execute(insert(OutboxMessage.__table__), rows)
-        return RecordedEvent(event_uuid, event_type, [])
-    ids = list(session.scalars(insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id,
-                                                                        sort_by_parameter_order=True), rows))
-    _remember(session, ids[1:])
-    return RecordedEvent(event_uuid, event_type, ids[1:])
+             for subscription_id in new.subscription_ids]
+    return event_uuid, rows
+
+
+_INSERT = insert(OutboxMessage.__table__)
+
+
+def write_events(session: Session, new_events: list[NewEvent]) -> list[RecordedEvent]:
+    """Insert events' records and their webhook messages (one per new_event.subscription_ids) at once.
+
+    Not committed. A command's latency matters: one multi-row Core INSERT for everything a command
+    raises rather than an ORM object per row; the worker finds the webhook messages by their event's uuid.
+    """
+    now = utcnow()
+    recorded, rows, fanned_out = [], [], []
+    for new in new_events:
+        event_uuid, event_rows = _event_rows(new, now)
+        recorded.append(RecordedEvent(event_uuid, new.event_type))
+        rows += event_rows
+        if new.subscription_ids:
+            fanned_out.append(event_uuid)
+    if rows:
+        session.connection().execute(_INSERT, rows)
+        _remember(session, event_uuids=fanned_out)
+    return recorded
 
 
 def enqueue_webhook(session: Session, subscription_id: int, event_type: str, payload: dict, *,
@@ -160,24 +188,35 @@ def requeue(message: OutboxMessage) -> None:
     message.lease_until, message.last_error = None, ""
 
 
-def written_ids(session: Session) -> list[int]:
-    """Ids of the messages this session wrote since the last call (a rollback forgets them)."""
-    return list(session.info.pop(_WRITTEN, []))
+def written_ids(session: Session) -> tuple[list[int], list[str]]:
+    """Message ids and event uuids this session wrote since the last call (a rollback forgets them)."""
+    return list(session.info.pop(_WRITTEN, [])), list(session.info.pop(_WRITTEN_EVENTS, []))
 
 
 def deliver_after_commit(session: Session, message_ids: list[int] | None = None) -> None:
     """Queue delivery of the messages a committed transaction wrote (given, and remembered by this session).
 
-    With the queue in immediate mode (tests) each is delivered here, inline; a failure stays in the
-    outbox for a retry either way.
+    One task on the queue, however many messages. With the queue in immediate mode (tests) they are
+    delivered here, inline; a failure stays in the outbox for a retry either way.
     """
     from portal.webhooks.tasks import queue_delivery  # the tasks import this module
 
-    ids = list(dict.fromkeys([*(message_ids or []), *written_ids(session)]))
+    written, event_uuids = written_ids(session)
+    ids = list(dict.fromkeys([*(message_ids or []), *written]))
     try:
-        queue_delivery(ids)
+        queue_delivery(ids, event_uuids)
     except Exception:  # a queue that is down must not fail the request: the sweep catches up
-        log.exception("could not queue outbox messages %s; the sweep will pick them up", ids)
+        log.exception("could not queue outbox messages %s / events %s; the sweep will pick them up", ids,
+                      event_uuids)
+
+
+def webhook_ids_of(session: Session, event_uuids: list[str]) -> list[int]:
+    """The webhook messages of some events, by id."""
+    if not event_uuids:
+        return []
+    return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.event_uuid.in_(event_uuids),
+                                                               OutboxMessage.kind == WEBHOOK)
+                                .order_by(OutboxMessage.id)))
 
 
 def _due(now: datetime):

@@ -50,6 +50,8 @@ class CommandContext:
     note: str = ""
     sms_ids: list[int] = field(default_factory=list)
     toast: str = ""
+    # Events the handler raises; written with the transition's own events, in the command's transaction.
+    events: list[outbox.NewEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -172,8 +174,8 @@ class ReadyForPickup(Handler):
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
             # code (encrypted in the outbox, wiped once delivered) and the portal sends no SMS.
-            events.record_event(ctx.session, READY_FOR_PICKUP_EVENT, payload, package_id=package.id,
-                                secret_payload={"pickup_code": code} if code else None)
+            ctx.events.append(outbox.NewEvent(READY_FOR_PICKUP_EVENT, payload, package_id=package.id,
+                                              secret_payload={"pickup_code": code} if code else None))
             ctx.toast = f"Package {package.number} is ready for pickup; the Extension application texts the customer."
             return
         if code:
@@ -185,7 +187,7 @@ class ReadyForPickup(Handler):
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
                                  purpose="pickup_code")
         ctx.sms_ids.append(sms.id)
-        events.record_event(ctx.session, READY_FOR_PICKUP_EVENT, payload, package_id=package.id)
+        ctx.events.append(outbox.NewEvent(READY_FOR_PICKUP_EVENT, payload, package_id=package.id))
         ctx.toast = f"Package {package.number} is ready for pickup; the customer was sent a code."
 
 
@@ -319,20 +321,20 @@ def package_payload(package: Package, state: int | None = None) -> dict:
     }
 
 
-def record_transition_events(session: Session, package: Package, transition: Transition, from_state: int,
-                             to_state: int) -> None:
-    """Write package.status.transitioned, and the event of the state reached if it has one (not committed)."""
+def transition_events(package: Package, transition: Transition, from_state: int, to_state: int) -> list:
+    """package.status.transitioned, and the event of the state reached if it has one."""
     payload = package_payload(package, to_state)
     previous = state_info(from_state)
-    events.record_event(session, catalogue.PACKAGE_TRANSITIONED, {
+    raised = [outbox.NewEvent(catalogue.PACKAGE_TRANSITIONED, {
         **payload,
         "previous_status": {"code": previous.code, "value": previous.slug, "label": previous.label},
         "transition": {"id": transition.id, "slug": transition.slug, "name": transition.name,
                        "command_code": transition.command_code},
-    }, package_id=package.id)
+    }, package_id=package.id)]
     specific = STATE_EVENTS.get(to_state)
     if specific and to_state != from_state:
-        events.record_event(session, specific, payload, package_id=package.id)
+        raised.append(outbox.NewEvent(specific, payload, package_id=package.id))
+    return raised
 
 
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
@@ -438,7 +440,7 @@ def run_command(
         session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                                transition_id=transition.id, command=transition.slug, user_id=user_id,
                                note=ctx.note))
-        record_transition_events(session, package, transition, from_state, to_state)
+        events.record_events(session, ctx.events + transition_events(package, transition, from_state, to_state))
         session.commit()
     except DomainError:
         session.rollback()

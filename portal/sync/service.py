@@ -232,10 +232,12 @@ def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime
     session.add(job)
     session.flush()
     if stale:
+        minutes = int(STALE_AFTER.total_seconds() // 60)
+        why = (f"No worker picked it up for over {minutes} minutes" if resume.status == SyncJob.QUEUED
+               else f"Its worker stopped (no progress for over {minutes} minutes)")
         resume.status = SyncJob.FAILED
         resume.finished_at = now
-        resume.error = (f"Its worker stopped (no progress for over {int(STALE_AFTER.total_seconds() // 60)} "
-                        f"minutes); carried on as job #{job.id}.")
+        resume.error = f"{why}; carried on as job #{job.id}."
     step = wizard.status(session, kind).state
     if step in (SetupStep.NOT_STARTED, SetupStep.NEEDS_ATTENTION):
         wizard.mark(session, kind, SetupStep.IN_PROGRESS, user_id=user_id, commit=False,

@@ -20,47 +20,55 @@ log = logging.getLogger(__name__)
 
 
 _CACHE = "webhook_active_subscriptions"
+_ACTIVE = (select(WebhookSubscription.id, WebhookSubscription.event_type)
+           .where(WebhookSubscription.is_active.is_(True)).order_by(WebhookSubscription.id))
 
 
-def _active_subscriptions(session: Session) -> list[tuple[int, str]]:
+def active_subscriptions(session: Session) -> list[tuple[int, str]]:
     """(id, event_type) of every active subscription, read once per transaction (a command records several events)."""
     session = session() if isinstance(session, scoped_session) else session
     transaction = session.get_transaction()
     cached = session.info.get(_CACHE)
-    if cached is not None and cached[0] is transaction and transaction is not None:
+    if cached is not None and transaction is not None and cached[0] is transaction:
         return cached[1]
-    rows = [tuple(row) for row in session.execute(
-        select(WebhookSubscription.id, WebhookSubscription.event_type)
-        .where(WebhookSubscription.is_active.is_(True)).order_by(WebhookSubscription.id))]
+    # On the transaction's own connection (Core): the caller's pending objects need no autoflush for this.
+    rows = [tuple(row) for row in session.connection().execute(_ACTIVE)]
     session.info[_CACHE] = (session.get_transaction(), rows)
     return rows
 
 
 def matching_subscription_ids(session: Session, event_type: str) -> list[int]:
     """Active subscriptions that receive this event type (by name or by the wildcard)."""
-    return [sid for sid, wanted in _active_subscriptions(session) if wanted in (event_type, catalogue.WILDCARD)]
+    return [sid for sid, wanted in active_subscriptions(session) if wanted in (event_type, catalogue.WILDCARD)]
+
+
+def record_events(session: Session, new_events: list[outbox.NewEvent]) -> list[outbox.RecordedEvent]:
+    """Write several events and their webhook deliveries in one go (not committed); see record_event."""
+    if not current_app.config.get("OUTBOX_RECORD_EVENTS", True) or not new_events:
+        return []
+    for new in new_events:
+        if new.event_type not in catalogue.EVENT_TYPES:
+            raise ValueError(f"{new.event_type!r} is not in the event catalogue")
+        new.vendor_name = new.vendor_name or catalogue.VENDOR_NAMES.get(new.event_type, "")
+        new.subscription_ids = matching_subscription_ids(session, new.event_type)
+        if new.secret_payload and not new.subscription_ids:
+            log.warning("a %s event carries data for an Extension application, but no active webhook "
+                        "subscription receives it", new.event_type)
+    return outbox.write_events(session, new_events)
 
 
 def record_event(session: Session, event_type: str, payload: dict, package_id: int | None = None,
                  secret_payload: dict | None = None) -> outbox.RecordedEvent | None:
-    """Write an event and its webhook deliveries to the outbox (not committed); returns its uuid and messages.
+    """Write an event and its webhook deliveries to the outbox (not committed); returns its uuid.
 
-    secret_payload (the pickup code in extension mode) goes only into the webhook rows' encrypted
-    bodies, never into the event row or any plaintext column. Returns None when event recording is
-    switched off (OUTBOX_RECORD_EVENTS, benchmark only).
+    One "event" row, and in the same transaction one "webhook" row per active subscription to the type
+    or to "*". secret_payload (the pickup code in extension mode) goes only into the webhook rows'
+    encrypted bodies, never into the event row or any plaintext column. Returns None when event
+    recording is switched off (OUTBOX_RECORD_EVENTS, benchmark only).
     """
-    if not current_app.config.get("OUTBOX_RECORD_EVENTS", True):
-        return None
-    if event_type not in catalogue.EVENT_TYPES:
-        raise ValueError(f"{event_type!r} is not in the event catalogue")
-    subscription_ids = matching_subscription_ids(session, event_type)
-    recorded = outbox.write_event(session, event_type, payload, subscription_ids=subscription_ids,
-                                  package_id=package_id, vendor_name=catalogue.VENDOR_NAMES.get(event_type, ""),
-                                  secret_payload=secret_payload)
-    if secret_payload and not subscription_ids:
-        log.warning("event %s %s carries data for an Extension application, but no active webhook subscription "
-                    "receives it", event_type, recorded.uuid)
-    return recorded
+    recorded = record_events(session, [outbox.NewEvent(event_type, payload, package_id=package_id,
+                                                       secret_payload=secret_payload)])
+    return recorded[0] if recorded else None
 
 
 def stock_location_payload(location) -> dict:

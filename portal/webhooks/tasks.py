@@ -35,23 +35,31 @@ def deliver_message(message_id: int) -> None:
 
 
 @huey.task()
-def deliver_messages(message_ids: list[int]) -> None:
-    """Queue task: the messages one transaction wrote. Queue all but the first for any worker, deliver the first.
+def deliver_messages(message_ids: list[int], event_uuids: list[str] = ()) -> None:
+    """Queue task: what one transaction wrote (messages, and the webhook messages of events).
 
-    The committing request pays for one enqueue however many subscriptions an event fans out to.
+    Queues all but one for any worker and delivers that one here, so the committing request pays for one
+    enqueue however many subscriptions its events fan out to.
     """
-    first, *rest = message_ids
+    ids = list(message_ids)
+    if event_uuids:
+        with app_context():
+            ids += outbox.webhook_ids_of(db.session, list(event_uuids))
+            db.session.commit()  # end the read transaction
+    if not ids:
+        return
+    first, *rest = ids
     for message_id in rest:
         deliver_message(message_id)
     deliver_message.call_local(first)
 
 
-def queue_delivery(message_ids: list[int]) -> None:
-    """Queue the delivery of messages a transaction committed: one task, whatever their number."""
-    if len(message_ids) == 1:
+def queue_delivery(message_ids: list[int], event_uuids: list[str] = ()) -> None:
+    """Queue the delivery of what a transaction committed: one task, whatever the number of messages."""
+    if len(message_ids) == 1 and not event_uuids:
         deliver_message(message_ids[0])
-    elif message_ids:
-        deliver_messages(list(message_ids))
+    elif message_ids or event_uuids:
+        deliver_messages(list(message_ids), list(event_uuids))
 
 
 def sweep(limit: int = 500) -> list[int]:
