@@ -2,25 +2,28 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/webhooks.py [--events 1000] [--commands 300] [--kinds process:2,thread:2,thread:8]
-                                       [--database-url postgresql+psycopg://...] [--no-write]
+    .venv/bin/python bench/webhooks.py [--events 1000] [--repeat 3] [--kinds process:2,thread:2,thread:8]
+                                       [--commands 600] [--block 1] [--database-url postgresql+psycopg://...]
+                                       [--skip-throughput] [--no-write]
 
 1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
    for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
    `huey_consumer portal.jobs.tasks.huey -w 2 -k process` on the SQLite queue). One subscription to "*".
+   Each setup runs --repeat times and the median is shown (the machine may be busy with other work).
    - backlog: --events events are written with no worker running, then the consumer starts; the rate is
      events / (last delivery - first delivery), so the consumer's start-up is not counted;
    - live: the consumer runs while --events events are written one transaction each (as commands do);
      the rate is events / (last delivery - first write).
-2. The outbox's share of a command's latency: run_command(READY_FOR_PICKUP) on packed click & collect packages,
-   in process, p50/p95 of: event recording switched off (OUTBOX_RECORD_EVENTS=False, benchmark only: the
-   command still writes its SMS), events on with 0 subscriptions, events on with 3 subscriptions to "*" (the
-   worst case: every command then writes 2 event rows + 6 webhook rows), and 3 subscriptions to one event type
-   each, one of which the command raises (2 event rows + 1 webhook row). No worker runs, so nothing is
-   delivered during the timing; each command's messages are queued on the SQLite queue as one task. The variants are interleaved in blocks so that
-   drift hits all of them alike. Share = (p50 with - p50 off) / p50 with; the target is under 10%.
-The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py)"
-(only that section is replaced).
+2. The outbox's share of a command's latency: READY_FOR_PICKUP on packed click & collect packages, both through
+   run_command() and through the command API (POST /api/v1/oms/packages/{id}/command/ with a token, Flask's
+   test client), p50/p95 of four variants: event recording switched off (OUTBOX_RECORD_EVENTS=False, benchmark
+   only: the command still writes its SMS); events on with 0 subscriptions; 3 subscriptions to "*" (the worst
+   case: every command writes 2 event rows + 6 webhook rows); 3 subscriptions to one event type each, one of
+   which the command raises (2 event rows + 1 webhook row). No worker runs during the timing; each command's
+   messages are queued on the SQLite queue as one task. The variants take turns (--block commands each) so
+   that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with; the target is under 10%.
+The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
+<database>)" (only that section is replaced).
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "RESULTS.md"
-HEADING = "## Webhooks and the outbox (bench/webhooks.py)"
+HEADING = "## Webhooks and the outbox (bench/webhooks.py, {database})"
 WORK = Path(tempfile.mkdtemp(prefix="portal-bench-webhooks-", dir=os.environ.get("BENCH_DIR") or None))
 CONSUMER = ROOT / ".venv" / "bin" / "huey_consumer"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
@@ -52,6 +55,7 @@ class Receiver:
     """A local receiver that counts POSTs and remembers when the first and the last arrived."""
 
     def __init__(self):
+        """Start serving on a free local port."""
         self.count = 0
         self.first = self.last = 0.0
         self.lock = threading.Lock()
@@ -109,6 +113,7 @@ class Consumer:
     """huey_consumer with the given worker type and count, in its own process group."""
 
     def __init__(self, kind: str, workers: int, env: dict):
+        """Start the consumer."""
         full = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
         full.update(env)
         self.log = open(WORK / "consumer.log", "ab")
@@ -138,11 +143,14 @@ def main() -> int:
     """Run both measurements and write the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--commands", type=int, default=300, help="commands per latency variant")
+    parser.add_argument("--commands", type=int, default=600, help="commands per latency variant")
+    parser.add_argument("--block", type=int, default=1,
+                        help="commands in a row per variant before switching (1: the variants take turns)")
     parser.add_argument("--kinds", default="process:2,thread:2,thread:8")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per worker setup (the median is shown)")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--kinds-none", dest="throughput", action="store_false",
+    parser.add_argument("--skip-throughput", dest="throughput", action="store_false",
                         help="skip the deliveries-per-second part")
     args = parser.parse_args()
 
@@ -202,7 +210,9 @@ def main() -> int:
 
         say(f"Machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}; "
             f"database {'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'}; "
-            f"queue SqliteHuey; {args.events} events per run; receiver in this process")
+            f"queue SqliteHuey; {args.events} events per run, {args.repeat} runs per setup (median); "
+            "receiver in this process; 1-minute load average "
+            f"{os.getloadavg()[0]:.1f} at the start")
         if args.throughput:
             say()
             say("| worker setup | backlog: deliveries/s | live: deliveries/s | live: writes/s |")
@@ -214,25 +224,28 @@ def main() -> int:
             huey.storage = SqliteStorage(name=huey.name, filename=queue)
             worker_env = environment(database_url, queue)
 
-            clear_outbox()
-            receiver.reset()
-            write_events(args.events)  # the backlog, with no worker running
-            consumer = Consumer(kind, int(workers), worker_env)
-            try:
-                receiver.wait_for(args.events, 600)
-                backlog = args.events / max(receiver.last - receiver.first, 1e-9)
+            backlogs, lives, writes = [], [], []
+            for _ in range(args.repeat):
                 clear_outbox()
                 receiver.reset()
-                started = time.perf_counter()
-                write_events(args.events)
-                written = time.perf_counter() - started
-                receiver.wait_for(args.events, 600)
-                live = args.events / (receiver.last - started)
-            finally:
-                consumer.stop()
+                write_events(args.events)  # the backlog, with no worker running
+                consumer = Consumer(kind, int(workers), worker_env)
+                try:
+                    receiver.wait_for(args.events, 600)
+                    backlogs.append(args.events / max(receiver.last - receiver.first, 1e-9))
+                    clear_outbox()
+                    receiver.reset()
+                    started = time.perf_counter()
+                    write_events(args.events)
+                    writes.append(args.events / (time.perf_counter() - started))
+                    receiver.wait_for(args.events, 600)
+                    lives.append(args.events / (receiver.last - started))
+                finally:
+                    consumer.stop()
+            backlog, live, written = (statistics.median(v) for v in (backlogs, lives, writes))
             rates[spec] = (backlog, live)
             default = " (default, scripts/run-demo)" if spec == "process:2" else ""
-            say(f"| -k {kind} -w {workers}{default} | {backlog:,.0f} | {live:,.0f} | {args.events / written:,.0f} |")
+            say(f"| -k {kind} -w {workers}{default} | {backlog:,.0f} | {live:,.0f} | {written:,.0f} |")
         if rates:
             best = max(rates, key=lambda s: rates[s][1])
             say()
@@ -259,7 +272,7 @@ def main() -> int:
         session.commit()
         variants = ["events off", "0 subscriptions", "3 subscriptions to *", "3 subscriptions, 1 type each"]
         paths = ["run_command()", "command API"]
-        warmup, block = 30, 25
+        warmup, block = 30, args.block
         total = (warmup + args.commands * len(variants)) * len(paths)
         for n in range(total):
             session.add(Package(number=f"BW{n:07d}", order_number=f"BWO{n:06d}", stock_location_id=store.id,
@@ -316,8 +329,8 @@ def main() -> int:
     for path in paths:
         off = statistics.median(timings[path, "events off"])
         say()
-        say(f"READY_FOR_PICKUP through {path}, {rounds * block} commands per variant, interleaved in blocks of "
-            f"{block} (milliseconds; the command also writes its SMS and the OTP in every variant):")
+        say(f"READY_FOR_PICKUP through {path}, {rounds * block} commands per variant, the variants taking turns "
+            f"{block} at a time (milliseconds; the command also writes its SMS and the OTP in every variant):")
         say()
         say("| variant | p50 | p95 | mean | outbox share of p50 |")
         say("|---|---:|---:|---:|---:|")
@@ -341,15 +354,16 @@ def main() -> int:
             for variant in variants[1:]) + ".")
     if not args.no_write:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        section = f"{HEADING}\n\nRun {stamp}: `.venv/bin/python bench/webhooks.py " + " ".join(sys.argv[1:]) + "`\n\n"
+        heading = HEADING.format(database="PostgreSQL" if database_url.startswith("postgresql") else "SQLite")
+        section = f"{heading}\n\nRun {stamp}: `.venv/bin/python bench/webhooks.py " + " ".join(sys.argv[1:]) + "`\n\n"
         section += "\n".join(lines) + "\n"
         text_ = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        start = text_.find(HEADING)
+        start = text_.find(heading)
         if start == -1:
             text_ = text_.rstrip("\n") + "\n\n" + section
         else:
-            following = text_.find("\n## ", start + len(HEADING))
-            text_ = text_[:start] + section + (text_[following + 1:] if following != -1 else "")
+            following = text_.find("\n## ", start + len(heading))
+            text_ = text_[:start] + section + ("\n" + text_[following + 1:] if following != -1 else "")
         RESULTS.write_text(text_)
         print(f"\nWritten to {RESULTS.relative_to(ROOT)}")
     return 0 if met else 1

@@ -172,7 +172,8 @@ def test_retries_follow_the_subscriptions_countdown_then_the_delivery_is_dead_le
         low, high = delay if isinstance(delay, tuple) else (delay, delay)
         assert low - 0.5 <= waited <= high + 0.5, (attempt_number, waited)
         # Not due a second early; due at its time (the worker is driven with a chosen clock).
-        assert outbox.process_message(db.session, message.id, now=message.next_attempt_at - timedelta(seconds=1)) is None
+        early = message.next_attempt_at - timedelta(seconds=1)
+        assert outbox.process_message(db.session, message.id, now=early) is None
         outcome = outbox.process_message(db.session, message.id, now=message.next_attempt_at)
         [message] = webhook_messages()
     assert outcome.status == "dead" and outcome.retry_in is None

@@ -30,7 +30,8 @@ WANTED_EVENTS = "WANTED_EVENTS"
 PICKUP_CODE_DELIVERY = "PICKUP_CODE_DELIVERY"
 PORTAL_SMS = "portal_sms"
 EXTENSION_APP = "extension_app"
-PICKUP_CODE_DELIVERY_MODES = {PORTAL_SMS: "The portal sends the SMS", EXTENSION_APP: "An Extension application sends it"}
+PICKUP_CODE_DELIVERY_MODES = {PORTAL_SMS: "The portal sends the SMS",
+                              EXTENSION_APP: "An Extension application sends it"}
 
 DEFAULTS: dict[str, object] = {IS_OTP_ENABLED: True, PICKUP_CODE_DELIVERY: PORTAL_SMS}
 ENCRYPTED = "$encrypted"

@@ -138,6 +138,7 @@ class RunningReceiver:
     """A started receiver; stop() releases its port and wakes slow answers."""
 
     def __init__(self, mode: str = "ok", secret: str | None = None):
+        """Start serving on a free port of 127.0.0.1."""
         self.receiver = Receiver(mode=mode, secret=secret)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.receiver))
         self.server.daemon_threads = True
