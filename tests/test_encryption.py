@@ -169,3 +169,22 @@ def test_audit_rows_name_the_key_and_the_user_but_never_the_secret(client, admin
         for column, value in row.items():
             for secret in (OMNITRON_PASSWORD, MAPS_KEY, "Changed-Pass-3", K1, K2):
                 assert secret not in str(value), f"{secret!r} found in setting_changes.{column}"
+
+
+@pytest.mark.parametrize("app_config", [{"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}])
+def test_rotation_re_encrypts_webhook_secrets_so_deliveries_keep_signing(app, admin, runner):
+    """A subscription's signing secret survives the rotation and dropping the old key."""
+    from portal.webhooks import service as webhooks
+
+    _use_keys(app, K1)
+    subscription, secret = webhooks.create_subscription(
+        db.session, event_type="*", target_url="http://127.0.0.1:9/hook", user_id=admin.id)
+
+    _use_keys(app, f"{K2},{K1}")
+    result = runner.invoke(args=["rotate-encryption-key"])
+
+    assert result.exit_code == 0, result.output
+    assert "webhook_subscriptions 1" in result.output
+    _use_keys(app, K2)
+    db.session.expire_all()
+    assert webhooks.secret_of(db.session.get(type(subscription), subscription.id)) == secret

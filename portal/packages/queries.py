@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import NotFound, ValidationFailed
@@ -79,25 +79,35 @@ def list_packages(session: Session, filters: PackageFilters, store_ids: list[int
     """A page of packages matching the filters within the user's stores.
 
     Keyset pagination on id (newest first) keeps every page as cheap as the first: each query is
-    an index range scan on (stock_location_id, state, id), (state, id) or the primary key.
+    an index range scan on (stock_location_id, state, id), (state, id) or the primary key. A user
+    with several stores gets one such range per store, merged: with `stock_location_id IN (...)`
+    the database would read every package of those stores and sort them to find the newest.
     """
-    stmt = _scoped(select(Package), store_ids)
+    conditions = []
     if filters.stock_location is not None:
-        stmt = stmt.where(Package.stock_location_id == filters.stock_location)
+        conditions.append(Package.stock_location_id == filters.stock_location)
     if filters.status is not None:
-        stmt = stmt.where(Package.state == filters.status)
+        conditions.append(Package.state == filters.status)
     if filters.delivery_type:
-        stmt = stmt.where(Package.delivery_type == filters.delivery_type)
+        conditions.append(Package.delivery_type == filters.delivery_type)
     if filters.search:
         term = filters.search.upper()
-        stmt = stmt.where(or_(Package.number == term, Package.order_number == term))
+        conditions.append(or_(Package.number == term, Package.order_number == term))
     backwards = filters.before is not None and filters.after is None
     if backwards:
-        stmt = stmt.where(Package.id > filters.before).order_by(Package.id.asc())
+        conditions.append(Package.id > filters.before)
+        order = Package.id.asc()
     else:
         if filters.after is not None:
-            stmt = stmt.where(Package.id < filters.after)
-        stmt = stmt.order_by(Package.id.desc())
+            conditions.append(Package.id < filters.after)
+        order = Package.id.desc()
+    if store_ids is not None and filters.stock_location is None and len(store_ids) > 1:
+        per_store = [select(Package.id).where(Package.stock_location_id == store_id, *conditions)
+                     .order_by(order).limit(limit + 1).subquery() for store_id in store_ids]
+        newest = union_all(*(select(branch.c.id) for branch in per_store)).subquery()
+        stmt = select(Package).where(Package.id.in_(select(newest.c.id))).order_by(order)
+    else:
+        stmt = _scoped(select(Package).where(*conditions), store_ids).order_by(order)
     rows = list(session.scalars(stmt.limit(limit + 1)))
     has_more = len(rows) > limit
     rows = rows[:limit]

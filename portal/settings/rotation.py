@@ -9,6 +9,7 @@ from portal.cargo.models import CargoCompany
 from portal.integrations.models import StockIntegration
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
+from portal.webhooks.models import WebhookSubscription
 
 
 def rotate_all(session: Session, *, user_id: int | None = None) -> dict[str, int]:
@@ -28,13 +29,16 @@ def rotate_all(session: Session, *, user_id: int | None = None) -> dict[str, int
 
     try:
         counts = {"settings": settings.rotate_secrets(session), "stock_integrations": 0, "cargo_companies": 0,
-                  "outbox": 0}
+                  "webhook_subscriptions": 0, "outbox": 0}
         for integration in session.scalars(select(StockIntegration).where(StockIntegration.password_encrypted != "")):
             integration.password_encrypted = rotate(integration.password_encrypted)
             counts["stock_integrations"] += 1
         for company in session.scalars(select(CargoCompany).where(CargoCompany.conf_encrypted != "")):
             company.conf_encrypted = rotate(company.conf_encrypted)
             counts["cargo_companies"] += 1
+        for subscription in session.scalars(select(WebhookSubscription)):
+            subscription.secret_encrypted = rotate(subscription.secret_encrypted)
+            counts["webhook_subscriptions"] += 1
         for message in session.scalars(select(OutboxMessage).where(OutboxMessage.body_encrypted.is_not(None))):
             message.body_encrypted = rotate(message.body_encrypted)
             counts["outbox"] += 1

@@ -19,7 +19,10 @@
     // After an error, the field to fix first; its text is selected so the next scan or typing replaces it.
     var field = container.querySelector("[aria-invalid=true]") || container.querySelector("[autofocus]") ||
       container.querySelector("input:not([type=hidden]), select, textarea, button");
-    if (field) { field.focus(); if (field.select) { field.select(); } }
+    if (!field) { return; }
+    if (document.activeElement !== field) { field.focus(); }
+    // Select only what the server rendered: typing that began before the form settled must not be replaced.
+    if (field.select && field.value && field.value === field.defaultValue) { field.select(); }
   }
 
   function filterForm() { return document.getElementById("package-filters"); }
