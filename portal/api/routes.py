@@ -1,10 +1,10 @@
 """API routes. Each checks the caller, parses JSON or the query string, calls one domain function, answers JSON."""
 from __future__ import annotations
 
-import json
 
 from flask import Response, current_app, jsonify, request, url_for
 
+from portal.api.body import json_object
 from portal.api import bp, openapi
 from portal.api.auth import caller, require_admin, unauthorized
 from portal.api.idempotency import idempotent
@@ -29,20 +29,6 @@ def authenticate():
     if current.user_id is None:
         return unauthorized(current.problem)
     return None
-
-
-def _json_object() -> dict:
-    """The request body as a JSON object; raises ValidationFailed for anything else."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise ValidationFailed("The request body must be a JSON object.")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ValidationFailed("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object.")
-    return body
 
 
 def _optional_int(body: dict, name: str) -> int | None:
@@ -105,7 +91,7 @@ def show_package(package_id: int):
 @idempotent
 def run_command(package_id: int):
     """Run a command on a package, named by transition id or slug; 204 when it ran."""
-    body = _json_object()
+    body = json_object()
     transition_id = _optional_int(body, "transition")
     slug = _optional_str(body, "slug")
     params = body.get("input_parameters")
@@ -146,7 +132,7 @@ def _setting_or_404(setting_id: int) -> ApplicationSetting:
 def _save_setting(setting_id: int | None):
     """Validate the PATCH body {id?, key, json_value} and store it through the settings service."""
     require_admin()
-    body = _json_object()
+    body = json_object()
     body_id = _optional_int(body, "id")
     if setting_id is not None and body_id is not None and body_id != setting_id:
         raise ValidationFailed("id does not match the setting in the URL.", field="id")

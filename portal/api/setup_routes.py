@@ -1,10 +1,10 @@
 """API routes of the setup wizard (sync, stock integration, cargo companies)."""
 from __future__ import annotations
 
-import json
 
 from flask import jsonify, request
 
+from portal.api.body import json_object
 from portal.api import bp
 from portal.api.auth import caller
 from portal.cargo import service as cargo
@@ -24,18 +24,6 @@ def _catalog_admin_only() -> None:
     """Raise PermissionDenied unless the caller is an admin."""
     if caller().role != "admin":
         raise PermissionDenied("Only admins may set up stock integrations and cargo companies.")
-
-
-def _catalog_body() -> dict:
-    """The request body as a JSON object; raises ValidationFailed for anything else."""
-    raw = request.get_data(cache=True)
-    try:
-        body = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        raise ValidationFailed("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object.")
-    return body
 
 
 def _catalog_flag(body: dict, name: str, default: bool) -> bool:
@@ -66,7 +54,7 @@ def available_stock_engines():
 def execute_stock_integration():
     """Define the stock integration {url, stock_engine_type, username?, password?}; the same URL updates it."""
     _catalog_admin_only()
-    body = _catalog_body()
+    body = json_object()
     integration, created = integrations.save_integration(
         db.session, url=body.get("url"), stock_engine_type=body.get("stock_engine_type"),
         username=body.get("username"), password=body.get("password"),
@@ -94,7 +82,7 @@ def list_cargo_companies():
 def create_cargo_company():
     """Create a cargo company in the vendor's shape (admins only)."""
     _catalog_admin_only()
-    body = _catalog_body()
+    body = json_object()
     company, _ = cargo.save_company(
         db.session, name=body.get("name"), erp_code=body.get("erp_code"),
         is_managed_by_oms=body.get("is_managed_by_oms", True), is_demo_client=body.get("is_demo_client", False),

@@ -6,12 +6,12 @@ rotate_secret, the only times it is ever shown.
 """
 from __future__ import annotations
 
-import json
 
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
 from portal.accounts.models import Role
+from portal.api.body import json_object
 from portal.api import bp
 from portal.api.auth import caller
 from portal.api.serializers import iso_utc
@@ -35,18 +35,6 @@ def _managers_only() -> None:
     """Raise PermissionDenied unless the caller is a brand manager or an admin."""
     if caller().role not in (Role.ADMIN.value, Role.BRAND_MANAGER.value):
         raise PermissionDenied("Only brand managers and admins may manage webhook subscriptions.")
-
-
-def _body() -> dict:
-    """The request body as a JSON object; raises ValidationFailed for anything else."""
-    raw = request.get_data(cache=True)
-    try:
-        body = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        raise ValidationFailed("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object.")
-    return body
 
 
 def _fields(body: dict) -> dict:
@@ -102,7 +90,7 @@ def list_hooks():
 def create_hook():
     """Create a subscription; the answer carries its secret_key, this once."""
     _managers_only()
-    fields = _fields(_body())
+    fields = _fields(json_object())
     user_id = caller().user_id
     subscription, secret = webhooks.create_subscription(db.session, **fields, user_id=user_id)
     settle_events_step(db.session, user_id=user_id)
@@ -123,7 +111,7 @@ def show_hook(hook_id: int):
 def update_hook(hook_id: int):
     """Change some fields of a subscription; is_active true also clears why it was disabled."""
     _managers_only()
-    fields = _fields(_body())
+    fields = _fields(json_object())
     if not fields:
         raise ValidationFailed(f"Give at least one field to change: {', '.join(WRITABLE)}.")
     user_id = caller().user_id

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 

@@ -1,5 +1,5 @@
 """Routes: application settings (IS_OTP_ENABLED) and the outbox of messages."""
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
