@@ -421,7 +421,7 @@ class Bench:
             else self.iterations
         in_list = self.raw_select(in_sql, (a, b), n_in)
         self.notes.append(f"Two-store staff list: the raw SQL yardstick is one keyset range per store, merged "
-                          f"(the shape bench/proposals/multi-store-list.patch gives list_packages). The same rows "
+                          f"(the shape the multi-store change gives list_packages). The same rows "
                           f"through `stock_location_id IN (a, b) ORDER BY id DESC LIMIT 26` (the shape of the "
                           f"current query) take p50 {in_list.p50:.2f} / p95 {in_list.p95:.2f} ms (n={n_in}).")
         self.floater_client = floater

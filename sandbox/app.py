@@ -280,6 +280,7 @@ def _register_stock_engines(app: Flask) -> None:
         return None
 
     @app.get("/stock-engines/<engine_type>/")
+    @app.get("/stock-engines/<engine_type>/health/")
     def stock_engine(engine_type: str):
         """The stock service's root: answers when the URL and credentials are right."""
         return authorize(engine_type) or jsonify({"status": "ok", **engines[engine_type]})
