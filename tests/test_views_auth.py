@@ -226,3 +226,31 @@ def test_two_people_on_two_tablets_stay_who_they_are(app, make):
     assert zeynep.get(f"/packages/{theirs.id}").status_code == 404
     assert can.get(f"/packages/{theirs.id}").status_code == 200
     assert can.get(f"/packages/{mine.id}").status_code == 404
+
+
+def test_admin_sees_the_outbox_filtered_by_status(client, make, auth_actions, sms):
+    from portal.extensions import db as database
+    from portal.outbox import service as outbox
+
+    make.user("root", "admin")
+    auth_actions.login("root")
+    package = make.package()
+    sent = outbox.enqueue_sms(database.session, to="+905550000001", body="hello", package_id=package.id)
+    database.session.commit()
+    outbox.deliver_sms(database.session, sent.id)
+
+    everything = client.get("/admin/outbox")
+    only_failed = client.get("/admin/outbox?status=failed")
+    fragment = client.get("/admin/outbox?status=sent", headers={"HX-Request": "true"})
+
+    assert everything.status_code == 200 and b"<html" in everything.data
+    assert f">{package.id}</a>".encode() in everything.data
+    assert only_failed.status_code == 200 and f">{package.id}</a>".encode() not in only_failed.data
+    assert fragment.status_code == 200 and b"<html" not in fragment.data
+    assert f">{package.id}</a>".encode() in fragment.data
+
+
+def test_staff_may_not_open_the_outbox(client, make, auth_actions):
+    make.user("zeynep")
+    auth_actions.login("zeynep")
+    assert client.get("/admin/outbox").status_code == 403

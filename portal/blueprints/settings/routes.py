@@ -45,13 +45,17 @@ def toggle_otp():
     return redirect(url_for("settings.index"))
 
 
+OUTBOX_FILTERS = {OutboxMessage.PENDING: "Pending", OutboxMessage.SENDING: "Sending", OutboxMessage.FAILED: "Failed",
+                  OutboxMessage.DEAD: "Dead-lettered", OutboxMessage.SENT: "Sent"}
+
+
 @bp.get("/outbox")
 @role_required(Role.ADMIN.value)
 def outbox():
-    """Messages that are pending or failed, newest first."""
-    status = request.args.get("status") or ""
+    """The newest outbox messages, optionally only those with one status."""
+    chosen = request.args.get("status") or ""
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(100)
-    if status in (OutboxMessage.PENDING, OutboxMessage.FAILED, OutboxMessage.SENT):
-        stmt = stmt.where(OutboxMessage.status == status)
+    if chosen in OUTBOX_FILTERS:
+        stmt = stmt.where(OutboxMessage.status == chosen)
     return page_or_fragment("settings/outbox.html", "outbox_table", messages=list(db.session.scalars(stmt)),
-                            status=status)
+                            chosen=chosen, filters=OUTBOX_FILTERS)
