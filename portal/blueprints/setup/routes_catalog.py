@@ -38,7 +38,7 @@ def _respond(template: str, block: str, key: str, code: int = 200, *, state_chan
     if is_fragment_request():
         body = render_block(template, block, **context)
         if state_changed:
-            body += render_template("setup/_catalog_step_state.html", **context)
+            body += render_template("setup/_step_state.html", oob=True, **context)
     else:
         body = render_template(template, **context)
     response = make_response(body, code)
@@ -147,7 +147,7 @@ def test_stock_integration(integration_id: int):
         context = _context(integrations.STEP_KEY, integration=outcome.integration,
                            engines=ENGINES, password_mask=integrations.password_mask)
         body = render_template("setup/_stock_row.html", **context)
-        body += render_template("setup/_catalog_step_state.html", **context)
+        body += render_template("setup/_step_state.html", oob=True, **context)
         response = make_response(body)
         response.vary.add("HX-Request")
         return response
