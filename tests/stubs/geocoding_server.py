@@ -8,13 +8,14 @@ invalid key. `delay` makes every answer late (for timeouts); `requests` records 
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from stubs.http_stub import send_json, serving
 
 GOOD_GOOGLE_KEY = "AIzaSy-good-google-key-0001"
 GOOD_YANDEX_KEY = "b7c1f0e2-good-yandex-key-0001"
@@ -106,15 +107,7 @@ def _handler(stub: GeocodingStub) -> type[BaseHTTPRequestHandler]:
                 status, body = _yandex(stub, params)
             else:
                 status, body = 404, {"error": "Not Found"}
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test)
+            send_json(self, status, body, "application/json; charset=utf-8")
 
         def log_message(self, format, *args):  # noqa: A002 (signature of http.server)
             """Stay quiet."""
@@ -122,29 +115,9 @@ def _handler(stub: GeocodingStub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start() -> tuple[GeocodingStub, ThreadingHTTPServer, threading.Thread]:
-    """Start the stub on a random port of 127.0.0.1."""
-    stub = GeocodingStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    server.daemon_threads = True
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="geocoding-stub",
-                              daemon=True)
-    thread.start()
-    return stub, server, thread
-
-
-def stop(stub: GeocodingStub, server: ThreadingHTTPServer, thread: threading.Thread) -> None:
-    """Stop serving and release the port."""
-    stub.stopping.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
 @pytest.fixture
 def geocoding_stub():
     """A running geocoding stub for one test."""
-    stub, server, thread = start()
-    yield stub
-    stop(stub, server, thread)
+    stub = GeocodingStub()
+    with serving(stub, _handler(stub), "geocoding-stub"):
+        yield stub

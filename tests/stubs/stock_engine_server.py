@@ -8,12 +8,13 @@ carries HTTP basic auth with (USERNAME, PASSWORD), `Authorization: Token TOKEN`,
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from stubs.http_stub import send_json, serving
 
 USERNAME = "stock-user"
 PASSWORD = "stock-pass-0001"
@@ -77,17 +78,7 @@ def _handler(stub: StockEngineStub) -> type[BaseHTTPRequestHandler]:
                 extra["WWW-Authenticate"] = 'Basic realm="stock"'
             else:
                 status, body = 200, {"status": "ok", "service": "stock"}
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test)
+            send_json(self, status, body, "application/json", extra)
 
         def log_message(self, format, *args):  # noqa: A002 (signature of http.server)
             """Stay quiet."""
@@ -95,29 +86,9 @@ def _handler(stub: StockEngineStub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start() -> tuple[StockEngineStub, ThreadingHTTPServer, threading.Thread]:
-    """Start the stub on a random port of 127.0.0.1."""
-    stub = StockEngineStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    server.daemon_threads = True
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="stock-engine-stub",
-                              daemon=True)
-    thread.start()
-    return stub, server, thread
-
-
-def stop(stub: StockEngineStub, server: ThreadingHTTPServer, thread: threading.Thread) -> None:
-    """Stop serving and release the port."""
-    stub.stopping.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
 @pytest.fixture
 def stock_engine():
     """A running stock engine stub for one test."""
-    stub, server, thread = start()
-    yield stub
-    stop(stub, server, thread)
+    stub = StockEngineStub()
+    with serving(stub, _handler(stub), "stock-engine-stub"):
+        yield stub

@@ -1,0 +1,41 @@
+"""What the JSON stub servers share: answering with JSON, and running on a random port of 127.0.0.1 in a thread."""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: object, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+    """Answer with a JSON body; a client that already gave up (a timeout test) is ignored."""
+    data = json.dumps(body).encode()
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+@contextmanager
+def serving(stub, handler_class: type[BaseHTTPRequestHandler], name: str) -> Iterator:
+    """Serve handler_class on a free port while the block runs; sets stub.url and, at the end, stub.stopping."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
+    thread.start()
+    try:
+        yield stub
+    finally:
+        stub.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
