@@ -1,22 +1,14 @@
 """The outbox worker shared by SMS and webhooks: claims, leases, the sweep, and a worker killed mid-delivery."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from huey.storage import SqliteStorage
 from sqlalchemy import select, update
 
 from portal.db_types import utcnow
 from portal.extensions import db
-from portal.jobs.queue import huey
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
 from portal.packages import commands
@@ -24,9 +16,8 @@ from portal.packages.states import State
 from portal.webhooks import events, service, tasks
 from portal.webhooks.models import DeliveryAttempt
 from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
+from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONSUMER = Path(sys.executable).with_name("huey_consumer")
 
 
 @pytest.fixture
@@ -137,53 +128,11 @@ def test_an_sms_the_provider_keeps_refusing_is_retried_then_dead_lettered_and_st
     assert len(sms.outbox) == 1 and sms.outbox[0].to == package.customer.phone
 
 
+# The worker delivers to local receivers, slowly enough to be killed mid-delivery.
+WORKER_ENV = {"SMS_PROVIDER": "console", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "WEBHOOK_TIMEOUT_SECONDS": "30",
+              "OUTBOX_LEASE_SECONDS": "60"}
+
 # --- A real worker killed mid-delivery -------------------------------------------------------------------
-
-
-@pytest.fixture
-def queue_file(app):
-    """This test's own SQLite queue: the test enqueues into it and huey_consumer processes read it."""
-    with tempfile.TemporaryDirectory(prefix="portal-huey-") as folder:
-        was_immediate, normal = huey.immediate, huey.storage
-        huey.immediate = False
-        huey.storage = SqliteStorage(name=huey.name, filename=os.path.join(folder, "huey.sqlite"))
-        try:
-            yield huey.storage.filename
-        finally:
-            huey.storage = normal
-            huey.immediate = was_immediate
-
-
-class Consumer:
-    """`huey_consumer portal.jobs.tasks.huey -w 2 -k process` in its own process group."""
-
-    def __init__(self, app, queue_path: str, log_path: str):
-        env = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
-        env.update(HUEY_SQLITE_PATH=queue_path, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-                   SECRET_KEY=app.config["SECRET_KEY"], PORTAL_ENV="development", SMS_PROVIDER="console",
-                   WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_TIMEOUT_SECONDS="30", OUTBOX_LEASE_SECONDS="60")
-        self.log = open(log_path, "ab")
-        self.process = subprocess.Popen([str(CONSUMER), "portal.jobs.tasks.huey", "-w", "2", "-k", "process"],
-                                        cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def kill(self) -> None:
-        """kill -9 the consumer and its workers at once, as a crashed machine would."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.log.close()
-
-
-def wait_for(condition, seconds: float, what: str):
-    """Poll until condition() is truthy; fail with `what` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing_and_the_next_one_redelivers_with_the_same_id(
@@ -193,7 +142,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_the_next_one_redelivers_
     receiver.slow_seconds = 60
     subscribe(receiver, manager, "stock_location.updated")
     log_path = str(tmp_path / "consumer.log")
-    first = Consumer(app, queue_file, log_path)
+    first = Consumer(app, queue_file, log_path, **WORKER_ENV)
     try:
         events.record_event(db.session, "stock_location.updated", {"id": 42, "name": "Kadıköy"})
         db.session.commit()
@@ -211,7 +160,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_the_next_one_redelivers_
                        .values(lease_until=utcnow() - timedelta(seconds=1)))
     db.session.commit()
 
-    second = Consumer(app, queue_file, log_path)
+    second = Consumer(app, queue_file, log_path, **WORKER_ENV)
     try:
         wait_for(lambda: message_now(message_id).status == "sent", 60, "the new worker to deliver the message")
     finally:

@@ -1,30 +1,22 @@
 """A sync on the real job queue: a huey_consumer process is killed midway, a new one finishes the job."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from huey.storage import SqliteStorage
 from sqlalchemy import func, select, update
 
 from portal.db_types import utcnow
 from portal.extensions import db
-from portal.jobs.queue import huey
 from portal.settings import service as settings
 from portal.sync import service as sync
 from portal.sync.models import AddressNode, SyncJob
-from stubs.omnitron_server import PASSWORD, REPO_ROOT, USERNAME, SandboxProcess
+from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
+from stubs.omnitron_server import PASSWORD, USERNAME, SandboxProcess
 
 PAGE_SIZE = 500
-CONSUMER = Path(sys.executable).with_name("huey_consumer")
 
 
 @pytest.fixture
@@ -40,70 +32,16 @@ def app_config(sandbox):
     return {"OMNITRON_URL": sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01, "SYNC_PAGE_SIZE": PAGE_SIZE}
 
 
-@pytest.fixture
-def queue_file(app):
-    """This test's own SQLite queue file: the test enqueues into it, the consumers read from it.
-
-    The app fixture runs tasks immediately; here they must go through a real queue to real workers.
-    """
-    with tempfile.TemporaryDirectory(prefix="portal-huey-") as folder:
-        was_immediate = huey.immediate
-        huey.immediate = False
-        normal = huey.storage
-        huey.storage = SqliteStorage(name=huey.name, filename=os.path.join(folder, "huey.sqlite"))
-        try:
-            yield huey.storage.filename
-        finally:
-            huey.storage = normal
-            huey.immediate = was_immediate
-
-
-class Consumer:
-    """`huey_consumer portal.jobs.tasks.huey -w 2 -k process` in its own process group (workers are children)."""
-
-    def __init__(self, app, queue_path: str, log_path: str):
-        env = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
-        env.update(HUEY_SQLITE_PATH=queue_path, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-                   OMNITRON_URL=app.config["OMNITRON_URL"], OMNITRON_BACKOFF_SECONDS="0.01",
-                   SYNC_PAGE_SIZE=str(PAGE_SIZE), SECRET_KEY=app.config["SECRET_KEY"], PORTAL_ENV="development")
-        self.log = open(log_path, "ab")
-        self.process = subprocess.Popen([str(CONSUMER), "portal.jobs.tasks.huey", "-w", "2", "-k", "process"],
-                                        cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def kill(self) -> None:
-        """kill -9 the consumer and its worker processes at once, as a crashed machine would."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.log.close()
-
-    def stop(self) -> None:
-        """Stop gracefully (SIGINT lets huey finish), or kill after a few seconds."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
+def worker_env(app) -> dict[str, str]:
+    """The workers copy from this test's sandbox, quickly, page by small page."""
+    return {"OMNITRON_URL": app.config["OMNITRON_URL"], "OMNITRON_BACKOFF_SECONDS": "0.01",
+            "SYNC_PAGE_SIZE": str(PAGE_SIZE)}
 
 
 def fresh_job(job_id: int) -> SyncJob:
     """The job as the workers left it (a new transaction sees their commits)."""
     db.session.rollback()
     return db.session.get(SyncJob, job_id, populate_existing=True)
-
-
-def wait_for(condition, seconds: float, what: str):
-    """Poll until condition() is truthy; fail the test with `what` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_worker_killed_midway_leaves_a_job_that_a_new_worker_finishes(app, make, sandbox, queue_file, tmp_path):
@@ -114,7 +52,7 @@ def test_a_worker_killed_midway_leaves_a_job_that_a_new_worker_finishes(app, mak
     requests.post(f"{sandbox.url}/__sandbox__/faults", json={"path": "/api/v1/districts/", "page": 4, "delay": 60},
                   timeout=5).raise_for_status()
     log_path = str(tmp_path / "consumer.log")
-    first_worker = Consumer(app, queue_file, log_path)
+    first_worker = Consumer(app, queue_file, log_path, **worker_env(app))
     try:
         job = sync.execute(db.session, "addresses", user_id=admin.id)
         assert job.status == SyncJob.QUEUED
@@ -137,7 +75,7 @@ def test_a_worker_killed_midway_leaves_a_job_that_a_new_worker_finishes(app, mak
                        .values(heartbeat_at=utcnow() - timedelta(minutes=3)))
     db.session.commit()
 
-    second_worker = Consumer(app, queue_file, log_path)
+    second_worker = Consumer(app, queue_file, log_path, **worker_env(app))
     try:
         resumed = sync.execute(db.session, "addresses", user_id=admin.id)
         finished = wait_for(lambda: (lambda j: j if j.status in (SyncJob.DONE, SyncJob.FAILED) else None)(
