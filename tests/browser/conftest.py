@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -233,6 +234,26 @@ def page(context, csp_violations):
             if "Content Security Policy" in msg.text else None)
     page.on("pageerror", lambda error: csp_violations.append(f"page error: {error}"))
     return page
+
+
+def _wait_until(page, expression: str, timeout: float = 5.0) -> None:
+    """Poll `expression` in the page from Python until it is truthy.
+
+    Playwright's own wait_for_function re-evaluates its predicate with eval() on the page's
+    timers, which the portal's CSP (no 'unsafe-eval') rightly refuses once the first check fails.
+    page.evaluate goes through the DevTools protocol instead, which the CSP does not govern.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression!r} still false after {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def wait_until():
+    """Wait for a page expression to become truthy without breaking the CSP (see _wait_until)."""
+    return _wait_until
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def test_a_scan_that_matches_nothing_says_so_and_the_next_scan_replaces_it(page,
     page.wait_for_url(re.compile(rf"/packages/{wanted['id']}$"))
 
 
-def test_list_refreshes_itself_every_30_seconds_keeping_filters_scroll_and_typing(page, store, log_in, context):
+def test_list_refreshes_itself_every_30_seconds_keeping_filters_scroll_and_typing(page, store, log_in, wait_until):
     for hours in range(9):
         store.package(state=State.WAITING, age=timedelta(hours=hours + 1))
     store.package(state=State.PACKED)
@@ -113,7 +113,7 @@ def test_list_refreshes_itself_every_30_seconds_keeping_filters_scroll_and_typin
     search.focus()
     page.keyboard.type("ORD70")
     page.mouse.wheel(0, 300)
-    page.wait_for_function("window.scrollY > 0")
+    wait_until(page, "window.scrollY > 0")
     scrolled = page.evaluate("window.scrollY")
     newcomer = store.package(state=State.WAITING, age=timedelta(minutes=1))
 
