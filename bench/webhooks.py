@@ -342,7 +342,9 @@ def main() -> int:
             say(f"| {variant} | {p50:.2f} | {percentile(values, 0.95):.2f} | {statistics.fmean(values):.2f} | "
                 f"{'-' if variant == 'events off' else f'{share:.1%}'} |")
     say()
-    say("Outbox rows written during the latency runs: " + ", ".join(f"{k} {n}" for k, n in rows) + ".")
+    say("Outbox rows written during the latency runs: " + ", ".join(f"{k} {n}" for k, n in rows) + " (a command "
+        "writes one row per event; the worker fans events out into their webhook rows after the commit, and no "
+        "worker runs during these runs).")
     say()
     met = True
     for path in paths:

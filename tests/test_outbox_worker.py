@@ -70,11 +70,10 @@ def test_only_one_worker_can_hold_a_message_until_its_lease_runs_out(app, make):
 def test_the_sweep_picks_up_overdue_messages_and_lapsed_leases_only(make, manager, receivers):
     receiver = receivers("ok")
     subscribe(receiver, manager, "stock_location.updated")
-    for n in range(6):
-        events.record_event(db.session, "stock_location.updated", {"id": n})
+    recorded = [events.record_event(db.session, "stock_location.updated", {"id": n}) for n in range(6)]
     db.session.commit()  # written but not queued: as if the process died between commit and enqueue
-    ids = [m.id for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "webhook")
-                                            .order_by(OutboxMessage.id))]
+    ids = [i for event in recorded for i in outbox.fan_out(db.session, event.uuid)]
+    assert len(ids) == 6
     now = utcnow()
     shapes = [
         dict(status="pending", next_attempt_at=now),  # fresh: its own task is on the way
@@ -94,6 +93,31 @@ def test_the_sweep_picks_up_overdue_messages_and_lapsed_leases_only(make, manage
 
     assert sorted(r.json["payload"]["id"] for r in receiver.requests) == [1, 2]
     assert [message_now(i).status for i in ids] == ["pending", "sent", "sent", "sending", "failed", "sent"]
+
+
+def test_events_left_pending_are_fanned_out_once_by_the_sweep_after_the_grace_period(make, manager, receivers):
+    receiver = receivers("ok")
+    subscribe(receiver, manager, "*")
+    subscribe(receivers("ok"), manager, "stock_location.updated")
+    lost = events.record_event(db.session, "stock_location.updated", {"id": 1})
+    fresh = events.record_event(db.session, "stock_location.created", {"id": 2})
+    db.session.commit()  # the process died before it queued the fan-out
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.uuid == lost.uuid)
+                       .values(next_attempt_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert outbox.due_event_uuids(db.session) == [lost.uuid]
+
+    queued = tasks.sweep()
+
+    assert len(queued) == 2 and sorted(r.json["payload"]["id"] for r in receiver.requests) == [1]
+    deliveries = db.session.execute(select(OutboxMessage.event_uuid, OutboxMessage.status)
+                                    .where(OutboxMessage.kind == "webhook")).all()
+    assert sorted(tuple(d) for d in deliveries) == [(lost.uuid, "sent"), (lost.uuid, "sent")]
+    assert message_now(queued[0]).event_uuid == lost.uuid
+    assert outbox.fan_out(db.session, lost.uuid) == []  # once only, whoever comes second
+    states = dict(db.session.execute(select(OutboxMessage.uuid, OutboxMessage.status)
+                                     .where(OutboxMessage.kind == "event")).all())
+    assert states == {lost.uuid: "sent", fresh.uuid: "pending"}  # the fresh one's own task is on the way
 
 
 def test_messages_of_a_rolled_back_transaction_are_never_sent(make, manager, receivers, sms):
@@ -147,8 +171,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_the_next_one_redelivers_
         events.record_event(db.session, "stock_location.updated", {"id": 42, "name": "Kadıköy"})
         db.session.commit()
         outbox.deliver_after_commit(db.session)  # onto the real queue, for the consumer
+        receiver.wait_for(1, 60)  # the worker has fanned it out, sent it and waits for the answer...
+        db.session.commit()  # a fresh read: the worker wrote the delivery after our commit
         message_id = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.kind == "webhook"))
-        receiver.wait_for(1, 60)  # the worker has sent it and waits for the answer...
     finally:
         first.kill()  # ...when it dies
 

@@ -410,10 +410,11 @@ def test_pickup_code_delivery_accepts_only_its_two_modes(make, manager):
     assert settings.pickup_code_delivery(db.session) == "portal_sms"
 
 
-def test_events_and_their_deliveries_are_written_in_the_callers_transaction(make, manager, receivers):
+def test_an_event_is_written_in_the_callers_transaction_and_fanned_out_after_its_commit(make, manager, receivers):
     receiver = receivers("ok")
     subscribe(receiver, manager, "*")
     subscribe(receivers("ok"), manager, "stock_location.updated")
+    subscribe(receivers("ok"), manager, "package.created")  # another type: no delivery
 
     events.record_event(db.session, "stock_location.updated", {"id": 1})
     db.session.flush()
@@ -422,12 +423,44 @@ def test_events_and_their_deliveries_are_written_in_the_callers_transaction(make
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
 
-    record()
+    event = events.record_event(db.session, "stock_location.updated", {"id": 1})
+    db.session.commit()
+    # The command's transaction wrote the event alone, waiting for its fan-out.
+    rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.status)).all()
+    assert [tuple(r) for r in rows] == [("event", "pending")]
 
-    rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.event_type)
+    outbox.deliver_after_commit(db.session)
+
+    rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.event_uuid, OutboxMessage.status)
                               .order_by(OutboxMessage.id)).all()
-    assert [tuple(r) for r in rows] == [("event", "stock_location.updated"), ("webhook", "stock_location.updated"),
-                                        ("webhook", "stock_location.updated")]
+    assert [tuple(r) for r in rows] == [("event", event.uuid, "sent"), ("webhook", event.uuid, "sent"),
+                                        ("webhook", event.uuid, "sent")]
+    assert len(receiver.requests) == 1
+
+
+def test_an_event_nobody_subscribes_to_is_stored_done_and_queues_nothing(make, manager, receivers):
+    subscribe(receivers("ok"), manager, "package.created")
+    events.record_event(db.session, "stock_location.updated", {"id": 1})
+    db.session.commit()
+
+    assert outbox.written_ids(db.session) == ([], [])
+    rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.status)).all()
+    assert [tuple(r) for r in rows] == [("event", "sent")]
+
+
+def test_a_subscription_made_after_the_event_does_not_receive_it(make, manager, receivers):
+    early = receivers("ok")
+    subscribe(early, manager, "stock_location.updated")
+    event = events.record_event(db.session, "stock_location.updated", {"id": 3})
+    db.session.commit()
+    late = receivers("ok")
+    subscribe(late, manager, "*")  # made while the event waited for its fan-out (a slow queue)
+
+    outbox.deliver_after_commit(db.session)
+
+    assert len(early.requests) == 1 and late.requests == []
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.event_uuid == event.uuid, OutboxMessage.kind == "webhook")) == 1
 
 
 def test_a_command_that_fails_writes_no_event(make, manager, receivers, sms):

@@ -1,11 +1,13 @@
 """The outbox: messages written in the same transaction as the change that causes them, sent after commit.
 
-Kinds: "sms" (a text to a customer), "event" (the record of something that happened; its webhook
-fan-out is written with it, see portal.webhooks.events) and "webhook" (one event for one subscription).
-After the transaction commits, deliver_after_commit() puts each new message on the job queue
-(portal.webhooks.tasks.deliver_message); a worker claims it with a conditional UPDATE and a lease,
-sends it, and records the outcome. A worker killed mid-send leaves a lease that runs out; the
-every-minute sweep then queues the message again, so nothing is lost and delivery is at least once.
+Kinds: "sms" (a text to a customer), "event" (the record of something that happened, see
+portal.webhooks.events) and "webhook" (one event for one subscription). An event that some
+subscription wants is written "pending"; after the commit a worker fans it out (fan_out) into its
+webhook messages in one transaction and marks it sent. After the transaction commits,
+deliver_after_commit() puts what it wrote on the job queue (portal.webhooks.tasks); a worker claims
+each message with a conditional UPDATE and a lease, sends it, and records the outcome. A worker killed
+mid-send leaves a lease that runs out; the every-minute sweep then queues the message again (and fans
+out any event left pending), so nothing is lost and delivery is at least once.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from portal import crypto
 from portal.db_types import utcnow
 from portal.outbox.models import OutboxMessage, new_uuid
 from portal.sms import SmsError, get_provider
+from portal.webhooks.catalogue import WILDCARD
+from portal.webhooks.models import WebhookSubscription
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +93,6 @@ def envelope(event_type: str, event_uuid: str, payload: dict, vendor_name: str =
     return {"event": event, "payload": payload}
 
 
-def enqueue_event(session: Session, event_type: str, payload: dict, *, package_id: int | None = None,
-                  vendor_name: str = "") -> OutboxMessage:
-    """Add the record of an event to the outbox (not committed), in the envelope {"event", "payload"}.
-
-    The record itself is not sent anywhere (it is stored as "sent"); portal.webhooks.events.record_event
-    writes it together with one "webhook" message per matching subscription.
-    """
-    event_uuid = new_uuid()
-    now = utcnow()
-    message = OutboxMessage(kind=EVENT, uuid=event_uuid, event_type=event_type, package_id=package_id,
-                            payload=envelope(event_type, event_uuid, payload, vendor_name),
-                            status=OutboxMessage.SENT, sent_at=now, created_at=now, next_attempt_at=now)
-    session.add(message)
-    return message
-
-
 @dataclass
 class NewEvent:
     """An event to write: its type, payload, and what only its webhook bodies may carry (encrypted)."""
@@ -117,46 +105,91 @@ class NewEvent:
     subscription_ids: list[int] = field(default_factory=list)
 
 
-def _event_rows(new: NewEvent, now: datetime) -> tuple[str, list[dict]]:
-    """The event's record row and one webhook row per subscription, as column values."""
+def _event_row(new: NewEvent, now: datetime) -> tuple[str, dict]:
+    """The event's outbox row, as column values: pending fan-out when a subscription wants it, else done."""
     event_uuid = new_uuid()
-    shown = envelope(new.event_type, event_uuid, new.payload, new.vendor_name)
     sealed = None
     if new.secret_payload and new.subscription_ids:
         full = envelope(new.event_type, event_uuid, {**new.payload, **new.secret_payload}, new.vendor_name)
         sealed = crypto.encrypt(json.dumps(full, separators=(",", ":"), ensure_ascii=False))
-    common = {"event_type": new.event_type, "package_id": new.package_id, "payload": shown,
-              "event_uuid": event_uuid, "created_at": now, "next_attempt_at": now, "attempts": 0,
-              "last_error": "", "provider_id": "", "lease_until": None}
-    rows = [{**common, "uuid": event_uuid, "kind": EVENT, "subscription_id": None, "body_encrypted": None,
-             "status": OutboxMessage.SENT, "sent_at": now}]
-    rows += [{**common, "uuid": new_uuid(), "kind": WEBHOOK, "subscription_id": subscription_id,
-              "body_encrypted": sealed, "status": OutboxMessage.PENDING, "sent_at": None}
-             for subscription_id in new.subscription_ids]
-    return event_uuid, rows
+    wanted = bool(new.subscription_ids)
+    return event_uuid, {
+        "uuid": event_uuid, "kind": EVENT, "event_type": new.event_type, "package_id": new.package_id,
+        "subscription_id": None, "event_uuid": event_uuid, "body_encrypted": sealed,
+        "payload": envelope(new.event_type, event_uuid, new.payload, new.vendor_name),
+        "status": OutboxMessage.PENDING if wanted else OutboxMessage.SENT, "sent_at": None if wanted else now,
+        "created_at": now, "next_attempt_at": now, "attempts": 0, "last_error": "", "provider_id": "",
+        "lease_until": None}
 
 
 _INSERT = insert(OutboxMessage.__table__)
 
 
 def write_events(session: Session, new_events: list[NewEvent]) -> list[RecordedEvent]:
-    """Insert events' records and their webhook messages (one per new_event.subscription_ids) at once.
+    """Insert the events' rows at once (not committed); the worker fans them out to their subscriptions.
 
-    Not committed. A command's latency matters: one multi-row Core INSERT for everything a command
-    raises rather than an ORM object per row; the worker finds the webhook messages by their event's uuid.
+    A command's latency matters, so the transaction writes one row per event (one multi-row Core
+    INSERT) and no delivery rows: an event some subscription wants is stored "pending", and
+    fan_out() turns it into one webhook message per subscription after the commit, atomically, so a
+    crash in between loses nothing (the sweep fans out what was left pending).
     """
     now = utcnow()
     recorded, rows, fanned_out = [], [], []
     for new in new_events:
-        event_uuid, event_rows = _event_rows(new, now)
+        event_uuid, row = _event_row(new, now)
         recorded.append(RecordedEvent(event_uuid, new.event_type))
-        rows += event_rows
+        rows.append(row)
         if new.subscription_ids:
             fanned_out.append(event_uuid)
     if rows:
         session.connection().execute(_INSERT, rows)
         _remember(session, event_uuids=fanned_out)
     return recorded
+
+
+def fan_out(session: Session, event_uuid: str) -> list[int]:
+    """Write a pending event's webhook messages, one per subscription that wants it, and commit; their ids.
+
+    The subscriptions are those active now that receive the type (or "*") and existed when the event
+    happened. The conditional UPDATE makes the fan-out happen once even when two workers (or a worker
+    and the sweep) race; the loser gets []. A sealed body (a pickup code for an Extension application)
+    moves into the webhook messages and is wiped from the event.
+    """
+    event_row = session.execute(
+        select(OutboxMessage.event_type, OutboxMessage.package_id, OutboxMessage.payload,
+               OutboxMessage.body_encrypted, OutboxMessage.created_at)
+        .where(OutboxMessage.uuid == event_uuid, OutboxMessage.kind == EVENT,
+               OutboxMessage.status == OutboxMessage.PENDING)).first()
+    if event_row is None:
+        session.commit()
+        return []
+    now = utcnow()
+    taken = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.uuid == event_uuid, OutboxMessage.kind == EVENT,
+               OutboxMessage.status == OutboxMessage.PENDING)
+        .values(status=OutboxMessage.SENT, sent_at=now, body_encrypted=None)
+        .execution_options(synchronize_session=False)).rowcount
+    if taken != 1:
+        session.rollback()
+        return []
+    event_type, package_id, payload, sealed, happened_at = event_row
+    subscription_ids = list(session.scalars(
+        select(WebhookSubscription.id)
+        .where(WebhookSubscription.is_active.is_(True),
+               WebhookSubscription.event_type.in_([event_type, WILDCARD]),
+               WebhookSubscription.created_at <= happened_at)
+        .order_by(WebhookSubscription.id)))
+    if subscription_ids:
+        session.execute(_INSERT, [
+            {"uuid": new_uuid(), "kind": WEBHOOK, "event_type": event_type, "package_id": package_id,
+             "subscription_id": subscription_id, "event_uuid": event_uuid, "payload": payload,
+             "body_encrypted": sealed, "status": OutboxMessage.PENDING, "sent_at": None, "created_at": now,
+             "next_attempt_at": now, "attempts": 0, "last_error": "", "provider_id": "", "lease_until": None}
+            for subscription_id in subscription_ids])
+    ids = webhook_ids_of(session, [event_uuid])
+    session.commit()
+    return ids
 
 
 def enqueue_webhook(session: Session, subscription_id: int, event_type: str, payload: dict, *,
@@ -344,6 +377,16 @@ def pending_sms(session: Session, limit: int = 100) -> list[OutboxMessage]:
         .order_by(OutboxMessage.id)
         .limit(limit)
     ))
+
+
+def due_event_uuids(session: Session, *, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Events still waiting for their fan-out a while after they happened (the task that should have done it was lost)."""
+    now = now or utcnow()
+    return list(session.scalars(
+        select(OutboxMessage.uuid)
+        .where(OutboxMessage.status == OutboxMessage.PENDING, OutboxMessage.next_attempt_at <= now - SWEEP_GRACE,
+               OutboxMessage.kind == EVENT)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))
 
 
 def due_message_ids(session: Session, *, now: datetime | None = None, limit: int = 500) -> list[int]:

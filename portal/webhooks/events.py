@@ -1,8 +1,9 @@
-"""Recording events: the event's outbox record and its webhook fan-out, in the caller's transaction.
+"""Recording events: the event's outbox row, in the caller's transaction. Nothing here commits.
 
-record_event() writes the kind "event" row and, in the same transaction, one kind "webhook" row per
-active subscription to the event's type (or to "*"). Fanning out at write time means a crash after
-the commit loses nothing: every delivery is already a row the worker will find. Nothing here commits.
+record_event() writes one kind "event" row. When an active subscription wants the type (or "*"), the
+row is "pending", and after the commit the worker fans it out into one "webhook" row per subscription
+(portal.outbox.service.fan_out), atomically: a crash after the commit loses nothing, because the
+pending event is a row the sweep will find. The command pays for one row per event, not per delivery.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def matching_subscription_ids(session: Session, event_type: str) -> list[int]:
 
 
 def record_events(session: Session, new_events: list[outbox.NewEvent]) -> list[outbox.RecordedEvent]:
-    """Write several events and their webhook deliveries in one go (not committed); see record_event."""
+    """Write several events in one go (not committed); see record_event."""
     if not current_app.config.get("OUTBOX_RECORD_EVENTS", True) or not new_events:
         return []
     for new in new_events:
@@ -59,12 +60,12 @@ def record_events(session: Session, new_events: list[outbox.NewEvent]) -> list[o
 
 def record_event(session: Session, event_type: str, payload: dict, package_id: int | None = None,
                  secret_payload: dict | None = None) -> outbox.RecordedEvent | None:
-    """Write an event and its webhook deliveries to the outbox (not committed); returns its uuid.
+    """Write an event to the outbox (not committed); returns its uuid and type.
 
-    One "event" row, and in the same transaction one "webhook" row per active subscription to the type
-    or to "*". secret_payload (the pickup code in extension mode) goes only into the webhook rows'
-    encrypted bodies, never into the event row or any plaintext column. Returns None when event
-    recording is switched off (OUTBOX_RECORD_EVENTS, benchmark only).
+    One "event" row, pending fan-out when an active subscription wants the type or "*". secret_payload
+    (the pickup code in extension mode) is only ever stored encrypted: in the event's body until the
+    fan-out moves it into the webhook messages' bodies, never in a plaintext column. Returns None when
+    event recording is switched off (OUTBOX_RECORD_EVENTS, benchmark only).
     """
     recorded = record_events(session, [outbox.NewEvent(event_type, payload, package_id=package_id,
                                                        secret_payload=secret_payload)])

@@ -36,16 +36,21 @@ def deliver_message(message_id: int) -> None:
 
 @huey.task()
 def deliver_messages(message_ids: list[int], event_uuids: list[str] = ()) -> None:
-    """Queue task: what one transaction wrote (messages, and the webhook messages of events).
+    """Queue task: what one transaction wrote (messages, and events to fan out to their subscriptions).
 
-    Queues all but one for any worker and delivers that one here, so the committing request pays for one
-    enqueue however many subscriptions its events fan out to.
+    Fans the events out here (their webhook messages are written now, after the command's commit, so
+    the command does not pay for them), queues all messages but one for any worker and delivers that
+    one here: the committing request pays for one enqueue however many subscriptions there are.
     """
     ids = list(message_ids)
     if event_uuids:
         with app_context():
-            ids += outbox.webhook_ids_of(db.session, list(event_uuids))
-            db.session.commit()  # end the read transaction
+            for event_uuid in event_uuids:
+                try:
+                    ids += outbox.fan_out(db.session, event_uuid)
+                except Exception:  # a database hiccup: the event stays pending and the sweep fans it out
+                    db.session.rollback()
+                    log.exception("fanning out event %s failed", event_uuid)
     if not ids:
         return
     first, *rest = ids
@@ -63,9 +68,12 @@ def queue_delivery(message_ids: list[int], event_uuids: list[str] = ()) -> None:
 
 
 def sweep(limit: int = 500) -> list[int]:
-    """Queue every message that is overdue or whose lease ran out; returns their ids."""
+    """Fan out events left pending, then queue every message that is overdue or whose lease ran out; their ids."""
     with app_context():
-        ids = outbox.due_message_ids(db.session, limit=limit)
+        fanned = []
+        for event_uuid in outbox.due_event_uuids(db.session, limit=limit):
+            fanned += outbox.fan_out(db.session, event_uuid)
+        ids = list(dict.fromkeys(fanned + outbox.due_message_ids(db.session, limit=limit)))
         db.session.commit()  # end the read transaction before the deliveries start
     for message_id in ids:
         deliver_message(message_id)
