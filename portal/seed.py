@@ -16,6 +16,7 @@ from portal.packages.models import Customer, DenialReason, Package, PackageItem,
 from portal.packages.states import DeliveryType, State
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting
+from portal.stores import quota
 from portal.stores.models import StockLocation
 
 DEMO_STORES = [
@@ -146,6 +147,8 @@ def seed_demo(session: Session, packages: int = 200) -> list[tuple[str, str, str
     logins = seed_users(session)
     if (session.scalar(select(func.count()).select_from(Package)) or 0) == 0:
         seed_packages(session, packages)
+        quota.recount(session)  # the packages were created in Waiting directly, not planned by an import
+        session.commit()
     seed_omnitron_login(session)
     return logins
 

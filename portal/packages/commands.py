@@ -22,6 +22,7 @@ from portal.outbox import service as outbox
 from portal.packages.models import DenialReason, Package, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
+from portal.stores import quota
 from portal.webhooks import catalogue, events
 
 log = logging.getLogger(__name__)
@@ -437,6 +438,7 @@ def run_command(
         ).rowcount
         if changed != 1:
             raise ConcurrentChange("Someone else changed this package just now.")
+        quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
         session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                                transition_id=transition.id, command=transition.slug, user_id=user_id,
                                note=ctx.note))
