@@ -21,6 +21,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_engine(app)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger("huey").handlers:
+        # Inside huey_consumer, which prints its own log lines: through the root logger too they would show twice.
+        logging.getLogger("huey").propagate = False
 
     from portal import models  # noqa: F401  (registers every table)
     from portal.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate, talisman
