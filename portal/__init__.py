@@ -18,6 +18,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     check_production(app.config)
+    if app.config.get("PROXY_COUNT"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_engine(app)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,6 +69,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.cli import register_cli
 
     auth.init_login_manager(login_manager)
+    # Before any route is added: an id beyond what the database can hold is a 404, not a driver overflow.
+    app.url_map.converters["int"] = web.BoundedIntConverter
     app.register_blueprint(auth_bp)
     app.register_blueprint(packages_bp)
     app.register_blueprint(settings_bp)

@@ -88,6 +88,8 @@ class Config:
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
 
+    # Request bodies beyond this are refused with 413 before they are read (the largest form is a few kB).
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
     PAGE_SIZE = _int("PAGE_SIZE", 25)
     LIST_REFRESH_SECONDS = _int("LIST_REFRESH_SECONDS", 30)
     API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600 per minute")
@@ -96,6 +98,10 @@ class Config:
     )
     RATELIMIT_HEADERS_ENABLED = True
     FORCE_HTTPS = _bool("FORCE_HTTPS", False)
+    # How many proxies (TLS terminator, load balancer) in front of the portal set X-Forwarded-For/-Proto/-Host.
+    # 0 trusts none; behind one proxy without this, every visitor shares the proxy's address, so the login and
+    # API rate limits count everyone together.
+    PROXY_COUNT = _int("PROXY_COUNT", 0)
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_HTTPONLY = True

@@ -34,3 +34,19 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# The largest number a row id can be (ids are INTEGER, 32 bits, on PostgreSQL): a larger one names no row,
+# and handing it to the database fails ("integer out of range", or an overflow in SQLite's driver beyond
+# 64 bits) instead of finding nothing.
+DB_INT_MAX = 2**31 - 1
+
+
+def plain_int(raw: object) -> int | None:
+    """A whole number written in ASCII digits within DB_INT_MAX, or None ("", "-1", "1e3", "²" or too big)."""
+    # str.isdigit() also says yes to "²" and other digits int() refuses, and int() reads "١٢" as 12.
+    text = str(raw if raw is not None else "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= DB_INT_MAX else None

@@ -4,6 +4,7 @@ from portal.api.models import IdempotencyRecord
 from portal.cargo.models import CargoCompany
 from portal.integrations.models import StockIntegration
 from portal.jobs.models import JobRun, ScheduledJob
+from portal.orders.models import OrderImportRun
 from portal.outbox.models import OutboxMessage
 from portal.otp.models import OtpAttempt, PickupCode
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog, Transition
@@ -16,7 +17,7 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "DeliveryAttempt", "WebhookSubscription", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DenialReason",
-    "IdempotencyRecord", "JobRun", "OtpAttempt", "OutboxMessage", "Package", "PackageItem", "PackageLog",
+    "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package", "PackageItem", "PackageLog",
     "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob", "SettingChange", "SetupStep",
     "StockIntegration", "StockLocation", "SyncJob", "Transition", "User", "user_stock_locations",
 ]

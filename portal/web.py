@@ -2,16 +2,37 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, make_response, render_template, request
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from portal.db_types import utcnow
-from portal.errors import DomainError
+from portal.db_types import DB_INT_MAX, plain_int
+from portal.errors import DomainError, ValidationFailed
 from portal.packages.states import DeliveryType, State, Visibility, state_info
+
+log = logging.getLogger(__name__)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """The <int:...> URL converter, refusing numbers no row id can have (the URL is then a 404, not a 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
+        """As werkzeug's, with DB_INT_MAX as the default maximum."""
+        super().__init__(map, fixed_digits, min, DB_INT_MAX if max is None else max, signed)
+
+
+def check_int_args(args, names: tuple[str, ...]) -> None:
+    """Refuse URL arguments meant as row ids or cursors that are not plain numbers; raises ValidationFailed."""
+    for name in names:
+        raw = (args.get(name) or "").strip()
+        if raw and plain_int(raw) is None:
+            raise ValidationFailed(f"{name} must be a number.", field=name)
 
 
 def is_fragment_request() -> bool:
@@ -99,14 +120,48 @@ def init_app(app) -> None:
         state_info=state_info, DeliveryType=DeliveryType, Visibility=Visibility, State=State,
     )
 
+    @app.after_request
+    def private_pages_are_not_stored(response):
+        """Pages for a logged-in user hold customers' names and phones: no browser or proxy may keep them.
+
+        On a shared store tablet, Back after logging out must ask the server (which sends the login
+        page), not show a stored copy; htmx keeps no page snapshots either (historyCacheSize 0 in base.html).
+        """
+        from flask_login import current_user
+
+        if request.endpoint == "static":  # long-cached files; and no need to load the user for them
+            return response
+        if current_user.is_authenticated and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        response.vary.add("HX-Request")  # the same URL answers a fragment or the whole page
+        return response
+
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         """A domain error that reached the web layer unhandled: show its message on an error page."""
         return _error_page(error.http_status, error.message)
 
+    from sqlalchemy.exc import DataError
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def number_too_large(error: Exception):
+        """A value the database cannot hold reached a query (a forged huge id, say): the request's fault, a 400."""
+        from portal.extensions import db
+
+        db.session.rollback()
+        log.warning("refused %s %s: %s", request.method, request.path, error)
+        message = "A value in the request is too large."
+        if request.path.startswith("/api/"):
+            from portal.api.errors import error_response
+
+            return error_response(400, message, "validation_error")
+        return _error_page(400, message)
+
     for status, message in ((400, "The request was not understood."), (403, "You may not open this page."),
                             (404, "This page does not exist, or it is not in your store."),
                             (405, "That action is not allowed here."),
+                            (413, "That request is too large."),
                             (429, "Too many requests. Please wait a moment and try again."),
                             (500, "Something went wrong on our side. Please try again.")):
         app.register_error_handler(status, _make_handler(status, message))

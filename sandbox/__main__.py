@@ -1,4 +1,4 @@
-"""`python -m sandbox [--host H] [--port P] [--address-count N] [--store-count N] [--seed S]`."""
+"""`python -m sandbox [--host H] [--port P] [--address-count N] [--store-count N] [--order-count N] [--seed S]`."""
 from __future__ import annotations
 
 import argparse
@@ -19,15 +19,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="districts in the address tree (SANDBOX_ADDRESS_COUNT)")
     parser.add_argument("--store-count", type=int, default=defaults["SANDBOX_STORE_COUNT"],
                         help="stock locations (SANDBOX_STORE_COUNT)")
+    parser.add_argument("--order-count", type=int, default=defaults["SANDBOX_ORDER_COUNT"],
+                        help="orders (SANDBOX_ORDER_COUNT)")
     parser.add_argument("--seed", type=int, default=defaults["SANDBOX_SEED"], help="data seed (SANDBOX_SEED)")
     args = parser.parse_args(argv)
     app = create_app({"SANDBOX_ADDRESS_COUNT": args.address_count, "SANDBOX_STORE_COUNT": args.store_count,
-                      "SANDBOX_SEED": args.seed})
+                      "SANDBOX_ORDER_COUNT": args.order_count, "SANDBOX_SEED": args.seed})
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = make_server(args.host, args.port, app, threaded=True)
     print(f"Omnitron sandbox on http://{args.host}:{args.port} "
           f"(login {app.config['SANDBOX_USERNAME']} / {app.config['SANDBOX_PASSWORD']}, "
-          f"{args.address_count} districts, {args.store_count} stock locations)", flush=True)
+          f"{args.address_count} districts, {args.store_count} stock locations, {args.order_count} orders)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

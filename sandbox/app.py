@@ -1,7 +1,10 @@
 """The Omnitron sandbox: a small WSGI app with Omnitron's token auth and DRF-style paginated JSON.
 
 Resources (all GET, paginated with ?page=N&limit=M, limit capped at 1000, optional ?modified_date__gt=):
-/api/v1/countries/, cities/, townships/, districts/, stock_locations/, channels/, and /<id>/ for one record.
+/api/v1/countries/, cities/, townships/, districts/, stock_locations/, channels/, orders/, and /<id>/ for one
+record. The order list also takes status= and channel= (repeated or comma-separated), created_date__gte=,
+created_date__lt=, modified_date__gte=, is_test=true|false and ordering= (id, created_date, modified_date,
+each optionally with a leading "-"; ties are broken by id).
 Control endpoints under /__sandbox__/ let tests and admins change data and inject failures.
 """
 from __future__ import annotations
@@ -18,11 +21,12 @@ from urllib.parse import urlencode
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.data import Dataset, parse_date, quick_hash
+from sandbox import orders
+from sandbox.data import Dataset, format_date, parse_date, quick_hash
 from sandbox.faults import FaultPlan, fault_from_json
 from sandbox.places import STOCK_ENGINES
 
-RESOURCES = ("countries", "cities", "townships", "districts", "stock_locations", "channels")
+RESOURCES = ("countries", "cities", "townships", "districts", "stock_locations", "channels", "orders")
 PUBLIC_PATHS = ("/api/v1/health/", "/api/v1/auth/login/")
 STOCK_ENGINES_PATH = "/api/v1/oms/setup/product-stock-integration/available-stock-engines/"
 
@@ -39,6 +43,7 @@ def default_config() -> dict:
         "SANDBOX_SEED": _env_int("SANDBOX_SEED", 2024),
         "SANDBOX_ADDRESS_COUNT": _env_int("SANDBOX_ADDRESS_COUNT", 3000),
         "SANDBOX_STORE_COUNT": _env_int("SANDBOX_STORE_COUNT", 100),
+        "SANDBOX_ORDER_COUNT": _env_int("SANDBOX_ORDER_COUNT", 300),
         "SANDBOX_USERNAME": os.environ.get("SANDBOX_USERNAME", "oms.application"),
         "SANDBOX_PASSWORD": os.environ.get("SANDBOX_PASSWORD", "sandbox-password"),
         # A user who can log in but has no permission on any resource (answers 403).
@@ -86,7 +91,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     state = SandboxState(
         dataset=Dataset(app.config["SANDBOX_SEED"], app.config["SANDBOX_ADDRESS_COUNT"],
-                        app.config["SANDBOX_STORE_COUNT"]),
+                        app.config["SANDBOX_STORE_COUNT"], app.config["SANDBOX_ORDER_COUNT"]),
         users={app.config["SANDBOX_USERNAME"]: (app.config["SANDBOX_PASSWORD"], True),
                app.config["SANDBOX_LIMITED_USERNAME"]: (app.config["SANDBOX_LIMITED_PASSWORD"], False)},
     )
@@ -187,12 +192,46 @@ def _page_url(page: int | None) -> str | None:
     """The absolute URL of another page of the current list, keeping the other query parameters."""
     if page is None:
         return None
-    args = request.args.to_dict()
+    # Repeated parameters (?status=a&status=b) stay repeated in the links.
+    args = request.args.to_dict(flat=False)
     args.pop("page", None)
     if page > 1:
-        args["page"] = str(page)
-    query = urlencode(args)
+        args["page"] = [str(page)]
+    query = urlencode(args, doseq=True)
     return request.base_url + (f"?{query}" if query else "")
+
+
+def _many(name: str) -> list[str]:
+    """A list parameter given repeated (?status=a&status=b) or comma-separated (?status=a,b)."""
+    return [part.strip() for value in request.args.getlist(name) for part in value.split(",") if part.strip()]
+
+
+def _order_filters(modified_after) -> tuple[orders.OrderFilters, str]:
+    """The order list's filters and ordering from the query string. Raises ValueError({field: [message]})."""
+    statuses = _many("status")
+    channel_texts = _many("channel")
+    if not all(text.isdigit() for text in channel_texts):
+        raise ValueError({"channel": ["Enter channel ids (whole numbers)."]})
+    dates = {}
+    for name in ("created_date__gte", "created_date__lt", "modified_date__gte"):
+        if request.args.get(name):
+            try:
+                dates[name] = format_date(parse_date(request.args[name]))
+            except ValueError:
+                raise ValueError({name: ["Enter a valid date/time."]}) from None
+    is_test = request.args.get("is_test", "").lower()
+    if is_test not in ("", "true", "false", "1", "0"):
+        raise ValueError({"is_test": ["Must be true or false."]})
+    ordering = request.args.get("ordering") or "id"
+    if ordering not in orders.ORDERINGS:
+        raise ValueError({"ordering": [f"Order by one of {', '.join(orders.ORDERINGS)}."]})
+    return orders.OrderFilters(
+        statuses=frozenset(statuses) if statuses else None,
+        channels=frozenset(int(c) for c in channel_texts) if channel_texts else None,
+        created_gte=dates.get("created_date__gte"), created_lt=dates.get("created_date__lt"),
+        modified_gt=format_date(modified_after) if modified_after else None,
+        modified_gte=dates.get("modified_date__gte"),
+        is_test=None if not is_test else is_test in ("true", "1")), ordering
 
 
 def _register_api(app: Flask) -> None:
@@ -238,7 +277,14 @@ def _register_api(app: Flask) -> None:
                 return _error(400, {"modified_date__gt": ["Enter a valid date/time."]})
         if page < 1:
             return _error(404, "Invalid page.")
-        count, results = sandbox_state().dataset.page(resource, (page - 1) * limit, limit, modified_after)
+        if resource == "orders":
+            try:
+                filters, ordering = _order_filters(modified_after)
+            except ValueError as exc:
+                return _error(400, exc.args[0])
+            count, results = orders.query(sandbox_state().dataset, filters, ordering, (page - 1) * limit, limit)
+        else:
+            count, results = sandbox_state().dataset.page(resource, (page - 1) * limit, limit, modified_after)
         last_page = max(1, -(-count // limit))
         if page > last_page:
             return _error(404, "Invalid page.")
@@ -322,7 +368,8 @@ def _register_control(app: Flask) -> None:
 
     @app.post("/__sandbox__/mutate")
     def mutate():
-        """Change records between runs: {"resource", "update"?: n, "ids"?: [...], "changes"?: {...}, "add"?: n}."""
+        """Change records between runs: {"resource", "update"?: n, "ids"?: [...], "changes"?: {...}, "add"?: n,
+        "delete"?: [ids]} (deleted records leave their list until /__sandbox__/reset)."""
         data = request.get_json(silent=True) or {}
         resource = data.get("resource")
         if resource not in RESOURCES:
@@ -332,7 +379,8 @@ def _register_control(app: Flask) -> None:
         try:
             result = sandbox_state().dataset.mutate(
                 resource, update=int(data.get("update", 0)), ids=[int(i) for i in data.get("ids", [])],
-                changes=data.get("changes"), add=int(data.get("add", 0)))
+                changes=data.get("changes"), add=int(data.get("add", 0)),
+                delete=[int(i) for i in data.get("delete", [])])
         except (TypeError, ValueError) as exc:
             return _error(400, str(exc))
         return jsonify(result)

@@ -2,7 +2,8 @@
 
 Every resource is a `Collection` of records numbered 0..count-1 (id = index + 1). A record is computed
 from its index and the seed each time it is asked for; only changes made through `mutate` (a few
-overridden fields, a list of added records) are kept in memory.
+overridden fields, a list of added records, the set of deleted ones) are kept in memory. A deleted
+record drops out of its list and its detail answers 404; ids are never reused.
 
 Dates: untouched records carry a modified_date in early 2024 that grows with the id; every change
 made by `mutate` is stamped after 2025-01-01 and later than the change before it. That ordering lets a
@@ -25,7 +26,7 @@ MUTATION_EPOCH = datetime(2025, 1, 1, 9, 0, 0, tzinfo=timezone.utc)
 BASE_STEP_SECONDS = 11
 # Keeps every untouched record's date (BASE_EPOCH + index * 11 s) before MUTATION_EPOCH.
 MAX_RECORDS = 2_000_000
-MUTABLE_ADD = ("districts", "stock_locations", "channels")
+MUTABLE_ADD = ("districts", "stock_locations", "channels", "orders")
 
 
 def quick_hash(seed: int, salt: int, index: int) -> int:
@@ -104,11 +105,33 @@ class Collection:
     make: Callable[[int], dict]
     extras: list[datetime] = field(default_factory=list)  # modified time of each added record
     overrides: dict[int, dict] = field(default_factory=dict)  # index -> changed fields (+ "_modified")
+    deleted: set[int] = field(default_factory=set)  # indexes deleted through mutate (reset brings them back)
+
+    @property
+    def size(self) -> int:
+        """Records ever made (ids 1..size), deleted ones included."""
+        return self.base_count + len(self.extras)
 
     @property
     def count(self) -> int:
         """Records currently in the resource."""
-        return self.base_count + len(self.extras)
+        return self.size - len(self.deleted)
+
+    def exists(self, index: int) -> bool:
+        """True when a record with this index was made and not deleted."""
+        return 0 <= index < self.size and index not in self.deleted
+
+    def _without_deleted(self, part: Sequence[int]) -> list[Sequence[int]]:
+        """A part of a selection minus the deleted indexes; a range is cut around them, not listed out."""
+        if not self.deleted:
+            return [part]
+        if not isinstance(part, range):
+            return [[i for i in part if i not in self.deleted]]
+        pieces, start = [], part.start
+        for index in sorted(i for i in self.deleted if part.start <= i < part.stop):
+            pieces.append(range(start, index))
+            start = index + 1
+        return [*pieces, range(start, part.stop)]
 
     def base_modified(self, index: int) -> datetime:
         """When an untouched record was last modified."""
@@ -132,19 +155,20 @@ class Collection:
     def selection(self, modified_after: datetime | None = None) -> Selection:
         """Indexes in id order, optionally only those modified after a moment."""
         if modified_after is None:
-            return Selection([range(self.count)])
+            return Selection(self._without_deleted(range(self.size)))
         step = BASE_STEP_SECONDS * 1_000_000
         # Untouched base records are dated BASE_EPOCH + index * step, so the newer ones are a suffix.
         base_start = min(max(_micros(modified_after) // step + 1, 0), self.base_count)
         # Added records are dated in the order they were added, so the newer ones are a suffix as well.
         extra_start = bisect.bisect_right(self.extras, modified_after)
         changed = sorted(i for i, o in self.overrides.items() if o["_modified"] > modified_after)
-        return Selection([
+        parts = [
             [i for i in changed if i < base_start],
             range(base_start, self.base_count),
             [i for i in changed if self.base_count <= i < self.base_count + extra_start],
-            range(self.base_count + extra_start, self.count),
-        ])
+            range(self.base_count + extra_start, self.size),
+        ]
+        return Selection([piece for part in parts for piece in self._without_deleted(part)])
 
 
 class AddressTree:
@@ -254,8 +278,8 @@ def channel(index: int) -> dict:
 class Dataset:
     """Every resource of the sandbox, plus the changes tests and admins make between runs (thread-safe)."""
 
-    def __init__(self, seed: int = 2024, address_count: int = 3000, store_count: int = 100):
-        if not 0 <= address_count <= MAX_RECORDS or not 0 <= store_count <= MAX_RECORDS:
+    def __init__(self, seed: int = 2024, address_count: int = 3000, store_count: int = 100, order_count: int = 300):
+        if not all(0 <= n <= MAX_RECORDS for n in (address_count, store_count, order_count)):
             raise ValueError(f"Record counts must be between 0 and {MAX_RECORDS}.")
         self.seed = seed
         self.lock = threading.Lock()
@@ -270,6 +294,10 @@ class Dataset:
             "stock_locations": Collection("stock_locations", store_count, stores.make),
             "channels": Collection("channels", len(CHANNELS), channel),
         }
+        from sandbox.orders import OrderCollection, OrderMaker  # orders build on Collection, defined here
+
+        self.collections["orders"] = OrderCollection(
+            "orders", order_count, OrderMaker(seed, order_count, tree, stores, store_count))
 
     def get(self, name: str) -> Collection:
         """A collection by resource name. Raises KeyError."""
@@ -287,16 +315,18 @@ class Dataset:
         """One record by id, or None."""
         collection = self.collections[name]
         with self.lock:
-            if not 1 <= record_id <= collection.count:
+            if not collection.exists(record_id - 1):
                 return None
             return collection.record(record_id - 1)
 
     def mutate(self, name: str, update: int = 0, ids: list[int] | None = None, changes: dict | None = None,
-               add: int = 0) -> dict:
-        """Change some records (default: flip is_active) and add new ones; all get a new modified_date.
+               add: int = 0, delete: list[int] | None = None) -> dict:
+        """Change some records (default: flip is_active), add new ones and delete some by id.
 
-        Raises KeyError for an unknown resource and ValueError for ids out of range or adding to a
-        resource whose records cannot be invented (countries, cities, townships).
+        Changed and added records get a new modified_date; deleted ones leave the list (as when
+        Omnitron deletes a record) until reset(). Raises KeyError for an unknown resource and
+        ValueError for ids out of range or deleted, or adding to a resource whose records cannot be
+        invented (countries, cities, townships).
         """
         collection = self.collections[name]
         if changes and {"id", "modified_date"} & set(changes):
@@ -306,22 +336,28 @@ class Dataset:
         with self.lock:
             self.generation += 1
             moment = MUTATION_EPOCH + timedelta(seconds=61 * self.generation)
-            count = collection.count
+            count = collection.size
             chosen = [i - 1 for i in ids or []]
-            if any(not 0 <= i < count for i in chosen):
-                raise ValueError(f"{name} ids run from 1 to {count}.")
-            update = min(update, count)
+            doomed = {i - 1 for i in delete or []}
+            if any(not collection.exists(i) for i in (*chosen, *doomed)):
+                raise ValueError(f"{name} ids run from 1 to {count}, without the deleted ones.")
+            update = min(update, collection.count)
             if update:
                 # Spread the changed records over the whole range, a little differently each generation.
                 gap = count // update
                 chosen += [i * count // update + self.generation % gap for i in range(update)]
+                chosen = [i for i in chosen if collection.exists(i)]
             for index in sorted(set(chosen)):
                 current = collection.record(index)
-                fields = dict(changes) if changes else {"is_active": not current["is_active"]}
+                # Without explicit changes a record is switched on or off; an order (no is_active) is only touched.
+                fields = dict(changes) if changes else (
+                    {"is_active": not current["is_active"]} if "is_active" in current else {})
                 collection.overrides[index] = {**collection.overrides.get(index, {}), **fields, "_modified": moment}
             collection.extras.extend([moment] * add)
+            collection.deleted |= doomed
             return {"resource": name, "generation": self.generation, "updated_ids": sorted({i + 1 for i in chosen}),
-                    "added_ids": list(range(count + 1, count + add + 1)), "count": collection.count}
+                    "added_ids": list(range(count + 1, count + add + 1)),
+                    "deleted_ids": sorted(i + 1 for i in doomed), "count": collection.count}
 
     def reset(self) -> None:
         """Forget every change: the data is as generated from the seed again."""
@@ -329,4 +365,5 @@ class Dataset:
             for collection in self.collections.values():
                 collection.extras.clear()
                 collection.overrides.clear()
+                collection.deleted.clear()
             self.generation = 0

@@ -264,7 +264,8 @@ def test_the_page_lists_channels_and_opens_the_editor(client, admin, world):
     editor = client.get(f"{PAGE}?new={world['app'].id}", headers=HTMX).get_data(as_text=True)
     assert editor.lstrip().startswith('<div id="scenario-panel"')
     assert f'<option value="{world["app"].id}" selected>' in editor
-    assert "Kadıköy Store" in editor and "Closed Store" in editor
+    # Inactive locations are not offered for a new scenario.
+    assert "Kadıköy Store" in editor and "Closed Store" not in editor
 
 
 def _form(world, **extra) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 
@@ -59,10 +60,15 @@ def init_login_manager(login_manager) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        """Load the logged-in user, or None when deactivated or gone."""
+    def load_user(session_id: str):
+        """Load the logged-in user, or None when deactivated, gone, or their password changed since login."""
+        user_id, _, stamp = str(session_id).partition(".")
+        if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 18:
+            return None
         user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
+        if user is None or not user.active:
+            return None
+        return user if hmac.compare_digest(stamp.encode(), user.session_stamp().encode()) else None
 
 
 def authenticate(session: Session, username: str, password: str) -> User:

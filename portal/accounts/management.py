@@ -134,39 +134,27 @@ def create_user(session: Session, data: UserInput, *, actor_id: int | None) -> U
         raise
 
 
-def update_user(session: Session, user_id: int, data: UserInput, *, actor_id: int | None) -> User:
-    """Change a user's name, role and stores; the last active admin cannot be demoted.
-
-    Raises NotFound or ValidationFailed.
-    """
-    user = get_user(session, user_id)
+def _apply_update(session: Session, user: User, data: UserInput, *, actor_id: int | None) -> None:
+    """Check and apply a new name, role and stores, with an audit row (not committed). Raises ValidationFailed."""
     role = _check_role(data.role)
     full_name = _check_full_name(data.full_name)
     stores = _stores(session, role, data.store_ids)
     if user.role == Role.ADMIN.value and role != Role.ADMIN.value and user.active \
             and _other_active_admins(session, user.id) == 0:
-        session.rollback()
         raise ValidationFailed(f"{user.username} is the last active admin; make someone else an admin first.",
                                field="role")
     user.full_name = full_name
     user.role = role
     user.stock_locations = stores
     settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA, action="update")
-    session.commit()
-    return user
 
 
-def set_active(session: Session, user_id: int, active: bool, *, actor_id: int | None) -> User:
-    """Activate or deactivate a user. Nobody deactivates themself, and the last active admin stays.
-
-    Raises NotFound or ValidationFailed.
-    """
-    user = get_user(session, user_id)
+def _apply_active(session: Session, user: User, active: bool, *, actor_id: int | None) -> None:
+    """Check and apply (de)activation, with an audit row when it changes (not committed). Raises ValidationFailed."""
     if not active:
         if user.id == actor_id:
             raise ValidationFailed("You cannot deactivate your own account.", field="active")
         if user.role == Role.ADMIN.value and user.active and _other_active_admins(session, user.id) == 0:
-            session.rollback()
             raise ValidationFailed(f"{user.username} is the last active admin and must stay active.",
                                    field="active")
     if user.role == Role.STAFF.value and active and not user.stock_locations:
@@ -175,8 +163,42 @@ def set_active(session: Session, user_id: int, active: bool, *, actor_id: int | 
         user.active = active
         settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA,
                        action="activate" if active else "deactivate")
+
+
+def change_user(session: Session, user_id: int, data: UserInput | None = None, active: bool | None = None, *,
+                actor_id: int | None) -> User:
+    """Change a user's name, role and stores (data) and/or activate or deactivate them, all or nothing.
+
+    The rules of update_user and set_active hold. Raises NotFound or ValidationFailed; nothing is
+    changed then.
+    """
+    user = get_user(session, user_id)
+    try:
+        if data is not None:
+            _apply_update(session, user, data, actor_id=actor_id)
+        if active is not None:
+            _apply_active(session, user, active, actor_id=actor_id)
+    except ValidationFailed:
+        session.rollback()  # also lets go of the admin rows locked while counting
+        raise
     session.commit()
     return user
+
+
+def update_user(session: Session, user_id: int, data: UserInput, *, actor_id: int | None) -> User:
+    """Change a user's name, role and stores; the last active admin cannot be demoted.
+
+    Raises NotFound or ValidationFailed.
+    """
+    return change_user(session, user_id, data, actor_id=actor_id)
+
+
+def set_active(session: Session, user_id: int, active: bool, *, actor_id: int | None) -> User:
+    """Activate or deactivate a user. Nobody deactivates themself, and the last active admin stays.
+
+    Raises NotFound or ValidationFailed.
+    """
+    return change_user(session, user_id, active=active, actor_id=actor_id)
 
 
 def reset_password(session: Session, user_id: int, password: str, *, actor_id: int | None) -> User:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from datetime import datetime
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -57,6 +60,15 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:
         """Flask-Login: deactivated users cannot log in."""
         return self.active
+
+    def get_id(self) -> str:
+        """Flask-Login's session id: "<id>.<stamp>"; a new password changes the stamp, ending every other session."""
+        return f"{self.id}.{self.session_stamp()}"
+
+    def session_stamp(self) -> str:
+        """A keyed digest of the password hash (the session cookie is readable, so not the hash itself)."""
+        key = current_app.config["SECRET_KEY"].encode()
+        return hmac.new(key, (self.password_hash or "").encode(), hashlib.sha256).hexdigest()[:20]
 
     @property
     def role_enum(self) -> Role:

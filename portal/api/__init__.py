@@ -5,7 +5,7 @@ from portal.extensions import limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from portal.api import errors, routes, setup_routes, webhook_routes  # noqa: E402,F401
+from portal.api import admin_routes, errors, routes, setup_routes, webhook_routes  # noqa: E402,F401
 from portal.api.auth import rate_limit_key  # noqa: E402
 
 errors.register(bp)

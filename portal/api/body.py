@@ -17,6 +17,8 @@ def json_object() -> dict:
         body = json.loads(raw)
     except ValueError:
         raise ValidationFailed("The request body is not valid JSON.") from None
+    except RecursionError:  # thousands of nested arrays or objects: no request of ours looks like that
+        raise ValidationFailed("The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     return body

@@ -56,7 +56,7 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     """SHA-256 of method, path and body; JSON bodies are compared by content, not by spacing or key order."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):
         canonical = body
     return hashlib.sha256(method.upper().encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 

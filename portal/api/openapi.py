@@ -31,9 +31,9 @@ _ERROR_RESPONSES = {
                             "The response carries `WWW-Authenticate: Token`."),
     "403": ("Forbidden", "The caller's role may not do this (code: permission_denied)."),
     "404": ("NotFound", "No such record, or it is in a store the caller does not belong to (code: not_found)."),
-    "409": ("Conflict", "Someone changed the package at the same moment, or a request with the same "
-                        "Idempotency-Key is still running (code: concurrent_change, idempotency_in_progress). "
-                        "Retry."),
+    "409": ("Conflict", "Someone changed the package at the same moment, a request with the same "
+                        "Idempotency-Key is still running, or a job of the same kind is already running "
+                        "(code: concurrent_change, idempotency_in_progress, import_running, ...). Retry later."),
     "422": ("IdempotencyKeyReused", "The Idempotency-Key was already used for a different request "
                                     "(code: idempotency_key_reused)."),
     "429": ("TooManyRequests", "Rate limit reached, too many wrong pickup codes, or too many code resends "
@@ -307,7 +307,13 @@ def _paths() -> dict:
 
 def document() -> dict:
     """The whole OpenAPI document."""
-    from portal.api import setup_routes, webhook_routes  # these routes describe their own paths
+    from portal.api import admin_openapi, setup_routes, webhook_routes  # these routes describe their own paths
+
+    paths = _paths()
+    for extra in (setup_routes.OPENAPI_PATHS, webhook_routes.OPENAPI_PATHS, admin_openapi.OPENAPI_PATHS):
+        for path, item in extra.items():
+            # Merged per path: two modules may serve different methods of one URL (GET/POST /oms/transitions/).
+            paths[path] = {**paths.get(path, {}), **item}
 
     return {
         "openapi": "3.1.0",
@@ -320,13 +326,13 @@ def document() -> dict:
         },
         "servers": [{"url": "/"}],
         "security": [{"tokenAuth": []}],
-        "paths": {**_paths(), **setup_routes.OPENAPI_PATHS, **webhook_routes.OPENAPI_PATHS},
+        "paths": paths,
         "components": {
             "securitySchemes": {"tokenAuth": {
                 "type": "apiKey", "in": "header", "name": "Authorization",
                 "description": "The word Token, a space and the key: `Token 3q2-...`.",
             }},
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **admin_openapi.OPENAPI_SCHEMAS},
             "responses": {name: _error(description) for name, description in _ERROR_RESPONSES.values()},
         },
     }

@@ -14,10 +14,14 @@ from portal.extensions import db
 from portal.packages import commands, flow_editor, queries
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting
+from portal.web import check_int_args, plain_int
 
 # Routes anyone may read without a token.
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
 MAX_LIMIT = 100
+MAX_NAME_LENGTH = 200
+# Query arguments of the package list that must be plain numbers a row id can have.
+LIST_INT_ARGS = ("after", "before", "stock_location")
 
 
 @bp.before_request
@@ -36,9 +40,10 @@ def _optional_int(body: dict, name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+    number = None if isinstance(value, bool) or not isinstance(value, (int, str)) else plain_int(value)
+    if number is None:
         raise ValidationFailed(f"{name} must be a number.", field=name)
-    return int(value)
+    return number
 
 
 def _optional_str(body: dict, name: str) -> str | None:
@@ -48,6 +53,9 @@ def _optional_str(body: dict, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationFailed(f"{name} must be a string.", field=name)
+    if len(value) > MAX_NAME_LENGTH:
+        # Slugs and keys are short; a long one is not echoed back in the error either.
+        raise ValidationFailed(f"{name} is too long (at most {MAX_NAME_LENGTH} characters).", field=name)
     return value
 
 
@@ -60,9 +68,10 @@ def openapi_document():
 @bp.get("/oms/packages/")
 def list_packages():
     """A page of packages in the caller's stores, newest first, with links to the neighbouring pages."""
+    check_int_args(request.args, LIST_INT_ARGS)
     filters = queries.PackageFilters.from_args(request.args)
     limit_arg = (request.args.get("limit") or "").strip()
-    if limit_arg and (not limit_arg.isdigit() or int(limit_arg) < 1):
+    if limit_arg and not plain_int(limit_arg):
         raise ValidationFailed("limit must be a positive number.", field="limit")
     limit = min(int(limit_arg), MAX_LIMIT) if limit_arg else min(current_app.config["PAGE_SIZE"], MAX_LIMIT)
     page = queries.list_packages(db.session, filters, caller().store_ids, limit=limit)

@@ -12,6 +12,7 @@ from portal.errors import PermissionDenied, ValidationFailed
 from portal.extensions import db
 from portal.integrations import service as integrations
 from portal.sync import service as sync
+from portal.web import plain_int
 
 # Paths these routes add to the OpenAPI document, merged by portal/api/openapi.py.
 OPENAPI_PATHS: dict = {}
@@ -220,9 +221,16 @@ def sync_is_required(kind: str):
 
 
 def sync_execute(kind: str):
-    """Start copying the kind from Omnitron on the job queue; answers the job (admins only)."""
+    """Start copying the kind from Omnitron on the job queue; answers the job (admins only).
+
+    The body is optional: {"changed_only": true} reads only what changed since the last copy.
+    """
     _sync_admin_only()
-    job = sync.execute(db.session, kind, user_id=caller().user_id)
+    body = json_object() if request.get_data(cache=True).strip() else {}
+    changed_only = body.get("changed_only", False)
+    if not isinstance(changed_only, bool):
+        raise ValidationFailed("changed_only must be true or false.", field="changed_only")
+    job = sync.execute(db.session, kind, user_id=caller().user_id, changed_only=changed_only)
     return jsonify(sync.job_json(job, kind)), 202
 
 
@@ -230,9 +238,9 @@ def sync_get_async_status(kind: str):
     """The newest job of the kind (or ?job_id=) with its status, progress and counters (admins only)."""
     _sync_admin_only()
     raw = (request.args.get("job_id") or "").strip()
-    if raw and not raw.isdigit():
+    if raw and plain_int(raw) is None:
         raise ValidationFailed("job_id must be a job number.", field="job_id")
-    job = sync.get_job(db.session, kind, int(raw) if raw else None)
+    job = sync.get_job(db.session, kind, plain_int(raw) if raw else None)
     return jsonify(sync.job_json(job, kind))
 
 
@@ -262,8 +270,8 @@ def _sync_openapi_paths() -> dict:
     nullable_time = {"type": ["string", "null"], "format": "date-time"}
     counter = {"type": "integer", "minimum": 0}
     job = {"type": "object", "required": ["job_id", "kind", "status", "progress", "processed", "total", "created",
-                                          "updated", "unchanged", "failed", "error", "resumed_from", "created_at",
-                                          "started_at", "heartbeat_at", "finished_at"],
+                                          "updated", "unchanged", "failed", "removed", "changed_only", "error",
+                                          "resumed_from", "created_at", "started_at", "heartbeat_at", "finished_at"],
            "properties": {
                "job_id": {"type": ["integer", "null"], "description": "null when the kind was never copied."},
                "kind": {"type": "string", "enum": list(SYNC_PREFIXES)},
@@ -274,6 +282,12 @@ def _sync_openapi_paths() -> dict:
                "created": counter, "updated": counter, "unchanged": counter,
                "failed": {**counter, "description": "Records that could not be stored (the first few reasons "
                                                     "are in error); they do not stop the job."},
+               "removed": {**counter, "description": "Records Omnitron no longer has, deactivated here (never "
+                                                     "deleted: packages, scenarios and staff may point at them). "
+                                                     "A record that comes back is reactivated and counted as "
+                                                     "updated."},
+               "changed_only": {"type": "boolean", "description": "True when the job read only records "
+                                                                  "changed since the last copy (it removes nothing)."},
                "error": {"type": "string", "description": "Why the job stopped, and/or the first record problems, "
                                                           "one per line; empty when all went well."},
                "resumed_from": {"type": ["integer", "null"],
@@ -283,7 +297,8 @@ def _sync_openapi_paths() -> dict:
     required = {"type": "object", "required": ["kind", "is_required", "reason", "local_count", "remote_count"],
                 "properties": {"kind": {"type": "string", "enum": list(SYNC_PREFIXES)},
                                "is_required": {"type": "boolean"}, "reason": {"type": "string"},
-                               "local_count": {**counter, "description": "Records copied from Omnitron."},
+                               "local_count": {**counter, "description": "Records copied from Omnitron that it "
+                                                                         "still listed at the last copy."},
                                "remote_count": {"type": ["integer", "null"],
                                                 "description": "Records in Omnitron; null when not asked "
                                                                "(nothing copied yet)."}}}
@@ -298,8 +313,9 @@ def _sync_openapi_paths() -> dict:
         base = f"/api/v1{prefix}"
         paths[f"{base}is_required/"] = {"get": {
             "operationId": f"is{name}SyncRequired", "summary": f"Whether {what} need copying (admins only).",
-            "description": "True when nothing was copied yet, Omnitron's count differs from the portal's, or a "
-                           "record changed in Omnitron since the newest one copied." + omnitron_note,
+            "description": "True when nothing was copied yet, Omnitron's count differs from the portal's (records "
+                           "deleted in Omnitron show up this way until a copy deactivates them), or a record "
+                           "changed in Omnitron since the newest one copied." + omnitron_note,
             "responses": {"200": json_response(required, "The answer and its reason."),
                           **errors("400", "401", "403", "429")},
         }}
@@ -308,8 +324,13 @@ def _sync_openapi_paths() -> dict:
             "description": "Queues a background job and answers it at once; follow it with get_async_status. "
                            "Records are upserted by Omnitron id, so copying again changes only what changed. A job "
                            "that stopped midway (Omnitron failing, a worker killed) is carried on from its last "
-                           "copied page. No request body. 409 when a copy of the same kind is already "
+                           "copied page. A full copy also deactivates (never deletes) records Omnitron no longer "
+                           "has, and reactivates those that come back. The body is optional: "
+                           "`{\"changed_only\": true}` reads only records modified since the last copy (quicker, "
+                           "but it cannot notice deletions). 409 when a copy of the same kind is already "
                            "running (unless its worker has been silent for over 2 minutes: then it is carried on).",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"changed_only": {"type": "boolean", "default": False}}}}}},
             "responses": {"202": json_response(job, "The job, queued (or already finished when the queue runs "
                                                     "jobs immediately)."),
                           **errors("400", "401", "403", "409", "429")},

@@ -21,6 +21,7 @@ from portal.extensions import db
 from portal.outbox.models import OutboxMessage
 from portal.webhooks import catalogue, retry
 from portal.webhooks import service as webhooks
+from portal.web import plain_int
 
 WRITABLE = ("event_type", "target_url", "retry_countdown_config", "additional_headers", "is_active")
 # Fields of the answer a client may send back unchanged; they are ignored, as the vendor's API does.
@@ -155,7 +156,7 @@ def list_hook_deliveries(hook_id: int):
     """The delivery log: the latest attempts, newest first (?limit=, default 50, at most 200)."""
     _managers_only()
     raw = (request.args.get("limit") or "").strip()
-    if raw and (not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG):
+    if raw and not 1 <= (plain_int(raw) or 0) <= MAX_LOG:
         raise ValidationFailed(f"limit must be a number from 1 to {MAX_LOG}.", field="limit")
     attempts = webhooks.delivery_log(db.session, hook_id, limit=int(raw) if raw else 50)
     ids = {a.message_id for a in attempts}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from portal.errors import ValidationFailed
-from portal.geolocation.client import SAMPLE_ADDRESS, Coordinates, GeocodingError, geocoder_for
+from portal.geolocation.client import SAMPLE_ADDRESS, Coordinates, Geocoder, GeocodingError, geocoder_for
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -69,3 +69,21 @@ def save_settings(session: Session, provider: str, api_key: str, *, user_id: int
     if changed or state in (SetupStep.NOT_STARTED, SetupStep.SKIPPED):
         wizard.mark(session, STEP_KEY, SetupStep.IN_PROGRESS, user_id=user_id, note="Saved; the key is not tested yet.")
     return changed
+
+
+def saved_geocoder(session: Session, config) -> Geocoder:
+    """A geocoder for the saved provider and (decrypted) key, for callers other than the key test.
+
+    Raises ValidationFailed, with what to do in step 9, when no provider or key is saved or the key cannot be
+    decrypted. Unlike check_saved_key it records nothing on the wizard.
+    """
+    try:
+        api_key = settings.get_secret(session, settings.GEOLOCATION_DISCOVERY, ("api_key",))
+    except ValueError:
+        raise ValidationFailed("The saved geocoding API key cannot be decrypted with the configured "
+                               "ENCRYPTION_KEYS; enter the key again in step 9.", field="api_key") from None
+    provider = saved_provider(session)
+    if provider is None or not api_key:
+        raise ValidationFailed("Geocoding is not set up; save a Google Maps or Yandex Maps key in step 9.",
+                               field="api_key")
+    return geocoder_for(provider, api_key, config)

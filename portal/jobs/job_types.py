@@ -99,6 +99,17 @@ def report_waiting_packages(session: Session, params: dict) -> str:
     return f"{total} package(s) waiting longer than {params['hours']} h in {len(rows)} store(s): {stores}."
 
 
+def import_orders(session: Session, params: dict) -> str:
+    """Fetch the orders ORDER_FILTERING chooses from Omnitron and make packages of the new ones (setup step 8)."""
+    from portal.errors import CommandRejected
+    from portal.orders import service as orders  # imported late: the import pulls in the sync and webhook code
+
+    summary = orders.import_orders(session, full=bool(params["full"]), trigger="job")
+    if summary.status != "done":
+        raise CommandRejected(f"Order import run #{summary.run_id}: {summary.text()}")
+    return f"Order import run #{summary.run_id}: {summary.text()}"
+
+
 JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
     JobType("release_expired_pickup_codes", "Release expired pickup codes",
             "Marks pickup codes past their expiry as replaced and reports how many.",
@@ -113,6 +124,11 @@ JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
     JobType("report_waiting_packages", "Report waiting packages",
             "Counts the packages still waiting after a number of hours, per store.", report_waiting_packages,
             (Param("hours", 24, 1, 720, "Count packages waiting longer than this many hours."),)),
+    JobType("import_orders", "Import orders from Omnitron",
+            "Fetches the orders the order filtering (step 8) chooses and creates a package for each new one, "
+            "placed by the channel's scenario (step 11) or at its click & collect store.", import_orders,
+            (Param("full", 0, 0, 1, "1 reads every order from the start date again (after fixing skipped ones); "
+                                    "0 reads only orders changed since the last run."),)),
 ]}
 CHOICES = [(t.key, t.label) for t in JOB_TYPES.values()]
 

@@ -26,11 +26,13 @@ from portal.extensions import db
 from portal.jobs import job_types
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.jobs.queue import app_context, huey
+from portal.settings import service as settings
 
 log = logging.getLogger(__name__)
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 MANUAL, SCHEDULE = "manual", "schedule"
+AUDIT_AREA = "scheduled_job"
 # A run still "running" after this long was lost with its worker; pages stop polling for it.
 STALE_RUN = timedelta(minutes=15)
 # Five years cover every day-of-month/month combination, 29 February included.
@@ -228,28 +230,34 @@ def get_job(session: Session, job_id: int) -> ScheduledJob:
     return job
 
 
-def create_job(session: Session, data: JobInput) -> ScheduledJob:
-    """Validate and save a new job. Raises ValidationFailed."""
+def create_job(session: Session, data: JobInput, *, user_id: int | None = None) -> ScheduledJob:
+    """Validate and save a new job, with an audit row. Raises ValidationFailed."""
     job = ScheduledJob(**validate_job(session, data))
     session.add(job)
+    settings.audit(session, job.name[:80], user_id=user_id, area=AUDIT_AREA, action="create")
     session.commit()
     return job
 
 
-def update_job(session: Session, job_id: int, data: JobInput) -> ScheduledJob:
-    """Validate and save changes to a job; its next run is worked out again. Raises NotFound or ValidationFailed."""
+def update_job(session: Session, job_id: int, data: JobInput, *, user_id: int | None = None) -> ScheduledJob:
+    """Validate and save changes to a job (audited); its next run is worked out again.
+
+    Raises NotFound or ValidationFailed.
+    """
     job = get_job(session, job_id)
     for key, value in validate_job(session, data, job_id=job.id).items():
         setattr(job, key, value)
     job.updated_at = utcnow()
+    settings.audit(session, job.name[:80], user_id=user_id, area=AUDIT_AREA, action="update")
     session.commit()
     return job
 
 
-def delete_job(session: Session, job_id: int) -> str:
-    """Delete a job and its runs; returns its name. Raises NotFound."""
+def delete_job(session: Session, job_id: int, *, user_id: int | None = None) -> str:
+    """Delete a job and its runs (audited); returns its name. Raises NotFound."""
     job = get_job(session, job_id)
     name = job.name
+    settings.audit(session, name[:80], user_id=user_id, area=AUDIT_AREA, action="delete")
     session.execute(JobRun.__table__.delete().where(JobRun.job_id == job.id))
     session.delete(job)
     session.commit()

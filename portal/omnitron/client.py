@@ -33,6 +33,7 @@ ADDRESS_PATHS = {
 }
 STOCK_LOCATIONS_PATH = "/api/v1/stock_locations/"
 CHANNELS_PATH = "/api/v1/channels/"
+ORDERS_PATH = "/api/v1/orders/"
 # check_login reads one record of this to prove the user may use the API, not only log in.
 PERMISSION_PROBE_PATH = CHANNELS_PATH
 
@@ -222,6 +223,29 @@ class OmnitronClient:
         """Yield every record of a list, fetching page by page. Raises an OmnitronError."""
         for page in self.iter_pages(path, page_size=page_size, params=params):
             yield from page.results
+
+    def orders(self, *, statuses: list[str] | None = None, channels: list[int] | None = None,
+               created_from: str | None = None, modified_from: str | None = None, exclude_test: bool = False,
+               ordering: str = "modified_date", page_size: int = DEFAULT_PAGE_SIZE,
+               start_page: int = 1) -> Iterator[Page]:
+        """Yield pages of orders matching the filters, oldest change first; one page in memory at a time.
+
+        statuses and channels: any of these (None or empty: all). created_from / modified_from: ISO
+        timestamps, inclusive (a re-read of the boundary is expected; the caller skips what it has).
+        Raises an OmnitronError.
+        """
+        params: dict[str, Any] = {"ordering": ordering}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        if channels:
+            params["channel"] = ",".join(str(c) for c in channels)
+        if created_from:
+            params["created_date__gte"] = created_from
+        if modified_from:
+            params["modified_date__gte"] = modified_from
+        if exclude_test:
+            params["is_test"] = "false"
+        yield from self.iter_pages(ORDERS_PATH, page_size=page_size, params=params, start_page=start_page)
 
     def stock_engines(self) -> list[dict]:
         """The stock engines for product stock integration: [{stock_engine_type, name, requires_credentials}].

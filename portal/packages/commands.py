@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from portal.db_types import utcnow
+from portal.db_types import plain_int, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
 from portal.otp import service as otp
 from portal.outbox import service as outbox
@@ -247,11 +247,8 @@ class RefuseWithDenialReason(Handler):
 
     def run(self, ctx: CommandContext) -> None:
         """Check and record the denial reason."""
-        raw = ctx.params.get("denial_reason")
-        try:
-            reason = ctx.session.get(DenialReason, int(raw)) if raw not in (None, "") else None
-        except (TypeError, ValueError):
-            reason = None
+        reason_id = plain_int(ctx.params.get("denial_reason"))  # None for junk, and for ids no row can have
+        reason = ctx.session.get(DenialReason, reason_id) if reason_id is not None else None
         if reason is None or not reason.is_active:
             raise ValidationFailed("Choose a denial reason.", field="denial_reason")
         ctx.package.denial_reason_id = reason.id

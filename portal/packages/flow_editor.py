@@ -256,6 +256,22 @@ def set_active(session: Session, transition_id: int, active: bool, *, user_id: i
     return transition
 
 
+def delete_transition(session: Session, transition_id: int, *, user_id: int | None) -> str:
+    """Remove a transition (audited); refused when it is the only way out of a state. Returns its slug.
+
+    Package history keeps the command's slug (the database clears its transition id). Raises NotFound or
+    ValidationFailed.
+    """
+    transition = get_transition(session, transition_id)
+    slug = transition.slug
+    # Without it the flow is as if it were switched off: the same check refuses stranding packages.
+    _check_change(session, Edge(transition.id, transition.source_state, transition.destination_state, False))
+    session.delete(transition)
+    settings.audit(session, slug[:80], user_id=user_id, area=AUDIT_AREA, action="delete")
+    session.commit()
+    return slug
+
+
 @dataclass
 class FlowStatus:
     """Whether the stored flow is complete: its stuck states and how many commands are active."""

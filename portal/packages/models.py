@@ -52,6 +52,8 @@ class Package(db.Model):
     item_count: Mapped[int] = mapped_column(default=0)
     denial_reason_id: Mapped[int | None] = mapped_column(ForeignKey("denial_reasons.id"))
     version: Mapped[int] = mapped_column(default=1)
+    # The Omnitron order this package was imported from (portal.orders); None for packages made here.
+    omnitron_order_id: Mapped[int | None] = mapped_column(index=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

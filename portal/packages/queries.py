@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
+from portal.db_types import plain_int
 from portal.errors import NotFound, ValidationFailed
 from portal.packages.models import Package, PackageLog
 from portal.packages.states import DeliveryType, State, parse_state
@@ -52,9 +53,10 @@ def _int_arg(args, name: str) -> int | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    value = plain_int(raw)
+    if value is None:
         raise ValidationFailed(f"{name} must be a number.", field=name)
-    return int(raw)
+    return value
 
 
 @dataclass

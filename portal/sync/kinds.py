@@ -5,22 +5,32 @@ statements whatever the page size: one SELECT of the rows the page already has (
 one executemany INSERT for the new ones and one executemany UPDATE for the changed ones. Unchanged
 rows are not written at all. Rows are plain dictionaries and tuples, never ORM objects, so nothing
 piles up in the session between pages.
+
+A record Omnitron no longer lists is deactivated, never deleted (packages, scenarios and staff point at
+stores; nothing a user saved is lost): is_active becomes false and remote_modified_at becomes REMOVED,
+which tells it apart from a record Omnitron itself marks inactive. deactivate_missing() does it for one
+stretch of Omnitron ids with a single UPDATE; the service decides which stretch a page vouches for. A
+record that comes back is an ordinary update (its modified date differs from REMOVED), so it is
+reactivated with Omnitron's own is_active.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Table, bindparam, func, or_, select, text
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
 from portal.omnitron import ADDRESS_PATHS, CHANNELS_PATH, STOCK_LOCATIONS_PATH
 from portal.stores.models import StockLocation
 from portal.sync.models import AddressNode, Channel
+from portal.webhooks import events
 
 # How many record problems a job keeps (in its cursor and error text); the rest are only counted.
 MAX_PROBLEMS = 5
+# remote_modified_at of a row whose record Omnitron no longer lists (it was deactivated here, not deleted).
+REMOVED = "(removed)"
 _SIX_PLACES = Decimal("0.000001")
 
 
@@ -145,11 +155,45 @@ class Copier:
         return {}
 
     def local_stats(self, session: Session) -> dict[str, tuple[int, str]]:
-        """Per resource: (rows copied from Omnitron, newest remote_modified_at among them)."""
+        """Per resource: (rows Omnitron still listed at the last copy, newest remote_modified_at among them)."""
         t = self.table
         count, newest = session.execute(
-            select(func.count(), func.max(t.c.remote_modified_at)).where(t.c.omnitron_id.is_not(None))).one()
+            select(func.count(), func.max(t.c.remote_modified_at))
+            .where(t.c.omnitron_id.is_not(None), t.c.remote_modified_at != REMOVED)).one()
         return {self.resources[0].name: (count or 0, newest or "")}
+
+    def _missing(self, resource: Resource, listed: list[int], above: int | None, upto: int | None) -> list:
+        """WHERE conditions of this resource's rows with an Omnitron id in (above, upto] that is not listed
+        and that are not already marked removed (None: no bound on that side)."""
+        t = self.table
+        where = [*self.scope(resource), t.c.omnitron_id.is_not(None), t.c.remote_modified_at != REMOVED]
+        if above is not None:
+            where.append(t.c.omnitron_id > above)
+        if upto is not None:
+            where.append(t.c.omnitron_id <= upto)
+        if listed:
+            where.append(t.c.omnitron_id.not_in(listed))
+        return where
+
+    def _removed_values(self) -> dict:
+        """The columns a removal writes: inactive, marked REMOVED, and when (if the table records it)."""
+        values = {"is_active": False, "remote_modified_at": REMOVED}
+        if "synced_at" in self.table.c:
+            values["synced_at"] = utcnow()
+        return values
+
+    def deactivate_missing(self, session: Session, resource: Resource, listed: list[int], above: int | None,
+                           upto: int | None) -> int:
+        """Deactivate the rows of one stretch of Omnitron ids that Omnitron no longer lists; returns how many.
+
+        `listed` are the ids a page of Omnitron's id-ordered list holds and (above, upto] the ids it
+        vouches for. One SELECT of whether any is missing (usually none: then nothing is written) and one
+        UPDATE however many match, so memory stays flat. Not committed.
+        """
+        where = self._missing(resource, listed, above, upto)
+        if session.execute(select(self.table.c.id).where(*where).limit(1)).first() is None:
+            return 0
+        return session.execute(update(self.table).where(*where).values(self._removed_values())).rowcount or 0
 
     def check_page(self, session: Session, resource: Resource, rows: list[tuple[dict, dict]],
                    result: PageResult) -> list[tuple[dict, dict]]:
@@ -267,7 +311,8 @@ class AddressCopier(Copier):
         """Rows and newest modified date per level, in one grouped query."""
         t = self.table
         found = {level: (count, newest or "") for level, count, newest in session.execute(
-            select(t.c.level, func.count(), func.max(t.c.remote_modified_at)).group_by(t.c.level))}
+            select(t.c.level, func.count(), func.max(t.c.remote_modified_at))
+            .where(t.c.remote_modified_at != REMOVED).group_by(t.c.level))}
         return {r.name: found.get(r.name, (0, "")) for r in self.resources}
 
     def check_page(self, session, resource, rows, result):
@@ -328,7 +373,10 @@ class StockLocationCopier(Copier):
         found = list(session.execute(select(t.c.omnitron_id, t.c.id, *(t.c[f] for f in self.fields))
                                      .where(or_(t.c.omnitron_id.in_(ids), t.c.erp_code.in_(codes)))))
         by_id = {r[0]: tuple(r[1:]) for r in found if r[0] is not None}
-        unclaimed = {r[3]: tuple(r[1:]) for r in found if r[0] is None}  # r[3] is erp_code
+        # r[3] is erp_code, r[-1] remote_modified_at. A store Omnitron removed and made again under a new id
+        # takes its old row back, like a portal-made one, so its staff and packages stay with it.
+        unclaimed = {r[3]: tuple(r[1:]) for r in found
+                     if r[0] is None or (r[-1] == REMOVED and r[0] not in ids)}
         self._holders = {r[3]: (r[0], r[1], r[2]) for r in found}  # erp_code -> (omnitron id, pk, name)
         for row in rows:
             if row["omnitron_id"] not in by_id and row["erp_code"] in unclaimed:
@@ -352,7 +400,46 @@ class StockLocationCopier(Copier):
                 result.fail(resource, record, f"erp_code {row['erp_code']} is used twice on the same page.")
                 continue
             kept.append((record, row))
-        return super().plan(resource, kept, stored, result)
+        new, changed = super().plan(resource, kept, stored, result)
+        # What each updated store changed, for its stock_location.updated event (the date alone is no news).
+        self._changed_fields = {}
+        for row in changed:
+            before = self.comparable(stored[row["omnitron_id"]][1:])
+            self._changed_fields[row["_pk"]] = [f for f, old in zip(self.fields, before)
+                                                if f != "remote_modified_at" and row[f] != old]
+        return new, changed
+
+    def write(self, session, resource, new, changed):
+        """As the base class, then stock_location.created / .updated events for the stores written."""
+        super().write(session, resource, new, changed)
+        if new:
+            created = session.scalars(select(StockLocation).where(
+                StockLocation.omnitron_id.in_([row["omnitron_id"] for row in new]))
+                .order_by(StockLocation.omnitron_id).execution_options(populate_existing=True))
+            for location in created:
+                events.stock_location_created(session, location)
+        news = {pk: fields for pk, fields in self._changed_fields.items() if fields}
+        if news:
+            self._announce(session, news)
+
+    def _announce(self, session: Session, changed: dict[int, list[str]]) -> None:
+        """Record stock_location.updated for each store (by pk) with the fields that changed."""
+        for location in session.scalars(select(StockLocation).where(StockLocation.id.in_(list(changed)))
+                                        .order_by(StockLocation.id).execution_options(populate_existing=True)):
+            events.stock_location_updated(session, location, changed=changed[location.id])
+
+    def deactivate_missing(self, session, resource, listed, above, upto):
+        """As the base class, then stock_location.updated (is_active) for each store deactivated.
+
+        Stores are a few hundred at most, so their ids are read first to announce them.
+        """
+        t = self.table
+        gone = list(session.scalars(select(t.c.id).where(*self._missing(resource, listed, above, upto))))
+        if not gone:
+            return 0
+        session.execute(update(t).where(t.c.id.in_(gone)).values(self._removed_values()))
+        self._announce(session, {pk: ["is_active"] for pk in gone})
+        return len(gone)
 
 
 class ChannelCopier(Copier):

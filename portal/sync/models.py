@@ -70,6 +70,8 @@ class SyncJob(db.Model):
     updated: Mapped[int] = mapped_column(default=0)
     unchanged: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
+    # Records deactivated here because Omnitron no longer lists them (never deleted: packages point at them).
+    removed: Mapped[int] = mapped_column(default=0, server_default="0")
     # Where to resume: the resource and page last committed (a killed job carries on from here).
     cursor: Mapped[dict] = mapped_column(db.JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")

@@ -8,6 +8,15 @@ because every write is an upsert by Omnitron id.
 
 Each run holds a claim token (SyncJob.task_id) and every progress write is conditional on it, so a job
 that was given up as stale and resumed elsewhere stops at its next page instead of racing the new one.
+
+Records Omnitron no longer has are found while walking a whole list: Omnitron's lists are ordered by id,
+so a page of ids a..b, read in one answer, vouches for every id between a and b; the first page also
+vouches for every id below it, the last for every id above it, and the gap since the previous page too
+when the list's count has not moved since then (a deletion further back shifts the offsets, and a record
+could slip past the boundary). Local rows in that stretch whose id the page does not list are
+deactivated in one UPDATE (kinds.Copier.deactivate_missing), committed with the page and the cursor, which
+remembers the last id and count, so a resumed job carries on exactly. A "changed only" job reads
+modified_date__gt pages, which vouch for nothing between their ids: it never deactivates anything.
 """
 from __future__ import annotations
 
@@ -23,7 +32,8 @@ from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
 from portal.errors import DomainError, NotFound, ValidationFailed
-from portal.omnitron import OmnitronClient, OmnitronError, OmnitronNotFound
+from portal.omnitron import OmnitronClient, OmnitronError, OmnitronNotFound, Page
+from portal.outbox import service as outbox
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -75,11 +85,13 @@ class _Progress:
     failed: int
     cursor: dict
     problems: list[str] = field(default_factory=list)
+    removed: int = 0
+    notes: list[str] = field(default_factory=list)  # the current page's problems beyond its records'
 
     def values(self) -> dict:
         """The SyncJob columns this progress fills."""
         return {"total": self.total, "processed": self.processed, "created": self.created, "updated": self.updated,
-                "unchanged": self.unchanged, "failed": self.failed,
+                "unchanged": self.unchanged, "failed": self.failed, "removed": self.removed,
                 "cursor": {**self.cursor, "problems": self.problems}, "error": "\n".join(self.problems)}
 
 
@@ -120,8 +132,10 @@ def make_client(session: Session, config=None, *, retries: int | None = None) ->
 def check_required(session: Session, kind: str, *, client: OmnitronClient | None = None) -> RequiredCheck:
     """Whether a kind needs copying: nothing copied yet, Omnitron's counts differ, or records changed since.
 
-    Cheap: one grouped query here, and per resource one tiny count page and one modified-since count
-    from Omnitron. Raises ValidationFailed (no credentials) and OmnitronError.
+    The portal's count leaves out records already deactivated because Omnitron no longer had them, so
+    a record deleted in Omnitron shows as a count that differs until a copy deactivates it. Cheap: one
+    grouped query here, and per resource one tiny count page and one modified-since count from
+    Omnitron. Raises ValidationFailed (no credentials) and OmnitronError.
     """
     copier = copier_for(kind)
     stats = copier.local_stats(session)
@@ -139,6 +153,10 @@ def check_required(session: Session, kind: str, *, client: OmnitronClient | None
             remote_total += remote
             if remote != count and not mismatch:
                 mismatch = f"Omnitron has {remote:,} {resource.label}; the portal has {count:,}."
+                if remote < count:
+                    gone = count - remote
+                    mismatch += (f" At least {gone:,} {'seems' if gone == 1 else 'seem'} to have been deleted in "
+                                 "Omnitron: a copy deactivates them here (they are kept for what already uses them).")
             if not mismatch and not changed and newest:
                 modified = client.count(resource.path, params={"modified_date__gt": newest})
                 if modified:
@@ -197,12 +215,15 @@ def recent_jobs(session: Session, kind: str, limit: int = 5) -> list[SyncJob]:
                                 .limit(limit)))
 
 
-def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime | None = None) -> SyncJob:
+def start_job(session: Session, kind: str, *, user_id: int | None, changed_only: bool = False,
+              now: datetime | None = None) -> SyncJob:
     """Record a new queued job of a kind (not yet on the queue), carrying on where an unfinished one stopped.
 
     An unfinished job is the newest one when it failed midway, or when it is still marked running but
     its worker went silent (stale): that one is marked failed and its cursor and counters move to the
-    new job. Raises ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
+    new job, if it was of the same sort (whole lists, or changed_only: only records modified in
+    Omnitron since the newest one copied, which is quicker but cannot notice deleted records).
+    Raises ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
     """
     copier = copier_for(kind)
     _credentials(session)
@@ -224,9 +245,13 @@ def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime
         resume = previous
     job = SyncJob(kind=kind, status=SyncJob.QUEUED, task_id=uuid.uuid4().hex, started_by_id=user_id, created_at=now,
                   cursor={}, error="")
-    if resume is not None:
+    if changed_only:
+        # The newest modified date copied per list, fixed now so a resumed job asks Omnitron the same question.
+        job.cursor = {"since": {name: newest for name, (_, newest) in copier.local_stats(session).items()}}
+    carry_on = resume is not None and ("since" in (resume.cursor or {})) == changed_only
+    if carry_on:
         job.cursor = {**(resume.cursor or {}), "resumed_from": resume.id}
-        for name in ("total", "processed", "created", "updated", "unchanged", "failed"):
+        for name in ("total", "processed", "created", "updated", "unchanged", "failed", "removed"):
             setattr(job, name, getattr(resume, name))
         job.error = resume.error if not stale else "\n".join((resume.cursor or {}).get("problems", []))
     session.add(job)
@@ -237,7 +262,7 @@ def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime
                else f"Its worker stopped (no progress for over {minutes} minutes)")
         resume.status = SyncJob.FAILED
         resume.finished_at = now
-        resume.error = f"{why}; carried on as job #{job.id}."
+        resume.error = f"{why}; carried on as job #{job.id}." if carry_on else f"{why}; job #{job.id} replaced it."
     step = wizard.status(session, kind).state
     if step in (SetupStep.NOT_STARTED, SetupStep.NEEDS_ATTENTION):
         wizard.mark(session, kind, SetupStep.IN_PROGRESS, user_id=user_id, commit=False,
@@ -246,14 +271,15 @@ def start_job(session: Session, kind: str, *, user_id: int | None, now: datetime
     return job
 
 
-def execute(session: Session, kind: str, *, user_id: int | None) -> SyncJob:
+def execute(session: Session, kind: str, *, user_id: int | None, changed_only: bool = False) -> SyncJob:
     """Start copying a kind from Omnitron in the background; returns the job (finished already in immediate mode).
 
-    Raises ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
+    changed_only reads only the records modified since the last copy (see start_job). Raises
+    ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
     """
     from portal.sync.tasks import run_sync_job  # the task module imports this one
 
-    job = start_job(session, kind, user_id=user_id)
+    job = start_job(session, kind, user_id=user_id, changed_only=changed_only)
     job_id, token = job.id, job.task_id
     try:
         run_sync_job(job_id, token)
@@ -292,6 +318,8 @@ def _save(session: Session, job_id: int, token: str, progress: _Progress, **extr
         session.rollback()
         raise _Superseded()
     session.commit()
+    # The page's stock_location.* events: fan out and deliver now rather than at the next sweep.
+    outbox.deliver_after_commit(session)
 
 
 def _fail(session: Session, job_id: int, token: str, message: str) -> None:
@@ -321,6 +349,46 @@ def _finish(session: Session, job_id: int, token: str, progress: _Progress, copi
         wizard.mark(session, job.kind, SetupStep.DONE, user_id=job.started_by_id, note=summary)
 
 
+def _listed_ids(records: list) -> list[int]:
+    """The Omnitron ids a page lists, in its order (records without a usable id cannot match a stored row)."""
+    return [r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), int)
+            and not isinstance(r.get("id"), bool)]
+
+
+def _remove_missing(session: Session, copier: Copier, resource: Resource, page: Page, progress: _Progress) -> int:
+    """Deactivate the stored records of the stretch of ids this page of a whole list vouches for that it
+    does not list (see the module's docstring); remembers the page's last id and the list's count in the
+    cursor. Returns how many were deactivated. Not committed.
+    """
+    cursor = progress.cursor
+    if cursor.get("removals_off") == resource.name:
+        return 0
+    ids = _listed_ids(page.results)
+    last = cursor.get("last_id") if page.number > 1 else None
+    if any(b <= a for a, b in zip(ids, ids[1:])):
+        # The range reasoning needs id order; without it nothing can be said about what is missing.
+        cursor["removals_off"] = resource.name
+        progress.notes.append(f"Omnitron does not list its {resource.label} in id order, so {resource.label} "
+                              "it no longer has were not looked for (none were deactivated).")
+        return 0
+    if not ids:
+        if page.number == 1 and page.count == 0 and copier.local_stats(session)[resource.name][0]:
+            # An empty list where there were records is more likely a misconfigured Omnitron than a brand
+            # that deleted everything: keep them, and say so.
+            progress.notes.append(f"Omnitron lists no {resource.label} at all, so none were deactivated here; "
+                                  "if they really were all deleted, deactivate them by hand.")
+        return 0
+    if page.number == 1:
+        above = None
+    elif last is not None and cursor.get("listed") == page.count and ids[0] > last:
+        above = last
+    else:
+        above = ids[0]  # the list moved since the previous page: only this page's own gaps are certain
+    upto = None if page.next_page is None else ids[-1]
+    cursor.update(last_id=ids[-1], listed=page.count)
+    return copier.deactivate_missing(session, resource, ids, above, upto)
+
+
 def _place(resource: Resource, page: int, pages: int | None) -> str:
     """Where a job was, e.g. "at districts page 3 of 6"."""
     return f"at {resource.label} page {page}" + (f" of {pages}" if pages else "")
@@ -345,7 +413,15 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
     cursor = dict(job.cursor or {})
     page_size = int(cursor.get("page_size") or current_app.config.get("SYNC_PAGE_SIZE", 500))
     progress = _Progress(job.total, job.processed, job.created, job.updated, job.unchanged, job.failed,
-                         {k: v for k, v in cursor.items() if k != "problems"}, list(cursor.get("problems", [])))
+                         {k: v for k, v in cursor.items() if k != "problems"}, list(cursor.get("problems", [])),
+                         job.removed or 0)
+    since = cursor.get("since")
+
+    def filters(resource: Resource) -> dict | None:
+        """The list's query: only records modified since the last copy in a changed-only job."""
+        newest = (since or {}).get(resource.name)
+        return {"modified_date__gt": newest} if newest else None
+
     progress.cursor["page_size"] = page_size
     where = "before the first page"
     own = client is None
@@ -353,7 +429,7 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
         client = client or make_client(session)
         try:
             where = "while counting the records"
-            counts = {r.name: client.count(r.path) for r in copier.resources}
+            counts = {r.name: client.count(r.path, params=filters(r)) for r in copier.resources}
             progress.total = max(sum(counts.values()), progress.processed)
             _save(session, job_id, token, progress)
             # Statistics are refreshed whenever this run has doubled what it inserted (5,000, 10,000, ...).
@@ -368,8 +444,11 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
                 where = _place(resource, start, pages)
                 copied = 0
                 try:
-                    for page in client.iter_pages(resource.path, page_size=page_size, start_page=start):
+                    for page in client.iter_pages(resource.path, page_size=page_size, start_page=start,
+                                                  params=filters(resource)):
                         result = copier.apply_page(session, resource, page.results)
+                        if since is None:
+                            progress.removed += _remove_missing(session, copier, resource, page, progress)
                         counts[resource.name] = page.count
                         progress.total = max(sum(counts.values()), progress.processed + len(page.results))
                         progress.processed += len(page.results)
@@ -377,7 +456,8 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
                         progress.updated += result.updated
                         progress.unchanged += result.unchanged
                         progress.failed += result.failed
-                        progress.problems = (progress.problems + result.problems)[:MAX_PROBLEMS]
+                        progress.problems = (progress.problems + result.problems + progress.notes)[:MAX_PROBLEMS]
+                        progress.notes = []
                         progress.cursor.update(resource=resource.name, page=page.number,
                                                complete=page.next_page is None)
                         _save(session, job_id, token, progress)
@@ -455,8 +535,15 @@ def waiting_for_worker(job: SyncJob | None, now: datetime | None = None) -> bool
 def summary_text(job: SyncJob, noun: str | None = None) -> str:
     """One sentence on what a job did."""
     noun = noun or copier_for(job.kind).noun
-    return (f"{job.processed:,} {noun} read from Omnitron: {job.created:,} created, {job.updated:,} updated, "
+    text = (f"{job.processed:,} {noun} read from Omnitron: {job.created:,} created, {job.updated:,} updated, "
             f"{job.unchanged:,} unchanged, {job.failed:,} failed.")
+    if job.removed:
+        text += (f" {job.removed:,} removed: Omnitron no longer has them, so they were deactivated here "
+                 "(kept for what already uses them).")
+    if "since" in (job.cursor or {}):
+        text += " Only records changed since the last copy were read; records deleted in Omnitron are found " \
+                "by a full copy."
+    return text
 
 
 def where_text(job: SyncJob) -> str:
@@ -473,7 +560,8 @@ def job_json(job: SyncJob | None, kind: str) -> dict:
     """A job as the API shows it; a kind never copied is status "not_started"."""
     if job is None:
         return {"job_id": None, "kind": kind, "status": "not_started", "progress": 0, "processed": 0, "total": 0,
-                "created": 0, "updated": 0, "unchanged": 0, "failed": 0, "error": "", "resumed_from": None,
+                "created": 0, "updated": 0, "unchanged": 0, "failed": 0, "removed": 0, "changed_only": False,
+                "error": "", "resumed_from": None,
                 "created_at": None, "started_at": None, "heartbeat_at": None, "finished_at": None}
     cursor = job.cursor or {}
 
@@ -483,7 +571,8 @@ def job_json(job: SyncJob | None, kind: str) -> dict:
 
     return {"job_id": job.id, "kind": job.kind, "status": job.status, "progress": job_percent(job),
             "processed": job.processed, "total": job.total, "created": job.created, "updated": job.updated,
-            "unchanged": job.unchanged, "failed": job.failed, "error": job.error or "",
+            "unchanged": job.unchanged, "failed": job.failed, "removed": job.removed or 0,
+            "changed_only": "since" in cursor, "error": job.error or "",
             "resumed_from": cursor.get("resumed_from"), "created_at": moment(job.created_at),
             "started_at": moment(job.started_at), "heartbeat_at": moment(job.heartbeat_at),
             "finished_at": moment(job.finished_at)}

@@ -1,7 +1,7 @@
 """Routes: login, logout, profile."""
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.accounts import auth
@@ -35,6 +35,11 @@ def login():
         except DomainError as exc:
             error, status = exc.message, exc.http_status if exc.http_status == 429 else 401
         else:
+            # A fresh session: nothing from before the login (a CSRF token someone planted with their own
+            # cookie, say) carries over into the logged-in one.
+            session.clear()
+            # Flask-WTF also keeps this request's token in g; it belonged to the old session.
+            g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":

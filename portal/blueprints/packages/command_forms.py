@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from portal.packages.models import Transition
+from portal.web import plain_int
 
 # command code -> the form template the modal shows
 FORM_TEMPLATES = {
@@ -29,11 +30,14 @@ def params_from_form(transition: Transition, form) -> dict:
     if code == "COMPLETE_PACKAGING":
         barcodes = []
         for name, value in form.items():
-            if name.startswith("barcode_") and name[8:].isdigit() and value.strip():
-                barcodes.append({"order_item": int(name[8:]), "barcode": value.strip()})
+            order_item = plain_int(name[8:]) if name.startswith("barcode_") else None
+            if order_item is not None and value.strip():
+                barcodes.append({"order_item": order_item, "barcode": value.strip()})
         return {"barcodes": barcodes}
     if code == "PACKAGE_REFUSE_WITH_DENIAL_REASON":
-        return {"denial_reason": form.get("denial_reason", "")}
+        # The select posts a reason's id; anything else (a forged or huge number) is "no reason chosen".
+        reason = plain_int(form.get("denial_reason", ""))
+        return {"denial_reason": reason if reason is not None else ""}
     if code in ("BLOCK_PACKAGE_FOR_ACTION", "CANCEL_PACKAGE"):
         return {"reason": form.get("reason", "")}
     if code == "SHIP_PACKAGE":

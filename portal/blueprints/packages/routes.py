@@ -18,7 +18,13 @@ from portal.packages.models import DenialReason, Transition
 from portal.packages.states import STATES, State
 from portal.settings import service as settings
 from portal.stores.models import StockLocation
-from portal.web import is_fragment_request, page_or_fragment, render_block, user_store_ids, with_toast
+from portal.web import (
+    check_int_args, is_fragment_request, page_or_fragment, render_block, user_store_ids, with_toast,
+)
+
+
+# URL arguments of the list that must be plain numbers a row id can have.
+LIST_INT_ARGS = ("after", "before", "stock_location")
 
 
 @bp.get("/")
@@ -35,6 +41,7 @@ def index():
     store_ids = user_store_ids()
     error = None
     try:
+        check_int_args(request.args, LIST_INT_ARGS)
         filters = queries.PackageFilters.from_args(request.args)
     except ValidationFailed as exc:
         filters, error = queries.PackageFilters(), exc.message

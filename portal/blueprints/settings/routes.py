@@ -19,7 +19,7 @@ def index():
     """The application settings page."""
     return page_or_fragment("settings/index.html", "settings_panel", form=FlaskForm(),
                             otp_enabled=settings.is_otp_enabled(db.session),
-                            rows=settings.list_settings(db.session))
+                            rows=settings.list_settings(db.session), public_value=settings.public_value)
 
 
 @bp.post("/settings/otp")
@@ -39,7 +39,7 @@ def toggle_otp():
     message = "Pickup codes are on." if enabled else "Pickup codes are off: packages are handed over without a code."
     if request.htmx:
         response = page_or_fragment("settings/index.html", "settings_panel", form=form, otp_enabled=enabled,
-                                    rows=settings.list_settings(db.session))
+                                    rows=settings.list_settings(db.session), public_value=settings.public_value)
         return with_toast(response, message)
     flash(message, "success")
     return redirect(url_for("settings.index"))

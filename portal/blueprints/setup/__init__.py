@@ -18,3 +18,4 @@ def admins_only():
 
 from portal.blueprints.setup import routes, routes_admin, routes_catalog, routes_settings, routes_sync  # noqa: E402,F401
 from portal.blueprints.setup import routes_events  # noqa: E402,F401
+from portal.blueprints.setup import routes_orders  # noqa: E402,F401

@@ -354,7 +354,8 @@ def jobs():
     if request.method == "GET":
         return step_page("setup/jobs.html", JOBS, **_jobs_context())
     try:
-        job = scheduler.create_job(db.session, scheduler.JobInput.from_form(request.form))
+        job = scheduler.create_job(db.session, scheduler.JobInput.from_form(request.form),
+                                   user_id=current_user.id)
     except DomainError as exc:
         db.session.rollback()
         context = _jobs_context(values=request.form, **_error_context(exc))
@@ -409,7 +410,8 @@ def edit_job(job_id: int):
 def update_job(job_id: int):
     """Save changes to a job."""
     try:
-        job = scheduler.update_job(db.session, job_id, scheduler.JobInput.from_form(request.form))
+        job = scheduler.update_job(db.session, job_id, scheduler.JobInput.from_form(request.form),
+                                   user_id=current_user.id)
     except NotFound:
         return _not_found()
     except DomainError as exc:
@@ -426,7 +428,7 @@ def update_job(job_id: int):
 def delete_job(job_id: int):
     """Delete a job and its runs."""
     try:
-        name = scheduler.delete_job(db.session, job_id)
+        name = scheduler.delete_job(db.session, job_id, user_id=current_user.id)
     except NotFound:
         return _not_found()
     return _jobs_changed(f"Job {name} deleted.")

@@ -22,7 +22,7 @@ from portal.integrations.models import StockIntegration
 from portal.scenarios import service as scenarios
 from portal.setup import service as wizard
 from portal.setup.steps import BY_KEY
-from portal.web import is_fragment_request, render_block, with_toast
+from portal.web import is_fragment_request, plain_int, render_block, with_toast
 
 FORM_EXPIRED = "The form expired; reload the page and try again."
 
@@ -64,9 +64,9 @@ def _form_int(name: str) -> int | None:
     raw = (request.form.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if plain_int(raw) is None:
         raise ValidationFailed(f"{name} must be a whole number.", field=name)
-    return int(raw)
+    return plain_int(raw)
 
 
 # Step 10: product stock integration
@@ -94,7 +94,7 @@ def _stock_response(code: int = 200, *, editing=None, values=None, state_changed
 @bp.get("/stock-integration")
 def stock_integration():
     """Step 10: the stock integrations, and a form to add one or edit the one named by ?edit=."""
-    edit_id = request.args.get("edit", type=int)
+    edit_id = request.args.get("edit", type=plain_int)
     editing = integrations.get_integration(db.session, edit_id) if edit_id else None
     return _stock_response(editing=editing)
 
@@ -102,7 +102,7 @@ def stock_integration():
 @bp.get("/stock-integration/credentials")
 def stock_credentials():
     """The credential fields of the chosen engine (swapped in when the engine select changes)."""
-    integration_id = request.args.get("integration_id", type=int)
+    integration_id = request.args.get("integration_id", type=plain_int)
     editing = integrations.get_integration(db.session, integration_id) if integration_id else None
     engine = get_engine(request.args.get("stock_engine_type") or "")
     values = {"username": request.args.get("username", editing.username if editing else "")}
@@ -194,8 +194,8 @@ def _scenario_response(code: int = 200, *, values=None, state_changed=False, **c
 @bp.get("/scenarios", endpoint="scenarios")
 def scenarios_page():
     """Step 11: each channel's scenarios; ?edit=<id> or ?new=<channel id> opens the editor."""
-    edit_id = request.args.get("edit", type=int)
-    new_for = request.args.get("new", type=int)
+    edit_id = request.args.get("edit", type=plain_int)
+    new_for = request.args.get("new", type=plain_int)
     values = None
     if edit_id:
         values = _scenario_values(scenarios.get_scenario(db.session, edit_id))
@@ -212,10 +212,10 @@ def _posted_scenario() -> dict:
             rules.append(request.form[group])
     locations = {}
     for raw in request.form.getlist("location"):
-        if raw.isdigit():
-            locations[int(raw)] = (request.form.get(f"priority-{raw}") or "").strip()
-    return {"scenario_id": request.form.get("scenario_id", type=int), "channel_id": request.form.get("channel_id",
-            type=int), "name": request.form.get("name", ""), "is_active": request.form.get("is_active") == "on",
+        if plain_int(raw) is not None:
+            locations[plain_int(raw)] = (request.form.get(f"priority-{raw}") or "").strip()
+    return {"scenario_id": request.form.get("scenario_id", type=plain_int), "channel_id": request.form.get("channel_id",
+            type=plain_int), "name": request.form.get("name", ""), "is_active": request.form.get("is_active") == "on",
             "rules": rules, "locations": locations}
 
 
@@ -228,7 +228,7 @@ def save_scenario():
             raise ValidationFailed(FORM_EXPIRED)
         locations = []
         for location_id, raw in values["locations"].items():
-            if raw and not raw.isdigit():
+            if raw and plain_int(raw) is None:
                 raise ValidationFailed("A priority must be a whole number from 1.", field="locations")
             locations.append((location_id, int(raw) if raw else None))
         scenario = scenarios.save_scenario(
@@ -319,7 +319,7 @@ def _cargo_response(code: int = 200, *, editing=None, values=None, state_changed
 @bp.get("/cargo-companies")
 def cargo_companies():
     """Step 14: the cargo companies, and a form to add one or edit the one named by ?edit=."""
-    edit_id = request.args.get("edit", type=int)
+    edit_id = request.args.get("edit", type=plain_int)
     editing = cargo.get_company(db.session, edit_id) if edit_id else None
     return _cargo_response(editing=editing)
 
@@ -327,7 +327,7 @@ def cargo_companies():
 @bp.get("/cargo-companies/conf")
 def cargo_conf_fields():
     """The credentials part for the chosen shipping company, or the demo client choice."""
-    company_id = request.args.get("company_id", type=int)
+    company_id = request.args.get("company_id", type=plain_int)
     editing = cargo.get_company(db.session, company_id) if company_id else None
     values = _cargo_values(editing)
     values.update(shipping_company=request.args.get("shipping_company", ""),
@@ -340,7 +340,7 @@ def cargo_conf_fields():
 
 def _posted_cargo() -> dict:
     """The posted form: the chosen company's fields as conf, or the demo client."""
-    values = {"company_id": request.form.get("company_id", type=int), "name": request.form.get("name", ""),
+    values = {"company_id": request.form.get("company_id", type=plain_int), "name": request.form.get("name", ""),
               "erp_code": request.form.get("erp_code", ""),
               "is_managed_by_oms": request.form.get("is_managed_by_oms") == "on",
               "is_demo_client": request.form.get("is_demo_client") == "on",

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.routes import step_page, step_url
+from portal.blueprints.setup.routes_orders import order_import_context
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.geolocation import service as geocoding
@@ -25,7 +26,7 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 from portal.setup.steps import BY_KEY
 from portal.sync.models import Channel
-from portal.web import is_fragment_request, render_block, with_toast
+from portal.web import is_fragment_request, plain_int, render_block, with_toast
 
 EXPIRED = "The form expired; please reload the page and try again."
 
@@ -137,7 +138,7 @@ def _order_filtering_from_form(form) -> dict:
     except ValueError:
         raise ValidationFailed("Choose channels from the list.", field="channels") from None
     page_size = (form.get("page_size") or "").strip()
-    if not page_size.isdigit():
+    if plain_int(page_size) is None:
         raise ValidationFailed("page_size must be a number from 1 to 1000.", field="page_size")
     return {"statuses": form.getlist("statuses"), "channels": channels,
             "start_date": (form.get("start_date") or "").strip() or None,
@@ -156,7 +157,8 @@ def _order_filtering_context(session: Session, values: dict | None = None, error
                   "page_size": base.get("page_size", 100)}
     channels = list(session.scalars(select(Channel).order_by(Channel.name, Channel.omnitron_id)))
     return {"values": values, "errors": errors or {}, "stored": stored, "channels": channels,
-            "order_statuses": settings.ORDER_STATUSES, "channels_step": BY_KEY["channels"]}
+            "order_statuses": settings.ORDER_STATUSES, "channels_step": BY_KEY["channels"],
+            **order_import_context(session)}
 
 
 @bp.route("/order-filtering", methods=["GET", "POST"])
