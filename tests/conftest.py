@@ -64,6 +64,10 @@ class Database:
     url: str
     reference: dict[str, list[dict]]
 
+    def reset(self) -> None:
+        """Bring the database back to freshly migrated (inside an app context on it; tests/browser uses this too)."""
+        reset_database(self)
+
 
 _MIGRATED: dict[str, Database] = {}
 

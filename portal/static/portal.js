@@ -34,7 +34,7 @@
     if (!form) { return; }
     var params = new URLSearchParams(window.location.search);
     Array.prototype.forEach.call(form.elements, function (field) {
-      if (field.name) { field.value = params.get(field.name) || ""; }
+      if (field.name && field.type !== "hidden") { field.value = params.get(field.name) || ""; }
     });
   }
 
@@ -74,6 +74,8 @@
   document.addEventListener("htmx:configRequest", function (event) {
     // Empty filters stay out of the URL: /packages?status=100, not /packages?search=&status=100&delivery_type=.
     if (event.detail.verb !== "get") { return; }
+    // open=1 is for the form's native submission only (see packages/index.html); htmx knows a scan by its trigger.
+    delete event.detail.parameters.open;
     Object.keys(event.detail.parameters).forEach(function (name) {
       if (event.detail.parameters[name] === "") { delete event.detail.parameters[name]; }
     });
@@ -127,14 +129,18 @@
   });
 
   function init() {
+    // Runs on DOMContentLoaded and again on htmx's first "htmx:load" of the body: each element is set up once,
+    // or the modal's form would be fetched twice and swapped again under the fingers of someone typing a code.
     var dialog = modal();
-    if (dialog) {
+    if (dialog && !dialog.hasAttribute("data-ready")) {
+      dialog.setAttribute("data-ready", "");
       dialog.addEventListener("close", function () {
         document.getElementById("modal-content").innerHTML = "";
       });
     }
-    var opener = document.querySelector("[data-open-modal]");
+    var opener = document.querySelector("[data-open-modal]:not([data-opened])");
     if (opener && window.htmx) {
+      opener.setAttribute("data-opened", "");
       window.htmx.ajax("GET", opener.getAttribute("data-open-modal"), { target: "#modal-content", swap: "innerHTML" });
     }
   }

@@ -1,9 +1,13 @@
 """Browser tests: a real portal on 127.0.0.1, driven by Debian's Chromium through Playwright.
 
-Every test gets its own copy of a freshly migrated SQLite file and its own server thread, so the
-browser sees exactly what a store's tablet would: real CSRF, real sessions, htmx, the CSP. The SMS
+Every test gets its own server thread on a freshly reset database, so the browser sees exactly what
+a store's tablet would: real CSRF, real sessions, htmx, the CSP. Like the rest of the suite, each test
+runs on every database in TEST_DATABASES (SQLite and PostgreSQL under scripts/test): the `database`
+fixture of tests/conftest.py migrates each once per session with the real migrations, and
+Database.reset() empties it before each test, keeping the rows the migrations installed. The SMS
 provider is the in-memory one, so a test reads the pickup code the customer would have received.
-Each test runs twice, at 1024x768 (landscape tablet) and 768x1024 (portrait), with touch enabled.
+Each test runs at 1024x768 (landscape tablet) and 768x1024 (portrait), with touch enabled: ids read
+like [sqlite-landscape-chromium] and [postgresql-portrait-chromium].
 """
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -20,7 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from flask_migrate import upgrade
 from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -85,18 +87,6 @@ def _config(url: str) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory) -> Path:
-    """A SQLite file migrated once with the real migrations; each test works on a copy."""
-    path = tmp_path_factory.mktemp("browser-db") / "template.sqlite"
-    app = create_app(_config(f"sqlite:///{path}"))
-    with app.app_context():
-        upgrade()
-        db.session.remove()
-        db.engine.dispose()
-    return path
-
-
 class QuietHandler(WSGIRequestHandler):
     """Werkzeug's request handler without a log line per request."""
 
@@ -110,6 +100,7 @@ class LiveServer:
 
     app: object
     url: str
+    database: str
 
     @contextmanager
     def session(self):
@@ -122,25 +113,34 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(migrated_sqlite, tmp_path):
-    """A real portal on 127.0.0.1 and a free port, on its own freshly migrated SQLite file."""
-    path = tmp_path / "portal.sqlite"
-    shutil.copyfile(migrated_sqlite, path)
-    app = create_app(_config(f"sqlite:///{path}"))
+def live_server(database):
+    """A real portal on 127.0.0.1 and a free port, on a freshly reset database (each of TEST_DATABASES).
+
+    The server is threaded, as in production: the app's engine gives PostgreSQL a pool (DB_POOL_SIZE,
+    10 plus overflow) and SQLite a busy timeout, so concurrent requests each get their own connection.
+    """
+    app = create_app(_config(database.url))
+    with app.app_context():
+        database.reset()
     MemorySmsProvider.reset()
     # The outbox hands each SMS to the job queue after commit; here the queue runs it inline, in the
     # request, so the code is in the memory provider's outbox when the page answers (as tests/conftest.py).
     was_immediate, huey.immediate = huey.immediate, True
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
+    # A short poll: shutdown() waits up to one interval, and the default 0.5 s adds up over the suite.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-portal",
+                              daemon=True)
     thread.start()
     try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{server.port}")
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{server.port}", database=database.name)
     finally:
         server.shutdown()
         thread.join(timeout=5)
+        # Joins the request threads too (socketserver's block_on_close), so every connection is back in
+        # the pool before it is disposed: none is left open, or holding a lock the next reset would wait on.
         server.server_close()
         with app.app_context():
+            db.session.remove()
             db.engine.dispose()
         huey.immediate = was_immediate
         MemorySmsProvider.reset()
@@ -215,12 +215,18 @@ def viewport(request) -> str:
 
 
 @pytest.fixture
-def context(live_server, viewport, new_context):
+def viewport_size(viewport) -> dict:
+    """The tablet's screen in CSS pixels, for the orientation."""
+    return VIEWPORTS[viewport]
+
+
+@pytest.fixture
+def context(live_server, viewport_size, new_context):
     """A touch tablet's browser, in the store's language and time zone, pointed at the live portal.
 
     The server is set up first so that it is torn down last, after the browser has let go of it.
     """
-    context = new_context(viewport=VIEWPORTS[viewport], has_touch=True, base_url=live_server.url,
+    context = new_context(viewport=viewport_size, has_touch=True, base_url=live_server.url,
                           locale="en-GB", timezone_id="Europe/Istanbul")
     context.set_default_timeout(TIMEOUT_MS)
     return context
@@ -262,14 +268,21 @@ def csp_violations() -> list[str]:
     return []
 
 
+def _suffix(request, viewport: str) -> str:
+    """The orientation and database for file names, so the runs on each database keep their own files."""
+    database = getattr(request.node, "callspec", None) and request.node.callspec.params.get("database")
+    return f"{viewport}-{database}" if database else viewport
+
+
 @pytest.fixture
-def screenshot(viewport):
-    """Save a screenshot to test-artifacts/screens/<name>-<orientation>.png (git-ignored), for people to look at."""
+def screenshot(request, viewport):
+    """Save a screenshot to test-artifacts/screens/<name>-<orientation>-<database>.png (git-ignored), for people."""
     SCREENS.mkdir(parents=True, exist_ok=True)
+    suffix = _suffix(request, viewport)
 
     def take(page, name: str, full_page: bool = True) -> Path:
         """Screenshot the page (or just the screen, for a modal) as the tablet shows it."""
-        path = SCREENS / f"{name}-{viewport}.png"
+        path = SCREENS / f"{name}-{suffix}.png"
         page.screenshot(path=str(path), full_page=full_page, animations="disabled")
         return path
 
@@ -286,6 +299,9 @@ def log_in():
         page.get_by_label("Password").fill(store.password)
         page.get_by_role("button", name="Log in").tap()
         page.wait_for_url(re.compile(r"/packages$"))
+        # The browser focuses [autofocus] on a rendering update that may come after "load": a scan typed
+        # before it would lose its first characters (seen on a loaded machine), so wait as staff would.
+        expect(page.locator("#search")).to_be_focused()
     return log_in
 
 
@@ -386,6 +402,8 @@ class Ux:
 
     def check(self, page, name: str, scope: str = "main, header") -> dict:
         """Measure one screen: overflow, touch targets, spacing, axe. Records and returns the figures."""
+        # A scope that matches nothing (a modal that never opened) would measure nothing and pass.
+        expect(page.locator(scope).first).to_be_visible()
         overflow = self.overflow(page)
         targets = self.targets(page, scope)
         figures = {
@@ -410,12 +428,12 @@ def axe_source() -> str:
 
 @pytest.fixture
 def ux(request, viewport):
-    """UX measurements for this orientation, saved to test-artifacts/ux/<test>-<orientation>.json."""
+    """UX measurements for this orientation, saved to test-artifacts/ux/<test>-<orientation>[-<database>].json."""
     measurements = Ux(viewport)
     yield measurements
     if measurements.figures:
         folder = ROOT / "test-artifacts" / "ux"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{request.node.originalname}-{viewport}.json"
+        path = folder / f"{request.node.originalname}-{_suffix(request, viewport)}.json"
         path.write_text(json.dumps(measurements.figures, indent=2, ensure_ascii=False), encoding="utf-8")
 

@@ -83,6 +83,9 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     # The customer arrives. Back at the list, the whole handover is scan + Enter, the code, Enter.
     page.get_by_role("link", name="Packages", exact=True).first.tap()
     expect(page.locator("#search")).to_be_focused()
+    form_loads = []
+    page.on("request", lambda request: form_loads.append(request.url)
+            if request.method == "GET" and "/commands/self-service-package-delivery" in request.url else None)
     handover = Interactions(page)
     handover.scan(package["order_number"])
     page.wait_for_url(re.compile(rf"/packages/{package['id']}\?handover=1$"))
@@ -116,6 +119,7 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     expect(page.locator("#toasts")).to_contain_text(f"Package {package['number']} delivered.")
     expect(page.locator("#package-status")).to_contain_text("Delivered")
     assert handover.count == 5  # the three of a handover, plus two for the customer's mistyped code
+    assert len(form_loads) == 1  # the modal's form was fetched once, not swapped again while the code was typed
     assert store.state_of(package["id"]) == State.DELIVERED
 
     # The history gained a row: from, to, command, who, and when in the store's time.
@@ -135,3 +139,31 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     expect(page.locator("#package-history tbody tr")).to_have_count(2)
     screenshot(page, "detail-delivered")
     assert csp_violations == []
+
+
+def test_a_code_typed_the_instant_the_error_shows_still_goes_through_htmx(page, store, log_in, live_server):
+    package = store.make_ready(store.package(state=State.PACKED))
+    code = re.search(r"\b(\d{6})\b", MemorySmsProvider.outbox[-1].body).group(1)
+    page.clock.install()
+    log_in(page, store)
+    page.goto(f"/packages/{package['id']}?handover=1")
+    code_field = page.locator("dialog#modal").get_by_label("Code from the customer's SMS")
+    expect(code_field).to_be_focused()
+    page.evaluate("window.sameDocument = true")
+
+    # A tablet too busy to run its timers: whatever htmx leaves to a timer after a swap does not happen.
+    page.clock.pause_at(int(page.evaluate("Date.now()")) + 1000)
+    page.keyboard.type(f"{(int(code) + 1) % 1_000_000:06d}")
+    page.keyboard.press("Enter")
+    expect(page.locator("#otp-error")).to_have_text("Wrong code. 4 tries left.")
+    expect(code_field).to_be_focused()
+
+    # The right code straight away: the swapped-in form already posts through htmx, so the page stays.
+    with page.expect_response(re.compile(r"/commands/self-service-package-delivery$")) as answer:
+        page.keyboard.type(code)
+        page.keyboard.press("Enter")
+    assert answer.value.request.headers.get("hx-request") == "true"
+    expect(page.locator("#package-status")).to_contain_text("Delivered")
+    assert page.evaluate("window.sameDocument") is True
+    assert store.state_of(package["id"]) == State.DELIVERED
+    page.clock.resume()

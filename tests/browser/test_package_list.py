@@ -97,6 +97,25 @@ def test_a_scan_that_matches_nothing_says_so_and_the_next_scan_replaces_it(page,
     page.wait_for_url(re.compile(rf"/packages/{wanted['id']}$"))
 
 
+def test_a_scan_before_the_page_has_its_scripts_still_opens_the_package(page, store, log_in):
+    wanted = store.package(state=State.WAITING)
+    store.package(state=State.WAITING)
+    log_in(page, store)
+
+    # A slow tablet: the list is on screen, its search box focused, but htmx is still on its way.
+    held = []
+    page.route("**/static/vendor/htmx.min.js*", lambda route: route.continue_() if held else held.append(route))
+    page.goto("/packages", wait_until="commit")
+    expect(page.locator("#search")).to_be_focused()
+    page.keyboard.type(wanted["order_number"])
+    page.keyboard.press("Enter")  # the form goes without htmx: a plain GET, which must still open the match
+
+    page.wait_for_url(re.compile(rf"/packages/{wanted['id']}$"))
+    expect(page.get_by_role("heading", name=f"Package {wanted['number']}")).to_be_visible()
+    assert len(held) == 1  # the scan really came before the list page's htmx
+    page.unroute_all(behavior="ignoreErrors")
+
+
 def test_list_refreshes_itself_every_30_seconds_keeping_filters_scroll_and_typing(page, store, log_in, wait_until):
     for hours in range(9):
         store.package(state=State.WAITING, age=timedelta(hours=hours + 1))

@@ -60,6 +60,9 @@ def open_step(page, title: str) -> None:
     page.wait_for_url(re.compile(r"/setup/$"))
     page.locator("#setup-steps").get_by_role("link", name=title, exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(title)
+    # The heading shows before htmx has wired the page's controls (on DOMContentLoaded, before "load"): a
+    # select changed in between fires no request, and the fields it should bring never come (seen under load).
+    page.wait_for_load_state("load")
 
 
 def skip_step(page, number: int, reason: str) -> None:
@@ -104,6 +107,7 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
     # Step 1: can the OMS machine reach Omnitron?
     page.locator("#setup-steps").get_by_role("link", name="Control OMS machine").click()
     expect(page.locator("#omnitron-url")).to_have_text(omnitron.url)
+    page.wait_for_load_state("load")  # as in open_step
     page.get_by_role("button", name="Check now").click()
     expect(page.locator("#machine-result")).to_contain_text("Omnitron is reachable")
     expect_state(page, "Done")
@@ -191,6 +195,8 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
         editor.get_by_role("button", name="Save scenario").click()
         expect(page.locator("#toasts")).to_contain_text(f"Scenario '{name} from the store' saved.")
         expect(page.locator("#scenario-panel")).to_contain_text(f"Scenario: {name} from the store")
+        # The editor closes on save, so the next channel's editor is not mistaken for this one while it loads.
+        expect(page.locator("#scenario-editor")).to_have_count(0)
     expect_state(page, "Done")
 
     # Step 12: the brand wants no events yet; saving the empty list finishes the step.
@@ -202,7 +208,9 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
     # Step 13: the installed vendor flow passes the check.
     open_step(page, "Package commands")
     expect(page.locator("#flow-check")).to_have_class(re.compile("flash-success"))
-    page.get_by_role("button", name="Check the flow").click()
+    # Wait for the check's answer: leaving before it would race the home page against the step's state.
+    with page.expect_response(re.compile(r"/setup/package-commands/check$")):
+        page.get_by_role("button", name="Check the flow").click()
     expect_state(page, "Done")
 
     # Step 14: a demo client plays the cargo company.
@@ -210,6 +218,8 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
     page.get_by_label("Name", exact=True).fill("Demo Kargo")
     page.get_by_label("ERP code").fill("DEMO-KARGO")
     page.get_by_label("Shipping company").select_option(index=1)
+    # Both changes swap #cargo-conf: let the first land, or its late answer could replace the demo choices.
+    expect(page.locator("#cargo-conf legend")).to_contain_text("Credentials for")
     page.get_by_role("switch", name=re.compile("Demo client")).check()
     page.get_by_role("radio", name=re.compile("DemoShippingClient")).check()
     page.get_by_role("button", name="Add cargo company").click()
@@ -221,7 +231,8 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
     open_step(page, "Brand-specific jobs")
     page.get_by_label("Name", exact=True).fill("Nightly pickup code release")
     page.get_by_label("Type").select_option("release_expired_pickup_codes")
-    expect(page.locator("#new-job-params")).to_contain_text("Parameters")
+    # The type's own description, which only the swapped-in fragment has ("Parameters" is there before it).
+    expect(page.locator("#new-job-params")).to_contain_text("Marks pickup codes past their expiry")
     page.get_by_role("textbox", name=re.compile("^Schedule")).fill("0 3 * * *")
     expect(page.locator("#new-schedule-preview")).to_contain_text("Next runs:")
     page.get_by_role("button", name="Add job").click()

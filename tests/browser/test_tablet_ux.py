@@ -59,9 +59,9 @@ def test_staff_pages_meet_the_touch_size_and_accessibility_targets(
     expect(code_field).to_be_focused()
     page.keyboard.type("000000")
     page.keyboard.press("Enter")
-    expect(page.locator("#otp-error")).to_contain_text("Wrong code")
+    expect(page.locator("dialog#modal #otp-error")).to_contain_text("Wrong code")
     problems += _problems("handover modal", ux.check(page, "modal-error", scope="dialog[open]"))
-    screenshot(page, "modal-error", full_page=False)
+    screenshot(page, "modal-handover-error", full_page=False)  # "modal-error" is test_click_and_collect's
 
     assert problems == [], "\n".join(problems)
     assert csp_violations == []

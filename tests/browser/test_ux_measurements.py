@@ -1,6 +1,8 @@
 """The UX measurements themselves catch what they are meant to catch, on a page made to fail them."""
 from __future__ import annotations
 
+import pytest
+
 BAD_PAGE = """
 <!doctype html><html lang="en"><head><title>Bad page</title></head><body>
 <main>
@@ -16,6 +18,12 @@ BAD_PAGE = """
 </main>
 </body></html>
 """
+
+
+@pytest.fixture
+def context(new_context, viewport_size):
+    """A bare tablet browser: the test writes its own page, so it needs no portal (and runs on no database)."""
+    return new_context(viewport=viewport_size, has_touch=True)
 
 
 def test_measurements_report_small_crowded_overflowing_and_inaccessible_things(page, ux):
