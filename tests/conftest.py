@@ -249,3 +249,12 @@ def pytest_collection_modifyitems(config, items):
             callspec = getattr(item, "callspec", None)
             if callspec and callspec.params.get("database") != "postgresql":
                 item.add_marker(pytest.mark.skip(reason="needs PostgreSQL"))
+
+
+@pytest.fixture
+def immediate_queue(app):
+    """The job queue, running tasks at once in this process: every test's app already does (see app)."""
+    from portal.jobs.queue import huey
+
+    assert huey.immediate
+    return huey

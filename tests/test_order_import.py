@@ -26,7 +26,7 @@ from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import Channel
 from portal.webhooks import service as webhooks
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
+from stubs.omnitron_server import PASSWORD, USERNAME, credentials, omnitron_sandbox  # noqa: F401
 from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 WEB, MOBILE, TRENDYOL = 1, 2, 3  # the sandbox's channel ids
@@ -39,13 +39,6 @@ def app_config(omnitron_sandbox):
     """The portal talks to the sandbox and retries without waiting; webhook receivers listen on loopback."""
     return {"OMNITRON_URL": omnitron_sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01, "OMNITRON_RETRIES": 1,
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
-
-
-@pytest.fixture
-def credentials(app):
-    """The oms.application login saved in OMNITRON_CLIENT_SETTINGS (step 7)."""
-    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
-                       {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=None)
 
 
 def copy(kind: str) -> None:

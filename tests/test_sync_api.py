@@ -6,12 +6,10 @@ from sqlalchemy import func, select
 
 from portal.accounts import auth
 from portal.extensions import db
-from portal.jobs.queue import huey
-from portal.settings import service as settings
 from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import AddressNode, Channel, SyncJob
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
+from stubs.omnitron_server import credentials, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 PREFIXES = {"addresses": "/api/v1/oms/setup/addresses/", "stock_locations": "/api/v1/oms/stock_locations/",
             "channels": "/api/v1/oms/channels/"}
@@ -22,22 +20,6 @@ TABLES = {"addresses": AddressNode, "stock_locations": StockLocation, "channels"
 def app_config(omnitron_sandbox):
     """The portal talks to the sandbox and retries without waiting."""
     return {"OMNITRON_URL": omnitron_sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01}
-
-
-@pytest.fixture
-def credentials(app):
-    """The oms.application login saved in OMNITRON_CLIENT_SETTINGS (step 7)."""
-    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
-                       {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=None)
-
-
-@pytest.fixture
-def immediate_queue():
-    """Queued tasks run at once in this process (huey's immediate mode), restored afterwards."""
-    before = huey.immediate
-    huey.immediate = True
-    yield huey
-    huey.immediate = before
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
-from portal.settings import service as settings
 from portal.sync import service as sync
 from portal.webhooks import service as webhooks
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401 (fixture)
+from stubs.omnitron_server import credentials, omnitron_sandbox  # noqa: F401 (fixture)
 from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 
@@ -18,13 +17,6 @@ def app_config(omnitron_sandbox):
     """The portal talks to the sandbox and may deliver to receivers on 127.0.0.1."""
     return {"OMNITRON_URL": omnitron_sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01, "SYNC_PAGE_SIZE": 40,
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
-
-
-@pytest.fixture
-def credentials(app):
-    """The oms.application login saved in OMNITRON_CLIENT_SETTINGS (step 7)."""
-    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
-                       {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=None)
 
 
 def subscribe(receiver, event_type: str):

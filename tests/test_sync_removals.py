@@ -14,7 +14,6 @@ from sqlalchemy import func, select, update
 from portal.accounts import auth
 from portal.db_types import utcnow
 from portal.extensions import db
-from portal.jobs.queue import huey
 from portal.outbox.models import OutboxMessage
 from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings import service as settings
@@ -22,7 +21,7 @@ from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.kinds import REMOVED
 from portal.sync.models import AddressNode, Channel, SyncJob
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
+from stubs.omnitron_server import credentials, omnitron_sandbox  # noqa: F401
 
 PAGE_SIZE = 500
 HX = {"HX-Request": "true"}
@@ -38,22 +37,6 @@ API = {"addresses": "/api/v1/oms/setup/addresses/", "stock_locations": "/api/v1/
 def app_config(omnitron_sandbox):
     """The portal talks to the sandbox, retries without waiting, and reads 500 records a page."""
     return {"OMNITRON_URL": omnitron_sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01, "SYNC_PAGE_SIZE": PAGE_SIZE}
-
-
-@pytest.fixture
-def credentials(app):
-    """The oms.application login saved in OMNITRON_CLIENT_SETTINGS (step 7)."""
-    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
-                       {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=None)
-
-
-@pytest.fixture
-def immediate_queue():
-    """Queued tasks run at once in this process (huey's immediate mode), restored afterwards."""
-    before = huey.immediate
-    huey.immediate = True
-    yield huey
-    huey.immediate = before
 
 
 def run(kind: str, *, changed_only: bool = False) -> SyncJob:

@@ -18,7 +18,7 @@ from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import AddressNode, Channel, SyncJob
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
+from stubs.omnitron_server import USERNAME, credentials, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 PAGE_SIZE = 500
 
@@ -27,22 +27,6 @@ PAGE_SIZE = 500
 def app_config(omnitron_sandbox):
     """The portal talks to the sandbox, retries without waiting, and reads 500 records a page."""
     return {"OMNITRON_URL": omnitron_sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01, "SYNC_PAGE_SIZE": PAGE_SIZE}
-
-
-@pytest.fixture
-def credentials(app):
-    """The oms.application login saved in OMNITRON_CLIENT_SETTINGS (step 7)."""
-    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
-                       {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=None)
-
-
-@pytest.fixture
-def immediate_queue():
-    """Queued tasks run at once in this process (huey's immediate mode), restored afterwards."""
-    before = huey.immediate
-    huey.immediate = True
-    yield huey
-    huey.immediate = before
 
 
 def remote_counts(sandbox) -> dict[str, int]:

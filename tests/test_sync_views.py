@@ -10,7 +10,6 @@ from sqlalchemy import func, select, update
 
 from portal.db_types import utcnow
 from portal.extensions import db
-from portal.jobs.queue import huey
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -38,15 +37,6 @@ def admin(app, client, make, auth_actions):
     settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
                        {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=user.id)
     return user
-
-
-@pytest.fixture
-def immediate_queue():
-    """Queued tasks run at once in this process (huey's immediate mode), restored afterwards."""
-    before = huey.immediate
-    huey.immediate = True
-    yield huey
-    huey.immediate = before
 
 
 @pytest.mark.parametrize("kind", list(PAGES))

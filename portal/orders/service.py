@@ -47,7 +47,6 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
@@ -63,7 +62,7 @@ from portal.packages.states import DeliveryType, State
 from portal.scenarios.models import Scenario
 from portal.scenarios.service import SORT_BY_DISTANCE, plan_locations
 from portal.settings import service as settings
-from portal.setup.models import SetupStep
+from portal.setup import service as wizard
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
 from portal.webhooks import events
@@ -225,22 +224,6 @@ def recent_runs(session: Session, limit: int = 5) -> list[OrderImportRun]:
     return list(session.scalars(select(OrderImportRun).order_by(OrderImportRun.id.desc()).limit(limit)))
 
 
-def _lock_starts(session: Session, now: datetime) -> None:
-    """Serialise run starts: write step 8's row first, which holds a row lock (PostgreSQL) or the write lock
-    (SQLite) until commit, so two admins cannot both see "nothing running" and start."""
-    touched = session.execute(update(SetupStep).where(SetupStep.key == STEP_KEY).values(updated_at=now)
-                              .execution_options(synchronize_session=False)).rowcount
-    if touched:
-        return
-    session.add(SetupStep(key=STEP_KEY, updated_at=now))
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        session.execute(update(SetupStep).where(SetupStep.key == STEP_KEY).values(updated_at=now)
-                        .execution_options(synchronize_session=False))
-
-
 def start_run(session: Session, *, user_id: int | None, trigger: str = "manual", full: bool = False,
               now: datetime | None = None) -> OrderImportRun:
     """Record a queued run (not yet on the queue). Raises ValidationFailed and ImportAlreadyRunning.
@@ -251,7 +234,7 @@ def start_run(session: Session, *, user_id: int | None, trigger: str = "manual",
     value = order_filter(session)
     make_client(session).close()  # refuses now, with a clear message, when no login is saved
     now = now or utcnow()
-    _lock_starts(session, now)
+    wizard.lock_step(session, STEP_KEY, now)
     previous = latest_run(session)
     if previous is not None:
         session.refresh(previous)

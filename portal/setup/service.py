@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
@@ -150,3 +152,23 @@ def settle(session: Session, key: str, done: bool, *, user_id: int | None, note:
         else SetupStep.IN_PROGRESS
     if state != new or (row is not None and row.note != note[:1000]):
         mark(session, key, new, user_id=user_id, note=note, commit=False)
+
+
+def lock_step(session: Session, key: str, now: datetime) -> None:
+    """Serialise starts of a step's background work: write the step's row first. Not committed.
+
+    The write holds a row lock (PostgreSQL) or the write lock (SQLite) until the caller commits, so two
+    admins cannot both see "nothing running" and start a job.
+    """
+    touched = session.execute(update(SetupStep).where(SetupStep.key == key).values(updated_at=now)
+                              .execution_options(synchronize_session=False)).rowcount
+    if touched:
+        return
+    session.add(SetupStep(key=key, updated_at=now))
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another start created the row at the same moment; its transaction has ended, so lock the row now.
+        session.rollback()
+        session.execute(update(SetupStep).where(SetupStep.key == key).values(updated_at=now)
+                        .execution_options(synchronize_session=False))

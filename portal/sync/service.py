@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
@@ -187,23 +186,6 @@ def is_stale(job: SyncJob | None, now: datetime | None = None) -> bool:
     return last is None or (now or utcnow()) - last > STALE_AFTER
 
 
-def _lock_kind(session: Session, kind: str, now: datetime) -> None:
-    """Serialise job starts of one kind: write the step's row first, which holds a row lock (PostgreSQL) or
-    the write lock (SQLite) until commit, so two admins cannot both see "nothing running" and start."""
-    touched = session.execute(update(SetupStep).where(SetupStep.key == kind).values(updated_at=now)
-                              .execution_options(synchronize_session=False)).rowcount
-    if touched:
-        return
-    session.add(SetupStep(key=kind, updated_at=now))
-    try:
-        session.flush()
-    except IntegrityError:
-        # Another start created the row at the same moment; its transaction has ended, so lock the row now.
-        session.rollback()
-        session.execute(update(SetupStep).where(SetupStep.key == kind).values(updated_at=now)
-                        .execution_options(synchronize_session=False))
-
-
 def latest_job(session: Session, kind: str) -> SyncJob | None:
     """The newest job of a kind, or None."""
     return session.scalars(select(SyncJob).where(SyncJob.kind == kind).order_by(SyncJob.id.desc()).limit(1)).first()
@@ -228,7 +210,7 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
     copier = copier_for(kind)
     _credentials(session)
     now = now or utcnow()
-    _lock_kind(session, kind, now)
+    wizard.lock_step(session, kind, now)
     previous = latest_job(session, kind)
     if previous is not None:
         session.refresh(previous)

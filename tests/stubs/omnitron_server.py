@@ -180,3 +180,13 @@ def omnitron_sandbox_factory():
     yield start
     for sandbox in started:
         sandbox.stop()
+
+
+@pytest.fixture
+def credentials(app):
+    """The sandbox's oms.application login saved in OMNITRON_CLIENT_SETTINGS (step 7), as an admin would."""
+    from portal.extensions import db
+    from portal.settings import service as settings
+
+    settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
+                       {"auth": {"username": USERNAME, "password": PASSWORD}}, user_id=None)
