@@ -127,8 +127,6 @@ def init_app(app) -> None:
         On a shared store tablet, Back after logging out must ask the server (which sends the login
         page), not show a stored copy; htmx keeps no page snapshots either (historyCacheSize 0 in base.html).
         """
-        from flask_login import current_user
-
         if request.endpoint == "static":  # long-cached files; and no need to load the user for them
             return response
         if current_user.is_authenticated and "Cache-Control" not in response.headers:
