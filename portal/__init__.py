@@ -31,9 +31,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         logging.getLogger("huey").propagate = False
 
     from portal import models  # noqa: F401  (registers every table)
-    from portal.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate, talisman
+    from portal.extensions import babel, compress, csrf, db, htmx, limiter, login_manager, migrate, talisman
+    from portal.i18n import select_locale
 
     db.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, default_translation_directories="translations")
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)

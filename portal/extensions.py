@@ -1,6 +1,7 @@
 """Flask extensions, created unbound here and bound to the app in create_app()."""
 from __future__ import annotations
 
+from flask_babel import Babel
 from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -25,3 +26,4 @@ htmx = Htmx()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
 compress = Compress()
+babel = Babel()
