@@ -8,7 +8,7 @@ Usage (from the repository root):
 
 1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
    for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
-   `huey_consumer portal.jobs.tasks.huey -w 2 -k process` on the SQLite queue). One subscription to "*".
+   `huey_consumer portal.worker.huey -w 2 -k process` on the SQLite queue). One subscription to "*".
    Each setup runs --repeat times and the median is shown (the machine may be busy with other work).
    - backlog: --events events are written with no worker running, then the consumer starts; the rate is
      events / (last delivery - first delivery), so the consumer's start-up is not counted;
@@ -117,7 +117,7 @@ class Consumer:
         full = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
         full.update(env)
         self.log = open(WORK / "consumer.log", "ab")
-        self.process = subprocess.Popen([str(CONSUMER), "portal.jobs.tasks.huey", "-w", str(workers), "-k", kind],
+        self.process = subprocess.Popen([str(CONSUMER), "portal.worker.huey", "-w", str(workers), "-k", kind],
                                         cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 
@@ -165,7 +165,7 @@ def main() -> int:
     from portal import create_app
     from portal.accounts import auth
     from portal.extensions import db
-    from portal.jobs.queue import huey
+    from portal.queue import huey
     from portal.outbox import service as outbox
     from portal.outbox.models import OutboxMessage
     from portal.packages import commands

@@ -1,6 +1,6 @@
 """Imports every model so that Alembic and create_all see the whole schema."""
 from portal.accounts.models import ApiToken, Role, User, user_stock_locations
-from portal.api.models import IdempotencyRecord
+from portal.idempotency.models import IdempotencyRecord
 from portal.cargo.models import CargoCompany
 from portal.integrations.models import StockIntegration
 from portal.jobs.models import JobRun, ScheduledJob

@@ -137,7 +137,7 @@ def app(database, app_config):
     # one client to the next; every request must find its user from its own session cookie, as in production.
     app.before_request_funcs.setdefault(None, []).insert(0, _forget_cached_user)
     MemorySmsProvider.reset()
-    from portal.jobs.queue import huey
+    from portal.queue import huey
 
     # The outbox queues each SMS and webhook on the job queue after commit; in tests they run inline.
     was_immediate, huey.immediate = huey.immediate, True
@@ -254,7 +254,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def immediate_queue(app):
     """The job queue, running tasks at once in this process: every test's app already does (see app)."""
-    from portal.jobs.queue import huey
+    from portal.queue import huey
 
     assert huey.immediate
     return huey

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from portal.accounts import auth
 from portal.accounts.models import User
-from portal.api.models import IdempotencyRecord
+from portal.idempotency.models import IdempotencyRecord
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.packages import commands

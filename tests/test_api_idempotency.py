@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from portal.accounts import auth
 from portal.api.idempotency import purge_expired, request_fingerprint
-from portal.api.models import IdempotencyRecord
+from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.otp.models import OtpAttempt

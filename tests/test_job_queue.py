@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from portal.jobs import queue
+from portal import queue
 
 
 def _free_port() -> int:

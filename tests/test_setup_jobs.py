@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from portal.api.models import IdempotencyRecord
+from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -34,7 +34,7 @@ def admin(make, auth_actions):
 @pytest.fixture
 def queue():
     """The job queue in immediate mode: a queued task runs at once, in this process."""
-    from portal.jobs.queue import huey
+    from portal.queue import huey
 
     before = huey.immediate
     huey.immediate = True

@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select, update
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.jobs.queue import huey
+from portal.queue import huey
 from portal.seed import DEMO_STORES, seed_omnitron_login, seed_stores
 from portal.settings import service as settings
 from portal.setup import service as wizard

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from portal import crypto
 from portal.extensions import db
-from portal.jobs.queue import huey
+from portal.queue import huey
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
 from portal.settings.models import SettingChange

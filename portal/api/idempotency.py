@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from portal.api.auth import caller
 from portal.api.errors import domain_error_response
-from portal.api.models import IdempotencyRecord
+from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ConcurrentChange, DomainError, ValidationFailed
 from portal.extensions import db

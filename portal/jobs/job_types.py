@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.api.models import IdempotencyRecord
+from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
 from portal.otp.models import PickupCode

@@ -25,7 +25,7 @@ from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import job_types
 from portal.jobs.models import JobRun, ScheduledJob
-from portal.jobs.queue import app_context, huey
+from portal.queue import app_context, huey
 from portal.settings import service as settings
 
 log = logging.getLogger(__name__)

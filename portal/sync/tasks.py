@@ -1,8 +1,8 @@
-"""Queue task for the Omnitron syncs (setup steps 4 to 6); imported by portal.jobs.tasks for the workers."""
+"""Queue task for the Omnitron syncs (setup steps 4 to 6); imported by portal.worker for the workers."""
 from __future__ import annotations
 
 from portal.extensions import db
-from portal.jobs.queue import app_context, huey
+from portal.queue import app_context, huey
 
 
 @huey.task()

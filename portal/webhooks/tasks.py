@@ -1,4 +1,4 @@
-"""Queue tasks of the outbox worker (SMS and webhooks alike); imported by portal.jobs.tasks for the workers.
+"""Queue tasks of the outbox worker (SMS and webhooks alike); imported by portal.worker for the workers.
 
 deliver_message runs for each message right after the transaction that wrote it commits, and again
 at each retry time. sweep_outbox runs every minute and queues whatever is due but was not queued
@@ -11,7 +11,7 @@ import logging
 from huey import crontab
 
 from portal.extensions import db
-from portal.jobs.queue import app_context, huey
+from portal.queue import app_context, huey
 from portal.outbox import service as outbox
 
 log = logging.getLogger(__name__)

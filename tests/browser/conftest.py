@@ -32,7 +32,7 @@ from portal.accounts import auth
 from portal.accounts.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
-from portal.jobs.queue import huey
+from portal.queue import huey
 from portal.packages import commands
 from portal.packages.models import Customer, Package, PackageItem
 from portal.packages.states import DeliveryType, State

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from portal import crypto
 from portal.accounts import auth
-from portal.jobs.queue import huey
+from portal.queue import huey
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 PASSWORD = "brand-pass-1"

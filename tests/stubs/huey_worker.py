@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from huey.storage import SqliteStorage
 
-from portal.jobs.queue import huey
+from portal.queue import huey
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 CONSUMER = Path(sys.executable).with_name("huey_consumer")
@@ -36,14 +36,14 @@ def queue_file(app):
 
 
 class Consumer:
-    """`huey_consumer portal.jobs.tasks.huey -w 2 -k process` in its own process group (workers are children)."""
+    """`huey_consumer portal.worker.huey -w 2 -k process` in its own process group (workers are children)."""
 
     def __init__(self, app, queue_path: str, log_path: str, **env_overrides: str):
         env = {k: v for k, v in os.environ.items() if k not in ("HUEY_IMMEDIATE", "REDIS_URL")}
         env.update(HUEY_SQLITE_PATH=queue_path, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
                    SECRET_KEY=app.config["SECRET_KEY"], PORTAL_ENV="development", **env_overrides)
         self.log = open(log_path, "ab")
-        self.process = subprocess.Popen([str(CONSUMER), "portal.jobs.tasks.huey", "-w", "2", "-k", "process"],
+        self.process = subprocess.Popen([str(CONSUMER), "portal.worker.huey", "-w", "2", "-k", "process"],
                                         cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

@@ -1,5 +1,5 @@
-"""Every background task, imported here so that a worker started on `portal.jobs.tasks.huey` knows them all."""
-from portal.jobs.queue import huey  # noqa: F401
+"""Every background task, imported here so that a worker started on `portal.worker.huey` knows them all."""
+from portal.queue import huey  # noqa: F401
 from portal.jobs import scheduler  # noqa: F401,E402  (scheduled jobs: run-now and the every-minute tick)
 from portal.sync import tasks as sync_tasks  # noqa: F401,E402  (Omnitron syncs: addresses, stores, channels)
 from portal.webhooks import tasks as webhook_tasks  # noqa: F401,E402  (the outbox worker: SMS and webhooks)

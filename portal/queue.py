@@ -1,6 +1,6 @@
 """The job queue: Huey on a SQLite file by default, on Redis when REDIS_URL is set, immediate in tests.
 
-Workers are separate processes: `huey_consumer portal.jobs.tasks.huey -w 2 -k process`
+Workers are separate processes: `huey_consumer portal.worker.huey -w 2 -k process`
 (scripts/run-demo starts one). Tasks run inside a Flask app context: the caller's in immediate
 mode (tests), otherwise one app per worker process built by create_app() from the environment.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from flask import has_app_context
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 
-_BASE = Path(__file__).resolve().parent.parent.parent
+_BASE = Path(__file__).resolve().parent.parent
 
 
 def _make_huey():
