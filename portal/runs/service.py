@@ -198,10 +198,14 @@ def sweep_stale(session: Session, kind: str, now: datetime | None = None) -> lis
 
 
 def claim(session: Session, model: type, run_id: int, token: str) -> bool:
-    """Mark the run running under this token and commit; False when the token is no longer the run's or it ended."""
+    """Mark a queued run running under this token and commit; False when another worker has it, or it ended.
+
+    Only a queued run can be claimed, so a task delivered twice (or two workers) never run one run twice:
+    the conditional update lets exactly one of them through.
+    """
     now = utcnow()
     claimed = session.execute(
-        update(model).where(model.id == run_id, model.task_id == token, model.status.in_(model.live_statuses()))
+        update(model).where(model.id == run_id, model.task_id == token, model.status == model.QUEUED)
         .values(status=model.RUNNING, started_at=func.coalesce(model.started_at, now), heartbeat_at=now)
         .execution_options(synchronize_session=False)).rowcount
     session.commit()
