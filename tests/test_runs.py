@@ -210,3 +210,18 @@ def test_every_kind_of_the_portal_is_registered_by_its_module():
     assert {"sync", "order_import", "scheduled_job"} <= set(runs.kinds())
     with pytest.raises(KeyError):
         runs.kind_of("no_such_kind")
+
+
+def test_the_status_panel_polls_a_live_run_until_it_ends_or_its_worker_goes_silent(counter):
+    assert runs.panel_state(None) == runs.PanelState(polling=False, stale=False, waiting_for_worker=False, percent=0)
+    queued_long_ago = new_run(created_at=utcnow() - timedelta(minutes=5))
+    assert runs.panel_state(queued_long_ago) == runs.PanelState(True, False, True, 0)  # keeps asking, with a hint
+
+    run = new_run()
+    assert runs.claim(db.session, SyncJob, run.id, run.task_id)
+    runs.save_progress(db.session, SyncJob, run.id, run.task_id, progress={"done": 1, "total": 4})
+    assert runs.panel_state(fresh(run.id)) == runs.PanelState(True, False, False, 25)
+    later = utcnow() + timedelta(minutes=3)
+    assert runs.panel_state(fresh(run.id), later) == runs.PanelState(False, True, False, 25)
+    runs.finish(db.session, SyncJob, run.id, run.task_id)
+    assert runs.panel_state(fresh(run.id), later) == runs.PanelState(False, False, False, 100)

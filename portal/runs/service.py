@@ -122,6 +122,28 @@ def percent(run: RunMixin | None) -> int:
     return max(0, min(99 if is_live(run) else 100, done * 100 // total))
 
 
+@dataclass(frozen=True)
+class PanelState:
+    """What a run's status panel shows beyond the run itself (see templates/runs/_status.html)."""
+
+    polling: bool  # the panel asks for itself again: the run is live and its worker has not gone silent
+    stale: bool  # a running run whose worker went silent: offer to carry on
+    waiting_for_worker: bool  # a queued run nobody has picked up for a while: is a worker running?
+    percent: int
+
+
+def panel_state(run: RunMixin | None, now: datetime | None = None, after: timedelta = STALE_AFTER) -> PanelState:
+    """The status panel's view of a run (None: nothing has run yet).
+
+    A queued run keeps the panel polling even when nobody has picked it up (a worker may yet start),
+    with a hint; a running run whose worker went silent stops it and offers to carry on.
+    """
+    now = now or utcnow()
+    stale = run is not None and run.status == run.RUNNING and is_stale(run, now, after)
+    return PanelState(polling=is_live(run) and not stale, stale=stale,
+                      waiting_for_worker=waiting_for_worker(run, now), percent=percent(run))
+
+
 def stale_reason(run: RunMixin, after: timedelta = STALE_AFTER) -> str:
     """Why a stale run is being given up: never picked up, or its worker stopped."""
     minutes = max(1, int(after.total_seconds() // 60))
