@@ -270,6 +270,25 @@ def test_the_tick_task_runs_due_jobs_in_the_queue(app, queue):
         ("schedule", "succeeded", "Released 0 expired pickup code(s).")]
 
 
+def test_the_tick_gives_up_runs_lost_with_their_workers_and_a_task_delivered_twice_runs_once(app, queue):
+    job = make_job()
+    long_ago = utcnow() - timedelta(minutes=20)
+    db.session.add(JobRun(job_id=job.id, trigger="manual", status="running", task_id="lost", created_at=long_ago,
+                          started_at=long_ago, heartbeat_at=long_ago))
+    db.session.commit()
+
+    scheduler.run_due_jobs_task.call_local()
+
+    [lost] = runs()
+    assert lost.status == "failed" and lost.finished_at is not None
+    assert lost.result == "Failed: Its worker stopped (no progress for over 15 minutes); it was given up."
+    run = scheduler.run_now(db.session, job.id, user_id=None)
+    assert run.status == "succeeded"
+    finished = run.finished_at
+    assert scheduler.execute_run(db.session, run.id, run.task_id).finished_at == finished  # delivered again: no-op
+    assert [r.status for r in runs()] == ["failed", "succeeded"]
+
+
 # --- the step page -------------------------------------------------------------------------------------------
 
 def job_form(**overrides) -> dict:
