@@ -5,14 +5,17 @@ stores the next item in its cursor; its rows live in sync_jobs (any table with t
 """
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import timedelta
 
 import pytest
+from huey.storage import RedisStorage
 from sqlalchemy import update
 
 from portal.db_types import utcnow
 from portal.extensions import db
+from portal.queue import huey
 from portal.runs import service as runs
 from portal.sync.models import SyncJob
 
@@ -147,11 +150,13 @@ def test_fail_ends_a_live_run_with_its_message_and_the_kinds_hook(counter):
 
 
 def test_a_queue_that_refuses_the_task_fails_the_run_saying_so(counter, monkeypatch):
-    def refuse(*args):
-        """A queue whose storage is unreachable."""
-        raise ConnectionError("redis is down")
+    # The queue's storage is a Redis server that is not there (a port nothing listens on).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(huey, "immediate", False)
+    monkeypatch.setattr(huey, "storage", RedisStorage("portal", url=f"redis://127.0.0.1:{port}/0"))
 
-    monkeypatch.setattr(runs, "run_step", refuse)
     run = runs.queue(db.session, "counting", new_run())
 
     assert run.status == SyncJob.FAILED
