@@ -69,7 +69,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.blueprints.webhooks import bp as webhooks_bp
     from portal.api import bp as api_bp
     from portal.cli import register_cli
+    from portal.wiring import wire
 
+    wire()
     auth.init_login_manager(login_manager)
     # Before any route is added: an id beyond what the database can hold is a 404, not a driver overflow.
     app.url_map.converters["int"] = web.BoundedIntConverter

@@ -382,7 +382,7 @@ def test_when_the_sms_provider_fails_the_package_is_still_ready_and_the_failure_
     assert message.last_error == "Provider is down (test)"
     assert message.attempts == 1
     assert message.body_encrypted  # kept, encrypted, for the retry
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "portal.outbox.service"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "portal.sms.sender"]
     assert len(warnings) == 1
     assert "not sent" in warnings[0].getMessage()
 

@@ -10,10 +10,11 @@ from sqlalchemy import select, update
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.outbox import service as outbox
+from portal.outbox import tasks
 from portal.outbox.models import OutboxMessage
 from portal.packages import commands
 from portal.packages.states import State
-from portal.webhooks import events, service, tasks
+from portal.webhooks import events, service
 from portal.webhooks.models import DeliveryAttempt
 from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
