@@ -331,7 +331,7 @@ def test_a_used_code_cannot_be_used_again(make, sms):
     # Even below the engine (say the package came back to the counter), the used code is spent.
     locked = db.session.get(Package, package.id)
     with pytest.raises(InvalidOtp, match="no valid code"):
-        otp.verify_code(db.session, locked, code, None)
+        otp.verify_code(db.session, locked.id, code, None)
     db.session.rollback()
 
     assert delivery_rows(package) == 1

@@ -19,11 +19,11 @@ from portal.db_types import plain_int, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
 from portal.otp import service as otp
 from portal.outbox import service as outbox
+from portal.packages import quota
 from portal.packages.events import READY_FOR_PICKUP_EVENT, package_payload, transition_events
 from portal.packages.models import DenialReason, Package, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
-from portal.stores import quota
 from portal.webhooks import events
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class ReadyForPickup(Handler):
         """Issue the code (when OTP is on), queue the SMS (unless an Extension application sends it) and the event."""
         package = ctx.package
         store = package.stock_location
-        code = otp.issue_code(ctx.session, package, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
+        code = otp.issue_code(ctx.session, package.id, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
@@ -193,7 +193,7 @@ class SelfServicePackageDelivery(Handler):
         """Verify the code."""
         if settings.is_otp_enabled(ctx.session):
             code = ctx.params.get("otp", ctx.params.get("code"))
-            otp.verify_code(ctx.session, ctx.package, code, ctx.user_id)
+            otp.verify_code(ctx.session, ctx.package.id, code, ctx.user_id)
             ctx.note = "Pickup code verified."
         else:
             ctx.note = "Delivered without a code (IS_OTP_ENABLED is false)."
@@ -423,7 +423,7 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
         if not settings.is_otp_enabled(session):
             raise CommandRejected("Pickup codes are switched off (IS_OTP_ENABLED is false).")
         otp.check_resend_allowed(session, package.id)
-        code = otp.issue_code(session, package, user_id)
+        code = otp.issue_code(session, package.id, user_id)
         sms_ids = []
         if settings.pickup_code_delivery(session) == settings.EXTENSION_APP:
             # The Extension application texts the customer: it gets the new code in a fresh event.
