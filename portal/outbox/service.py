@@ -94,14 +94,6 @@ def register_dispatcher(dispatcher: Dispatcher) -> None:
     CHANNELS.dispatcher = dispatcher
 
 
-def _sender(kind: str) -> Sender:
-    """The registered sender of a kind; raises NotWired."""
-    sender = CHANNELS.senders.get(kind)
-    if sender is None:
-        raise NotWired(f"no sender is registered for outbox messages of kind {kind!r}; call portal.wiring.wire()")
-    return sender
-
-
 def _recipients() -> Recipients:
     """The registered recipients lookup; raises NotWired."""
     if CHANNELS.recipients is None:
@@ -221,6 +213,7 @@ def fan_out(session: Session, event_uuid: str) -> list[int]:
     and the sweep) race; the loser gets []. A sealed body (a pickup code for an Extension application)
     moves into the webhook messages and is wiped from the event.
     """
+    recipients = _recipients()
     event_row = session.execute(
         select(OutboxMessage.event_type, OutboxMessage.package_id, OutboxMessage.payload,
                OutboxMessage.body_encrypted, OutboxMessage.created_at)
@@ -240,7 +233,7 @@ def fan_out(session: Session, event_uuid: str) -> list[int]:
         session.rollback()
         return []
     event_type, package_id, payload, sealed, happened_at = event_row
-    subscription_ids = _recipients()(session, event_type, happened_at)
+    subscription_ids = recipients(session, event_type, happened_at)
     if subscription_ids:
         session.execute(_INSERT, [
             {"uuid": new_uuid(), "kind": WEBHOOK, "event_type": event_type, "package_id": package_id,
@@ -361,13 +354,16 @@ def process_message(session: Session, message_id: int, *, now: datetime | None =
                     force: bool = False) -> Outcome | None:
     """Claim one message and deliver it with its kind's sender; None when it was not due or someone else has it.
 
-    Raises NotWired when no sender is registered for the kind (the claim then runs out like a dead worker's).
+    Raises NotWired, before claiming anything, when a deliverable kind has no sender.
     """
+    missing = [kind for kind in DELIVERABLE if kind not in CHANNELS.senders]
+    if missing:
+        raise NotWired(f"no sender is registered for outbox messages of kind {missing[0]!r}; call portal.wiring.wire()")
     lease = claim(session, message_id, now=now, force=force)
     if lease is None:
         return None
     message = session.get(OutboxMessage, message_id, populate_existing=True)
-    return _sender(message.kind)(session, message, lease)
+    return CHANNELS.senders[message.kind](session, message, lease)
 
 
 def deliver_sms(session: Session, message_id: int) -> OutboxMessage | None:
