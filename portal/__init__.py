@@ -62,12 +62,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from portal import web
     from portal.accounts import auth
+    from portal.api import bp as api_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.packages import bp as packages_bp
     from portal.blueprints.settings import bp as settings_bp
     from portal.blueprints.setup import bp as setup_bp
     from portal.blueprints.webhooks import bp as webhooks_bp
-    from portal.api import bp as api_bp
     from portal.cli import register_cli
     from portal.wiring import wire
 

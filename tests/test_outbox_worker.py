@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -16,9 +18,6 @@ from portal.packages import commands
 from portal.packages.states import State
 from portal.webhooks import events, service
 from portal.webhooks.models import DeliveryAttempt
-from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
-from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
-
 
 
 @pytest.fixture

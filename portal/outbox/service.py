@@ -209,9 +209,10 @@ def fan_out(session: Session, event_uuid: str) -> list[int]:
     """Write a pending event's webhook messages, one per subscription that wants it, and commit; their ids.
 
     The subscriptions are those the registered recipients lookup names (portal.webhooks: active now,
-    receiving the type or "*", and existing when the event happened). The conditional UPDATE makes the fan-out happen once even when two workers (or a worker
-    and the sweep) race; the loser gets []. A sealed body (a pickup code for an Extension application)
-    moves into the webhook messages and is wiped from the event.
+    receiving the type or "*", and existing when the event happened). The conditional UPDATE makes the
+    fan-out happen once even when two workers (or a worker and the sweep) race; the loser gets []. A
+    sealed body (a pickup code for an Extension application) moves into the webhook messages and is
+    wiped from the event. Raises NotWired, before any change, when no recipients lookup is registered.
     """
     recipients = _recipients()
     event_row = session.execute(
@@ -363,6 +364,8 @@ def process_message(session: Session, message_id: int, *, now: datetime | None =
     if lease is None:
         return None
     message = session.get(OutboxMessage, message_id, populate_existing=True)
+    if message is None:  # deleted (its subscription was) since the claim
+        return None
     return CHANNELS.senders[message.kind](session, message, lease)
 
 

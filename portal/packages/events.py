@@ -14,7 +14,7 @@ from portal.webhooks import catalogue, events
 
 READY_FOR_PICKUP_EVENT = catalogue.READY_FOR_CUSTOMER_PICKUP
 # Besides package.status.transitioned (every command), reaching these states raises its own event.
-STATE_EVENTS = {
+STATE_EVENTS: dict[int, str] = {
     State.PACKED: catalogue.PACKAGE_PACKED,
     State.SHIPPED: catalogue.PACKAGE_SHIPPED,
     State.CANCELLED: catalogue.PACKAGE_CANCELLED,

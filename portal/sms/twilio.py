@@ -32,7 +32,7 @@ class TwilioSmsProvider:
         self.messaging_service_sid = messaging_service_sid
 
     @classmethod
-    def from_config(cls, config) -> "TwilioSmsProvider":
+    def from_config(cls, config) -> TwilioSmsProvider:
         """Build the provider from the TWILIO_* settings."""
         return cls(
             config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
