@@ -11,12 +11,11 @@ from sqlalchemy.orm import Session
 from portal.accounts import auth
 from portal.accounts.models import Role, User
 from portal.db_types import utcnow
-from portal.packages import commands
+from portal.packages import commands, quota
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting
-from portal.stores import quota
 from portal.stores.models import StockLocation
 
 DEMO_STORES = [
