@@ -60,6 +60,7 @@ from portal.omnitron import OmnitronClient, OmnitronError
 from portal.omnitron.errors import OmnitronNotFound
 from portal.orders.models import OrderImportRun
 from portal.outbox import service as outbox
+from portal.packages import events
 from portal.packages.models import Customer, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
 from portal.runs import service as runs
@@ -70,7 +71,6 @@ from portal.setup import service as wizard
 from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import Channel
-from portal.webhooks import events
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from portal import crypto
 from portal.db_types import utcnow
 from portal.errors import InvalidOtp, RateLimited, ValidationFailed
 from portal.otp.models import OtpAttempt, PickupCode
-from portal.packages.models import Package
 
 _PURPOSE = "pickup-code"
 
@@ -51,18 +50,18 @@ def latest_code(session: Session, package_id: int) -> PickupCode | None:
     )
 
 
-def issue_code(session: Session, package: Package, user_id: int | None) -> str:
-    """Replace any active code with a new one and return it (not committed)."""
+def issue_code(session: Session, package_id: int, user_id: int | None) -> str:
+    """Replace any active code of the package with a new one and return it (not committed)."""
     session.execute(
         update(PickupCode)
-        .where(PickupCode.package_id == package.id, PickupCode.status == PickupCode.ACTIVE)
+        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
         .values(status=PickupCode.REPLACED)
         .execution_options(synchronize_session=False)
     )
     code = generate_code()
     now = utcnow()
     session.add(PickupCode(
-        package_id=package.id, code_hash=_hash(package.id, code), created_by_id=user_id, created_at=now,
+        package_id=package_id, code_hash=_hash(package_id, code), created_by_id=user_id, created_at=now,
         expires_at=now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
     ))
     session.flush()
@@ -98,7 +97,7 @@ def _check_user_limit(session: Session, user_id: int | None) -> None:
                           "Please wait a few minutes or ask a manager.")
 
 
-def verify_code(session: Session, package: Package, code: object, user_id: int | None) -> PickupCode:
+def verify_code(session: Session, package_id: int, code: object, user_id: int | None) -> PickupCode:
     """Check the customer's code for a package and mark it used.
 
     The caller holds the package's row lock. On a wrong code the attempt is recorded in the
@@ -112,9 +111,9 @@ def verify_code(session: Session, package: Package, code: object, user_id: int |
     if not text.isdigit() or len(text) != length:
         raise ValidationFailed(f"The code has {length} digits.", field="otp")
     _check_user_limit(session, user_id)
-    pickup = active_code(session, package.id)
+    pickup = active_code(session, package_id)
     if pickup is None:
-        last = latest_code(session, package.id)
+        last = latest_code(session, package_id)
         if last is not None and last.status == PickupCode.LOCKED:
             raise InvalidOtp("This code is locked after too many wrong tries. Send the customer a new code.",
                              field="otp")
@@ -122,8 +121,8 @@ def verify_code(session: Session, package: Package, code: object, user_id: int |
     now = utcnow()
     if pickup.expires_at <= now:
         raise InvalidOtp("The code has expired. Send the customer a new code.", field="otp")
-    if not hmac.compare_digest(pickup.code_hash, _hash(package.id, text)):
-        session.add(OtpAttempt(user_id=user_id, package_id=package.id, success=False))
+    if not hmac.compare_digest(pickup.code_hash, _hash(package_id, text)):
+        session.add(OtpAttempt(user_id=user_id, package_id=package_id, success=False))
         pickup.failed_attempts += 1
         left = current_app.config["OTP_MAX_ATTEMPTS"] - pickup.failed_attempts
         if left <= 0:
@@ -134,5 +133,5 @@ def verify_code(session: Session, package: Package, code: object, user_id: int |
                          details={"attempts_left": left})
     pickup.status = PickupCode.USED
     pickup.used_at = now
-    session.add(OtpAttempt(user_id=user_id, package_id=package.id, success=True))
+    session.add(OtpAttempt(user_id=user_id, package_id=package_id, success=True))
     return pickup

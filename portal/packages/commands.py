@@ -19,23 +19,14 @@ from portal.db_types import plain_int, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
 from portal.otp import service as otp
 from portal.outbox import service as outbox
+from portal.packages import quota
+from portal.packages.events import READY_FOR_PICKUP_EVENT, package_payload, transition_events
 from portal.packages.models import DenialReason, Package, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
-from portal.stores import quota
-from portal.webhooks import catalogue, events
+from portal.webhooks import events
 
 log = logging.getLogger(__name__)
-
-READY_FOR_PICKUP_EVENT = catalogue.READY_FOR_CUSTOMER_PICKUP
-READY_FOR_PICKUP_VENDOR_NAME = catalogue.VENDOR_NAMES[READY_FOR_PICKUP_EVENT]
-# Besides package.status.transitioned (every command), reaching these states raises its own event.
-STATE_EVENTS = {
-    State.PACKED: catalogue.PACKAGE_PACKED,
-    State.SHIPPED: catalogue.PACKAGE_SHIPPED,
-    State.CANCELLED: catalogue.PACKAGE_CANCELLED,
-    State.DELIVERED: catalogue.PACKAGE_DELIVERED,
-}
 
 
 @dataclass
@@ -170,7 +161,7 @@ class ReadyForPickup(Handler):
         """Issue the code (when OTP is on), queue the SMS (unless an Extension application sends it) and the event."""
         package = ctx.package
         store = package.stock_location
-        code = otp.issue_code(ctx.session, package, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
+        code = otp.issue_code(ctx.session, package.id, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
@@ -202,7 +193,7 @@ class SelfServicePackageDelivery(Handler):
         """Verify the code."""
         if settings.is_otp_enabled(ctx.session):
             code = ctx.params.get("otp", ctx.params.get("code"))
-            otp.verify_code(ctx.session, ctx.package, code, ctx.user_id)
+            otp.verify_code(ctx.session, ctx.package.id, code, ctx.user_id)
             ctx.note = "Pickup code verified."
         else:
             ctx.note = "Delivered without a code (IS_OTP_ENABLED is false)."
@@ -300,39 +291,6 @@ class ReschedulePackage(Handler):
     def run(self, ctx: CommandContext) -> None:
         """Clear the denial reason."""
         ctx.package.denial_reason_id = None
-
-
-def package_payload(package: Package, state: int | None = None) -> dict:
-    """The package as events show it, with the state the way the vendor shows it."""
-    info = state_info(state if state is not None else package.state)
-    return {
-        "id": package.id,
-        "number": package.number,
-        "order_number": package.order_number,
-        "status": {"code": info.code, "value": info.slug, "label": info.label},
-        "delivery_type": package.delivery_type,
-        "delivery_from_store": package.delivery_from_store,
-        "stock_location": {"id": package.stock_location_id, "erp_code": package.stock_location.erp_code,
-                           "name": package.stock_location.name},
-        "customer": {"first_name": package.customer.first_name, "last_name": package.customer.last_name,
-                     "phone": package.customer.phone},
-    }
-
-
-def transition_events(package: Package, transition: Transition, from_state: int, to_state: int) -> list:
-    """package.status.transitioned, and the event of the state reached if it has one."""
-    payload = package_payload(package, to_state)
-    previous = state_info(from_state)
-    raised = [outbox.NewEvent(catalogue.PACKAGE_TRANSITIONED, {
-        **payload,
-        "previous_status": {"code": previous.code, "value": previous.slug, "label": previous.label},
-        "transition": {"id": transition.id, "slug": transition.slug, "name": transition.name,
-                       "command_code": transition.command_code},
-    }, package_id=package.id)]
-    specific = STATE_EVENTS.get(to_state)
-    if specific and to_state != from_state:
-        raised.append(outbox.NewEvent(specific, payload, package_id=package.id))
-    return raised
 
 
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
@@ -465,7 +423,7 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
         if not settings.is_otp_enabled(session):
             raise CommandRejected("Pickup codes are switched off (IS_OTP_ENABLED is false).")
         otp.check_resend_allowed(session, package.id)
-        code = otp.issue_code(session, package, user_id)
+        code = otp.issue_code(session, package.id, user_id)
         sms_ids = []
         if settings.pickup_code_delivery(session) == settings.EXTENSION_APP:
             # The Extension application texts the customer: it gets the new code in a fresh event.

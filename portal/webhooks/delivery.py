@@ -23,7 +23,7 @@ from portal import crypto
 from portal.db_types import utcnow
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
-from portal.webhooks import catalogue, retry, signing, ssrf
+from portal.webhooks import catalogue, retry, service, signing, ssrf
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,8 @@ def encode_body(message: OutboxMessage) -> bytes:
 def request_headers(extra: dict | None, secret: str, msg_id: str, body: bytes,
                     timestamp: int | None = None) -> dict[str, str]:
     """The headers of a delivery: the subscription's own, then ours (which they cannot replace)."""
-    from portal.webhooks.service import RESERVED_HEADERS
-
-    headers = {name: str(value) for name, value in (extra or {}).items() if name.lower() not in RESERVED_HEADERS}
+    headers = {name: str(value) for name, value in (extra or {}).items()
+               if name.lower() not in service.RESERVED_HEADERS}
     headers["Content-Type"] = "application/json"
     headers["User-Agent"] = current_app.config.get("WEBHOOK_USER_AGENT", "OMS-Portal-Webhooks/1.0")
     headers.update(signing.headers(secret, msg_id, body, timestamp))
@@ -124,9 +123,10 @@ def _reason(exc: Exception) -> str:
 
 
 def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -> outbox.Outcome:
-    """Deliver a claimed webhook message once and record the attempt and the outcome (commits)."""
-    from portal.webhooks import service  # service imports the outbox, which imports this module lazily
+    """Deliver a claimed webhook message once and record the attempt and the outcome (commits).
 
+    portal.wiring registers this as the outbox's sender for kind "webhook".
+    """
     message_id, attempt, msg_uuid, event_type = message.id, message.attempts, message.uuid, message.event_type
     subscription = session.get(WebhookSubscription, message.subscription_id) if message.subscription_id else None
     is_test = event_type == catalogue.WEBHOOK_TEST
@@ -199,8 +199,6 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
 
 def _count_dead_letter(session: Session, subscription_id: int, error: str, now: datetime) -> None:
     """Count one more dead-lettered message in a row; switch the subscription off at the limit (not committed)."""
-    from portal.webhooks import service
-
     session.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
                     .values(consecutive_failures=WebhookSubscription.consecutive_failures + 1)
                     .execution_options(synchronize_session=False))

@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from portal.blueprints.setup.routes_events import settle_events_step
+from portal.blueprints.setup.step_12_events import settle_events_step
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
