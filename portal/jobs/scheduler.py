@@ -35,7 +35,6 @@ from portal.settings import service as settings
 log = logging.getLogger(__name__)
 
 KIND = "scheduled_job"
-RUNNING, SUCCEEDED, FAILED = JobRun.RUNNING, JobRun.DONE, JobRun.FAILED
 MANUAL, SCHEDULE = "manual", "schedule"
 AUDIT_AREA = "scheduled_job"
 # A job type's run writes no heartbeat while it works: one silent for this long was lost with its worker.

@@ -502,9 +502,3 @@ def _step(session: Session, job_id: int, token: str) -> None:
 
 
 runs.register(runs.RunKind(KIND, SyncJob, step=_step, on_fail=_on_fail))
-
-# The run lifecycle's readings, under the names the setup pages use.
-is_active = runs.is_live
-is_stale = runs.is_stale
-waiting_for_worker = runs.waiting_for_worker
-job_percent = runs.percent
