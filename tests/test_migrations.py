@@ -1,7 +1,7 @@
 """The migrations build exactly the models' schema and install the vendor's flow."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, inspect, select, text
@@ -75,7 +75,7 @@ def test_migration_0007_keeps_the_history_of_every_kind_of_run(app):
     db.session.remove()
     downgrade(revision="0006")
     try:
-        moment = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+        moment = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
         with db.engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO sync_jobs (id, kind, status, total, processed, created, updated, unchanged, failed, "

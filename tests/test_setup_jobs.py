@@ -1,15 +1,15 @@
 """Setup step 15: scheduled jobs with cron schedules, "Run now" on the job queue, the periodic runner, last runs."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
+from portal.idempotency.models import IdempotencyRecord
 from portal.jobs import job_types, scheduler
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.otp.models import PickupCode
@@ -20,7 +20,7 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 
 HX = {"HX-Request": "true"}
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import CommandRejected, ValidationFailed
+from portal.idempotency.models import IdempotencyRecord
 from portal.orders import service as orders
 from portal.otp.models import PickupCode
 from portal.outbox import service as outbox

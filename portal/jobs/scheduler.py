@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -149,7 +149,7 @@ def next_run(schedule: str | CronSchedule, after: datetime, tz: str | ZoneInfo |
     cron = schedule if isinstance(schedule, CronSchedule) else parse_cron(schedule)
     zone = _zone(tz)
     if after.tzinfo is None:
-        after = after.replace(tzinfo=timezone.utc)
+        after = after.replace(tzinfo=UTC)
     start = after.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
     steps = croniter(cron.expression, start, max_years_between_matches=SEARCH_YEARS)
     for _attempt in range(3):  # a wall time folded back by DST can land before `after`: take the next one
@@ -157,7 +157,7 @@ def next_run(schedule: str | CronSchedule, after: datetime, tz: str | ZoneInfo |
             wall = steps.get_next(datetime)
         except CroniterBadDateError:
             return None
-        moment = wall.replace(tzinfo=zone).astimezone(timezone.utc)
+        moment = wall.replace(tzinfo=zone).astimezone(UTC)
         if moment > after:
             return moment
     return None
@@ -187,7 +187,7 @@ class JobInput:
     enabled: bool
 
     @classmethod
-    def from_form(cls, form: Mapping) -> "JobInput":
+    def from_form(cls, form: Mapping) -> JobInput:
         """Read a submitted form."""
         return cls(name=str(form.get("name") or "").strip(), job_type=str(form.get("job_type") or ""),
                    schedule=str(form.get("schedule") or "").strip(), parameters=form.get("parameters", ""),

@@ -44,7 +44,7 @@ import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -131,7 +131,7 @@ class ImportSummary:
     error: str = ""
 
     @classmethod
-    def of(cls, run: OrderImportRun) -> "ImportSummary":
+    def of(cls, run: OrderImportRun) -> ImportSummary:
         """The summary of a recorded run."""
         return cls(run.id, run.status, run.fetched, run.created, run.already_imported, run.skipped, run.failed,
                    dict(run.skip_reasons or {}), list(run.problems or []), run.error or "")
@@ -181,7 +181,7 @@ def created_from(value: dict) -> str | None:
     if not start:
         return None
     zone = ZoneInfo(current_app.config.get("DISPLAY_TIMEZONE") or "UTC")
-    moment = datetime.combine(date.fromisoformat(start), time(0, 0), tzinfo=zone).astimezone(timezone.utc)
+    moment = datetime.combine(date.fromisoformat(start), time(0, 0), tzinfo=zone).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,6 +18,9 @@ class RunMixin:
     token: every write of a running run is conditional on it, so a run taken over elsewhere stops.
     cursor is where to carry on; progress holds {"done": n, "total": m} for the status panel.
     """
+
+    if TYPE_CHECKING:
+        id: Mapped[int]  # each model declares its own primary key
 
     QUEUED = "queued"
     RUNNING = "running"

@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar, cast
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
@@ -50,7 +50,7 @@ class RunKind:
     """A kind of background run: its model, the step that carries a run out, and what failing does."""
 
     name: str
-    model: type
+    model: type[Any]  # a RunMixin model
     # step(session, run_id, token): claim the run and carry it to its end; failures end up on the run.
     step: Callable[[Session, int, str], Any]
     # on_fail(session, run, message): extra writes in fail()'s transaction (e.g. the wizard step's state).
@@ -85,7 +85,7 @@ def new_token() -> str:
 # Reading a run's state ---------------------------------------------------------------------------------------
 
 
-def is_live(run: RunMixin | None) -> bool:
+def is_live(run: R | None) -> TypeGuard[R]:
     """True while a run is queued or running (a stale one still counts: nothing has ended it yet)."""
     return run is not None and run.status in run.live_statuses()
 
@@ -97,7 +97,7 @@ def last_sign_of_life(run: RunMixin) -> datetime | None:
 
 def is_stale(run: RunMixin | None, now: datetime | None = None, after: timedelta = STALE_AFTER) -> bool:
     """True when a live run's worker has shown no sign of life for `after` (it died or never came)."""
-    if not is_live(run):
+    if run is None or not is_live(run):
         return False
     last = last_sign_of_life(run)
     return last is None or (now or utcnow()) - last > after
@@ -171,7 +171,7 @@ def queue(session: Session, kind: str, run: R) -> R:
         fail(session, kind, run_id, token, _(
             "The job queue did not take the run (%(error)s). Check that the queue's storage "
             "(HUEY_SQLITE_PATH or REDIS_URL) is reachable.", error=exc.__class__.__name__))
-    return session.get(model, run_id, populate_existing=True)
+    return cast(R, session.get(model, run_id, populate_existing=True))
 
 
 def take_over(run: RunMixin, message: str, now: datetime | None = None) -> None:
@@ -201,7 +201,8 @@ def stale_runs(session: Session, kind: str, now: datetime | None = None) -> list
     """The live runs of a kind whose workers went silent, oldest first."""
     spec = kind_of(kind)
     model = spec.model
-    live = session.scalars(select(model).where(model.status.in_(model.live_statuses())).order_by(model.id))
+    live: list[Any] = list(session.scalars(
+        select(model).where(model.status.in_(model.live_statuses())).order_by(model.id)))
     return [run for run in live if is_stale(run, now, spec.stale_after)]
 
 
@@ -219,38 +220,38 @@ def sweep_stale(session: Session, kind: str, now: datetime | None = None) -> lis
 # Running -----------------------------------------------------------------------------------------------------
 
 
-def claim(session: Session, model: type, run_id: int, token: str) -> bool:
+def claim(session: Session, model: type[Any], run_id: int, token: str) -> bool:
     """Mark a queued run running under this token and commit; False when another worker has it, or it ended.
 
     Only a queued run can be claimed, so a task delivered twice (or two workers) never run one run twice:
     the conditional update lets exactly one of them through.
     """
     now = utcnow()
-    claimed = session.execute(
+    claimed = cast(CursorResult, session.execute(
         update(model).where(model.id == run_id, model.task_id == token, model.status == model.QUEUED)
         .values(status=model.RUNNING, started_at=func.coalesce(model.started_at, now), heartbeat_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))).rowcount
     session.commit()
     return claimed == 1
 
 
-def save_progress(session: Session, model: type, run_id: int, token: str, **values: Any) -> None:
+def save_progress(session: Session, model: type[Any], run_id: int, token: str, **values: Any) -> None:
     """Write the run's columns (counters, cursor, progress) and its heartbeat in the current transaction, and commit.
 
     The slice's own writes commit with it, so a resumed run never redoes or skips one. Raises
     Superseded (after rolling back) when this run no longer owns the record.
     """
-    saved = session.execute(
+    saved = cast(CursorResult, session.execute(
         update(model).where(model.id == run_id, model.task_id == token, model.status == model.RUNNING)
         .values(**values, heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))).rowcount
     if saved != 1:
         session.rollback()
         raise Superseded()
     session.commit()
 
 
-def finish(session: Session, model: type, run_id: int, token: str, **values: Any) -> None:
+def finish(session: Session, model: type[Any], run_id: int, token: str, **values: Any) -> None:
     """End the run as done with its last values, and commit. Raises Superseded like save_progress."""
     save_progress(session, model, run_id, token, **values, status=model.DONE, finished_at=utcnow())
 

@@ -303,7 +303,7 @@ def _remove_missing(session: Session, copier: Copier, resource: Resource, page: 
         return 0
     ids = _listed_ids(page.results)
     last = cursor.get("last_id") if page.number > 1 else None
-    if any(b <= a for a, b in zip(ids, ids[1:])):
+    if any(b <= a for a, b in zip(ids, ids[1:], strict=False)):
         # The range reasoning needs id order; without it nothing can be said about what is missing.
         cursor["removals_off"] = resource.name
         progress.notes.append(f"Omnitron does not list its {resource.label} in id order, so {resource.label} "
