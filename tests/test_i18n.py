@@ -9,6 +9,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from flask import g
 from flask_babel import get_locale
 
 from portal import i18n
@@ -39,10 +40,16 @@ def app_config(tmp_path):
     return {"BABEL_TRANSLATION_DIRECTORIES": f"translations;{tmp_path}"}
 
 
+def _forget_cached_locale() -> None:
+    """Flask-Babel keeps the locale in `g`; test requests share the test's app context, so drop it per request."""
+    g.pop("_flask_babel", None)
+
+
 @pytest.fixture
-def with_turkish(monkeypatch):
-    """Let the selector choose the test catalogue's locale."""
+def with_turkish(app, monkeypatch):
+    """Let the selector choose the test catalogue's locale, chosen afresh for every request."""
     monkeypatch.setattr(i18n, "SUPPORTED_LOCALES", ("en", "tr"))
+    app.before_request_funcs.setdefault(None, []).insert(0, _forget_cached_locale)
 
 
 def _read(path: Path):
@@ -125,6 +132,7 @@ def test_n_marks_without_translating():
 def test_the_locale_selector(app, with_turkish, header, expected):
     """The best supported match of Accept-Language, else the default locale."""
     with app.test_request_context("/", headers={"Accept-Language": header} if header else {}):
+        _forget_cached_locale()
         assert i18n.select_locale() == expected
         assert str(get_locale()) == expected
 

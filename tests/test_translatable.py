@@ -41,11 +41,13 @@ COVERED = [
     "portal/stores",
     "portal/errors.py",
     "portal/webhooks",
+    "portal/static/portal.js",
 ]
 
 GETTEXT_NAMES = {"_", "_l", "N_", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext", "pgettext", "npgettext"}
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "hx-confirm", "hx-prompt", "data-label",
                       "data-confirm", "label", "aria-description", "aria-roledescription"}
+VISIBLE_ATTRIBUTE_PREFIXES = ("data-text-",)  # texts portal.js shows
 BUTTON_INPUT_TYPES = {"submit", "button", "reset"}
 SKIPPED_ELEMENTS = {"code", "script", "style", "pre", "kbd", "samp"}
 # A Jinja expression or statement, replaced by this marker (not prose) before the HTML is read.
@@ -105,7 +107,7 @@ class _VisibleText(HTMLParser):
         for name, value in attrs:
             if value is None:
                 continue
-            visible = name in VISIBLE_ATTRIBUTES or (
+            visible = name in VISIBLE_ATTRIBUTES or name.startswith(VISIBLE_ATTRIBUTE_PREFIXES) or (
                 name == "value" and tag == "input" and (names.get("type") or "").lower() in BUTTON_INPUT_TYPES)
             if visible and is_prose(value):
                 self.found.append((self.getpos()[0], f'{name}="{value.strip().replace(JINJA, "{{…}}")}"'))
@@ -151,8 +153,9 @@ def bare_template_strings(path: Path) -> list[str]:
     """The bare user-visible strings of one template, as "file:line: text"."""
     source = path.read_text(encoding="utf-8")
     # Each Jinja construct becomes the marker plus the newlines it spanned, so line numbers stay right.
-    blanked = JINJA_CONSTRUCT.sub(lambda m: ("" if m.group(0).startswith("{#") else JINJA) + "\n" * m.group(0).count("\n"),
-                                  source)
+    # An expression stands for a value (glued to a word it makes that word code); a statement or comment for nothing.
+    blanked = JINJA_CONSTRUCT.sub(
+        lambda m: (JINJA if m.group(0).startswith("{{") else " ") + "\n" * m.group(0).count("\n"), source)
     parser = _VisibleText()
     parser.feed(blanked)
     parser.close()
@@ -178,9 +181,9 @@ def _domain_error_names() -> set[str]:
     return names
 
 
-MESSAGE_CALLS = {"flash", "with_toast", "toast", "abort"}
+MESSAGE_CALLS = {"flash", "with_toast", "toast", "abort", "refuse", "reject"}
 MESSAGE_KEYWORDS = {"message", "label", "description", "error", "panel_error", "title", "help", "toast", "hint"}
-MESSAGE_NAME = re.compile(r"(message|error|label|title|toast|hint|help_text|reason_text|prompt)s?$", re.IGNORECASE)
+MESSAGE_NAME = re.compile(r"(message|error|label|title|toast|hint|help_text|reason|prompt|description)s?$", re.IGNORECASE)
 
 
 def _callee(node: ast.Call) -> str:
@@ -197,7 +200,10 @@ def _bare(node: ast.AST | None) -> list[ast.AST]:
     if node is None:
         return []
     if isinstance(node, ast.Constant):
-        return [node] if isinstance(node.value, str) and is_prose(node.value) else []
+        # One lower-case word ("error", "success") is a value for code, such as a flash category.
+        if not isinstance(node.value, str) or re.fullmatch(r"[a-z_]+", node.value.strip()):
+            return []
+        return [node] if is_prose(node.value) else []
     if isinstance(node, ast.JoinedStr):
         text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
         return [node] if is_prose(text) else []
@@ -238,9 +244,13 @@ def _checked_expressions(tree: ast.AST, error_names: set[str]) -> list[ast.AST]:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
-                if name and MESSAGE_NAME.search(name):
-                    checked.append(node.value)
+                pairs = [(target, node.value)]
+                if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                    pairs = list(zip(target.elts, node.value.elts))  # message, level = "...", "error"
+                for one, value in pairs:
+                    name = one.id if isinstance(one, ast.Name) else getattr(one, "attr", "")
+                    if name and MESSAGE_NAME.search(name):
+                        checked.append(value)
     return checked
 
 
@@ -253,6 +263,24 @@ def bare_python_strings(path: Path, error_names: set[str]) -> list[str]:
         for node in _bare(expression):
             found.append(f"{relative}:{node.lineno}: {ast.unparse(node)[:100]}")
     return sorted(set(found), key=lambda s: (s.split(":")[0], int(s.split(":")[1])))
+
+
+# ---------------------------------------------------------------- scripts
+
+JS_STRING = re.compile(r"""(["'])((?:\\.|(?!\1).)*)\1""")
+
+
+def bare_script_strings(path: Path) -> list[str]:
+    """Quoted prose in a script: its texts must come from the page (data-text-* attributes rendered with _())."""
+    found = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("//"):
+            continue
+        for match in JS_STRING.finditer(line):
+            text = match.group(2)
+            if re.match(r"\s*[A-Z][a-z]*\s+\S", text) and is_prose(text):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {match.group(0)}")
+    return found
 
 
 # ---------------------------------------------------------------- the guard
@@ -268,6 +296,12 @@ def test_covered_templates_have_no_bare_strings():
     """Every user-visible text of the covered templates goes through _()."""
     found = [bad for path in _covered_files(".html") for bad in bare_template_strings(path)]
     assert not found, "Bare user-visible strings (wrap them in {{ _(\"...\") }}):\n" + "\n".join(found)
+
+
+def test_covered_scripts_have_no_bare_strings():
+    """portal.js shows only texts the page rendered through _()."""
+    found = [bad for path in _covered_files(".js") for bad in bare_script_strings(path)]
+    assert not found, "Bare user-visible strings in scripts (render them as data-text-* with _()):\n" + "\n".join(found)
 
 
 def test_covered_python_has_no_bare_strings():
@@ -315,6 +349,7 @@ def test_detector_ignores_what_is_not_prose(tmp_path, html):
     '<input type="submit" value="Save">',
     '<a aria-label="Main menu" href="#"></a>',
     '<form hx-confirm="Delete it?"></form>',
+    '<div data-text-offline="No connection."></div>',
     "<p>{{ 'Yes' if x else 'No' }}</p>",
     "{% block title %}Outbox{% endblock %}",
 ])
@@ -344,6 +379,8 @@ def _template_findings(path: Path) -> list[str]:
     'message = "On." if enabled else "Off."',
     'LABELS = {"a": "In store"}',
     'with_toast(response, "Saved.")',
+    'message, level = "SMS sent.", "success"',
+    'x.disabled_reason, x.disabled_at = "Switched off by a user.", now()',
 ])
 def test_python_detector_sees_bare_messages(tmp_path, code):
     """Unmarked messages in the checked places are reported."""
@@ -361,13 +398,33 @@ def test_python_detector_sees_bare_messages(tmp_path, code):
     'flash(exc.message, "error")',
     'raise ValidationFailed(_("Wrong."), field="target_url")',
     'STATUS_LABEL = "in_store"',
+    'x.disabled_reason = _("Switched off by a user.")',
     'logger.error("Delivery %s failed", message_id)',
+    'return panel(package, toast=(exc.message, "error"))',
 ])
 def test_python_detector_ignores_marked_and_code(tmp_path, code):
     """Marked messages, variables, field names and code-like values are not reported."""
     module = tmp_path / "module.py"
     module.write_text(code + "\n")
     assert _python_findings(module) == []
+
+
+@pytest.mark.parametrize(("line", "bare"), [
+    ('showToast("No connection to the portal.", "error");', True),
+    ('showToast(text("offline"), "error");', False),
+    ('var x = document.querySelector("[data-scan-next]");', False),
+    ('window.htmx.ajax("GET", url, { target: "#modal-content" });', False),
+])
+def test_script_detector(tmp_path, line, bare):
+    """Sentences in scripts are reported; selectors, names and methods are not."""
+    script = tmp_path / "page.js"
+    script.write_text(line + "\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        assert bool(bare_script_strings(script)) is bare
+    finally:
+        ROOT = saved
 
 
 def _python_findings(path: Path) -> list[str]:
