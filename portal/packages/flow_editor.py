@@ -161,8 +161,8 @@ def _check_change(session: Session, changed: Edge) -> None:
         old is not None and old.is_active and old.destination_state == changed.destination_state)
     stuck = [s for s in after if s not in before or (newly_leads_in and s == changed.destination_state)]
     if stuck:
-        held = [ngettext("%(num)d package in %(state)s", "%(num)d packages in %(state)s", counts[s],
-                         state=_(state_info(s).label)) for s in stuck if counts.get(s)]
+        held = [_("%(count)s package(s) in %(state)s", count=counts[s], state=_(state_info(s).label))
+                for s in stuck if counts.get(s)]
         why = f" ({'; '.join(held)})" if held else ""
         raise ValidationFailed(
             ngettext("Packages would be stuck in %(states)s%(why)s: it has no active command out. "
@@ -304,9 +304,8 @@ class FlowStatus:
             return ngettext("Packages could get stuck in %(states)s: add an active command out of it.",
                             "Packages could get stuck in %(states)s: add an active command out of each of them.",
                             len(self.stuck), states=_names(self.stuck))
-        return ngettext("The flow is complete: %(num)d active command, every non-final state has a way out.",
-                        "The flow is complete: %(num)d active commands, every non-final state has a way out.",
-                        self.active_count)
+        return _("The flow is complete: %(count)s active commands, every non-final state has a way out.",
+                 count=self.active_count)
 
 
 def flow_status(session: Session) -> FlowStatus:
@@ -525,7 +524,7 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
         if info.is_final:
             box_title += " · " + _("final")
         if count:
-            box_title += " · " + ngettext("%(num)d package", "%(num)d packages", count)
+            box_title += " · " + _("%(count)s package(s)", count=count)
         parts.append(f'<g class="{classes}"><title>{escape(box_title)}</title>')
         parts.append(f'<rect x="{_fmt(box.x)}" y="{_fmt(box.y)}" width="{_fmt(box.w)}" height="{_fmt(box.h)}" rx="8"/>')
         if info.is_final:

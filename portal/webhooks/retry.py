@@ -10,7 +10,6 @@ import json
 import random
 
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from portal.errors import ValidationFailed
 from portal.i18n import N_
@@ -128,5 +127,4 @@ def describe(config: dict) -> str:
         text = _("after a random %(min)g-%(max)g s", min=config["min"], max=config["max"])
     else:
         text = _("default schedule")
-    return ngettext("%(schedule)s; %(num)d attempt in all", "%(schedule)s; %(num)d attempts in all", tries,
-                    schedule=text)
+    return _("%(schedule)s; %(count)s attempt(s) in all", schedule=text, count=tries)
