@@ -7,7 +7,8 @@ subclass), WTForms labels, descriptions and validator messages, and values assig
 names must be wrapped in `_()`, `_l()`, `N_()` (or another gettext function). What is not prose is ignored:
 whitespace, punctuation, numbers, Jinja expressions, code-like tokens (identifiers, paths, URLs, header names).
 
-COVERED lists the checked paths; it grows until it is simply ["portal"].
+COVERED lists the checked paths; it grows until it is simply ["portal"] (NOT_COVERED then names the few files
+whose texts never reach a person, such as API documentation).
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ COVERED = [
     "portal/webhooks",
     "portal/static/portal.js",
 ]
+# Files inside COVERED whose texts never reach a screen (an OpenAPI document's descriptions, say): skipped.
+NOT_COVERED: list[str] = []
 
 GETTEXT_NAMES = {"_", "_l", "N_", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext", "pgettext", "npgettext"}
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "hx-confirm", "hx-prompt", "data-label",
@@ -86,7 +89,8 @@ def _covered_files(suffix: str) -> list[Path]:
             files.update(p for p in path.rglob(f"*{suffix}") if "__pycache__" not in p.parts)
         elif path.suffix == suffix:
             files.add(path)
-    return sorted(files)
+    skipped = {ROOT / entry for entry in NOT_COVERED}
+    return sorted(f for f in files if f not in skipped and not skipped.intersection(f.parents))
 
 
 # ---------------------------------------------------------------- templates
@@ -288,7 +292,7 @@ def bare_script_strings(path: Path) -> list[str]:
 
 def test_covered_paths_exist():
     """A renamed or moved path must not silently drop out of the guard."""
-    missing = [entry for entry in COVERED if not (ROOT / entry).exists()]
+    missing = [entry for entry in COVERED + NOT_COVERED if not (ROOT / entry).exists()]
     assert not missing, f"COVERED names paths that do not exist: {missing}"
 
 
