@@ -14,6 +14,7 @@ from flask_babel import get_locale
 
 from portal import i18n
 from portal.i18n import N_
+from portal.otp.service import DEFAULT_SMS_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "portal" / "translations"
@@ -24,6 +25,7 @@ TEST_TRANSLATIONS = {
     "You are logged out.": "Çıkış yaptınız.",
     "Wrong username or password.": "Kullanıcı adı veya parola yanlış.",
     "Ready for Customer Pickup": "Müşteri teslimine hazır",
+    DEFAULT_SMS_TEMPLATE: "{order_number} siparişinizin kodu {code}. Paketinizi {store_name} mağazasından alın.",
 }
 
 
@@ -116,6 +118,24 @@ def test_state_labels_are_translated_at_display_and_stay_english_in_data(client,
     auth_actions.login("zeynep")
     page = client.get(f"/packages/{package.id}", headers={"Accept-Language": "tr"}).get_data(as_text=True)
     assert "Müşteri teslimine hazır" in page
+
+
+def test_the_customer_sms_goes_through_the_catalogue(client, make, auth_actions, sms, with_turkish):
+    """The pickup SMS uses the catalogue's text of SMS_TEMPLATE; the default template is in the catalogue."""
+    from portal.packages.states import State
+
+    pot = _read(TRANSLATIONS / "messages.pot")
+    assert DEFAULT_SMS_TEMPLATE in {message.id for message in pot}
+    assert client.application.config["SMS_TEMPLATE"] == DEFAULT_SMS_TEMPLATE  # the setting's default is marked
+    package = make.package(state=State.PACKED)
+    make.user("zeynep", stores=[package.stock_location])
+    auth_actions.login("zeynep")
+
+    client.post(f"/packages/{package.id}/commands/ready-for-customer-pickup", headers={"Accept-Language": "tr"})
+
+    body = sms.outbox[-1].body
+    assert body.startswith(f"{package.order_number} siparişinizin kodu ")
+    assert body.endswith(f"Paketinizi {package.stock_location.name} mağazasından alın.")
 
 
 def test_n_marks_without_translating():

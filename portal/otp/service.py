@@ -103,7 +103,7 @@ def _check_user_limit(session: Session, user_id: int | None) -> None:
     ) or 0
     if failures >= config["OTP_USER_FAILURE_LIMIT"]:
         raise RateLimited(_("Too many wrong codes were entered from your account. "
-                          "Please wait a few minutes or ask a manager."))
+                            "Please wait a few minutes or ask a manager."))
 
 
 def pickup_sms(package: Package, code: str | None) -> str:

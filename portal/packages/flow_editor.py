@@ -200,7 +200,7 @@ def validate_transition(session: Session, data: Mapping, transition_id: int | No
                                nullable=True)
     if destination is None and code != UNBLOCK_CODE:
         raise ValidationFailed(_("Choose the destination state (only an unblock may return to the state before "
-                               "the block)."), field="destination_state")
+                                 "the block)."), field="destination_state")
     if destination == source:
         raise ValidationFailed(_("The destination must differ from the source state."), field="destination_state")
     visibility = _clean_visibility(data.get("visibility"))
