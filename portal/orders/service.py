@@ -636,8 +636,8 @@ def run_import(session: Session, run_id: int, *, token: str, client: OmnitronCli
     except Exception as exc:  # a bug or a database error must end the run, not leave it "running"
         session.rollback()
         log.exception("order import %s failed", run_id)
-        runs.fail(session, KIND, run_id, token, _("Unexpected error: %(error)s",
-                                                  error=f"{exc.__class__.__name__}: {exc}")[:500])
+        detail = f"{exc.__class__.__name__}: {exc}"
+        runs.fail(session, KIND, run_id, token, _("Unexpected error: %(error)s", error=detail)[:500])
     return session.get(OrderImportRun, run_id, populate_existing=True)
 
 
