@@ -15,7 +15,7 @@ from portal import i18n
 from portal.cargo import service as cargo
 from portal.cargo.companies import SHIPPING_COMPANIES
 from portal.errors import NotFound, ValidationFailed
-from portal.extensions import db
+from portal.extensions import babel, db
 from portal.geolocation.client import GeocodingError, GoogleGeocoder
 from portal.integrations import engines
 from portal.integrations import service as integrations
@@ -55,11 +55,17 @@ def app_config(tmp_path):
 
 @pytest.fixture
 def turkish(app, monkeypatch):
-    """A request context whose browser asks for Turkish."""
+    """A request context whose browser asks for Turkish.
+
+    Flask-Babel caches loaded catalogues by locale on the one Babel object, across apps: the cache is emptied
+    before and after, so this catalogue and other tests' made-up ones do not stand in for each other.
+    """
     monkeypatch.setattr(i18n, "SUPPORTED_LOCALES", ("en", "tr"))
+    babel.domain_instance.cache.clear()
     with app.test_request_context("/", headers={"Accept-Language": "tr"}):
         g.pop("_flask_babel", None)
         yield
+    babel.domain_instance.cache.clear()
 
 
 def test_scenario_messages_and_rule_labels(turkish):
