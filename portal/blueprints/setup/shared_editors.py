@@ -9,33 +9,18 @@ from __future__ import annotations
 import json
 
 from flask import abort, flash, make_response, redirect, url_for
-from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.blueprints.setup.shared import step_page, step_url
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.setup import service as wizard
-from portal.setup.models import SetupStep
 from portal.web import render_block, with_toast
 
 
 def _as_json(value) -> str:
     """A JSON value as the text an admin edits in a textarea."""
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def _refresh_step(key: str, check) -> None:
-    """Record the step as done when its check passes; say what is missing when it does not."""
-    ok, note = check(db.session)
-    state = wizard.status(db.session, key).state
-    if ok:
-        if state != SetupStep.DONE:
-            wizard.mark(db.session, key, SetupStep.DONE, user_id=current_user.id, note=note)
-    elif state == SetupStep.DONE:
-        wizard.mark(db.session, key, SetupStep.NEEDS_ATTENTION, user_id=current_user.id, note=note)
-    elif state != SetupStep.SKIPPED:
-        wizard.mark(db.session, key, SetupStep.IN_PROGRESS, user_id=current_user.id, note=note)
 
 
 def _fragments(template: str, key: str, blocks: list[str], *, code: int = 200,

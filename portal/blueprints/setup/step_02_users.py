@@ -13,7 +13,6 @@ from portal.blueprints.setup.shared_editors import (
     _fragments,
     _not_found,
     _page,
-    _refresh_step,
 )
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
@@ -34,7 +33,6 @@ def _users_context(**extra) -> dict:
 
 def _user_changed(message: str):
     """After a change from the edit dialog or a row button: the refreshed table, the step chip, a toast."""
-    _refresh_step(USERS, management.step_check)
     if not is_fragment_request():
         return _done(message, "setup.users")
     return _fragments("setup/users.html", USERS, ["user_panel", "step_state_oob"], toast=(message, "success"),
@@ -65,7 +63,6 @@ def users():
         if is_fragment_request():
             return _fragments("setup/users.html", USERS, ["user_create"], code=422, **context)
         return _page("setup/users.html", USERS, code=422, **context)
-    _refresh_step(USERS, management.step_check)
     message = f"User {user.username} created."
     if not is_fragment_request():
         return _done(message, "setup.users")
@@ -135,8 +132,8 @@ def reset_password(user_id: int):
 @bp.post("/users/check")
 def check_users():
     """Record the step's state from the users as they are."""
-    _refresh_step(USERS, management.step_check)
-    ok, note = management.step_check(db.session)
+    ok, note = management.refresh_step(db.session, user_id=current_user.id)
+    db.session.commit()
     if not is_fragment_request():
         flash(note, "success" if ok else "error")
         return redirect(url_for("setup.users"))

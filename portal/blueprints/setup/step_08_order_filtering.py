@@ -25,8 +25,6 @@ from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.orders import service as orders
 from portal.settings import service as settings
-from portal.setup import service as wizard
-from portal.setup.models import SetupStep
 from portal.setup.steps import BY_KEY
 from portal.sync.models import Channel
 from portal.web import is_fragment_request, plain_int, with_toast
@@ -82,7 +80,6 @@ def order_filtering():
     try:
         settings.set_value(db.session, settings.ORDER_FILTERING, _order_filtering_from_form(form),
                            user_id=current_user.id)
-        wizard.mark(db.session, "order_filtering", SetupStep.DONE, user_id=current_user.id)
     except DomainError as exc:
         db.session.rollback()
         return _respond(*ORDER_FILTERING, http_status=422,

@@ -11,7 +11,6 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from portal.blueprints.setup.step_12_events import settle_events_step
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
@@ -202,7 +201,6 @@ def create():
     except ValidationFailed as exc:
         db.session.rollback()
         return _form_errors(form, errors={_error_slot(exc.field, form.retry_type.data): exc.message})
-    settle_events_step(db.session, user_id=current_user.id)
     return _secret_response(subscription, secret, created=True)
 
 
@@ -229,7 +227,6 @@ def update(subscription_id: int):
     except ValidationFailed as exc:
         db.session.rollback()
         return _form_errors(form, subscription, {_error_slot(exc.field, form.retry_type.data): exc.message})
-    settle_events_step(db.session, user_id=current_user.id)
     return _after_action("Subscription saved.", "webhooks.show", subscription_id=subscription_id)
 
 
@@ -324,7 +321,6 @@ def set_active(subscription_id: int):
         return _expired(subscription_id)
     active = request.form.get("active") == "true"
     subscription = webhooks.set_active(db.session, subscription_id, active, user_id=current_user.id)
-    settle_events_step(db.session, user_id=current_user.id)
     message = "Subscription activated: events will be delivered again." if subscription.is_active \
         else "Subscription deactivated: no events are delivered until it is activated."
     return _done(subscription_id, "subscription_panel", message)
@@ -338,7 +334,6 @@ def delete(subscription_id: int):
     subscription = webhooks.get_subscription(db.session, subscription_id)
     label = f"{subscription.event_type} → {subscription.target_url}"
     webhooks.delete_subscription(db.session, subscription_id, user_id=current_user.id)
-    settle_events_step(db.session, user_id=current_user.id)
     return _after_action(f"Subscription deleted ({label}).", "webhooks.index")
 
 
