@@ -5,35 +5,25 @@ step's panel or a row, plus an out-of-band update of the step's state chip and a
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 
-from portal.blueprints.setup.shared import step_url
+from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import ValidationFailed
-from portal.extensions import db
-from portal.setup import service as wizard
-from portal.web import is_fragment_request, plain_int, render_block, with_toast
+from portal.web import is_fragment_request, plain_int, with_toast
 
 FORM_EXPIRED = "The form expired; reload the page and try again."
 
 
 def _context(key: str, **context) -> dict:
     """The wizard frame's context for a step page: its state, the CSRF form and step links."""
-    return {"status": wizard.status(db.session, key), "form": FlaskForm(), "step_url": step_url, **context}
+    return frame(key, **context)
 
 
 def _respond(template: str, block: str, key: str, code: int = 200, *, state_changed: bool = False, **context):
     """The whole page, or for an htmx swap the named block (plus the step's state chip when it may have changed)."""
-    context = _context(key, **context)
-    if is_fragment_request():
-        body = render_block(template, block, **context)
-        if state_changed:
-            body += render_template("setup/_step_state.html", oob=True, **context)
-    else:
-        body = render_template(template, **context)
-    response = make_response(body, code)
-    response.vary.add("HX-Request")
-    return response
+    parts = (block, "setup/_step_state_oob.html") if state_changed else (block,)
+    return step_answer(template, key, *parts, code=code, **context)
 
 
 def _csrf_ok() -> bool:

@@ -6,36 +6,23 @@ so the form and the REST API give the same messages; a bad form changes nothing.
 """
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, redirect, render_template, url_for
-from flask_wtf import FlaskForm
+from flask import current_app, flash, redirect, url_for
 from sqlalchemy.orm import Session
 
-from portal.blueprints.setup.shared import step_page, step_url
+from portal.blueprints.setup.shared import step_answer
 from portal.errors import DomainError
-from portal.extensions import db
 from portal.omnitron import OmnitronClient
 from portal.settings import service as settings
-from portal.setup import service as wizard
 from portal.setup.steps import BY_KEY
-from portal.web import is_fragment_request, render_block, with_toast
+from portal.web import is_fragment_request
 
 EXPIRED = "The form expired; please reload the page and try again."
 
 
 def _respond(template: str, block: str, key: str, *, http_status: int = 200, toast: str = "", **context):
-    """The whole step page, or for htmx the named block plus the step's state chip (out of band)."""
-    if is_fragment_request():
-        status = wizard.status(db.session, key)
-        body = render_block(template, block, status=status, form=FlaskForm(), step_url=step_url, **context)
-        body += render_template("setup/_settings_state.html", status=status)
-        response = make_response(body, http_status)
-        response.vary.add("HX-Request")
-        if toast:
-            with_toast(response, toast, "success" if http_status < 400 else "error")
-        return response
-    response = make_response(step_page(template, key, **context), http_status)
-    response.vary.add("HX-Request")
-    return response
+    """The whole step page, or for htmx the named block plus the step's state and note (out of band)."""
+    return step_answer(template, key, block, "setup/_settings_state.html", code=http_status, toast=toast or None,
+                       level="success" if http_status < 400 else "error", **context)
 
 
 def _saved(endpoint: str, template: str, block: str, key: str, message: str, **context):

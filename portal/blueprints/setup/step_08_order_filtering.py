@@ -7,7 +7,7 @@ found already imported, skipped (with the reasons) and failed.
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from portal.orders import service as orders
 from portal.settings import service as settings
 from portal.setup.steps import BY_KEY
 from portal.sync.models import Channel
-from portal.web import is_fragment_request, plain_int, with_toast
+from portal.web import answer, is_fragment_request, plain_int
 
 ORDER_FILTERING = ("setup/order_filtering.html", "order_filtering_form", "order_filtering")
 
@@ -106,12 +106,9 @@ def order_import_context(session: Session, *, message: str = "", message_level: 
 
 def _panel(http_status: int = 200, toast: tuple[str, str] | None = None, **context):
     """The import panel (an htmx swap of #order-import)."""
-    body = render_template("setup/_order_import.html", form=FlaskForm(), **order_import_context(db.session, **context))
-    response = make_response(body, http_status)
-    response.vary.add("HX-Request")
-    if toast:
-        with_toast(response, *toast)
-    return response
+    message, level = toast or (None, "success")
+    return answer("setup/_order_import.html", code=http_status, toast=message, level=level, form=FlaskForm(),
+                  **order_import_context(db.session, **context))
 
 
 @bp.get("/order-filtering/import")

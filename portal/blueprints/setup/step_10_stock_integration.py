@@ -1,7 +1,7 @@
 """Setup step 10, Product stock integration: where the OMS asks for physical stock."""
 from __future__ import annotations
 
-from flask import make_response, render_template, request
+from flask import render_template, request
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.integrations import service as integrations
 from portal.integrations.engines import ENGINES, get_engine
 from portal.integrations.models import StockIntegration
-from portal.web import plain_int
+from portal.web import answer, plain_int
 
 STOCK_TEMPLATE = "setup/stock_integration.html"
 
@@ -88,11 +88,8 @@ def test_stock_integration(integration_id: int):
         """The tested integration's row and the step's state chip."""
         context = _context(integrations.STEP_KEY, integration=outcome.integration,
                            engines=ENGINES, password_mask=integrations.password_mask)
-        body = render_template("setup/_stock_row.html", **context)
-        body += render_template("setup/_step_state.html", oob=True, **context)
-        response = make_response(body)
-        response.vary.add("HX-Request")
-        return response
+        return answer("setup/_stock_row.html", "setup/_stock_row.html", "setup/_step_state_oob.html",
+                      fragment=True, **context)
 
     level = "success" if outcome.result.ok else "error"
     return _done(outcome.result.message, "setup.stock_integration", row, level)

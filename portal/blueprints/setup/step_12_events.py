@@ -6,17 +6,16 @@ setting and every subscription change call.
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.shared import step_page, step_url
+from portal.blueprints.setup.shared import step_answer
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.settings import service as settings
-from portal.setup import service as wizard
-from portal.web import is_fragment_request, render_block, with_toast
+from portal.web import is_fragment_request
 from portal.webhooks import catalogue
 from portal.webhooks import coverage as events_coverage
 from portal.webhooks.coverage import STEP_KEY, coverage, missing_events, wanted_events
@@ -35,16 +34,8 @@ def _context(errors: dict | None = None, chosen: list[str] | None = None) -> dic
 
 def _respond(code: int = 200, toast: str = "", level: str = "success", **context):
     """The step page, or for htmx the panel plus the step's state and note (out of band)."""
-    if is_fragment_request():
-        status = wizard.status(db.session, STEP_KEY)
-        body = render_block(TEMPLATE, BLOCK, status=status, form=FlaskForm(), step_url=step_url, **context)
-        body += render_template("setup/_settings_state.html", status=status)
-        response = make_response(body, code)
-        response.vary.add("HX-Request")
-        return with_toast(response, toast, level) if toast else response
-    response = make_response(step_page(TEMPLATE, STEP_KEY, **context), code)
-    response.vary.add("HX-Request")
-    return response
+    return step_answer(TEMPLATE, STEP_KEY, BLOCK, "setup/_settings_state.html", code=code, toast=toast or None,
+                       level=level, **context)
 
 
 @bp.route("/events", methods=["GET", "POST"])

@@ -18,7 +18,7 @@ from portal.blueprints.webhooks.forms import (
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
-from portal.web import is_fragment_request, page_or_fragment, render_block, with_toast
+from portal.web import answer, hx_redirect, is_fragment_request, nothing, page_or_fragment, render_block, with_toast
 from portal.webhooks import catalogue
 from portal.webhooks import service as webhooks
 
@@ -61,13 +61,7 @@ def _no_store(response):
 def _after_action(message: str, endpoint: str, **values):
     """After a change that leaves the page: a full page load there with the message (htmx or not)."""
     flash(message, "success")
-    target = url_for(endpoint, **values)
-    if request.htmx:
-        # A full page load, not HX-Location: its request would get only a fragment, and the page its title.
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = target
-        return response
-    return redirect(target)
+    return hx_redirect(url_for(endpoint, **values))
 
 
 def _csrf_ok() -> bool:
@@ -78,9 +72,7 @@ def _csrf_ok() -> bool:
 def _expired(subscription_id: int):
     """A button posted with an expired form: say so (a toast for htmx, which swaps nothing), change nothing."""
     if request.htmx:
-        response = make_response("", 422)
-        response.headers["HX-Reswap"] = "none"
-        return with_toast(response, FORM_EXPIRED, "error")
+        return nothing(422, toast=FORM_EXPIRED, level="error")
     flash(FORM_EXPIRED, "error")
     return redirect(url_for("webhooks.show", subscription_id=subscription_id))
 
@@ -259,10 +251,8 @@ def _show_context(subscription) -> dict:
 
 def _block(block: str, subscription, status: int = 200, toast: str = "", level: str = "success"):
     """One block of the subscription page (for htmx), with an optional toast."""
-    body = render_block("webhooks/show.html", block, **_show_context(subscription))
-    response = make_response(body, status)
-    response.vary.add("HX-Request")
-    return with_toast(response, toast, level) if toast else response
+    return answer("webhooks/show.html", block, code=status, fragment=True, toast=toast or None, level=level,
+                  **_show_context(subscription))
 
 
 def _done(subscription_id: int, block: str, message: str, level: str = "success"):
