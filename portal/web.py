@@ -9,7 +9,9 @@ from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, make_response, redirect, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.routing import IntegerConverter
 
 from portal.db_types import DB_INT_MAX, plain_int, utcnow
@@ -187,6 +189,18 @@ def init_app(app) -> None:
             response.headers["Cache-Control"] = "no-store"
         response.vary.add("HX-Request")  # the same URL answers a fragment or the whole page
         return response
+
+    @app.errorhandler(CSRFError)
+    def form_expired(error: CSRFError):
+        """A form posted without a valid CSRF token (most often a page left open too long): say the form expired.
+
+        A normal post gets the error page; htmx gets a toast and swaps nothing. Nothing was changed.
+        """
+        message = _("The form expired: reload the page and try again.")
+        log.info("refused %s %s: %s", request.method, request.path, error.description)
+        if is_fragment_request():
+            return nothing(400, toast=message, level="error")
+        return _error_page(400, message)
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):

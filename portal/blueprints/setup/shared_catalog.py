@@ -6,13 +6,11 @@ step's panel or a row, plus an out-of-band update of the step's state chip and a
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
-from flask_wtf import FlaskForm
 
 from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import ValidationFailed
 from portal.web import is_fragment_request, plain_int, with_toast
 
-FORM_EXPIRED = "The form expired; reload the page and try again."
 
 
 def _context(key: str, **context) -> dict:
@@ -24,11 +22,6 @@ def _respond(template: str, block: str, key: str, code: int = 200, *, state_chan
     """The whole page, or for an htmx swap the named block (plus the step's state chip when it may have changed)."""
     parts = (block, "setup/_step_state_oob.html") if state_changed else (block,)
     return step_answer(template, key, *parts, code=code, **context)
-
-
-def _csrf_ok() -> bool:
-    """True when the posted form carries a valid CSRF token."""
-    return FlaskForm().validate_on_submit()
 
 
 def _done(message: str, endpoint: str, fragment, level: str = "success"):

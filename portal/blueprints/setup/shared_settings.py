@@ -16,7 +16,6 @@ from portal.settings import service as settings
 from portal.setup.steps import BY_KEY
 from portal.web import is_fragment_request
 
-EXPIRED = "The form expired; please reload the page and try again."
 
 
 def _respond(template: str, block: str, key: str, *, http_status: int = 200, toast: str = "", **context):

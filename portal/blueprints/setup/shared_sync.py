@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from portal.accounts.models import User
@@ -117,9 +116,6 @@ def sync_status(slug: str):
 def sync_copy(slug: str):
     """Start copying this kind from Omnitron on the job queue ("Copy now")."""
     kind = _kind(slug)
-    if not FlaskForm().validate_on_submit():
-        return _respond(kind, ("sync_status",), http_status=400,
-                        message="The form expired; please reload the page and try again.")
     try:
         job = sync.execute(db.session, kind, user_id=current_user.id)
     except sync.SyncAlreadyRunning as exc:

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 from flask import request
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
-    EXPIRED,
     _errors,
     _respond,
     _saved,
@@ -38,9 +36,6 @@ def omnitron_credentials():
     if request.method == "GET":
         return _respond(*CREDENTIALS, **_credentials_context(db.session))
     values = {"username": request.form.get("username", "")}
-    if not FlaskForm().validate_on_submit():
-        return _respond(*CREDENTIALS, http_status=400,
-                        **_credentials_context(db.session, values, {"form": EXPIRED}))
     try:
         # Saving settles steps 7 and 3 (portal/setup/rules.py); an empty password keeps the stored one.
         settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,

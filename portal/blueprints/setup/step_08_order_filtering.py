@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import User
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
-    EXPIRED,
     _errors,
     _respond,
     _saved,
@@ -74,9 +73,6 @@ def order_filtering():
     values = {"statuses": form.getlist("statuses"), "channels": form.getlist("channels"),
               "start_date": form.get("start_date", ""), "exclude_test_orders": form.get("exclude_test_orders") == "on",
               "page_size": form.get("page_size", "")}
-    if not FlaskForm().validate_on_submit():
-        return _respond(*ORDER_FILTERING, http_status=400,
-                        **_order_filtering_context(db.session, values, {"form": EXPIRED}))
     try:
         settings.set_value(db.session, settings.ORDER_FILTERING, _order_filtering_from_form(form),
                            user_id=current_user.id)
@@ -123,24 +119,21 @@ def order_import_status():
 def order_import():
     """Start an order import on the job queue ("Fetch orders now"; full=1 reads every order again)."""
     full = request.form.get("full") == "1"
-    if not FlaskForm().validate_on_submit():
-        text, level, code = "The form expired; please reload the page and try again.", "error", 400
+    try:
+        run = orders.execute(db.session, user_id=current_user.id, full=full)
+    except orders.ImportAlreadyRunning as exc:
+        text, level, code = exc.message, "info", 409
+    except DomainError as exc:
+        db.session.rollback()
+        text, level, code = exc.message, "error", 422
     else:
-        try:
-            run = orders.execute(db.session, user_id=current_user.id, full=full)
-        except orders.ImportAlreadyRunning as exc:
-            text, level, code = exc.message, "info", 409
-        except DomainError as exc:
-            db.session.rollback()
-            text, level, code = exc.message, "error", 422
+        code = 200
+        if run.status == run.FAILED:
+            text, level = f"Order import #{run.id} stopped: {run.error.splitlines()[0] if run.error else ''}", "error"
+        elif run.status == run.DONE:
+            text, level = f"Order import #{run.id}: {orders.summary_text(run)}", "success"
         else:
-            code = 200
-            if run.status == run.FAILED:
-                text, level = f"Order import #{run.id} stopped: {run.error.splitlines()[0] if run.error else ''}", "error"
-            elif run.status == run.DONE:
-                text, level = f"Order import #{run.id}: {orders.summary_text(run)}", "success"
-            else:
-                text, level = f"Order import #{run.id} started.", "success"
+            text, level = f"Order import #{run.id} started.", "success"
     if not is_fragment_request():
         flash(text, level)
         return redirect(url_for("setup.order_filtering") + "#order-import", code=303)

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import step_url
-from portal.blueprints.setup.shared_catalog import FORM_EXPIRED, _csrf_ok, _done, _respond
+from portal.blueprints.setup.shared_catalog import _done, _respond
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.scenarios import service as scenarios
@@ -69,8 +69,6 @@ def save_scenario():
     """Create or change a scenario from the editor."""
     values = _posted_scenario()
     try:
-        if not _csrf_ok():
-            raise ValidationFailed(FORM_EXPIRED)
         locations = []
         for location_id, raw in values["locations"].items():
             if raw and plain_int(raw) is None:
@@ -89,8 +87,6 @@ def save_scenario():
 @bp.post("/scenarios/<int:scenario_id>/delete")
 def delete_scenario(scenario_id: int):
     """Remove a scenario."""
-    if not _csrf_ok():
-        return _scenario_response(400, error=FORM_EXPIRED)
     scenarios.delete_scenario(db.session, scenario_id, user_id=current_user.id)
     return _done("Scenario removed.", "setup.scenarios", lambda: _scenario_response(state_changed=True))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import step_answer
@@ -46,8 +45,6 @@ def events():
         events_coverage.settle_events_step(db.session, user_id=None)
         return _respond(**_context())
     chosen = request.form.getlist("events")
-    if not FlaskForm().validate_on_submit():
-        return _respond(422, **_context({"form": "The form expired; reload the page and try again."}, chosen))
     try:
         settings.set_value(db.session, settings.WANTED_EVENTS, chosen, user_id=current_user.id)
     except ValidationFailed as exc:

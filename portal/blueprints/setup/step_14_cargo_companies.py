@@ -5,11 +5,11 @@ from flask import render_template, request
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.shared_catalog import FORM_EXPIRED, _csrf_ok, _done, _respond
+from portal.blueprints.setup.shared_catalog import _done, _respond
 from portal.cargo import service as cargo
 from portal.cargo.companies import DEMO_CLIENTS, SHIPPING_COMPANIES, demo_client_klass, demo_client_name
 from portal.cargo.models import CargoCompany
-from portal.errors import DomainError, ValidationFailed
+from portal.errors import DomainError
 from portal.extensions import db
 from portal.web import plain_int
 
@@ -91,8 +91,6 @@ def save_cargo_company():
     """Add or change a cargo company; secrets left empty keep the stored ones."""
     values = _posted_cargo()
     try:
-        if not _csrf_ok():
-            raise ValidationFailed(FORM_EXPIRED)
         if values["is_demo_client"]:
             demo = values["demo_client"]
             conf = {"klass": demo_client_klass(demo)} if demo in DEMO_CLIENTS else {"klass": demo}
@@ -119,7 +117,5 @@ def save_cargo_company():
 @bp.post("/cargo-companies/<int:company_id>/delete")
 def delete_cargo_company(company_id: int):
     """Remove a cargo company."""
-    if not _csrf_ok():
-        return _cargo_response(400, error=FORM_EXPIRED)
     cargo.delete_company(db.session, company_id, user_id=current_user.id)
     return _done("Cargo company removed.", "setup.cargo_companies", lambda: _cargo_response(state_changed=True))
