@@ -187,3 +187,20 @@ def test_saving_the_omnitron_login_settles_steps_7_and_3_without_any_view(app):
     settings.set_value(db.session, settings.OMNITRON_CLIENT_SETTINGS,
                        {"auth": {"username": "oms.application", "password": "second-password"}}, user_id=None)
     assert state("application")[0] == SetupStep.NEEDS_ATTENTION
+
+
+def test_saving_the_geolocation_key_through_the_api_settles_step_9_as_the_page_does(client, admin, api):
+    response = client.patch(f"{API}/settings/application_settings/", headers=api,
+                            json={"key": settings.GEOLOCATION_DISCOVERY,
+                                  "json_value": {"provider": "google", "api_key": "AIza-first-key-0001"}})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert state("geolocation") == (SetupStep.IN_PROGRESS, "Saved; the key is not tested yet.")
+
+    wizard.mark(db.session, "geolocation", SetupStep.DONE, user_id=None)  # as a passed key test does
+    client.patch(f"{API}/settings/application_settings/", headers=api,
+                 json={"key": settings.GEOLOCATION_DISCOVERY, "json_value": {"provider": "google"}})
+    assert state("geolocation")[0] == SetupStep.DONE  # the same key kept: the test still holds
+    client.patch(f"{API}/settings/application_settings/", headers=api,
+                 json={"key": settings.GEOLOCATION_DISCOVERY,
+                       "json_value": {"provider": "google", "api_key": "AIza-second-key-0002"}})
+    assert state("geolocation")[0] == SetupStep.IN_PROGRESS

@@ -1,4 +1,4 @@
-"""How saving a setting settles the wizard steps that depend on it (steps 3, 7 and 8).
+"""How saving a setting settles the wizard steps that depend on it (steps 3, 7, 8 and 9).
 
 The rules hang on settings.after_save(), so a save from the wizard's form, the REST API or a script
 settles the steps the same way. (Step 12 follows WANTED_EVENTS in portal/webhooks/coverage.py.)
@@ -14,16 +14,25 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 
 
+def _secret(sealed: object) -> str | None:
+    """A sealed secret of a stored setting, decrypted (None when missing or unreadable)."""
+    try:
+        return crypto.decrypt(sealed[settings.ENCRYPTED]) if isinstance(sealed, dict) else None
+    except (KeyError, ValueError):
+        return None
+
+
 def _login(value: object) -> tuple[object, str | None]:
     """The username and decrypted password of a stored OMNITRON_CLIENT_SETTINGS value (None where unreadable)."""
     auth = value.get("auth", {}) if isinstance(value, dict) else {}
     auth = auth if isinstance(auth, dict) else {}
-    sealed = auth.get("password")
-    try:
-        password = crypto.decrypt(sealed[settings.ENCRYPTED]) if isinstance(sealed, dict) else None
-    except (KeyError, ValueError):
-        password = None
-    return auth.get("username"), password
+    return auth.get("username"), _secret(auth.get("password"))
+
+
+def _geocoding(value: object) -> tuple[object, str | None]:
+    """The provider and decrypted key of a stored GEOLOCATION_DISCOVERY value."""
+    value = value if isinstance(value, dict) else {}
+    return value.get("provider"), _secret(value.get("api_key"))
 
 
 @settings.after_save(settings.OMNITRON_CLIENT_SETTINGS)
@@ -39,3 +48,12 @@ def omnitron_credentials_saved(session: Session, before: object, after: object, 
 def order_filtering_saved(session: Session, before: object, after: object, *, user_id: int | None) -> None:
     """Step 8 is done once ORDER_FILTERING is saved (the save validated it)."""
     wizard.mark(session, "order_filtering", SetupStep.DONE, user_id=user_id, commit=False)
+
+
+@settings.after_save(settings.GEOLOCATION_DISCOVERY)
+def geolocation_saved(session: Session, before: object, after: object, *, user_id: int | None) -> None:
+    """A new provider or key is not tested yet: step 9 is in progress until the key test passes."""
+    state = wizard.status(session, "geolocation").state
+    if _geocoding(after) != _geocoding(before) or state in (SetupStep.NOT_STARTED, SetupStep.SKIPPED):
+        wizard.mark(session, "geolocation", SetupStep.IN_PROGRESS, user_id=user_id, commit=False,
+                    note=_("Saved; the key is not tested yet."))
