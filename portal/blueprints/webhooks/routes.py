@@ -6,7 +6,7 @@ subscription's page swap only the panel they change and say what happened in a t
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from portal.blueprints.webhooks.forms import (
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
-from portal.web import answer, hx_redirect, is_fragment_request, page_or_fragment, render_block, with_toast
+from portal.web import answer, hx_redirect, is_fragment_request, page_or_fragment
 from portal.webhooks import catalogue
 from portal.webhooks import service as webhooks
 
@@ -122,11 +122,8 @@ def _form_page(form: SubscriptionForm, subscription=None, errors: dict | None = 
 def _form_errors(form: SubscriptionForm, subscription=None, errors: dict | None = None):
     """The posted form again with the errors beside their fields (422, which htmx swaps); nothing was saved."""
     if is_fragment_request():
-        body = render_block("webhooks/form.html", "subscription_form",
-                            **_form_context(form, subscription, errors, posted=True))
-        response = make_response(body, 422)
-        response.vary.add("HX-Request")
-        return response
+        return answer("webhooks/form.html", "subscription_form", code=422,
+                      **_form_context(form, subscription, errors, posted=True))
     return _form_page(form, subscription, errors, 422, posted=True)
 
 
@@ -147,11 +144,8 @@ def retry_fields():
     values = form.retry_values(request.args)
     for name, _label, _help, default in RETRY_PARAMS[retry_type]:
         values[name] = values.get(name) or default
-    response = make_response(render_template(
-        "webhooks/_retry_fields.html", retry_type=retry_type, retry_params=RETRY_PARAMS[retry_type],
-        retry_values=values, errors={}))
-    response.vary.add("HX-Request")
-    return response
+    return answer("webhooks/_retry_fields.html", retry_type=retry_type, retry_params=RETRY_PARAMS[retry_type],
+                  retry_values=values, errors={})
 
 
 @bp.get("/header-row")
@@ -264,17 +258,14 @@ def _secret_response(subscription, secret: str, *, created: bool):
     """The new secret, shown this once: a panel for htmx, a page otherwise; never cached."""
     context = {"subscription": subscription, "secret": secret, "created": created, "wildcard": catalogue.WILDCARD}
     message = "Subscription created. Copy its secret now." if created else "New secret made. Copy it now."
+    if is_fragment_request() and created:
+        # The whole page becomes the secret page; reloading it shows the subscription, never the secret.
+        return _no_store(answer("webhooks/secret.html", PAGE_BLOCK, code=201, toast=message, headers={
+            "HX-Retarget": "#webhook-page", "HX-Reswap": "outerHTML",
+            "HX-Push-Url": url_for("webhooks.show", subscription_id=subscription.id)}, **context))
     if is_fragment_request():
-        if created:
-            # The whole page becomes the secret page; reloading it shows the subscription, never the secret.
-            response = make_response(render_block("webhooks/secret.html", PAGE_BLOCK, **context), 201)
-            response.headers["HX-Retarget"] = "#webhook-page"
-            response.headers["HX-Reswap"] = "outerHTML"
-            response.headers["HX-Push-Url"] = url_for("webhooks.show", subscription_id=subscription.id)
-        else:
-            response = make_response(render_template("webhooks/_secret.html", **context))
-        return _no_store(with_toast(response, message))
-    return _no_store(make_response(render_template("webhooks/secret.html", **context), 201 if created else 200))
+        return _no_store(answer("webhooks/_secret.html", toast=message, **context))
+    return _no_store(answer("webhooks/secret.html", code=201 if created else 200, fragment=False, **context))
 
 
 @bp.post("/<int:subscription_id>/rotate-secret")
