@@ -6,11 +6,11 @@ step's panel or a row, plus an out-of-band update of the step's state chip and a
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 
 from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import ValidationFailed
 from portal.web import is_fragment_request, plain_int, with_toast
-
 
 
 def _context(key: str, **context) -> dict:
@@ -38,5 +38,5 @@ def _form_int(name: str) -> int | None:
     if not raw:
         return None
     if plain_int(raw) is None:
-        raise ValidationFailed(f"{name} must be a whole number.", field=name)
+        raise ValidationFailed(_("%(name)s must be a whole number.", name=name), field=name)
     return plain_int(raw)

@@ -7,6 +7,7 @@ so the form and the REST API give the same messages; a bad form changes nothing.
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from portal.blueprints.setup.shared import step_answer
@@ -15,7 +16,6 @@ from portal.omnitron import OmnitronClient
 from portal.settings import service as settings
 from portal.setup.steps import BY_KEY
 from portal.web import is_fragment_request
-
 
 
 def _respond(template: str, block: str, key: str, *, http_status: int = 200, toast: str = "", **context):
@@ -48,8 +48,8 @@ def _omnitron_login(session: Session) -> tuple[str | None, str | None]:
     return username, password
 
 
-UNREACHABLE_HINT = ("If it stays unreachable, open a job on the INF board with the brand's details and ask for "
-                    "the OMS machine to be opened.")
+UNREACHABLE_HINT = _l("If it stays unreachable, open a job on the INF board with the brand's details and ask for "
+                       "the OMS machine to be opened.")
 
 
 def _check_client(config, username: str = "", password: str = "") -> OmnitronClient:

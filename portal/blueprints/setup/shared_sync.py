@@ -8,6 +8,7 @@ polling trigger out once the job has ended), its summary, and the last few jobs.
 from __future__ import annotations
 
 from flask import flash, redirect, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -125,11 +126,11 @@ def sync_copy(slug: str):
         return _respond(kind, ("sync_status",), http_status=422, message=exc.message)
     noun = sync.copier_for(kind).noun
     if job.status == job.FAILED:
-        text, level = f"Copying {noun} failed (job #{job.id}).", "error"
+        text, level = _("Copying %(what)s failed (job #%(id)s).", what=noun, id=job.id), "error"
     elif job.status == job.DONE:
-        text, level = f"Copied {noun} (job #{job.id}).", "success"
+        text, level = _("Copied %(what)s (job #%(id)s).", what=noun, id=job.id), "success"
     else:
-        text, level = f"Copying {noun} started (job #{job.id}).", "success"
+        text, level = _("Copying %(what)s started (job #%(id)s).", what=noun, id=job.id), "success"
     if not is_fragment_request():
         flash(text, level)
         return redirect(url_for(f"setup.{kind}"), code=303)

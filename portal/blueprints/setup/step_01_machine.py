@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ def check_machine(session: Session, config, *, user_id: int | None) -> float:
         wizard.mark(session, "machine", SetupStep.NEEDS_ATTENTION, user_id=user_id, note=exc.message + hint)
         raise
     wizard.mark(session, "machine", SetupStep.DONE, user_id=user_id,
-                note=f"Omnitron at {url} answered in {latency:g} ms.")
+                note=_("Omnitron at %(url)s answered in %(ms)s ms.", url=url, ms=f"{latency:g}"))
     return latency
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ def check_application(session: Session, config, *, user_id: int | None) -> Login
     """
     username, password = _omnitron_login(session)
     if not username or not password:
-        raise ValidationFailed("Save the Omnitron username and password in step 7 first.", field="credentials")
+        raise ValidationFailed(_("Save the Omnitron username and password in step 7 first."), field="credentials")
     try:
         with _check_client(config, username, password) as client:
             result = client.check_login()
@@ -38,7 +39,8 @@ def check_application(session: Session, config, *, user_id: int | None) -> Login
         wizard.mark(session, "application", SetupStep.NEEDS_ATTENTION, user_id=user_id, note=exc.message + hint)
         raise
     wizard.mark(session, "application", SetupStep.DONE, user_id=user_id,
-                note=f"Logged in to {config.get('OMNITRON_URL', '')} as {result.username} in {result.latency_ms:g} ms.")
+                note=_("Logged in to %(url)s as %(user)s in %(ms)s ms.", url=config.get("OMNITRON_URL", ""),
+                          user=result.username, ms=f"{result.latency_ms:g}"))
     return result
 
 

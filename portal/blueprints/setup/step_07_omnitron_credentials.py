@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import request
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -45,5 +46,5 @@ def omnitron_credentials():
         db.session.rollback()
         return _respond(*CREDENTIALS, http_status=422,
                         **_credentials_context(db.session, values, _errors(exc, ("username", "password"))))
-    return _saved("setup.omnitron_credentials", *CREDENTIALS, "Omnitron credentials saved.",
+    return _saved("setup.omnitron_credentials", *CREDENTIALS, _("Omnitron credentials saved."),
                   **_credentials_context(db.session))

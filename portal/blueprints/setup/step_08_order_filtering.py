@@ -8,6 +8,7 @@ found already imported, skipped (with the reasons) and failed.
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -39,7 +40,7 @@ def _order_filtering_from_form(form) -> dict:
     try:
         channels = [int(c) for c in form.getlist("channels")]
     except ValueError:
-        raise ValidationFailed("Choose channels from the list.", field="channels") from None
+        raise ValidationFailed(_("Choose channels from the list."), field="channels") from None
     page_size = (form.get("page_size") or "").strip()
     if plain_int(page_size) is None:
         raise ValidationFailed("page_size must be a number from 1 to 1000.", field="page_size")
@@ -80,7 +81,7 @@ def order_filtering():
         db.session.rollback()
         return _respond(*ORDER_FILTERING, http_status=422,
                         **_order_filtering_context(db.session, values, _errors(exc, ORDER_FIELDS)))
-    return _saved("setup.order_filtering", *ORDER_FILTERING, "Order filtering saved.",
+    return _saved("setup.order_filtering", *ORDER_FILTERING, _("Order filtering saved."),
                   **_order_filtering_context(db.session))
 
 
@@ -129,11 +130,12 @@ def order_import():
     else:
         code = 200
         if run.status == run.FAILED:
-            text, level = f"Order import #{run.id} stopped: {run.error.splitlines()[0] if run.error else ''}", "error"
+            text, level = _("Order import #%(id)s stopped: %(error)s", id=run.id,
+                              error=run.error.splitlines()[0] if run.error else ""), "error"
         elif run.status == run.DONE:
-            text, level = f"Order import #{run.id}: {orders.summary_text(run)}", "success"
+            text, level = _("Order import #%(id)s: %(summary)s", id=run.id, summary=orders.summary_text(run)), "success"
         else:
-            text, level = f"Order import #{run.id} started.", "success"
+            text, level = _("Order import #%(id)s started.", id=run.id), "success"
     if not is_fragment_request():
         flash(text, level)
         return redirect(url_for("setup.order_filtering") + "#order-import", code=303)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -47,8 +48,8 @@ def geolocation():
         db.session.rollback()
         return _respond(*GEOLOCATION, http_status=422,
                         **_geolocation_context(db.session, values, _errors(exc, ("provider", "api_key"))))
-    message = "Geolocation settings saved. Test the key to finish this step." if changed else \
-        "Geolocation settings saved (unchanged)."
+    message = _("Geolocation settings saved. Test the key to finish this step.") if changed else \
+        _("Geolocation settings saved (unchanged).")
     return _saved("setup.geolocation", *GEOLOCATION, message, **_geolocation_context(db.session))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -70,8 +71,10 @@ def save_stock_integration():
         values = {"stock_engine_type": request.form.get("stock_engine_type", ""), "url": request.form.get("url", ""),
                   "username": request.form.get("username", ""), "is_active": request.form.get("is_active") == "on"}
         return _stock_response(422, editing=editing, values=values, error=exc.message, error_field=exc.field)
-    verb = "added" if created else "saved"
-    return _done(f"Stock integration {integration.url} {verb}. Test its connection to finish this step.",
+    message = (_("Stock integration %(url)s added. Test its connection to finish this step.", url=integration.url)
+               if created else
+               _("Stock integration %(url)s saved. Test its connection to finish this step.", url=integration.url))
+    return _done(message,
                  "setup.stock_integration", lambda: _stock_response(state_changed=True))
 
 
@@ -95,5 +98,5 @@ def test_stock_integration(integration_id: int):
 def delete_stock_integration(integration_id: int):
     """Remove a stock integration."""
     integrations.delete_integration(db.session, integration_id, user_id=current_user.id)
-    return _done("Stock integration removed.", "setup.stock_integration",
+    return _done(_("Stock integration removed."), "setup.stock_integration",
                  lambda: _stock_response(state_changed=True))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -80,7 +81,7 @@ def save_scenario():
     except DomainError as exc:
         db.session.rollback()
         return _scenario_response(422, values=values, error=exc.message, error_field=exc.field)
-    return _done(f"Scenario {scenario.name!r} saved.", "setup.scenarios",
+    return _done(_("Scenario %(name)s saved.", name=repr(scenario.name)), "setup.scenarios",
                  lambda: _scenario_response(state_changed=True))
 
 
@@ -88,7 +89,7 @@ def save_scenario():
 def delete_scenario(scenario_id: int):
     """Remove a scenario."""
     scenarios.delete_scenario(db.session, scenario_id, user_id=current_user.id)
-    return _done("Scenario removed.", "setup.scenarios", lambda: _scenario_response(state_changed=True))
+    return _done(_("Scenario removed."), "setup.scenarios", lambda: _scenario_response(state_changed=True))
 
 
 def _float_arg(name: str) -> float | None:
@@ -99,7 +100,7 @@ def _float_arg(name: str) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        raise ValidationFailed(f"{name} must be a number like 41.0082.", field=name) from None
+        raise ValidationFailed(_("%(name)s must be a number like 41.0082.", name=name), field=name) from None
 
 
 @bp.get("/scenarios/<int:scenario_id>/plan")

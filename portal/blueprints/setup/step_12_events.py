@@ -7,6 +7,8 @@ setting and every subscription change call.
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -52,11 +54,10 @@ def events():
         return _respond(422, **_context({"events": exc.message}, [c for c in chosen if c in catalogue.EVENT_TYPES]))
     missing = missing_events(db.session)
     if not missing:
-        message = "Event list saved. Every wanted event has a subscription."
-    elif len(missing) == 1:
-        message = "Event list saved. 1 wanted event still needs a webhook subscription."
+        message = _("Event list saved. Every wanted event has a subscription.")
     else:
-        message = f"Event list saved. {len(missing)} wanted events still need a webhook subscription."
+        message = ngettext("Event list saved. %(num)d wanted event still needs a webhook subscription.",
+                           "Event list saved. %(num)d wanted events still need a webhook subscription.", len(missing))
     if is_fragment_request():
         return _respond(toast=message, **_context())
     flash(message, "success")

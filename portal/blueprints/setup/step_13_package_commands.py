@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -60,7 +61,7 @@ def package_commands():
         if is_fragment_request():
             return _fragments("setup/package_commands.html", COMMANDS, ["transition_create"], code=422, **context)
         return _page("setup/package_commands.html", COMMANDS, code=422, **context)
-    message = f"Command {transition.name} ({transition.slug}) added."
+    message = _("Command %(name)s (%(slug)s) added.", name=transition.name, slug=transition.slug)
     if not is_fragment_request():
         return _done(message, "setup.package_commands")
     return _fragments("setup/package_commands.html", COMMANDS, ["transition_create", "flow_panel", "step_state_oob"],
@@ -95,7 +96,7 @@ def update_transition(transition_id: int):
         if is_fragment_request():
             return _fragments("setup/package_commands.html", COMMANDS, ["transition_edit"], code=422, **context)
         return _page("setup/package_commands.html", COMMANDS, code=422, **context)
-    return _flow_changed(f"Command {transition.name} ({transition.slug}) saved.")
+    return _flow_changed(_("Command %(name)s (%(slug)s) saved.", name=transition.name, slug=transition.slug))
 
 
 @bp.post("/package-commands/<int:transition_id>/active")
@@ -113,7 +114,8 @@ def set_transition_active(transition_id: int):
                               toast=(exc.message, "error"), **_commands_context(panel_error=exc.message))
         flash(exc.message, "error")
         return redirect(url_for("setup.package_commands"))
-    return _flow_changed(f"Command {transition.slug} {'switched on' if active else 'switched off'}.")
+    return _flow_changed(_("Command %(slug)s switched on.", slug=transition.slug) if active
+                         else _("Command %(slug)s switched off.", slug=transition.slug))
 
 
 @bp.post("/package-commands/check")

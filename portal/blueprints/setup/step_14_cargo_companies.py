@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -109,8 +110,9 @@ def save_cargo_company():
         values["conf"] = {k: v for k, v in values["conf"].items()
                           if not (shipping and shipping.field(k) and shipping.field(k).secret)}
         return _cargo_response(422, editing=editing, values=values, error=exc.message, error_field=exc.field)
-    verb = "added" if created else "saved"
-    return _done(f"Cargo company {company.name} ({company.erp_code}) {verb}.", "setup.cargo_companies",
+    message = (_("Cargo company %(name)s (%(code)s) added.", name=company.name, code=company.erp_code) if created
+               else _("Cargo company %(name)s (%(code)s) saved.", name=company.name, code=company.erp_code))
+    return _done(message, "setup.cargo_companies",
                  lambda: _cargo_response(state_changed=True))
 
 
@@ -118,4 +120,4 @@ def save_cargo_company():
 def delete_cargo_company(company_id: int):
     """Remove a cargo company."""
     cargo.delete_company(db.session, company_id, user_id=current_user.id)
-    return _done("Cargo company removed.", "setup.cargo_companies", lambda: _cargo_response(state_changed=True))
+    return _done(_("Cargo company removed."), "setup.cargo_companies", lambda: _cargo_response(state_changed=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -59,7 +60,7 @@ def jobs():
         if is_fragment_request():
             return _fragments("setup/jobs.html", JOBS, ["job_create"], code=422, **context)
         return _page("setup/jobs.html", JOBS, code=422, **context)
-    message = f"Job {job.name} saved."
+    message = _("Job %(name)s saved.", name=job.name)
     if not is_fragment_request():
         return _done(message, "setup.jobs")
     return _fragments("setup/jobs.html", JOBS, ["job_create", "job_panel", "step_state_oob"],
@@ -117,7 +118,7 @@ def update_job(job_id: int):
         if is_fragment_request():
             return _fragments("setup/jobs.html", JOBS, ["job_edit"], code=422, **context)
         return _page("setup/jobs.html", JOBS, code=422, **context)
-    return _jobs_changed(f"Job {job.name} saved.")
+    return _jobs_changed(_("Job %(name)s saved.", name=job.name))
 
 
 @bp.post("/jobs/<int:job_id>/delete")
@@ -127,7 +128,7 @@ def delete_job(job_id: int):
         name = scheduler.delete_job(db.session, job_id, user_id=current_user.id)
     except NotFound:
         return _not_found()
-    return _jobs_changed(f"Job {name} deleted.")
+    return _jobs_changed(_("Job %(name)s deleted.", name=name))
 
 
 @bp.post("/jobs/<int:job_id>/run")
@@ -138,9 +139,9 @@ def run_job(job_id: int):
     except NotFound:
         return _not_found()
     job = scheduler.get_job(db.session, job_id)
-    message = (f"{job.name} started." if run.status == scheduler.RUNNING
-               else f"{job.name}: {run.result}" if run.status == scheduler.SUCCEEDED
-               else f"{job.name} failed: {run.result}")
+    message = (_("%(name)s started.", name=job.name) if run.status == scheduler.RUNNING
+               else _("%(name)s: %(result)s", name=job.name, result=run.result) if run.status == scheduler.SUCCEEDED
+               else _("%(name)s failed: %(result)s", name=job.name, result=run.result))
     level = "error" if run.status == scheduler.FAILED else "success"
     if not is_fragment_request():
         flash(message, level)
