@@ -15,7 +15,7 @@ from portal.api.body import json_object
 from portal.api import bp
 from portal.api.auth import caller
 from portal.api.serializers import iso_utc
-from portal.blueprints.setup.step_12_events import settle_events_step
+from portal.webhooks.coverage import settle_events_step
 from portal.errors import PermissionDenied, ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
