@@ -35,7 +35,7 @@ def check_machine(session: Session, config, *, user_id: int | None) -> float:
         wizard.mark(session, "machine", SetupStep.NEEDS_ATTENTION, user_id=user_id, note=exc.message + hint)
         raise
     wizard.mark(session, "machine", SetupStep.DONE, user_id=user_id,
-                note=_("Omnitron at %(url)s answered in %(ms)s ms.", url=url, ms=f"{latency:g}"))
+                note=_("Omnitron at %(url)s answered in %(ms)s ms.", url=url, ms=format(latency, "g")))
     return latency
 
 

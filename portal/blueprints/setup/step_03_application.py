@@ -40,7 +40,7 @@ def check_application(session: Session, config, *, user_id: int | None) -> Login
         raise
     wizard.mark(session, "application", SetupStep.DONE, user_id=user_id,
                 note=_("Logged in to %(url)s as %(user)s in %(ms)s ms.", url=config.get("OMNITRON_URL", ""),
-                          user=result.username, ms=f"{result.latency_ms:g}"))
+                          user=result.username, ms=format(result.latency_ms, "g")))
     return result
 
 
