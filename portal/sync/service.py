@@ -90,6 +90,11 @@ class _Progress:
                 "cursor": {**self.cursor, "problems": self.problems}, "error": "\n".join(self.problems)}
 
 
+def _number(count: int) -> str:
+    """A count as messages show it, with thousands separators: 12,345."""
+    return f"{count:,}"
+
+
 def copier_for(kind: str) -> Copier:
     """The copier of a kind. Raises ValidationFailed for an unknown kind."""
     if kind not in COPIERS:
@@ -149,20 +154,20 @@ def check_required(session: Session, kind: str, *, client: OmnitronClient | None
             remote = client.count(resource.path)
             remote_total += remote
             if remote != count and not mismatch:
-                mismatch = _("Omnitron has %(remote)s %(records)s; the portal has %(local)s.", remote=f"{remote:,}",
-                             records=_(resource.label), local=f"{count:,}")
+                mismatch = _("Omnitron has %(remote)s %(records)s; the portal has %(local)s.", remote=_number(remote),
+                             records=_(resource.label), local=_number(count))
                 if remote < count:
                     gone = count - remote
                     mismatch += " " + ngettext(
                         "At least %(count)s seems to have been deleted in Omnitron: a copy deactivates them here "
                         "(they are kept for what already uses them).",
                         "At least %(count)s seem to have been deleted in Omnitron: a copy deactivates them here "
-                        "(they are kept for what already uses them).", gone, count=f"{gone:,}")
+                        "(they are kept for what already uses them).", gone, count=_number(gone))
             if not mismatch and not changed and newest:
                 modified = client.count(resource.path, params={"modified_date__gt": newest})
                 if modified:
                     changed = _("%(count)s %(records)s changed in Omnitron since the last copy.",
-                                count=f"{modified:,}", records=_(resource.label))
+                                count=_number(modified), records=_(resource.label))
     finally:
         if own:
             client.close()
@@ -170,7 +175,7 @@ def check_required(session: Session, kind: str, *, client: OmnitronClient | None
     if reason:
         return RequiredCheck(kind, True, reason, local_total, remote_total)
     return RequiredCheck(kind, False, _("In sync: the portal's %(count)s %(records)s match Omnitron.",
-                                        count=f"{local_total:,}", records=_(copier.noun)), local_total, remote_total)
+                                        count=_number(local_total), records=_(copier.noun)), local_total, remote_total)
 
 
 def is_required(session: Session, kind: str, *, client: OmnitronClient | None = None) -> bool:
@@ -216,7 +221,7 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
             session.rollback()
             raise SyncAlreadyRunning(_(
                 "A copy of %(noun)s is already running (job #%(id)s, %(percent)s%% done). Wait for it to finish; "
-                "this page follows its progress.", noun=copier.noun, id=previous.id, percent=runs.percent(previous)))
+                "this page follows its progress.", noun=_(copier.noun), id=previous.id, percent=runs.percent(previous)))
         resume, stale = previous, True
     elif previous is not None and previous.status == SyncJob.FAILED and (previous.cursor or {}).get("resource"):
         resume = previous
@@ -473,12 +478,12 @@ def summary_text(job: SyncJob, noun: str | None = None) -> str:
     """One sentence on what a job did."""
     noun = noun or copier_for(job.kind).noun
     text = _("%(processed)s %(records)s read from Omnitron: %(created)s created, %(updated)s updated, "
-             "%(unchanged)s unchanged, %(failed)s failed.", processed=f"{job.processed:,}", records=_(noun),
-             created=f"{job.created:,}", updated=f"{job.updated:,}", unchanged=f"{job.unchanged:,}",
-             failed=f"{job.failed:,}")
+             "%(unchanged)s unchanged, %(failed)s failed.", processed=_number(job.processed), records=_(noun),
+             created=_number(job.created), updated=_number(job.updated), unchanged=_number(job.unchanged),
+             failed=_number(job.failed))
     if job.removed:
         text += " " + _("%(removed)s removed: Omnitron no longer has them, so they were deactivated here (kept for "
-                        "what already uses them).", removed=f"{job.removed:,}")
+                        "what already uses them).", removed=_number(job.removed))
     if "since" in (job.cursor or {}):
         text += " " + _("Only records changed since the last copy were read; records deleted in Omnitron are "
                         "found by a full copy.")
