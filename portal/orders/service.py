@@ -102,6 +102,19 @@ SKIP_REASONS: dict[str, str] = {
     "pickup_store_inactive": N_("Its click & collect store is inactive."),
 }
 
+# The same codes in a few words, for the run's one-line summary ("3 no active scenario").
+SKIP_LABELS: dict[str, str] = {
+    "channel_not_copied": N_("channel not copied"),
+    "no_active_scenario": N_("no active scenario"),
+    "no_location_fits": N_("no location fits"),
+    "address_incomplete": N_("address incomplete"),
+    "geocoding_not_configured": N_("geocoding not configured"),
+    "geocoding_failed": N_("geocoding failed"),
+    "address_not_found": N_("address not found"),
+    "pickup_store_unknown": N_("pickup store unknown"),
+    "pickup_store_inactive": N_("pickup store inactive"),
+}
+
 
 class ImportAlreadyRunning(DomainError):
     """An import is already queued or running."""
@@ -144,12 +157,17 @@ class ImportSummary:
         return summary_text(self)
 
 
+def _skip_label(code: str) -> str:
+    """A skip reason code in a few words, translated (an unknown code as its words)."""
+    return _(SKIP_LABELS[code]) if code in SKIP_LABELS else code.replace("_", " ")
+
+
 def summary_text(run: OrderImportRun | ImportSummary) -> str:
     """The sentence summing up a run (or an ImportSummary): fetched, created, already imported, skipped, failed."""
     counts = {"fetched": run.fetched, "created": run.created, "already": run.already_imported,
               "skipped": run.skipped, "failed": run.failed}
     if run.skipped:
-        reasons = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in sorted(
+        reasons = ", ".join(_("%(count)s %(reason)s", count=n, reason=_skip_label(code)) for code, n in sorted(
             (run.skip_reasons or {}).items(), key=lambda item: -item[1]))
         text = _("Fetched %(fetched)s order(s): %(created)s package(s) created, %(already)s already imported, "
                  "%(skipped)s skipped (%(reasons)s), %(failed)s failed.", reasons=reasons, **counts)
