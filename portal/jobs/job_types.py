@@ -2,6 +2,9 @@
 
 A job type's run(session, params) does its work on our data, commits, and returns a sentence for the
 run's result. Parameters are checked against the type's spec before a job is saved.
+
+Labels, descriptions and parameter help are English constants marked with N_ (the API shows them as they
+are); screens translate them with _() where they show them.
 """
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
 from portal.errors import CommandRejected, ValidationFailed
+from portal.i18n import N_
 from portal.idempotency.models import IdempotencyRecord
 from portal.orders import service as orders
 from portal.otp.models import PickupCode
@@ -49,14 +54,14 @@ class JobType:
 
 def release_expired_pickup_codes(session: Session, params: dict) -> str:
     """Mark active pickup codes past their expiry as replaced, so none of them can be used."""
-    released = session.execute(
+    released = rowcount(session.execute(
         update(PickupCode)
         .where(PickupCode.status == PickupCode.ACTIVE, PickupCode.expires_at < utcnow())
         .values(status=PickupCode.REPLACED)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     session.commit()
-    return f"Released {released} expired pickup code(s)."
+    return _("Released %(count)s expired pickup code(s).", count=released)
 
 
 def retry_outbox(session: Session, params: dict) -> str:
@@ -68,19 +73,21 @@ def retry_outbox(session: Session, params: dict) -> str:
         if after is not None and after.status == OutboxMessage.SENT:
             sent += 1
     if not messages:
-        return "No SMS was due for a retry."
-    return f"Tried {len(messages)} SMS: {sent} sent, {len(messages) - sent} still failing."
+        return _("No SMS was due for a retry.")
+    return _("Tried %(count)s SMS: %(sent)s sent, %(failing)s still failing.", count=len(messages), sent=sent,
+             failing=len(messages) - sent)
 
 
 def purge_idempotency_records(session: Session, params: dict) -> str:
     """Delete stored API answers (Idempotency-Key) older than params["days"] days."""
     cutoff = utcnow() - timedelta(days=params["days"])
-    deleted = session.execute(
+    deleted = rowcount(session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     session.commit()
-    return f"Deleted {deleted} idempotency record(s) older than {params['days']} day(s)."
+    return _("Deleted %(count)s idempotency record(s) older than %(days)s day(s).", count=deleted,
+             days=params["days"])
 
 
 def report_waiting_packages(session: Session, params: dict) -> str:
@@ -94,48 +101,50 @@ def report_waiting_packages(session: Session, params: dict) -> str:
         .order_by(func.count(Package.id).desc(), StockLocation.erp_code)
     ).all()
     if not rows:
-        return f"No package has been waiting longer than {params['hours']} h."
-    total = sum(n for _, _, n in rows)
+        return _("No package has been waiting longer than %(hours)s h.", hours=params["hours"])
+    total = sum(n for _code, _name, n in rows)
     stores = "; ".join(f"{code} {name}: {n}" for code, name, n in rows)
-    return f"{total} package(s) waiting longer than {params['hours']} h in {len(rows)} store(s): {stores}."
+    return _("%(total)s package(s) waiting longer than %(hours)s h in %(count)s store(s): %(stores)s.",
+             total=total, hours=params["hours"], count=len(rows), stores=stores)
 
 
 def import_orders(session: Session, params: dict) -> str:
     """Fetch the orders ORDER_FILTERING chooses from Omnitron and make packages of the new ones (setup step 8)."""
     summary = orders.import_orders(session, full=bool(params["full"]), trigger="job")
+    text = _("Order import run #%(id)s: %(summary)s", id=summary.run_id, summary=summary.text())
     if summary.status != "done":
-        raise CommandRejected(f"Order import run #{summary.run_id}: {summary.text()}")
-    return f"Order import run #{summary.run_id}: {summary.text()}"
+        raise CommandRejected(text)
+    return text
 
 
 JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
-    JobType("release_expired_pickup_codes", "Release expired pickup codes",
-            "Marks pickup codes past their expiry as replaced and reports how many.",
+    JobType("release_expired_pickup_codes", N_("Release expired pickup codes"),
+            N_("Marks pickup codes past their expiry as replaced and reports how many."),
             release_expired_pickup_codes),
-    JobType("outbox_retry", "Retry failed SMS",
-            "Sends SMS from the outbox that are pending or failed and due for a retry.", retry_outbox,
-            (Param("limit", 100, 1, 1000, "At most this many SMS per run."),)),
-    JobType("purge_idempotency_records", "Purge idempotency records",
-            "Deletes stored API answers kept for Idempotency-Key replays once they are old.",
+    JobType("outbox_retry", N_("Retry failed SMS"),
+            N_("Sends SMS from the outbox that are pending or failed and due for a retry."), retry_outbox,
+            (Param("limit", 100, 1, 1000, N_("At most this many SMS per run.")),)),
+    JobType("purge_idempotency_records", N_("Purge idempotency records"),
+            N_("Deletes stored API answers kept for Idempotency-Key replays once they are old."),
             purge_idempotency_records,
-            (Param("days", 7, 1, 365, "Delete records older than this many days."),)),
-    JobType("report_waiting_packages", "Report waiting packages",
-            "Counts the packages still waiting after a number of hours, per store.", report_waiting_packages,
-            (Param("hours", 24, 1, 720, "Count packages waiting longer than this many hours."),)),
-    JobType("import_orders", "Import orders from Omnitron",
-            "Fetches the orders the order filtering (step 8) chooses and creates a package for each new one, "
-            "placed by the channel's scenario (step 11) or at its click & collect store.", import_orders,
-            (Param("full", 0, 0, 1, "1 reads every order from the start date again (after fixing skipped ones); "
-                                    "0 reads only orders changed since the last run."),)),
+            (Param("days", 7, 1, 365, N_("Delete records older than this many days.")),)),
+    JobType("report_waiting_packages", N_("Report waiting packages"),
+            N_("Counts the packages still waiting after a number of hours, per store."), report_waiting_packages,
+            (Param("hours", 24, 1, 720, N_("Count packages waiting longer than this many hours.")),)),
+    JobType("import_orders", N_("Import orders from Omnitron"),
+            N_("Fetches the orders the order filtering (step 8) chooses and creates a package for each new one, "
+               "placed by the channel's scenario (step 11) or at its click & collect store."), import_orders,
+            (Param("full", 0, 0, 1, N_("1 reads every order from the start date again (after fixing skipped "
+                                       "ones); 0 reads only orders changed since the last run.")),)),
 ]}
-CHOICES = [(t.key, t.label) for t in JOB_TYPES.values()]
+CHOICES = [(t.key, t.label) for t in JOB_TYPES.values()]  # English labels: translate them where they show
 
 
 def get_type(key: str) -> JobType:
     """The job type named by key. Raises ValidationFailed."""
     if key not in JOB_TYPES:
-        raise ValidationFailed("Choose a job type from the list." if not key else f"Unknown job type {key!r}.",
-                               field="job_type")
+        raise ValidationFailed(_("Choose a job type from the list.") if not key
+                               else _("Unknown job type %(key)r.", key=key), field="job_type")
     return JOB_TYPES[key]
 
 
@@ -157,22 +166,28 @@ def validate_parameters(key: str, raw: object) -> dict:
         try:
             given = json.loads(text) if text else {}
         except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"The parameters are not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                                   f"{exc.msg}).", field="parameters") from None
+            raise ValidationFailed(_("The parameters are not valid JSON (line %(line)s, column %(column)s: "
+                                     "%(error)s).", line=exc.lineno, column=exc.colno, error=exc.msg),
+                                   field="parameters") from None
         if not isinstance(given, dict):
-            raise ValidationFailed('The parameters must be a JSON object, like {"days": 7}.', field="parameters")
+            raise ValidationFailed(_('The parameters must be a JSON object, like {"days": 7}.'), field="parameters")
     spec = {p.name: p for p in job_type.params}
     unknown = sorted(set(given) - set(spec))
     if unknown:
-        allowed = ", ".join(spec) or "none"
-        raise ValidationFailed(f"{job_type.label} has no parameter {unknown[0]!r} (it takes: {allowed}).",
-                               field="parameters")
+        if spec:
+            message = _("%(type)s has no parameter %(name)r (it takes: %(allowed)s).", type=_(job_type.label),
+                        name=unknown[0], allowed=", ".join(spec))
+        else:
+            message = _("%(type)s has no parameter %(name)r (it takes: none).", type=_(job_type.label),
+                        name=unknown[0])
+        raise ValidationFailed(message, field="parameters")
     result = {}
     for name, param in spec.items():
         value = given.get(name, param.default)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValidationFailed(f"{name} must be a whole number.", field="parameters")
+            raise ValidationFailed(_("%(name)s must be a whole number.", name=name), field="parameters")
         if not param.minimum <= value <= param.maximum:
-            raise ValidationFailed(f"{name} must be from {param.minimum} to {param.maximum}.", field="parameters")
+            raise ValidationFailed(_("%(name)s must be from %(minimum)s to %(maximum)s.", name=name,
+                                     minimum=param.minimum, maximum=param.maximum), field="parameters")
         result[name] = value
     return result

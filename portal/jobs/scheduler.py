@@ -19,11 +19,11 @@ from croniter import CroniterBadDateError, croniter
 from flask import current_app
 from flask_babel import gettext as _
 from huey import crontab
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import job_types
@@ -199,17 +199,18 @@ class JobInput:
 def validate_job(session: Session, data: JobInput, job_id: int | None = None) -> dict:
     """Check a job's fields and return them cleaned, with its next run. Raises ValidationFailed."""
     if not data.name:
-        raise ValidationFailed("Give the job a name.", field="name")
+        raise ValidationFailed(_("Give the job a name."), field="name")
     if len(data.name) > 120:
-        raise ValidationFailed("The name is too long (at most 120 characters).", field="name")
+        raise ValidationFailed(_("The name is too long (at most 120 characters)."), field="name")
     taken = session.scalar(select(ScheduledJob.id).where(ScheduledJob.name == data.name))
     if taken is not None and taken != job_id:
-        raise ValidationFailed(f"A job named {data.name!r} already exists.", field="name")
+        raise ValidationFailed(_("A job named %(name)r already exists.", name=data.name), field="name")
     job_types.get_type(data.job_type)
     cron = parse_cron(data.schedule)
     upcoming = next_run(cron, utcnow())
     if upcoming is None:
-        raise ValidationFailed(f"The schedule {cron.expression} never fires (no such date).", field="schedule")
+        raise ValidationFailed(_("The schedule %(expression)s never fires (no such date).",
+                                 expression=cron.expression), field="schedule")
     parameters = job_types.validate_parameters(data.job_type, data.parameters)
     return {"name": data.name, "job_type": data.job_type, "schedule": cron.expression, "parameters": parameters,
             "enabled": data.enabled, "next_run_at": upcoming if data.enabled else None}
@@ -224,7 +225,7 @@ def get_job(session: Session, job_id: int) -> ScheduledJob:
     """One job. Raises NotFound."""
     job = session.get(ScheduledJob, job_id)
     if job is None:
-        raise NotFound("No such job.")
+        raise NotFound(_("No such job."))
     return job
 
 
@@ -258,7 +259,7 @@ def delete_job(session: Session, job_id: int, *, user_id: int | None = None) -> 
     job = get_job(session, job_id)
     name = job.name
     settings.audit(session, name[:80], user_id=user_id, area=AUDIT_AREA, action="delete")
-    session.execute(JobRun.__table__.delete().where(JobRun.job_id == job.id))
+    session.execute(delete(JobRun).where(JobRun.job_id == job.id).execution_options(synchronize_session=False))
     session.delete(job)
     refresh_step(session, user_id=user_id)
     session.commit()
@@ -301,7 +302,10 @@ def execute_run(session: Session, run_id: int, token: str) -> JobRun | None:
     if not runs.claim(session, JobRun, run_id, token):
         return session.get(JobRun, run_id)  # deleted with its job, ended, or taken over (a task delivered twice)
     run = session.get(JobRun, run_id, populate_existing=True)
-    job = session.get(ScheduledJob, run.job_id)
+    job = session.get(ScheduledJob, run.job_id) if run is not None else None
+    if run is None or job is None:  # deleted (with its job) since it was claimed
+        runs.fail(session, KIND, run_id, token, _("The job was deleted before this run could start."))
+        return session.get(JobRun, run_id, populate_existing=True)
     try:
         job_type = job_types.get_type(job.job_type)
         params = job_types.validate_parameters(job.job_type, job.parameters or {})
@@ -343,12 +347,12 @@ def claim_due_jobs(session: Session, now: datetime | None = None) -> list[int]:
             following = next_run(schedule, now)
         except ValidationFailed:
             following = None  # a schedule edited outside the portal: stop it rather than loop every minute
-        claimed = session.execute(
+        claimed = rowcount(session.execute(
             update(ScheduledJob)
             .where(ScheduledJob.id == job_id, ScheduledJob.next_run_at == due_at)
             .values(next_run_at=following)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if claimed != 1:
             session.rollback()
             continue
@@ -363,7 +367,9 @@ def run_due_jobs(session: Session, now: datetime | None = None) -> list[int]:
     """Claim the due jobs and queue a run of each; returns the run ids."""
     run_ids = claim_due_jobs(session, now)
     for run_id in run_ids:
-        runs.queue(session, KIND, session.get(JobRun, run_id))
+        run = session.get(JobRun, run_id)
+        if run is not None:  # else deleted with its job meanwhile
+            runs.queue(session, KIND, run)
     return run_ids
 
 
@@ -371,8 +377,8 @@ def step_check(session: Session) -> tuple[bool, str]:
     """Step 15 is done when at least one enabled job exists."""
     enabled = session.scalars(select(ScheduledJob.name).where(ScheduledJob.enabled.is_(True))).all()
     if not enabled:
-        return False, "Add at least one enabled job."
-    return True, f"{len(enabled)} enabled job(s)."
+        return False, _("Add at least one enabled job.")
+    return True, _("%(count)s enabled job(s).", count=len(enabled))
 
 
 def refresh_step(session: Session, *, user_id: int | None) -> tuple[bool, str]:

@@ -43,6 +43,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -54,8 +55,9 @@ from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
 from portal.errors import DomainError, ValidationFailed
-from portal.geolocation.client import Coordinates, GeocodingError
+from portal.geolocation.client import Coordinates, Geocoder, GeocodingError
 from portal.geolocation.service import saved_geocoder
+from portal.i18n import N_
 from portal.omnitron import OmnitronClient, OmnitronError
 from portal.omnitron.errors import OmnitronNotFound
 from portal.orders.models import OrderImportRun
@@ -85,18 +87,32 @@ GEOCODE_CACHE_SIZE = 2048
 # server error, an answer that is not geocoding) is the provider's, and stops the run asking it.
 ADDRESS_FAILURES = frozenset({GeocodingError.NOT_FOUND, GeocodingError.BAD_REQUEST})
 
-# Why an order was skipped: code -> what an admin should do about it.
+# Why an order was skipped: code -> what an admin should do about it (English, marked with N_: screens
+# translate it with _() where they show it).
 SKIP_REASONS: dict[str, str] = {
-    "channel_not_copied": "Its channel has not been copied from Omnitron (step 6).",
-    "no_active_scenario": "Its channel has no active scenario (step 11).",
-    "no_location_fits": "No stock location of the channel's scenario fits (rules, city, quota).",
-    "address_incomplete": "The scenario needs the delivery city or coordinates, and the address has none.",
-    "geocoding_not_configured": "The address has no coordinates and geocoding is not set up (step 9).",
-    "geocoding_failed": "The address has no coordinates and the geocoding provider failed (key refused, quota, "
-                        "unreachable); the run stopped asking it. Fix step 9, then fetch all again.",
-    "address_not_found": "The address has no coordinates and the geocoding provider found no place for it.",
-    "pickup_store_unknown": "Its click & collect store is not in the portal (copy the stores, step 5).",
-    "pickup_store_inactive": "Its click & collect store is inactive.",
+    "channel_not_copied": N_("Its channel has not been copied from Omnitron (step 6)."),
+    "no_active_scenario": N_("Its channel has no active scenario (step 11)."),
+    "no_location_fits": N_("No stock location of the channel's scenario fits (rules, city, quota)."),
+    "address_incomplete": N_("The scenario needs the delivery city or coordinates, and the address has none."),
+    "geocoding_not_configured": N_("The address has no coordinates and geocoding is not set up (step 9)."),
+    "geocoding_failed": N_("The address has no coordinates and the geocoding provider failed (key refused, quota, "
+                           "unreachable); the run stopped asking it. Fix step 9, then fetch all again."),
+    "address_not_found": N_("The address has no coordinates and the geocoding provider found no place for it."),
+    "pickup_store_unknown": N_("Its click & collect store is not in the portal (copy the stores, step 5)."),
+    "pickup_store_inactive": N_("Its click & collect store is inactive."),
+}
+
+# The same codes in a few words, for the run's one-line summary ("3 no active scenario").
+SKIP_LABELS: dict[str, str] = {
+    "channel_not_copied": N_("channel not copied"),
+    "no_active_scenario": N_("no active scenario"),
+    "no_location_fits": N_("no location fits"),
+    "address_incomplete": N_("address incomplete"),
+    "geocoding_not_configured": N_("geocoding not configured"),
+    "geocoding_failed": N_("geocoding failed"),
+    "address_not_found": N_("address not found"),
+    "pickup_store_unknown": N_("pickup store unknown"),
+    "pickup_store_inactive": N_("pickup store inactive"),
 }
 
 
@@ -141,19 +157,25 @@ class ImportSummary:
         return summary_text(self)
 
 
-def summary_text(run) -> str:
+def _skip_label(code: str) -> str:
+    """A skip reason code in a few words, translated (an unknown code as its words)."""
+    return _(SKIP_LABELS[code]) if code in SKIP_LABELS else code.replace("_", " ")
+
+
+def summary_text(run: OrderImportRun | ImportSummary) -> str:
     """The sentence summing up a run (or an ImportSummary): fetched, created, already imported, skipped, failed."""
-    parts = [f"{run.created} package(s) created", f"{run.already_imported} already imported"]
+    counts = {"fetched": run.fetched, "created": run.created, "already": run.already_imported,
+              "skipped": run.skipped, "failed": run.failed}
     if run.skipped:
-        reasons = ", ".join(f"{n} {code.replace('_', ' ')}" for code, n in sorted(
+        reasons = ", ".join(_("%(count)s %(reason)s", count=n, reason=_skip_label(code)) for code, n in sorted(
             (run.skip_reasons or {}).items(), key=lambda item: -item[1]))
-        parts.append(f"{run.skipped} skipped ({reasons})")
+        text = _("Fetched %(fetched)s order(s): %(created)s package(s) created, %(already)s already imported, "
+                 "%(skipped)s skipped (%(reasons)s), %(failed)s failed.", reasons=reasons, **counts)
     else:
-        parts.append("0 skipped")
-    parts.append(f"{run.failed} failed")
-    text = f"Fetched {run.fetched} order(s): " + ", ".join(parts) + "."
+        text = _("Fetched %(fetched)s order(s): %(created)s package(s) created, %(already)s already imported, "
+                 "0 skipped, %(failed)s failed.", **counts)
     if run.status == OrderImportRun.FAILED and run.error:
-        text = f"Stopped: {run.error.splitlines()[0]} {text}"
+        text = _("Stopped: %(error)s %(summary)s", error=run.error.splitlines()[0], summary=text)
     return text
 
 
@@ -164,7 +186,7 @@ def order_filter(session: Session) -> dict:
     """The saved ORDER_FILTERING value. Raises ValidationFailed when it has not been saved (step 8)."""
     value = settings.get_value(session, settings.ORDER_FILTERING)
     if not isinstance(value, dict) or not value.get("statuses"):
-        raise ValidationFailed("Save the order filtering (step 8) first: it says which orders to fetch.",
+        raise ValidationFailed(_("Save the order filtering (step 8) first: it says which orders to fetch."),
                                field="order_filtering")
     return value
 
@@ -311,7 +333,7 @@ class _Locator:
         self.session = session
         self.config = config
         self.max_addresses = max_addresses
-        self.geocoder = None
+        self.geocoder: Geocoder | None = None
         self.stopped: tuple[str, str] | None = None  # (skip reason, detail) once the provider is out of use
         self.answers: OrderedDict[str, Coordinates | GeocodingError] = OrderedDict()
 
@@ -347,13 +369,14 @@ class _Locator:
                 return exc
             log.warning("order import: %s failed (%s); no more geocoding in this run", self.geocoder.name, exc.kind)
             self.stopped = ("geocoding_failed", _coordinates_missing(
-                f"{exc.message.rstrip('.')} (the run stopped asking {self.geocoder.name})"))
+                _("%(error)s (the run stopped asking %(provider)s)", error=exc.message.rstrip("."),
+                  provider=self.geocoder.name)))
             raise _Skip(*self.stopped) from None
 
 
 def _coordinates_missing(reason: str) -> str:
     """The detail of a skip for want of coordinates, with the provider's (or the setting's) reason."""
-    return f"could not find the address's coordinates: {reason.rstrip('.')}"
+    return _("could not find the address's coordinates: %(reason)s", reason=reason.rstrip("."))
 
 
 class _Placer:
@@ -375,24 +398,24 @@ class _Placer:
                 self.stores[code] = self.session.scalar(select(StockLocation.id).where(StockLocation.erp_code == code))
             location = self.session.get(StockLocation, self.stores[code]) if self.stores[code] else None
             if location is None:
-                raise _Skip("pickup_store_unknown", f"store {code} is not in the portal")
+                raise _Skip("pickup_store_unknown", _("store %(code)s is not in the portal", code=code))
             if not location.is_active:
-                raise _Skip("pickup_store_inactive", f"store {code} is inactive")
-            return location, f"click & collect at {location.erp_code}"
+                raise _Skip("pickup_store_inactive", _("store %(code)s is inactive", code=code))
+            return location, _("click & collect at %(code)s", code=location.erp_code)
         channel_id = order["channel"]
         if channel_id not in self.channels:
             row = self.session.execute(select(Channel.id, Channel.name).where(Channel.omnitron_id == channel_id)).first()
             self.channels[channel_id] = tuple(row) if row else None
         channel = self.channels[channel_id]
         if channel is None:
-            raise _Skip("channel_not_copied", f"channel #{channel_id} is not in the portal")
+            raise _Skip("channel_not_copied", _("channel #%(id)s is not in the portal", id=channel_id))
         if channel[0] not in self.scenarios:
             self.scenarios[channel[0]] = self.session.scalar(
                 select(Scenario.id).where(Scenario.channel_id == channel[0], Scenario.is_active.is_(True)))
         scenario = self.session.get(Scenario, self.scenarios[channel[0]]) if self.scenarios[channel[0]] else None
         if scenario is None:
-            raise _Skip("no_active_scenario", f"channel {channel[1]} has no active scenario")
-        lat, lon, located = order["lat"], order["lon"], ""
+            raise _Skip("no_active_scenario", _("channel %(channel)s has no active scenario", channel=channel[1]))
+        lat, lon, located_by = order["lat"], order["lon"], None
         if SORT_BY_DISTANCE in (scenario.rules or []) and (lat is None or lon is None) and order["address"]:
             # Only worth asking the provider when some location fits: plan at any point first (the point
             # changes the order of the locations, never which ones fit).
@@ -401,17 +424,22 @@ class _Placer:
             except ValidationFailed as exc:
                 raise _Skip("address_incomplete", exc.message) from None
             if not fitting:
-                raise _Skip("no_location_fits",
-                            f"scenario {scenario.name!r} has no location for {order['city'] or '?'}")
+                raise _Skip("no_location_fits", _("scenario %(scenario)r has no location for %(city)s",
+                                                  scenario=scenario.name, city=order["city"] or "?"))
             found = self.locator.locate(order["address"])
-            lat, lon, located = found.lat, found.lng, f" (address located by {self.locator.geocoder.name})"
+            lat, lon = found.lat, found.lng
+            located_by = self.locator.geocoder.name if self.locator.geocoder else "?"
         try:
             candidates = plan_locations(self.session, scenario, order["city"], lat, lon)
         except ValidationFailed as exc:
             raise _Skip("address_incomplete", exc.message) from None
         if not candidates:
-            raise _Skip("no_location_fits", f"scenario {scenario.name!r} has no location for {order['city'] or '?'}")
-        return candidates[0], f"scenario {scenario.name!r} of {channel[1]}{located}"
+            raise _Skip("no_location_fits", _("scenario %(scenario)r has no location for %(city)s",
+                                              scenario=scenario.name, city=order["city"] or "?"))
+        if located_by is None:
+            return candidates[0], _("scenario %(scenario)r of %(channel)s", scenario=scenario.name, channel=channel[1])
+        return candidates[0], _("scenario %(scenario)r of %(channel)s (address located by %(provider)s)",
+                                scenario=scenario.name, channel=channel[1], provider=located_by)
 
 
 def _text(value: object, limit: int) -> str:
@@ -423,15 +451,22 @@ def _text(value: object, limit: int) -> str:
 
 def _coordinate(value: object) -> float | None:
     """A coordinate from text or a number; None when absent or not a number."""
+    if value == "" or not isinstance(value, (str, int, float)):
+        return None
     try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+        return float(value)
+    except ValueError:
         return None
 
 
 def _place_name(value: object) -> str:
     """The name of a place given as {"name": ...} or as text."""
     return _text(value.get("name") if isinstance(value, dict) else value, 120)
+
+
+def _object(value: object) -> dict:
+    """A JSON object as it is; anything else (missing, text, a list) as an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def address_text(address: dict) -> str:
@@ -443,42 +478,42 @@ def address_text(address: dict) -> str:
 def parse_order(order: object) -> dict:
     """The fields of an Omnitron order the import uses, checked. Raises _Unusable."""
     if not isinstance(order, dict) or isinstance(order.get("id"), bool) or not isinstance(order.get("id"), int):
-        raise _Unusable("it has no id")
+        raise _Unusable(_("it has no id"))
     number = _text(order.get("number"), 60)
     if not number or len(number) > 38:
-        raise _Unusable("its order number is missing or longer than 38 characters")
-    customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
-    address = order.get("shipping_address") if isinstance(order.get("shipping_address"), dict) else {}
+        raise _Unusable(_("its order number is missing or longer than 38 characters"))
+    customer = _object(order.get("customer"))
+    address = _object(order.get("shipping_address"))
     first = _text(customer.get("first_name") or address.get("first_name"), 80)
     last = _text(customer.get("last_name") or address.get("last_name"), 80)
     phone = _text(customer.get("phone_number") or address.get("phone_number"), 32)
     if not first or not phone:
-        raise _Unusable("the customer's name or phone number is missing")
+        raise _Unusable(_("the customer's name or phone number is missing"))
     delivery = order.get("delivery_type")
-    pickup = order.get("pickup_store") if isinstance(order.get("pickup_store"), dict) else None
+    pickup = _object(order.get("pickup_store")) or None
     if delivery == DeliveryType.IN_STORE:
         if not pickup or not _text(pickup.get("erp_code"), 64):
-            raise _Unusable("it is click & collect but names no pickup store")
+            raise _Unusable(_("it is click & collect but names no pickup store"))
     elif delivery not in (DeliveryType.CARGO, None, ""):
-        raise _Unusable(f"its delivery type {delivery!r} is unknown")
+        raise _Unusable(_("its delivery type %(type)r is unknown", type=delivery))
     channel = order.get("channel")
     if isinstance(channel, dict):
         channel = channel.get("id")
     if isinstance(channel, bool) or not isinstance(channel, int):
-        raise _Unusable("it has no channel")
+        raise _Unusable(_("it has no channel"))
     items = []
     for item in order.get("orderitem_set") or []:
-        product = item.get("product") if isinstance(item, dict) and isinstance(item.get("product"), dict) else {}
+        product = _object(item.get("product")) if isinstance(item, dict) else {}
         quantity = item.get("quantity", 1) if isinstance(item, dict) else None
         if (not isinstance(item, dict) or isinstance(item.get("id"), bool) or not isinstance(item.get("id"), int)
                 or not _text(product.get("sku"), 64) or not _text(product.get("barcode"), 64)
                 or isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1):
-            raise _Unusable("an order item lacks its id, sku, barcode or quantity")
+            raise _Unusable(_("an order item lacks its id, sku, barcode or quantity"))
         items.append({"order_item": item["id"], "sku": _text(product["sku"], 64),
                       "name": _text(product.get("name"), 160) or _text(product["sku"], 64),
                       "barcode": _text(product["barcode"], 64), "quantity": quantity})
     if not items:
-        raise _Unusable("it has no items")
+        raise _Unusable(_("it has no items"))
     city = address.get("city")
     return {
         "id": order["id"], "number": number, "channel": channel,
@@ -507,8 +542,9 @@ def _create_package(session: Session, order: dict, location: StockLocation, why:
         package.items.append(PackageItem(**item))
     package.logs.append(PackageLog(from_state=State.WAITING.value, to_state=State.WAITING.value,
                                    command=IMPORT_COMMAND, user_id=user_id,
-                                   note=f"Imported from Omnitron order {order['number']} (#{order['id']}); "
-                                        f"{why} chose {location.erp_code}."))
+                                   note=_("Imported from Omnitron order %(number)s (#%(id)s); %(why)s chose "
+                                          "%(code)s.", number=order["number"], id=order["id"], why=why,
+                                          code=location.erp_code)))
     session.add(package)
     # quota = quota + 1 in SQL, so a command packing in the same store at this moment loses no count; the
     # command engine lowers it again when the package is packed or cancelled (portal.stores.quota).
@@ -533,17 +569,18 @@ def _import_page(session: Session, orders: list, tally: _Tally, placer: _Placer,
                 tally.already_imported += 1
                 continue
             if f"{order['number']}-1" in taken:
-                raise _Unusable(f"package number {order['number']}-1 is already used by another package")
+                raise _Unusable(_("package number %(number)s-1 is already used by another package",
+                                  number=order["number"]))
             location, why = placer.place(order)
         except _Unusable as exc:
             tally.failed += 1
-            tally.note(f"Order {label or '?'}: failed, {exc.args[0]}.")
+            tally.note(_("Order %(number)s: failed, %(problem)s.", number=label or "?", problem=exc.args[0]))
             continue
         except _Skip as exc:
             reason, detail = exc.args
             tally.skipped += 1
             tally.skip_reasons[reason] = tally.skip_reasons.get(reason, 0) + 1
-            tally.note(f"Order {order['number']}: skipped, {detail}.")
+            tally.note(_("Order %(number)s: skipped, %(problem)s.", number=order["number"], problem=detail))
             continue
         _create_package(session, order, location, why, user_id)
         known.add(order["id"])
@@ -574,7 +611,16 @@ def _first_page(client: OmnitronClient, value: dict, modified_from: str | None, 
             return None  # the list shrank under us: there is nothing after this point
         raise
     finally:
-        pages.close()
+        if isinstance(pages, Generator):
+            pages.close()  # the client's pages are a generator: end it, and with it its HTTP answer
+
+
+def _reload(session: Session, run_id: int) -> OrderImportRun:
+    """A run as the database has it now. Raises LookupError when it is gone (runs are never deleted)."""
+    run = session.get(OrderImportRun, run_id, populate_existing=True)
+    if run is None:
+        raise LookupError(f"order import run {run_id} does not exist")
+    return run
 
 
 def run_import(session: Session, run_id: int, *, token: str, client: OmnitronClient | None = None) -> OrderImportRun:
@@ -583,8 +629,8 @@ def run_import(session: Session, run_id: int, *, token: str, client: OmnitronCli
     Never raises for Omnitron or data problems: they end the run as failed, with the reason.
     """
     if not runs.claim(session, OrderImportRun, run_id, token):
-        return session.get(OrderImportRun, run_id, populate_existing=True)
-    run = session.get(OrderImportRun, run_id, populate_existing=True)
+        return _reload(session, run_id)
+    run = _reload(session, run_id)
     user_id = run.started_by_id
     tally = _Tally()
     try:
@@ -638,7 +684,7 @@ def run_import(session: Session, run_id: int, *, token: str, client: OmnitronCli
         log.exception("order import %s failed", run_id)
         detail = f"{exc.__class__.__name__}: {exc}"
         runs.fail(session, KIND, run_id, token, _("Unexpected error: %(error)s", error=detail)[:500])
-    return session.get(OrderImportRun, run_id, populate_existing=True)
+    return _reload(session, run_id)
 
 
 def _step(session: Session, run_id: int, token: str) -> None:

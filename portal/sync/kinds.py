@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
+from portal.i18n import N_
 from portal.omnitron import ADDRESS_PATHS, CHANNELS_PATH, STOCK_LOCATIONS_PATH
 from portal.stores.models import StockLocation
 from portal.sync.models import AddressNode, Channel
@@ -44,7 +47,7 @@ class Resource:
 
     name: str
     path: str
-    label: str  # plural, for messages: "districts"
+    label: str  # plural, for messages: "districts" (marked with N_, translated where it is shown)
 
 
 @dataclass
@@ -62,14 +65,16 @@ class PageResult:
         self.failed += 1
         if len(self.problems) < MAX_PROBLEMS:
             record_id = record.get("id") if isinstance(record, dict) else None
-            self.problems.append(f"{resource.label.capitalize()} id {record_id}: {message}")
+            self.problems.append(_("%(records)s id %(id)s: %(problem)s", records=_(resource.label).capitalize(),
+                                   id=record_id, problem=message))
 
 
 def _id(record: dict, key: str, label: str | None = None) -> int:
     """A positive integer id field. Raises RecordInvalid."""
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RecordInvalid(f"{label or key} must be a positive whole number, not {value!r}.")
+        raise RecordInvalid(_("%(field)s must be a positive whole number, not %(value)r.", field=label or key,
+                              value=value))
     return value
 
 
@@ -79,12 +84,12 @@ def _text(record: dict, key: str, limit: int, *, required: bool = True) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise RecordInvalid(f"{key} must be text, not {value!r}.")
+        raise RecordInvalid(_("%(field)s must be text, not %(value)r.", field=key, value=value))
     value = value.strip()
     if required and not value:
-        raise RecordInvalid(f"{key} is empty.")
+        raise RecordInvalid(_("%(field)s is empty.", field=key))
     if len(value) > limit:
-        raise RecordInvalid(f"{key} is longer than {limit} characters.")
+        raise RecordInvalid(_("%(field)s is longer than %(limit)s characters.", field=key, limit=limit))
     return value
 
 
@@ -92,7 +97,7 @@ def _flag(record: dict, key: str) -> bool:
     """A true/false field; a missing one means true (Omnitron leaves is_active out on old records)."""
     value = record.get(key, True)
     if not isinstance(value, bool):
-        raise RecordInvalid(f"{key} must be true or false, not {value!r}.")
+        raise RecordInvalid(_("%(field)s must be true or false, not %(value)r.", field=key, value=value))
     return value
 
 
@@ -109,9 +114,10 @@ def _coordinate(record: dict, key: str, bound: int) -> Decimal | None:
     try:
         number = Decimal(str(value)).quantize(_SIX_PLACES)
     except (InvalidOperation, ValueError):
-        raise RecordInvalid(f"{key} must be a number, not {value!r}.") from None
+        raise RecordInvalid(_("%(field)s must be a number, not %(value)r.", field=key, value=value)) from None
     if not -bound <= number <= bound:
-        raise RecordInvalid(f"{key} must be between -{bound} and {bound}, not {value}.")
+        raise RecordInvalid(_("%(field)s must be between -%(bound)s and %(bound)s, not %(value)s.", field=key,
+                              bound=bound, value=value))
     return number
 
 
@@ -122,8 +128,18 @@ def _same_decimal(value: object) -> Decimal | None:
     return Decimal(str(value)).quantize(_SIX_PLACES)
 
 
+def _table(model: Any) -> Table:
+    """The Core table of a mapped class (typed as a FromClause by SQLAlchemy, a Table for every model here)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 class Copier:
-    """Upserts pages of one kind of record by Omnitron id. Subclasses say which table, fields and checks."""
+    """Upserts pages of one kind of record by Omnitron id. Subclasses say which table, fields and checks.
+
+    title, noun and the resources' labels are English (marked with N_); messages translate them where they show.
+    """
 
     key: str
     title: str
@@ -193,7 +209,7 @@ class Copier:
         where = self._missing(resource, listed, above, upto)
         if session.execute(select(self.table.c.id).where(*where).limit(1)).first() is None:
             return 0
-        return session.execute(update(self.table).where(*where).values(self._removed_values())).rowcount or 0
+        return rowcount(session.execute(update(self.table).where(*where).values(self._removed_values())))
 
     def check_page(self, session: Session, resource: Resource, rows: list[tuple[dict, dict]],
                    result: PageResult) -> list[tuple[dict, dict]]:
@@ -219,7 +235,7 @@ class Copier:
         seen: set[int] = set()
         for record in records:
             if not isinstance(record, dict):
-                result.fail(resource, record, "is not a JSON object.")
+                result.fail(resource, record, _("is not a JSON object."))
                 continue
             try:
                 row = self.row(resource, record)
@@ -227,14 +243,14 @@ class Copier:
                 result.fail(resource, record, str(exc))
                 continue
             if row["omnitron_id"] in seen:
-                result.fail(resource, record, "appears twice on the same page.")
+                result.fail(resource, record, _("appears twice on the same page."))
                 continue
             seen.add(row["omnitron_id"])
             rows.append((record, row))
         rows = self.check_page(session, resource, rows, result)
         if not rows:
             return result
-        stored = self.existing(session, resource, [row for _, row in rows])
+        stored = self.existing(session, resource, [row for _record, row in rows])
         new, changed = self.plan(resource, rows, stored, result)
         self.write(session, resource, new, changed)
         return result
@@ -242,8 +258,9 @@ class Copier:
     def plan(self, resource: Resource, rows: list[tuple[dict, dict]], stored: dict[int, tuple],
              result: PageResult) -> tuple[list[dict], list[dict]]:
         """Sort a page's rows into new and changed ones, counting the unchanged."""
-        new, changed = [], []
-        for _, row in rows:
+        new: list[dict] = []
+        changed: list[dict] = []
+        for _record, row in rows:
             found = stored.get(row["omnitron_id"])
             values = tuple(row[f] for f in self.fields)
             if found is None:
@@ -267,7 +284,7 @@ class Copier:
         if changed:
             # Core UPDATE by primary key; "_pk" because "id" would clash with the column's own bind name.
             columns = ("omnitron_id", *self.fields)
-            values = {c: bindparam(c) for c in columns}
+            values: dict[str, Any] = {c: bindparam(c) for c in columns}
             if "synced_at" in t.c:
                 values["synced_at"] = bindparam("synced_at")
                 changed = [{**row, "synced_at": now} for row in changed]
@@ -278,12 +295,12 @@ class AddressCopier(Copier):
     """The address tree, parents first: countries, cities, townships, districts (keyed by level and id)."""
 
     key = "addresses"
-    title = "Addresses"
-    noun = "addresses"
+    title = N_("Addresses")
+    noun = N_("addresses")
     resources = tuple(Resource(level, ADDRESS_PATHS[level], label) for level, label in (
-        (AddressNode.COUNTRY, "countries"), (AddressNode.CITY, "cities"), (AddressNode.TOWNSHIP, "townships"),
-        (AddressNode.DISTRICT, "districts")))
-    table = AddressNode.__table__
+        (AddressNode.COUNTRY, N_("countries")), (AddressNode.CITY, N_("cities")),
+        (AddressNode.TOWNSHIP, N_("townships")), (AddressNode.DISTRICT, N_("districts"))))
+    table = _table(AddressNode)
     fields = ("parent_omnitron_id", "name", "code", "is_active", "remote_modified_at")
     PARENT = {AddressNode.CITY: AddressNode.COUNTRY, AddressNode.TOWNSHIP: AddressNode.CITY,
               AddressNode.DISTRICT: AddressNode.TOWNSHIP}
@@ -294,7 +311,7 @@ class AddressCopier(Copier):
         parent = None
         if parent_level:
             key = "parent" if record.get("parent") is not None else parent_level
-            parent = _id(record, key, label=f"parent {parent_level}")
+            parent = _id(record, key, label=_("parent %(level)s", level=parent_level))
         return {"omnitron_id": _id(record, "id"), "parent_omnitron_id": parent,
                 "name": _text(record, "name", 160), "code": _text(record, "code", 40, required=False),
                 "is_active": _flag(record, "is_active"), "remote_modified_at": _modified(record)}
@@ -321,7 +338,7 @@ class AddressCopier(Copier):
         if not parent_level:
             return rows
         t = self.table
-        wanted = {row["parent_omnitron_id"] for _, row in rows}
+        wanted = {row["parent_omnitron_id"] for _record, row in rows}
         known = set(session.scalars(select(t.c.omnitron_id)
                                     .where(t.c.level == parent_level, t.c.omnitron_id.in_(wanted))))
         kept = []
@@ -329,7 +346,8 @@ class AddressCopier(Copier):
             if row["parent_omnitron_id"] in known:
                 kept.append((record, row))
             else:
-                result.fail(resource, record, f"its {parent_level} {row['parent_omnitron_id']} is not known.")
+                result.fail(resource, record, _("its %(level)s %(id)s is not known.", level=parent_level,
+                                                id=row["parent_omnitron_id"]))
         return kept
 
 
@@ -338,10 +356,10 @@ class StockLocationCopier(Copier):
     so its staff and packages stay with it."""
 
     key = "stock_locations"
-    title = "Stores"
-    noun = "stock locations"
-    resources = (Resource("stock_location", STOCK_LOCATIONS_PATH, "stock locations"),)
-    table = StockLocation.__table__
+    title = N_("Stores")
+    noun = N_("stock locations")
+    resources = (Resource("stock_location", STOCK_LOCATIONS_PATH, N_("stock locations")),)
+    table = _table(StockLocation)
     fields = ("name", "erp_code", "kind", "city", "address", "latitude", "longitude", "is_active",
               "remote_modified_at")
 
@@ -392,12 +410,17 @@ class StockLocationCopier(Copier):
             owner = target[0] if target else -row["omnitron_id"]
             holder = self._holders.get(row["erp_code"])
             if holder is not None and holder[1] != owner:
-                who = f"Omnitron id {holder[0]}" if holder[0] is not None else "made in the portal"
-                result.fail(resource, record, f"erp_code {row['erp_code']} is already used by the store "
-                                              f"{holder[2]!r} ({who}).")
+                if holder[0] is not None:
+                    problem = _("erp_code %(code)s is already used by the store %(store)r (Omnitron id %(id)s).",
+                                code=row["erp_code"], store=holder[2], id=holder[0])
+                else:
+                    problem = _("erp_code %(code)s is already used by the store %(store)r (made in the portal).",
+                                code=row["erp_code"], store=holder[2])
+                result.fail(resource, record, problem)
                 continue
             if claimed.setdefault(row["erp_code"], owner) != owner:
-                result.fail(resource, record, f"erp_code {row['erp_code']} is used twice on the same page.")
+                result.fail(resource, record, _("erp_code %(code)s is used twice on the same page.",
+                                                code=row["erp_code"]))
                 continue
             kept.append((record, row))
         new, changed = super().plan(resource, kept, stored, result)
@@ -446,10 +469,10 @@ class ChannelCopier(Copier):
     """Sales channels: web, mobile app, marketplaces, in-store."""
 
     key = "channels"
-    title = "Channels"
-    noun = "channels"
-    resources = (Resource("channel", CHANNELS_PATH, "channels"),)
-    table = Channel.__table__
+    title = N_("Channels")
+    noun = N_("channels")
+    resources = (Resource("channel", CHANNELS_PATH, N_("channels")),)
+    table = _table(Channel)
     fields = ("name", "channel_type", "is_active", "remote_modified_at")
 
     def row(self, resource: Resource, record: dict) -> dict:

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,10 +90,16 @@ class _Progress:
                 "cursor": {**self.cursor, "problems": self.problems}, "error": "\n".join(self.problems)}
 
 
+def _number(count: int) -> str:
+    """A count as messages show it, with thousands separators: 12,345."""
+    return f"{count:,}"
+
+
 def copier_for(kind: str) -> Copier:
     """The copier of a kind. Raises ValidationFailed for an unknown kind."""
     if kind not in COPIERS:
-        raise ValidationFailed(f"Unknown sync kind {kind!r}; use one of {', '.join(KINDS)}.", field="kind")
+        raise ValidationFailed(_("Unknown sync kind %(kind)r; use one of %(kinds)s.", kind=kind, kinds=", ".join(KINDS)),
+                               field="kind")
     return COPIERS[kind]()
 
 
@@ -103,10 +110,10 @@ def _credentials(session: Session) -> tuple[str, str]:
     try:
         password = settings.get_secret(session, settings.OMNITRON_CLIENT_SETTINGS, ("auth", "password"))
     except ValueError:
-        raise ValidationFailed("The saved Omnitron password cannot be read with the current ENCRYPTION_KEYS; save it "
-                               "again in step 7 (OMS credentials).", field="credentials") from None
+        raise ValidationFailed(_("The saved Omnitron password cannot be read with the current ENCRYPTION_KEYS; "
+                                 "save it again in step 7 (OMS credentials)."), field="credentials") from None
     if not username or not password:
-        raise ValidationFailed("Save the Omnitron username and password in step 7 (OMS credentials) first.",
+        raise ValidationFailed(_("Save the Omnitron username and password in step 7 (OMS credentials) first."),
                                field="credentials")
     return username, password
 
@@ -133,9 +140,10 @@ def check_required(session: Session, kind: str, *, client: OmnitronClient | None
     """
     copier = copier_for(kind)
     stats = copier.local_stats(session)
-    local_total = sum(count for count, _ in stats.values())
+    local_total = sum(count for count, _newest in stats.values())
     if local_total == 0:
-        return RequiredCheck(kind, True, f"No {copier.noun} have been copied from Omnitron yet.", 0, None)
+        return RequiredCheck(kind, True, _("No %(records)s have been copied from Omnitron yet.",
+                                           records=_(copier.noun)), 0, None)
     own = client is None
     client = client or make_client(session, retries=1)
     try:
@@ -146,23 +154,28 @@ def check_required(session: Session, kind: str, *, client: OmnitronClient | None
             remote = client.count(resource.path)
             remote_total += remote
             if remote != count and not mismatch:
-                mismatch = f"Omnitron has {remote:,} {resource.label}; the portal has {count:,}."
+                mismatch = _("Omnitron has %(remote)s %(records)s; the portal has %(local)s.", remote=_number(remote),
+                             records=_(resource.label), local=_number(count))
                 if remote < count:
                     gone = count - remote
-                    mismatch += (f" At least {gone:,} {'seems' if gone == 1 else 'seem'} to have been deleted in "
-                                 "Omnitron: a copy deactivates them here (they are kept for what already uses them).")
+                    mismatch += " " + ngettext(
+                        "At least %(count)s seems to have been deleted in Omnitron: a copy deactivates them here "
+                        "(they are kept for what already uses them).",
+                        "At least %(count)s seem to have been deleted in Omnitron: a copy deactivates them here "
+                        "(they are kept for what already uses them).", gone, count=_number(gone))
             if not mismatch and not changed and newest:
                 modified = client.count(resource.path, params={"modified_date__gt": newest})
                 if modified:
-                    changed = f"{modified:,} {resource.label} changed in Omnitron since the last copy."
+                    changed = _("%(count)s %(records)s changed in Omnitron since the last copy.",
+                                count=_number(modified), records=_(resource.label))
     finally:
         if own:
             client.close()
     reason = mismatch or changed
     if reason:
         return RequiredCheck(kind, True, reason, local_total, remote_total)
-    return RequiredCheck(kind, False, f"In sync: the portal's {local_total:,} {copier.noun} match Omnitron.",
-                         local_total, remote_total)
+    return RequiredCheck(kind, False, _("In sync: the portal's %(count)s %(records)s match Omnitron.",
+                                        count=_number(local_total), records=_(copier.noun)), local_total, remote_total)
 
 
 def is_required(session: Session, kind: str, *, client: OmnitronClient | None = None) -> bool:
@@ -201,14 +214,14 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
     previous = latest_job(session, kind)
     if previous is not None:
         session.refresh(previous)
-    resume = None
+    resume: SyncJob | None = None
     stale = False
     if runs.is_live(previous):
         if not runs.is_stale(previous, now):
             session.rollback()
             raise SyncAlreadyRunning(_(
                 "A copy of %(noun)s is already running (job #%(id)s, %(percent)s%% done). Wait for it to finish; "
-                "this page follows its progress.", noun=copier.noun, id=previous.id, percent=runs.percent(previous)))
+                "this page follows its progress.", noun=_(copier.noun), id=previous.id, percent=runs.percent(previous)))
         resume, stale = previous, True
     elif previous is not None and previous.status == SyncJob.FAILED and (previous.cursor or {}).get("resource"):
         resume = previous
@@ -216,9 +229,9 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
                   cursor={}, progress={}, error="")
     if changed_only:
         # The newest modified date copied per list, fixed now so a resumed job asks Omnitron the same question.
-        job.cursor = {"since": {name: newest for name, (_, newest) in copier.local_stats(session).items()}}
+        job.cursor = {"since": {name: newest for name, (_count, newest) in copier.local_stats(session).items()}}
     carry_on = resume is not None and ("since" in (resume.cursor or {})) == changed_only
-    if carry_on:
+    if resume is not None and carry_on:
         job.cursor = {**(resume.cursor or {}), "resumed_from": resume.id}
         for name in ("total", "processed", "created", "updated", "unchanged", "failed", "removed"):
             setattr(job, name, getattr(resume, name))
@@ -226,14 +239,14 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
         job.error = resume.error if not stale else "\n".join((resume.cursor or {}).get("problems", []))
     session.add(job)
     session.flush()
-    if stale:
+    if resume is not None and stale:
         why = runs.stale_reason(resume)
         runs.take_over(resume, _("%(why)s; carried on as job #%(id)s.", why=why, id=job.id) if carry_on
                        else _("%(why)s; job #%(id)s replaced it.", why=why, id=job.id), now)
     step = wizard.status(session, kind).state
     if step in (SetupStep.NOT_STARTED, SetupStep.NEEDS_ATTENTION):
         wizard.mark(session, kind, SetupStep.IN_PROGRESS, user_id=user_id, commit=False,
-                    note=f"Copying {copier.noun} from Omnitron (job #{job.id}).")
+                    note=_("Copying %(records)s from Omnitron (job #%(id)s).", records=_(copier.noun), id=job.id))
     session.commit()
     return job
 
@@ -279,10 +292,13 @@ def _finish(session: Session, job_id: int, token: str, progress: _Progress, copi
     runs.finish(session, SyncJob, job_id, token, **progress.values())
     outbox.deliver_after_commit(session)
     job = session.get(SyncJob, job_id, populate_existing=True)
+    if job is None:
+        return  # deleted meanwhile: no step to mark
     summary = summary_text(job, copier.noun)
     if job.failed:
         wizard.mark(session, job.kind, SetupStep.NEEDS_ATTENTION, user_id=job.started_by_id,
-                    note=f"{summary} Fix these in Omnitron and copy again: " + " ".join(progress.problems))
+                    note=_("%(summary)s Fix these in Omnitron and copy again: %(problems)s", summary=summary,
+                           problems=" ".join(progress.problems)))
     else:
         wizard.mark(session, job.kind, SetupStep.DONE, user_id=job.started_by_id, note=summary)
 
@@ -306,15 +322,15 @@ def _remove_missing(session: Session, copier: Copier, resource: Resource, page: 
     if any(b <= a for a, b in zip(ids, ids[1:], strict=False)):
         # The range reasoning needs id order; without it nothing can be said about what is missing.
         cursor["removals_off"] = resource.name
-        progress.notes.append(f"Omnitron does not list its {resource.label} in id order, so {resource.label} "
-                              "it no longer has were not looked for (none were deactivated).")
+        progress.notes.append(_("Omnitron does not list its %(records)s in id order, so %(records)s it no longer "
+                                "has were not looked for (none were deactivated).", records=_(resource.label)))
         return 0
     if not ids:
         if page.number == 1 and page.count == 0 and copier.local_stats(session)[resource.name][0]:
             # An empty list where there were records is more likely a misconfigured Omnitron than a brand
             # that deleted everything: keep them, and say so.
-            progress.notes.append(f"Omnitron lists no {resource.label} at all, so none were deactivated here; "
-                                  "if they really were all deleted, deactivate them by hand.")
+            progress.notes.append(_("Omnitron lists no %(records)s at all, so none were deactivated here; if they "
+                                    "really were all deleted, deactivate them by hand.", records=_(resource.label)))
         return 0
     if page.number == 1:
         above = None
@@ -329,7 +345,9 @@ def _remove_missing(session: Session, copier: Copier, resource: Resource, page: 
 
 def _place(resource: Resource, page: int, pages: int | None) -> str:
     """Where a job was, e.g. "at districts page 3 of 6"."""
-    return f"at {resource.label} page {page}" + (f" of {pages}" if pages else "")
+    if pages:
+        return _("at %(records)s page %(page)s of %(pages)s", records=_(resource.label), page=page, pages=pages)
+    return _("at %(records)s page %(page)s", records=_(resource.label), page=page)
 
 
 def sync_kind(session: Session, job_id: int, *, token: str | None = None,
@@ -347,6 +365,8 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
     if not runs.claim(session, SyncJob, job_id, token):
         return session.get(SyncJob, job_id, populate_existing=True)
     job = session.get(SyncJob, job_id, populate_existing=True)
+    if job is None:
+        return None
     copier = copier_for(job.kind)
     cursor = dict(job.cursor or {})
     page_size = int(cursor.get("page_size") or current_app.config.get("SYNC_PAGE_SIZE", 500))
@@ -361,12 +381,12 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
         return {"modified_date__gt": newest} if newest else None
 
     progress.cursor["page_size"] = page_size
-    where = "before the first page"
+    where = _("before the first page")
     own = client is None
     try:
         client = client or make_client(session)
         try:
-            where = "while counting the records"
+            where = _("while counting the records")
             counts = {r.name: client.count(r.path, params=filters(r)) for r in copier.resources}
             progress.total = max(sum(counts.values()), progress.processed)
             _save(session, job_id, token, progress)
@@ -421,18 +441,22 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
         log.info("sync job %s was taken over by another run; this one stops", job_id)
     except OmnitronError as exc:
         session.rollback()
-        kept = " Pages already copied are kept: run the copy again to carry on from there." if progress.processed \
-            else " Run the copy again when Omnitron answers."
-        _fail(session, job_id, token, f"Copying stopped {where}. {exc.message}{kept}")
+        if progress.processed:
+            message = _("Copying stopped %(where)s. %(error)s Pages already copied are kept: run the copy again to "
+                        "carry on from there.", where=where, error=exc.message)
+        else:
+            message = _("Copying stopped %(where)s. %(error)s Run the copy again when Omnitron answers.",
+                        where=where, error=exc.message)
+        _fail(session, job_id, token, message)
     except DomainError as exc:
         session.rollback()
         _fail(session, job_id, token, exc.message)
     except Exception as exc:  # a bug or a database failure must end the job, not leave it "running"
         session.rollback()
         log.exception("sync job %s failed", job_id)
-        _fail(session, job_id, token, f"Copying stopped {where} because of an unexpected error "
-                                      f"({exc.__class__.__name__}); the worker's log has the details. "
-                                      "Pages already copied are kept.")
+        _fail(session, job_id, token, _("Copying stopped %(where)s because of an unexpected error (%(error)s); the "
+                                        "worker's log has the details. Pages already copied are kept.",
+                                        where=where, error=exc.__class__.__name__))
     return session.get(SyncJob, job_id, populate_existing=True)
 
 
@@ -446,21 +470,23 @@ def get_job(session: Session, kind: str, job_id: int | None = None) -> SyncJob |
         return latest_job(session, kind)
     job = session.get(SyncJob, job_id)
     if job is None or job.kind != kind:
-        raise NotFound(f"No {kind} sync job #{job_id}.")
+        raise NotFound(_("No %(kind)s sync job #%(id)s.", kind=kind, id=job_id))
     return job
 
 
 def summary_text(job: SyncJob, noun: str | None = None) -> str:
     """One sentence on what a job did."""
     noun = noun or copier_for(job.kind).noun
-    text = (f"{job.processed:,} {noun} read from Omnitron: {job.created:,} created, {job.updated:,} updated, "
-            f"{job.unchanged:,} unchanged, {job.failed:,} failed.")
+    text = _("%(processed)s %(records)s read from Omnitron: %(created)s created, %(updated)s updated, "
+             "%(unchanged)s unchanged, %(failed)s failed.", processed=_number(job.processed), records=_(noun),
+             created=_number(job.created), updated=_number(job.updated), unchanged=_number(job.unchanged),
+             failed=_number(job.failed))
     if job.removed:
-        text += (f" {job.removed:,} removed: Omnitron no longer has them, so they were deactivated here "
-                 "(kept for what already uses them).")
+        text += " " + _("%(removed)s removed: Omnitron no longer has them, so they were deactivated here (kept for "
+                        "what already uses them).", removed=_number(job.removed))
     if "since" in (job.cursor or {}):
-        text += " Only records changed since the last copy were read; records deleted in Omnitron are found " \
-                "by a full copy."
+        text += " " + _("Only records changed since the last copy were read; records deleted in Omnitron are "
+                        "found by a full copy.")
     return text
 
 
@@ -471,7 +497,9 @@ def where_text(job: SyncJob) -> str:
     labels = {r.name: r.label for r in copier.resources}
     if not cursor.get("resource"):
         return ""
-    return f"{labels.get(cursor['resource'], cursor['resource'])}, page {cursor.get('page')}"
+    resource = cursor["resource"]
+    records = _(labels[resource]) if resource in labels else resource
+    return _("%(records)s, page %(page)s", records=records, page=cursor.get("page"))
 
 
 def job_json(job: SyncJob | None, kind: str) -> dict:
