@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import cast
 
 from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
 from portal.config import CONFIGS, check_production
 
@@ -22,7 +24,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = app.config["PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask's documented way to wrap the WSGI app; mypy refuses assigning to a method, and only that.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_engine(app)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -36,7 +40,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_translation_directories="translations")
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    # The type checker sees db as portal.typed_db (see portal/extensions.py); at run time it is the SQLAlchemy object.
+    migrate.init_app(app, cast(SQLAlchemy, db), directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)

@@ -4,18 +4,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, make_response, redirect, render_template, request
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from htmx_flask.requests import HtmxHeaders
 from werkzeug.routing import IntegerConverter
+from werkzeug.wrappers import Response as BaseResponse
 
 from portal.db_types import DB_INT_MAX, plain_int, utcnow
 from portal.errors import DomainError, ValidationFailed
+from portal.extensions import login_manager
+from portal.i18n import N_
 from portal.packages.states import DeliveryType, State, Visibility, state_info
 
 log = logging.getLogger(__name__)
@@ -34,20 +39,30 @@ def check_int_args(args, names: tuple[str, ...]) -> None:
     for name in names:
         raw = (args.get(name) or "").strip()
         if raw and plain_int(raw) is None:
-            raise ValidationFailed(f"{name} must be a number.", field=name)
+            raise ValidationFailed(_("%(name)s must be a number.", name=name), field=name)
+
+
+def htmx_headers() -> HtmxHeaders:
+    """The request's htmx headers, typed (htmx_flask adds them as `request.htmx`, which the type checker cannot see)."""
+    headers = getattr(request, "htmx", None)
+    return headers if isinstance(headers, HtmxHeaders) else HtmxHeaders(request.headers)
+
+
+def is_htmx() -> bool:
+    """True for any request htmx made (boosted ones and history restores too)."""
+    return bool(htmx_headers())
 
 
 def is_fragment_request() -> bool:
     """True when htmx asks for a fragment: an htmx request that is neither boosted nor a history restore."""
-    htmx = getattr(request, "htmx", None)
+    htmx = htmx_headers()
     return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def render_block(template_name: str, block_name: str, **context) -> str:
     """Render one named block of a page template, with the usual template context."""
-    app = current_app._get_current_object()
-    app.update_template_context(context)
-    template = app.jinja_env.get_template(template_name)
+    current_app.update_template_context(context)
+    template = current_app.jinja_env.get_template(template_name)
     return "".join(template.blocks[block_name](template.new_context(context)))
 
 
@@ -89,8 +104,9 @@ def answer(template_name: str, *parts: str, code: int = 200, toast: str | None =
 
     A normal visit gets the whole page; an htmx request (or fragment=True) gets only the named parts: blocks
     of the page template, or whole template files for names ending in ".html", in order (the ones marked
-    hx-swap-oob swap themselves into place). The status code (`code`; `status` is left to the template), a toast (level "success", "error" or "info")
-    and extra client events go with either; toast and events are merged into one HX-Trigger header.
+    hx-swap-oob swap themselves into place). The status code (`code`; `status` is left to the template), a toast
+    (level "success", "error" or "info") and extra client events go with either; toast and events are merged
+    into one HX-Trigger header.
     """
     if fragment is None:
         fragment = is_fragment_request()
@@ -111,10 +127,10 @@ def with_toast(response: Response, message: str, level: str = "success") -> Resp
     return add_events(response, toast=message, level=level)
 
 
-def hx_redirect(target: str, *, code: int = 302) -> Response:
+def hx_redirect(target: str, *, code: int = 302) -> BaseResponse:
     """Go to another page: a full page load for htmx (HX-Redirect, not HX-Location, whose request would get only
     a fragment), a plain redirect otherwise."""
-    if getattr(request, "htmx", None):
+    if is_htmx():
         return htmx_response("", 204, headers={"HX-Redirect": target})
     return redirect(target, code=code)
 
@@ -133,7 +149,7 @@ def role_required(*roles: str):
         def wrapped(*args, **kwargs):
             """Check the role, then run the view."""
             if not current_user.is_authenticated:
-                return current_app.login_manager.unauthorized()
+                return login_manager.unauthorized()
             if current_user.role not in roles:
                 abort(403)
             return view(*args, **kwargs)
@@ -152,20 +168,27 @@ def local_time(value: datetime | None, tz_name: str | None = None) -> str:
         return ""
     tz = ZoneInfo(tz_name or current_app.config["DISPLAY_TIMEZONE"])
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(tz).strftime("%d %b %Y %H:%M")
 
 
 def age(value: datetime | None) -> str:
-    """How long ago: "5 min", "2 h", "3 d"."""
+    """How long ago: "5 min", "2 h", "3 d" (translated; the unit after the number as the locale writes it)."""
     if value is None:
         return ""
     seconds = max(int((utcnow() - value).total_seconds()), 0)
     if seconds < 3600:
-        return f"{max(seconds // 60, 1)} min"
+        minutes = max(seconds // 60, 1)
+        return ngettext("%(num)d min", "%(num)d min", minutes)
     if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
+        return ngettext("%(num)d h", "%(num)d h", seconds // 3600)
+    return ngettext("%(num)d d", "%(num)d d", seconds // 86400)
+
+
+def html_lang() -> str:
+    """The language of the page for <html lang>: the request's locale as a BCP 47 tag ("en", "pt-BR")."""
+    locale = get_locale()
+    return str(locale).replace("_", "-") if locale is not None else current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
 
 
 def init_app(app) -> None:
@@ -173,7 +196,7 @@ def init_app(app) -> None:
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["age"] = age
     app.jinja_env.globals.update(
-        state_info=state_info, DeliveryType=DeliveryType, Visibility=Visibility, State=State,
+        html_lang=html_lang, state_info=state_info, DeliveryType=DeliveryType, Visibility=Visibility, State=State,
     )
 
     @app.after_request
@@ -217,27 +240,34 @@ def init_app(app) -> None:
 
         db.session.rollback()
         log.warning("refused %s %s: %s", request.method, request.path, error)
-        message = "A value in the request is too large."
+        message = _("A value in the request is too large.")
         if request.path.startswith("/api/"):
             from portal.api.errors import error_response
 
             return error_response(400, message, "validation_error")
         return _error_page(400, message)
 
-    for status, message in ((400, "The request was not understood."), (403, "You may not open this page."),
-                            (404, "This page does not exist, or it is not in your store."),
-                            (405, "That action is not allowed here."),
-                            (413, "That request is too large."),
-                            (429, "Too many requests. Please wait a moment and try again."),
-                            (500, "Something went wrong on our side. Please try again.")):
+    for status, message in ERROR_MESSAGES.items():
         app.register_error_handler(status, _make_handler(status, message))
 
 
+# The error page's message per HTTP status: plain English, translated when the page is rendered.
+ERROR_MESSAGES = {
+    400: N_("The request was not understood."),
+    403: N_("You may not open this page."),
+    404: N_("This page does not exist, or it is not in your store."),
+    405: N_("That action is not allowed here."),
+    413: N_("That request is too large."),
+    429: N_("Too many requests. Please wait a moment and try again."),
+    500: N_("Something went wrong on our side. Please try again."),
+}
+
+
 def _make_handler(status: int, message: str):
-    """An error handler that renders the error page with a fixed message."""
+    """An error handler that renders the error page with a fixed message (translated for the request)."""
     def handler(error):
         """Render the error page (JSON for the API)."""
-        return _error_page(status, message)
+        return _error_page(status, _(message))
     return handler
 
 

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
+
+if TYPE_CHECKING:
+    # Resolved by name through the model registry at run time; imported here for the type checker only.
+    from portal.accounts.models import User
 
 
 class SetupStep(db.Model):
@@ -30,4 +35,4 @@ class SetupStep(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    completed_by: Mapped["User | None"] = relationship(lazy="joined")  # noqa: F821
+    completed_by: Mapped[User | None] = relationship(lazy="joined")

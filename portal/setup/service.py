@@ -4,21 +4,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
 from portal.errors import ValidationFailed
+from portal.i18n import N_
 from portal.setup.models import SetupStep
 from portal.setup.steps import BY_KEY, STEPS, Step
 
+# State -> label, marked with N_ and translated where it is shown (StepStatus.label).
 STATE_LABELS = {
-    SetupStep.NOT_STARTED: "Not started",
-    SetupStep.IN_PROGRESS: "In progress",
-    SetupStep.DONE: "Done",
-    SetupStep.NEEDS_ATTENTION: "Needs attention",
-    SetupStep.SKIPPED: "Skipped",
+    SetupStep.NOT_STARTED: N_("Not started"),
+    SetupStep.IN_PROGRESS: N_("In progress"),
+    SetupStep.DONE: N_("Done"),
+    SetupStep.NEEDS_ATTENTION: N_("Needs attention"),
+    SetupStep.SKIPPED: N_("Skipped"),
 }
 # The same colour scale as package chips: waiting, working, ready, done, problem.
 STATE_CATEGORY = {
@@ -43,8 +46,8 @@ class StepStatus:
 
     @property
     def label(self) -> str:
-        """The state as words."""
-        return STATE_LABELS[self.state]
+        """The state as words, in the request's language."""
+        return _(STATE_LABELS[self.state])
 
     @property
     def category(self) -> str:
@@ -57,13 +60,18 @@ def _records(session: Session) -> dict[str, SetupStep]:
     return {row.key: row for row in session.scalars(select(SetupStep))}
 
 
+def _state_of(records: dict[str, SetupStep], key: str) -> str:
+    """A step's recorded state, or not started when it has no row yet."""
+    row = records.get(key)
+    return row.state if row is not None else SetupStep.NOT_STARTED
+
+
 def statuses(session: Session) -> list[StepStatus]:
     """All 15 steps in order with their state and unmet dependencies."""
     records = _records(session)
     result = []
     for step in STEPS:
-        waiting = [BY_KEY[k] for k in step.depends_on
-                   if (records.get(k).state if records.get(k) else SetupStep.NOT_STARTED) not in FINISHED]
+        waiting = [BY_KEY[k] for k in step.depends_on if _state_of(records, k) not in FINISHED]
         result.append(StepStatus(step, records.get(step.key), waiting))
     return result
 
@@ -82,7 +90,7 @@ def progress(session: Session) -> tuple[int, int]:
 def _record(session: Session, key: str) -> SetupStep:
     """The step's row, created on first use."""
     if key not in BY_KEY:
-        raise ValidationFailed(f"Unknown setup step {key!r}.")
+        raise ValidationFailed(_("Unknown setup step %(key)s.", key=repr(key)))
     row = session.scalar(select(SetupStep).where(SetupStep.key == key))
     if row is None:
         row = SetupStep(key=key)
@@ -94,7 +102,7 @@ def mark(session: Session, key: str, state: str, *, user_id: int | None, note: s
          commit: bool = True) -> SetupStep:
     """Record a step's state; done records who and when. A later failure marks it as needing attention."""
     if state not in STATE_LABELS:
-        raise ValidationFailed(f"Unknown step state {state!r}.")
+        raise ValidationFailed(_("Unknown step state %(state)s.", state=repr(state)))
     row = _record(session, key)
     row.state = state
     row.note = note[:1000]
@@ -112,7 +120,7 @@ def skip(session: Session, key: str, reason: str, *, user_id: int | None) -> Set
     """Skip a step; the reason is required and shown on the wizard home."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed("Say why this step is skipped.", field="reason")
+        raise ValidationFailed(_("Say why this step is skipped."), field="reason")
     row = _record(session, key)
     row.state = SetupStep.SKIPPED
     row.skip_reason = reason[:1000]
@@ -160,8 +168,8 @@ def lock_step(session: Session, key: str, now: datetime) -> None:
     The write holds a row lock (PostgreSQL) or the write lock (SQLite) until the caller commits, so two
     admins cannot both see "nothing running" and start a job.
     """
-    touched = session.execute(update(SetupStep).where(SetupStep.key == key).values(updated_at=now)
-                              .execution_options(synchronize_session=False)).rowcount
+    touched = rowcount(session.execute(update(SetupStep).where(SetupStep.key == key).values(updated_at=now)
+                                       .execution_options(synchronize_session=False)))
     if touched:
         return
     session.add(SetupStep(key=key, updated_at=now))

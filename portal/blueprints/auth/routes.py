@@ -32,7 +32,8 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            user = auth.authenticate(db.session, form.username.data, form.password.data)
+            # validate_on_submit() passed DataRequired, so both are filled in.
+            user = auth.authenticate(db.session, form.username.data or "", form.password.data or "")
         except DomainError as exc:
             error, status = exc.message, exc.http_status if exc.http_status == 429 else 401
         else:

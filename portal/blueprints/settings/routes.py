@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
-from portal.web import answer, page_or_fragment, role_required
+from portal.web import answer, is_htmx, page_or_fragment, role_required
 
 
 @bp.get("/settings")
@@ -37,7 +37,7 @@ def toggle_otp():
         return redirect(url_for("settings.index"))
     message = _("Pickup codes are on.") if enabled else \
         _("Pickup codes are off: packages are handed over without a code.")
-    if request.htmx:
+    if is_htmx():
         return answer("settings/index.html", "settings_panel", toast=message, form=form, otp_enabled=enabled,
                       rows=settings.list_settings(db.session), public_value=settings.public_value)
     flash(message, "success")

@@ -9,10 +9,12 @@ bp = Blueprint("setup", __name__, url_prefix="/setup")
 @bp.before_request
 def admins_only():
     """Only admins may use the wizard."""
-    from flask import abort, current_app
+    from flask import abort
+
+    from portal.extensions import login_manager
 
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
+        return login_manager.unauthorized()
     if not current_user.is_admin:
         abort(403)
 

@@ -17,6 +17,7 @@ from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import DomainError
 from portal.extensions import db
+from portal.i18n import N_
 from portal.omnitron import OmnitronError
 from portal.runs.service import is_live, panel_state
 from portal.sync import service as sync
@@ -32,14 +33,15 @@ SLUGS = {"addresses": "addresses", "stock_locations": "stock-locations", "channe
 KIND_OF = {slug: kind for kind, slug in SLUGS.items()}
 
 
+# Kind -> the step page's introduction, marked with N_ and translated in _context().
 INTROS = {
-    "addresses": "The four levels are copied parents first (countries, then cities, townships and districts), "
-                 "so every record finds the one above it.",
-    "stock_locations": "Copy Omnitron's stores and warehouses (stock locations) into the portal. A store already "
-                       "made in the portal with the same erp_code is matched by that code, so its staff and "
-                       "packages stay with it.",
-    "channels": "Copy Omnitron's sales channels (web, mobile app, marketplaces, in-store) into the portal; "
-                "scenarios and order filtering choose from them.",
+    "addresses": N_("The four levels are copied parents first (countries, then cities, townships and districts), "
+                    "so every record finds the one above it."),
+    "stock_locations": N_("Copy Omnitron's stores and warehouses (stock locations) into the portal. A store already "
+                          "made in the portal with the same erp_code is matched by that code, so its staff and "
+                          "packages stay with it."),
+    "channels": N_("Copy Omnitron's sales channels (web, mobile app, marketplaces, in-store) into the portal; "
+                   "scenarios and order filtering choose from them."),
 }
 
 
@@ -62,7 +64,7 @@ def _context(kind: str, *, message: str = "", message_level: str = "error", chec
     if user_ids:
         usernames = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all())
     return {
-        "kind": kind, "slug": SLUGS[kind], "copier": copier, "intro": INTROS[kind], "job": job, "jobs": jobs,
+        "kind": kind, "slug": SLUGS[kind], "copier": copier, "intro": _(INTROS[kind]), "job": job, "jobs": jobs,
         "usernames": usernames, "polling": panel.polling, "stale": panel.stale,
         "percent": panel.percent, "where": sync.where_text(job) if is_live(job) else "",
         "waiting_for_worker": panel.waiting_for_worker, "summary": sync.summary_text,

@@ -44,7 +44,7 @@ def _order_filtering_from_form(form) -> dict:
         raise ValidationFailed(_("Choose channels from the list."), field="channels") from None
     page_size = (form.get("page_size") or "").strip()
     if plain_int(page_size) is None:
-        raise ValidationFailed("page_size must be a number from 1 to 1000.", field="page_size")
+        raise ValidationFailed(_("page_size must be a number from 1 to 1000."), field="page_size")
     return {"statuses": form.getlist("statuses"), "channels": channels,
             "start_date": (form.get("start_date") or "").strip() or None,
             "exclude_test_orders": form.get("exclude_test_orders") in ("on", "true", "1"),

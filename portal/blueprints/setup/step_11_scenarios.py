@@ -73,7 +73,7 @@ def save_scenario():
         locations = []
         for location_id, raw in values["locations"].items():
             if raw and plain_int(raw) is None:
-                raise ValidationFailed("A priority must be a whole number from 1.", field="locations")
+                raise ValidationFailed(_("A priority must be a whole number from 1."), field="locations")
             locations.append((location_id, int(raw) if raw else None))
         scenario = scenarios.save_scenario(
             db.session, channel_id=values["channel_id"], name=values["name"], is_active=values["is_active"],

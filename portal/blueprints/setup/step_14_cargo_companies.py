@@ -1,6 +1,8 @@
 """Setup step 14, Cargo companies: cargo integrations or demo clients."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -8,13 +10,25 @@ from flask_login import current_user
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_catalog import _done, _respond
 from portal.cargo import service as cargo
-from portal.cargo.companies import DEMO_CLIENTS, SHIPPING_COMPANIES, demo_client_klass, demo_client_name
+from portal.cargo.companies import (
+    DEMO_CLIENTS,
+    SHIPPING_COMPANIES,
+    ShippingCompany,
+    demo_client_klass,
+    demo_client_name,
+)
 from portal.cargo.models import CargoCompany
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.web import plain_int
 
 CARGO_TEMPLATE = "setup/cargo_companies.html"
+
+
+def _is_secret(shipping: ShippingCompany | None, key: str) -> bool:
+    """Whether a conf key is one of the shipping company's secret fields (never shown, never sent back)."""
+    field = shipping.field(key) if shipping is not None else None
+    return field is not None and field.secret
 
 
 def _cargo_values(company=None) -> dict:
@@ -24,8 +38,7 @@ def _cargo_values(company=None) -> dict:
                 "shipping_company": "", "conf": {}, "demo_client": ""}
     conf = cargo.public_conf(company)
     shipping = SHIPPING_COMPANIES.get(company.shipping_company)
-    shown = {k: v for k, v in conf.items()
-             if not (shipping and shipping.field(k) and shipping.field(k).secret)}
+    shown = {k: v for k, v in conf.items() if not _is_secret(shipping, k)}
     return {"company_id": company.id, "name": company.name, "erp_code": company.erp_code,
             "is_managed_by_oms": company.is_managed_by_oms, "is_demo_client": company.is_demo_client,
             "shipping_company": company.shipping_company, "conf": {} if company.is_demo_client else shown,
@@ -38,7 +51,7 @@ def _cargo_conf_context(values: dict, editing) -> dict:
     masks = {}
     if editing is not None and shipping is not None and editing.shipping_company == shipping.slug \
             and not editing.is_demo_client:
-        masks = {k: v for k, v in cargo.public_conf(editing).items() if shipping.field(k) and shipping.field(k).secret}
+        masks = {k: v for k, v in cargo.public_conf(editing).items() if _is_secret(shipping, k)}
     return {"shipping": shipping, "demo_clients": DEMO_CLIENTS, "masks": masks}
 
 
@@ -76,7 +89,7 @@ def cargo_conf_fields():
 
 def _posted_cargo() -> dict:
     """The posted form: the chosen company's fields as conf, or the demo client."""
-    values = {"company_id": request.form.get("company_id", type=plain_int), "name": request.form.get("name", ""),
+    values: dict[str, Any] = {"company_id": request.form.get("company_id", type=plain_int), "name": request.form.get("name", ""),
               "erp_code": request.form.get("erp_code", ""),
               "is_managed_by_oms": request.form.get("is_managed_by_oms") == "on",
               "is_demo_client": request.form.get("is_demo_client") == "on",
@@ -107,8 +120,7 @@ def save_cargo_company():
         editing = db.session.get(CargoCompany, values["company_id"]) if values["company_id"] else None
         shipping = SHIPPING_COMPANIES.get(values["shipping_company"])
         # Typed secrets are never sent back to the browser.
-        values["conf"] = {k: v for k, v in values["conf"].items()
-                          if not (shipping and shipping.field(k) and shipping.field(k).secret)}
+        values["conf"] = {k: v for k, v in values["conf"].items() if not _is_secret(shipping, k)}
         return _cargo_response(422, editing=editing, values=values, error=exc.message, error_field=exc.field)
     message = (_("Cargo company %(name)s (%(code)s) added.", name=company.name, code=company.erp_code) if created
                else _("Cargo company %(name)s (%(code)s) saved.", name=company.name, code=company.erp_code))
