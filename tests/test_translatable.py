@@ -24,14 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Paths (files or folders, relative to the checkout) whose strings must all be marked for translation.
 COVERED = [
-    "portal/templates/base.html",
-    "portal/templates/_macros.html",
-    "portal/templates/error.html",
-    "portal/templates/_error_fragment.html",
-    "portal/templates/auth",
-    "portal/templates/packages",
-    "portal/templates/settings",
-    "portal/templates/webhooks",
+    "portal/templates",
     "portal/blueprints/auth",
     "portal/blueprints/packages",
     "portal/blueprints/settings",
@@ -44,10 +37,6 @@ COVERED = [
     "portal/webhooks",
     "portal/static/portal.js",
     "portal/runs",
-    "portal/templates/runs",
-    "portal/templates/setup/_sync_status.html",
-    "portal/templates/setup/_order_import.html",
-    "portal/templates/setup/_job_runs.html",
     "portal/scenarios",
     "portal/cargo",
     "portal/integrations",
@@ -77,6 +66,7 @@ SKIPPED_ELEMENTS = {"code", "script", "style", "pre", "kbd", "samp"}
 # A Jinja expression or statement, replaced by this marker (not prose) before the HTML is read.
 JINJA = "\x00"
 JINJA_CONSTRUCT = re.compile(r"\{#.*?#\}|\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+URL_START = re.compile(r"[a-z][a-z0-9+.-]*://")
 PUNCTUATION = " \t\r\n\x00.,;:!?()[]{}\"'`«»“”‘’…·•←→↑↓–—-/|*+=%&#<>"
 
 
@@ -94,6 +84,8 @@ def _is_code_like(word: str) -> bool:
 def is_prose(text: str) -> bool:
     """Whether the text holds at least one word a person reads (after dropping code-like tokens)."""
     for raw in text.split():
+        if URL_START.match(raw):
+            continue  # a URL, or the bare scheme a URL field shows as its placeholder ("https://")
         word = raw.strip(PUNCTUATION)
         # A word glued to an expression ({{ name }}-error, chip-{{ kind }}) is built by code.
         if word and JINJA not in raw and not _is_code_like(word):
@@ -354,6 +346,7 @@ def test_detector_sees_prose(tmp_path, text):
     "<p><code>webhook-signature</code> <code>flask outbox-retry</code></p>",
     '<input placeholder="https://erp.example.com/oms-events">',
     '<input placeholder="X-Brand-Token">',
+    '<input type="url" placeholder="https://">',
     "{# A comment with words #}",
     "{% set kind = ' secondary outline' if x else '' %}<p class=\"{{ 'secondary' }}\"></p>",
     "<p>{{ _('Delete %(url)s?', url=target) }}</p>",
