@@ -2,7 +2,8 @@
 
 Secret fields (OMNITRON_CLIENT_SETTINGS auth.password, GEOLOCATION_DISCOVERY api_key) are stored
 as {"$encrypted": "<Fernet token>"} and are never shown back in full: public_value() masks them.
-Saving a setting without a secret, or with its mask, keeps the secret already stored.
+Saving a setting without a secret, or with the value the portal showed for it (its mask, with or
+without the last two characters), keeps the secret already stored.
 """
 from __future__ import annotations
 
@@ -181,22 +182,56 @@ def _set_path(value: dict, path: tuple[str, ...], item: object) -> None:
     value[path[-1]] = item
 
 
+def _stored_secret(sealed: object) -> str | None:
+    """The clear text of a sealed secret, or None when there is none (or it no longer decrypts)."""
+    if isinstance(sealed, dict) and ENCRYPTED in sealed:
+        try:
+            return crypto.decrypt(sealed[ENCRYPTED])
+        except (ValueError, InvalidToken):
+            return None
+    return None
+
+
+def _shown_as(sealed: object) -> set[str]:
+    """Every text the portal may have shown for a stored secret: the bare mask and the mask with its tail."""
+    if not (isinstance(sealed, dict) and ENCRYPTED in sealed):
+        return set()
+    secret = _stored_secret(sealed)
+    return {MASK} if secret is None else {MASK, mask(secret)}
+
+
 def _seal_secrets(key: str, new: object, old: object) -> object:
-    """Encrypt new secrets; keep the stored secret where none (or the mask) was given."""
+    """Encrypt new secrets; keep the stored secret where none was given or where the value equals what was shown.
+
+    The API and the settings pages show a secret as its mask (public_value); a client that reads a
+    setting and writes it back unchanged sends that mask, which must keep the stored secret, never
+    replace it with the mask text.
+    """
     if not isinstance(new, dict):
         return new
     new = deepcopy(new)
     for path in SECRET_FIELDS.get(key, []):
         given = _get_path(new, path)
-        if isinstance(given, str):
+        kept = _get_path(old, path)
+        if isinstance(given, str) and given not in _shown_as(kept) and given not in ("", MASK):
             _set_path(new, path, {ENCRYPTED: crypto.encrypt(given)})
         elif isinstance(given, dict) and ENCRYPTED in given:
             pass  # already sealed (e.g. re-saved by rotation)
+        elif isinstance(kept, dict) and ENCRYPTED in kept:
+            _set_path(new, path, kept)
         else:
-            kept = _get_path(old, path)
-            if isinstance(kept, dict) and ENCRYPTED in kept:
-                _set_path(new, path, kept)
+            _drop_path(new, path)  # nothing stored to keep: the set_value check asks for the secret
     return new
+
+
+def _drop_path(value: dict, path: tuple[str, ...]) -> None:
+    """Remove the item at a path of keys, when there is one."""
+    for part in path[:-1]:
+        value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            return
+    if isinstance(value, dict):
+        value.pop(path[-1], None)
 
 
 def mask(secret: str) -> str:
@@ -212,10 +247,8 @@ def public_value(key: str, value: object) -> object:
     for path in SECRET_FIELDS[key]:
         sealed = _get_path(shown, path)
         if isinstance(sealed, dict) and ENCRYPTED in sealed:
-            try:
-                _set_path(shown, path, mask(crypto.decrypt(sealed[ENCRYPTED])))
-            except ValueError:
-                _set_path(shown, path, MASK)
+            secret = _stored_secret(sealed)
+            _set_path(shown, path, MASK if secret is None else mask(secret))
     return shown
 
 
