@@ -5,6 +5,7 @@ value back must keep the stored secret, for every settings key; the Omnitron log
 """
 import pytest
 from sqlalchemy import select
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 from portal import crypto
 from portal.accounts import auth
@@ -12,7 +13,6 @@ from portal.extensions import db
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting
 from portal.sync import service as sync
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 URL = "/api/v1/oms/settings/application_settings/"
 GEO_KEY = "AIzaSy-geolocation-key-42"
@@ -30,7 +30,7 @@ VALUES = {
 
 
 @pytest.fixture
-def app_config(omnitron_sandbox):
+def app_config(omnitron_sandbox):  # noqa: F811 (the fixture imported above)
     """The portal talks to the sandbox without waiting between retries."""
     return {"OMNITRON_URL": omnitron_sandbox.url, "OMNITRON_BACKOFF_SECONDS": 0.01, "OMNITRON_RETRIES": 1}
 

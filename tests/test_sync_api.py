@@ -110,7 +110,7 @@ def test_only_admins_with_a_token_may_sync(client, credentials, make):
             headers = {"Authorization": f"Token {token}"}
             refused = client.post(f"{prefix}execute/", headers=headers)
             assert refused.status_code == 403
-            assert refused.json["detail"] == "Only admins may copy data from Omnitron."
+            assert refused.json == {"detail": "Only admins may do this.", "code": "permission_denied"}
             assert client.get(f"{prefix}get_async_status/", headers=headers).status_code == 403
     assert db.session.scalar(select(func.count()).select_from(SyncJob)) == 0
 

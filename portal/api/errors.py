@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from flask import Response, jsonify
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from portal.errors import DomainError
@@ -42,7 +43,7 @@ def http_error_response(error: HTTPException) -> Response:
     """The JSON answer to an HTTP error raised while serving an API route (keeps its headers)."""
     detail = error.description or error.name
     if error.code == 429:
-        detail = f"Too many requests ({detail}). Please wait a moment and try again."
+        detail = _("Too many requests (%(limit)s). Please wait a moment and try again.", limit=detail)
     response = error_response(error.code or 500, detail, _http_code(error))
     for name, value in error.get_headers():
         if name.lower() != "content-type":

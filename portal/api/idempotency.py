@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from portal.api.auth import caller
 from portal.api.errors import domain_error_response
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ConcurrentChange, DomainError, ValidationFailed
 from portal.extensions import db
+from portal.idempotency.models import IdempotencyRecord
 
 log = logging.getLogger(__name__)
 
