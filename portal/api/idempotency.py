@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Response, request
+from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -61,13 +62,18 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.upper().encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+def _in_progress() -> str:
+    """The message for a key whose first request has not answered yet."""
+    return _("A request with this %(header)s is still being processed. Retry in a moment.", header=HEADER)
+
+
 def begin(session: Session, user_id: int, key: str, fingerprint: str) -> int | IdempotencyRecord:
     """Claim (user, key) for a new request and return the record's id, or return the finished record.
 
     Raises IdempotencyKeyReused when the key was used for another request and IdempotencyInProgress
     while the first request with this key is still running.
     """
-    for _ in range(3):
+    for _attempt in range(3):
         now = utcnow()
         record = IdempotencyRecord(user_id=user_id, key=key, request_fingerprint=fingerprint,
                                    status_code=None, response_body="", created_at=now)
@@ -88,16 +94,14 @@ def begin(session: Session, user_id: int, key: str, fingerprint: str) -> int | I
             continue
         if existing.request_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
-                f"The {HEADER} was already used for a different request. Use a new key for a new request.",
-                field=HEADER)
+                _("The %(header)s was already used for a different request. Use a new key for a new request.",
+                  header=HEADER), field=HEADER)
         if existing.status_code is None:
             if existing.created_at < now - STALE_AFTER and _take_over(session, existing, now):
                 return existing.id
-            raise IdempotencyInProgress(
-                f"A request with this {HEADER} is still being processed. Retry in a moment.", field=HEADER)
+            raise IdempotencyInProgress(_in_progress(), field=HEADER)
         return existing
-    raise IdempotencyInProgress(f"A request with this {HEADER} is still being processed. Retry in a moment.",
-                                field=HEADER)
+    raise IdempotencyInProgress(_in_progress(), field=HEADER)
 
 
 def _delete_if_unchanged(session: Session, record: IdempotencyRecord) -> None:
@@ -158,7 +162,8 @@ def idempotent(view):
             return view(*args, **kwargs)
         key = key.strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            raise ValidationFailed(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", field=HEADER)
+            raise ValidationFailed(_("%(header)s must be 1 to %(limit)s characters.", header=HEADER,
+                                     limit=MAX_KEY_LENGTH), field=HEADER)
         fingerprint = request_fingerprint(request.method, request.path, request.get_data())
         claimed = begin(db.session, caller().user_id, key, fingerprint)
         if isinstance(claimed, IdempotencyRecord):

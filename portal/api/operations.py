@@ -93,7 +93,7 @@ def _field_name(loc: tuple) -> str:
     return ".".join(str(part) for part in _api_location(loc)[0]) or "body"
 
 
-def _problem(error: dict) -> str:
+def _problem(error: Any) -> str:
     """A translated sentence for one pydantic error."""
     name = _field_name(error["loc"])
     kind = error["type"]
@@ -262,8 +262,10 @@ def operation(method: str, path: str, *, summary: str, access: Access = Access.A
             check_access(op.access)
             return inner(**kwargs)
 
-        options = {"defaults": op.defaults} if op.defaults else {}
-        bp.add_url_rule(path, endpoint=op.endpoint, view_func=wrapped, methods=[op.method], **options)
+        if op.defaults:
+            bp.add_url_rule(path, endpoint=op.endpoint, view_func=wrapped, methods=[op.method], defaults=op.defaults)
+        else:
+            bp.add_url_rule(path, endpoint=op.endpoint, view_func=wrapped, methods=[op.method])
         OPERATIONS.append(op)
         if access is Access.PUBLIC:
             PUBLIC_ENDPOINTS.add(f"{bp.name}.{op.endpoint}")

@@ -56,7 +56,7 @@ def keyset_page(session: Session, stmt: Select, id_column, args: PageQuery, *, n
     else:
         next_after = rows[-1].id if rows and has_more else None
         prev_before = rows[0].id if rows and args.after is not None else None
-    extra = {"limit": args.size} if args.limit is not None else {}
+    extra: dict[str, object] = {"limit": args.size} if args.limit is not None else {}
 
     def link(**cursor) -> str:
         """The URL of a neighbouring page."""

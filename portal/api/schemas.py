@@ -50,7 +50,7 @@ Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str),
 RowId = Annotated[int, Field(ge=0, le=DB_INT_MAX)]
 
 
-def _digits(value: Any) -> Any:
+def digits(value: Any) -> Any:
     """A query value of ASCII digits as a number within the database's range; anything else is refused."""
     if isinstance(value, str):
         number = plain_int(value)
@@ -60,15 +60,10 @@ def _digits(value: Any) -> Any:
     return value
 
 
-def query_int(minimum: int = 0, maximum: int = DB_INT_MAX) -> Any:
-    """A number in a query string within bounds: ASCII digits only ("²", "1e3", "-1" are refused)."""
-    return Annotated[int, BeforeValidator(_digits), Field(ge=minimum, le=maximum)]
-
-
-# A row id or cursor in a query string.
-QueryInt = query_int()
+# A row id or cursor in a query string: ASCII digits only ("²", "1e3", "-1" are refused).
+QueryInt = Annotated[int, BeforeValidator(digits), Field(ge=0, le=DB_INT_MAX)]
 # A page size in a query string.
-QueryLimit = query_int(1)
+QueryLimit = Annotated[int, BeforeValidator(digits), Field(ge=1, le=DB_INT_MAX)]
 
 
 class Status(Answer):
@@ -79,12 +74,15 @@ class Status(Answer):
     label: str
 
     @classmethod
-    def of(cls, code: int | None) -> Status | None:
-        """The state with this code; None stays None."""
-        if code is None:
-            return None
+    def of_state(cls, code: int) -> Status:
+        """The state with this code."""
         info = state_info(code)
         return cls(code=info.code, value=info.slug, label=str(info.label))
+
+    @classmethod
+    def of(cls, code: int | None) -> Status | None:
+        """The state with this code; None stays None."""
+        return None if code is None else cls.of_state(code)
 
 
 class StockLocation(Answer):
@@ -93,3 +91,14 @@ class StockLocation(Answer):
     id: int
     erp_code: str
     name: str
+
+
+def _left_out() -> Any:
+    """The value of a field a partial update left out: never validated, never stored (routes look at
+    model_fields_set)."""
+    return None
+
+
+def optional(**constraints: Any) -> Any:
+    """A field a PATCH may leave out; sent, it must have its type (null is refused where the type has none)."""
+    return Field(default_factory=_left_out, **constraints)

@@ -10,7 +10,7 @@ from portal.api.auth import caller
 from portal.api.operations import operation
 from portal.api.pagination import PageQuery, keyset_page
 from portal.api.resources.common import usernames
-from portal.api.schemas import Answer, Body, Timestamp
+from portal.api.schemas import Answer, Body, Timestamp, optional
 from portal.api.steps import settle
 from portal.extensions import db
 from portal.jobs import job_types, scheduler
@@ -18,7 +18,7 @@ from portal.jobs.models import JobRun as JobRunRow
 from portal.jobs.models import ScheduledJob as JobRow
 
 JOBS_STEP = "jobs"
-_JOB_TYPES = {"enum": list(job_types.JOB_TYPES)}
+_JOB_TYPES: dict[str, Any] = {"enum": list(job_types.JOB_TYPES)}
 
 
 class Job(Answer):
@@ -80,11 +80,11 @@ class JobStarted(Answer):
 class JobFields(Body):
     """The fields of a job; a PATCH may send any of them (and the read-only ones back)."""
 
-    name: str = Field(None, max_length=200)
-    job_type: str = Field(None, max_length=64, json_schema_extra=_JOB_TYPES)
-    schedule: str = Field(None, max_length=200, description="Five cron fields.")
-    parameters: dict[str, Any] = Field(None, description="The job type's parameters, e.g. {\"days\": 3}.")
-    enabled: bool = Field(None)
+    name: str = optional(max_length=200)
+    job_type: str = optional(max_length=64, json_schema_extra=_JOB_TYPES)
+    schedule: str = optional(max_length=200, description="Five cron fields.")
+    parameters: dict[str, Any] = optional(description="The job type's parameters, e.g. {\"days\": 3}.")
+    enabled: bool = optional()
 
 
 class JobPatch(JobFields):

@@ -49,7 +49,7 @@ class Package(Answer):
         """The list's fields of a package."""
         return dict(
             id=package.id, number=package.number, order_number=package.order_number,
-            status=Status.of(package.state), delivery_type=package.delivery_type,
+            status=Status.of_state(package.state), delivery_type=package.delivery_type,
             delivery_from_store=package.delivery_from_store,
             stock_location=StockLocation(id=package.stock_location_id, erp_code=package.stock_location.erp_code,
                                          name=package.stock_location.name),

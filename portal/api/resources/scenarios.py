@@ -1,13 +1,15 @@
 """Scenarios (setup step 11, admins only): which stock locations fulfil a channel's packages, in which order."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import gettext as _
 from pydantic import Field
 from sqlalchemy import select
 
 from portal.api.auth import caller
 from portal.api.operations import operation
-from portal.api.schemas import Answer, Body, RowId, Timestamp
+from portal.api.schemas import Answer, Body, RowId, Timestamp, optional
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.scenarios import service as scenarios
@@ -17,7 +19,7 @@ from portal.sync.models import Channel
 
 # Domain field names reported under the API's names.
 RENAMES = {"channel_id": "channel", "sort": "rules"}
-_RULES = {"items": {"type": "string", "enum": list(scenarios.RULES)}}
+_RULES: dict[str, Any] = {"items": {"type": "string", "enum": list(scenarios.RULES)}}
 
 
 class ScenarioLocation(Answer):
@@ -67,11 +69,11 @@ class LocationInput(Body):
 class ScenarioFields(Body):
     """The fields of a scenario; a PATCH may send any of them (and the read-only ones back)."""
 
-    channel: RowId = Field(None, description="The channel's id.")
-    name: str = Field(None, max_length=200)
-    rules: list[str] = Field(None, json_schema_extra=_RULES)
-    locations: list[LocationInput] = Field(None, description="In priority order; priorities are stored 1..n.")
-    is_active: bool = Field(None)
+    channel: RowId = optional(description="The channel's id.")
+    name: str = optional(max_length=200)
+    rules: list[str] = optional(json_schema_extra=_RULES)
+    locations: list[LocationInput] = optional(description="In priority order; priorities are stored 1..n.")
+    is_active: bool = optional()
 
 
 class ScenarioPatch(ScenarioFields):

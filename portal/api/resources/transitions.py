@@ -7,7 +7,7 @@ from pydantic import Field
 
 from portal.api.auth import caller
 from portal.api.operations import Access, operation
-from portal.api.schemas import Answer, Body, Status
+from portal.api.schemas import Answer, Body, Status, optional
 from portal.api.steps import settle
 from portal.extensions import db
 from portal.packages import flow_editor
@@ -15,7 +15,7 @@ from portal.packages.models import Transition as TransitionRow
 from portal.packages.states import Visibility
 
 COMMANDS_STEP = "package_commands"
-_VISIBILITY = {"items": {"type": "string", "enum": list(Visibility.ALL)}}
+_VISIBILITY: dict[str, Any] = {"items": {"type": "string", "enum": list(Visibility.ALL)}}
 
 
 class Transition(Answer):
@@ -35,7 +35,7 @@ class Transition(Answer):
     def of(cls, transition: TransitionRow) -> Transition:
         """A transition row as the API shows it."""
         return cls(id=transition.id, slug=transition.slug, name=transition.name,
-                   command_code=transition.command_code, source_state=Status.of(transition.source_state),
+                   command_code=transition.command_code, source_state=Status.of_state(transition.source_state),
                    destination_state=Status.of(transition.destination_state),
                    visibility=list(transition.visibility or []), configuration=transition.configuration or {},
                    is_active=transition.is_active)
@@ -56,15 +56,15 @@ StateInput = int | str | StateRef | None
 class TransitionFields(Body):
     """The fields of a command; a PATCH may send any of them (and the read-only id back)."""
 
-    name: str = Field(None, max_length=200)
-    slug: str = Field(None, max_length=200)
-    command_code: str = Field(None, max_length=64)
-    source_state: StateInput = Field(None, description="A status code (500), value (packed) or Status object.")
-    destination_state: StateInput = Field(None, description="As source_state; null: back to the state the "
+    name: str = optional(max_length=200)
+    slug: str = optional(max_length=200)
+    command_code: str = optional(max_length=64)
+    source_state: StateInput = optional(description="A status code (500), value (packed) or Status object.")
+    destination_state: StateInput = optional(description="As source_state; null: back to the state the "
                                                             "package had before it was blocked.")
-    visibility: list[str] = Field(None, json_schema_extra=_VISIBILITY)
-    configuration: dict[str, Any] = Field(None)
-    is_active: bool = Field(None)
+    visibility: list[str] = optional(json_schema_extra=_VISIBILITY)
+    configuration: dict[str, Any] = optional()
+    is_active: bool = optional()
 
 
 class TransitionPatch(TransitionFields):

@@ -11,7 +11,7 @@ from portal.accounts.models import User as UserRow
 from portal.api.auth import caller
 from portal.api.operations import operation
 from portal.api.pagination import PageQuery, keyset_page
-from portal.api.schemas import Answer, Body, StockLocation, Timestamp
+from portal.api.schemas import Answer, Body, StockLocation, Timestamp, optional
 from portal.api.steps import settle
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -77,10 +77,10 @@ class NewUser(Body):
 class UserPatch(Body):
     """Fields to change, all or nothing; the read-only fields of an answer may be sent back."""
 
-    full_name: str = Field(None, max_length=200)
-    role: str = Field(None, max_length=64, json_schema_extra={"enum": list(ROLES)})
-    stores: Stores = Field(None)
-    is_active: bool = Field(None)
+    full_name: str = optional(max_length=200)
+    role: str = optional(max_length=64, json_schema_extra={"enum": list(ROLES)})
+    stores: Stores = optional()
+    is_active: bool = optional()
     id: int | None = Field(None, json_schema_extra={"readOnly": True})
     username: str | None = Field(None, json_schema_extra={"readOnly": True})
     is_locked: bool | None = Field(None, json_schema_extra={"readOnly": True})

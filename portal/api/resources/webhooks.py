@@ -5,17 +5,17 @@ it is ever shown.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Response, jsonify
 from flask_babel import gettext as _
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 
 from portal.api.auth import caller
 from portal.api.operations import Access, operation
-from portal.api.schemas import Answer, Body, Query, Timestamp, query_int
+from portal.api.schemas import Answer, Body, Query, Timestamp, digits, optional
 from portal.blueprints.setup.routes_events import settle_events_step
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -25,8 +25,8 @@ from portal.webhooks import service as webhooks
 
 MAX_LOG = 200
 WRITABLE = ("event_type", "target_url", "retry_countdown_config", "additional_headers", "is_active")
-_EVENT_TYPES = {"enum": [catalogue.WILDCARD, *catalogue.EVENT_TYPES]}
-_SECONDS = {"minimum": 0}
+_EVENT_TYPES: dict[str, Any] = {"enum": [catalogue.WILDCARD, *catalogue.EVENT_TYPES]}
+_SECONDS: dict[str, Any] = {"minimum": 0}
 
 
 class RetryConfig(Body):
@@ -119,14 +119,14 @@ class Redelivered(Answer):
 class SubscriptionFields(Body):
     """The writable fields of a subscription; secret_key is refused (use rotate_secret)."""
 
-    event_type: str = Field(None, max_length=200, json_schema_extra=_EVENT_TYPES)
-    target_url: str = Field(None, max_length=2000, json_schema_extra={"format": "uri"},
+    event_type: str = optional(max_length=200, json_schema_extra=_EVENT_TYPES)
+    target_url: str = optional(max_length=2000, json_schema_extra={"format": "uri"},
                             description="http:// or https://. Loopback, private, link-local and metadata addresses "
                                         "are refused.")
-    retry_countdown_config: RetryConfig = Field(None, description="Left out: exponential, 30 s doubling up to 6 h.")
-    additional_headers: dict[str, str] = Field(None, description="Sent with every delivery; names the portal sets "
+    retry_countdown_config: RetryConfig = optional(description="Left out: exponential, 30 s doubling up to 6 h.")
+    additional_headers: dict[str, str] = optional(description="Sent with every delivery; names the portal sets "
                                                                  "itself are refused.")
-    is_active: bool = Field(None, description="true also clears disabled_reason and the failure count.")
+    is_active: bool = optional(description="true also clears disabled_reason and the failure count.")
     secret_key: SkipJsonSchema[Any] = None
 
     @field_validator("secret_key")
@@ -156,10 +156,13 @@ class SubscriptionPatch(SubscriptionFields):
     updated_at: str | None = Field(None, json_schema_extra={"readOnly": True})
 
 
+LogLimit = Annotated[int, BeforeValidator(digits), Field(ge=1, le=MAX_LOG)]
+
+
 class DeliveryLogQuery(Query):
     """How many attempts to list."""
 
-    limit: query_int(1, MAX_LOG) | None = Field(None, description="How many attempts (default 50).")
+    limit: LogLimit | None = Field(None, description="How many attempts (default 50).")
 
 
 def _no_store(response: Response) -> Response:
