@@ -99,6 +99,6 @@ def test_a_mask_with_no_stored_secret_is_refused_not_stored(client, headers):
     response = client.patch(URL, headers=headers, json={"key": settings.OMNITRON_CLIENT_SETTINGS,
                                                         "json_value": {"auth": {"username": "u",
                                                                                 "password": settings.MASK}}})
-    assert response.status_code == 400 and response.json["field"] == "password"
+    assert response.status_code == 400 and response.json["field"] == "json_value.auth.password"
     assert db.session.scalar(select(ApplicationSetting).where(
         ApplicationSetting.key == settings.OMNITRON_CLIENT_SETTINGS)) is None

@@ -18,6 +18,9 @@ from portal.packages.models import Transition as TransitionRow
 
 MAX_LIMIT = 100
 MAX_NAME_LENGTH = 200
+# Command parameters the domain names bare, reported by their place in the body.
+RENAMES = {name: f"input_parameters.{name}" for name in ("otp", "code", "barcodes", "denial_reason",
+                                                          "tracking_number", "reason")}
 
 
 class Customer(Answer):
@@ -186,6 +189,7 @@ class CommandRequest(Body):
 
 @operation("POST", "/oms/packages/<int:package_id>/command/", summary="Run a command on a package.",
            access=Access.ANY, body=CommandRequest, errors=("404", "409", "422"), status=204, tag="packages",
+           renames=RENAMES,
            is_idempotent=True,
            example={"slug": "complete-packaging-from-waiting",
                     "input_parameters": {"package": 12, "barcodes": {"order_item": 12, "barcode": "868000956286"}}},

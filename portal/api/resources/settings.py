@@ -14,6 +14,12 @@ from portal.extensions import db
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting as SettingRow
 
+# Fields the settings service names inside a value, reported by their place in the body.
+RENAMES = {name: f"json_value.{name}" for name in ("statuses", "channels", "start_date", "page_size",
+                                                   "exclude_test_orders", "provider", "api_key")}
+RENAMES.update({"username": "json_value.auth.username", "password": "json_value.auth.password",
+                "events": "json_value"})
+
 
 class ApplicationSetting(Answer):
     """A setting as {id, key, json_value}, with secrets masked."""
@@ -62,7 +68,7 @@ def list_settings():
 
 
 @operation("PATCH", "/oms/settings/application_settings/", body=SettingPatch, answer=ApplicationSetting,
-           errors=("404",), tag="settings", example={"key": "IS_OTP_ENABLED", "json_value": False},
+           errors=("404",), renames=RENAMES, tag="settings", example={"key": "IS_OTP_ENABLED", "json_value": False},
            summary="Change a setting named by id or key; a new key is created (admins only).")
 def update_setting(body: SettingPatch):
     """Change a setting named by id or key."""
@@ -77,7 +83,7 @@ def show_setting(setting_id: int):
 
 
 @operation("PATCH", "/oms/settings/application_settings/<int:setting_id>/", body=SettingPatch,
-           answer=ApplicationSetting, errors=("404",), tag="settings",
+           answer=ApplicationSetting, errors=("404",), renames=RENAMES, tag="settings",
            summary="Change this setting (admins only).")
 def update_setting_by_id(setting_id: int, body: SettingPatch):
     """Change the setting with this id."""

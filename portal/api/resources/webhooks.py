@@ -27,6 +27,9 @@ MAX_LOG = 200
 WRITABLE = ("event_type", "target_url", "retry_countdown_config", "additional_headers", "is_active")
 _EVENT_TYPES: dict[str, Any] = {"enum": [catalogue.WILDCARD, *catalogue.EVENT_TYPES]}
 _SECONDS: dict[str, Any] = {"minimum": 0}
+# Retry fields the domain names bare, reported by their place in the body.
+RENAMES = {name: f"retry_countdown_config.{name}" for name in ("type", "interval", "increment", "base", "factor",
+                                                                "max_interval", "min", "max", "max_attempts")}
 
 
 class RetryConfig(Body):
@@ -187,7 +190,7 @@ def list_hooks():
 
 
 @operation("POST", "/whisperer/hooks/", access=Access.MANAGERS, body=NewSubscription,
-           answer=SubscriptionWithSecret, status=201, tag="webhooks",
+           answer=SubscriptionWithSecret, status=201, renames=RENAMES, tag="webhooks",
            summary="Subscribe a URL to an event (brand managers and admins).",
            description="The answer carries secret_key, the only time it is shown. Deliveries are signed with it "
                        "(Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).",
@@ -210,7 +213,8 @@ def show_hook(hook_id: int):
 
 
 @operation("PATCH", "/whisperer/hooks/<int:hook_id>/", access=Access.MANAGERS, body=SubscriptionPatch,
-           answer=Subscription, errors=("404",), tag="webhooks", summary="Change some fields of a subscription.",
+           answer=Subscription, errors=("404",), renames=RENAMES, tag="webhooks",
+           summary="Change some fields of a subscription.",
            description="Read-only fields sent back (id, disabled_reason, created_at, updated_at) are ignored; "
                        "secret_key cannot be set (use rotate_secret).")
 def update_hook(hook_id: int, body: SubscriptionPatch):
