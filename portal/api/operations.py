@@ -107,7 +107,7 @@ def _problem(error: Any) -> str:
         return _("%(field)s must be true or false.", field=name)
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return _("%(field)s must be a whole number.", field=name)
-    if kind in ("float_type", "float_parsing"):
+    if kind in ("float_type", "float_parsing", "plain_number"):
         return _("%(field)s must be a number.", field=name)
     if kind == "string_type":
         return _("%(field)s must be a string.", field=name)
@@ -118,7 +118,12 @@ def _problem(error: Any) -> str:
     if kind == "string_too_long":
         return _("%(field)s is too long (at most %(limit)s characters).", field=name,
                  limit=error.get("ctx", {}).get("max_length"))
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+    bounds = error.get("ctx", {})
+    if kind == "greater_than_equal":
+        return _("%(field)s must be at least %(limit)s.", field=name, limit=bounds.get("ge"))
+    if kind == "less_than_equal":
+        return _("%(field)s must be at most %(limit)s.", field=name, limit=bounds.get("le"))
+    if kind in ("greater_than", "less_than"):
         return _("%(field)s is out of range.", field=name)
     if kind == "literal_error" or kind == "enum":
         return _("%(field)s must be one of: %(choices)s.", field=name,

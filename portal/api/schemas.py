@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 from portal.db_types import DB_INT_MAX, plain_int
 from portal.packages.states import state_info
@@ -55,7 +56,7 @@ def digits(value: Any) -> Any:
     if isinstance(value, str):
         number = plain_int(value)
         if number is None:
-            raise ValueError(f"{value[:20]!r} is not a plain number")
+            raise PydanticCustomError("plain_number", "not a plain number")
         return number
     return value
 
