@@ -62,14 +62,16 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from portal import web
     from portal.accounts import auth
+    from portal.api import bp as api_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.packages import bp as packages_bp
     from portal.blueprints.settings import bp as settings_bp
     from portal.blueprints.setup import bp as setup_bp
     from portal.blueprints.webhooks import bp as webhooks_bp
-    from portal.api import bp as api_bp
     from portal.cli import register_cli
+    from portal.wiring import wire
 
+    wire()
     auth.init_login_manager(login_manager)
     # Before any route is added: an id beyond what the database can hold is a 404, not a driver overflow.
     app.url_map.converters["int"] = web.BoundedIntConverter

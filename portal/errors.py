@@ -3,12 +3,17 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """Base of every error a user can cause. `message` is safe to show to a salesperson."""
+    """Base of every error a user can cause. `message` is safe to show to a salesperson.
+
+    Raise it with a translated message, `_("...")`: the text is taken in the locale of the request (or the
+    default locale in workers and commands). A lazy string is resolved here, so JSON answers get a plain str.
+    """
 
     code = "error"
     http_status = 400
 
     def __init__(self, message: str, *, field: str | None = None, details: dict | None = None):
+        message = str(message)
         super().__init__(message)
         self.message = message
         self.field = field

@@ -1,6 +1,8 @@
 """Flask extensions, created unbound here and bound to the app in create_app()."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_compress import Compress
 from flask_limiter import Limiter
@@ -18,7 +20,11 @@ class Base(DeclarativeBase):
     """Declarative base for every model of the portal."""
 
 
-db = SQLAlchemy(model_class=Base)
+if TYPE_CHECKING:
+    # mypy reads db.session as a sqlalchemy.orm.Session and db.Model as a typed base class (see portal/typed_db.py).
+    from portal import typed_db as db
+else:
+    db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

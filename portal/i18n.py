@@ -12,3 +12,9 @@ def select_locale() -> str:
     if not has_request_context():
         return default
     return request.accept_languages.best_match(SUPPORTED_LOCALES) or default
+
+
+def N_(message: str) -> str:
+    """Mark a string for translation without translating it: for module-level constants (state labels, choices)
+    that must stay plain strings (API payloads, JSON), translated with gettext where they are shown."""
+    return message

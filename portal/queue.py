@@ -2,15 +2,17 @@
 
 Workers are separate processes: `huey_consumer portal.worker.huey -w 2 -k process`
 (scripts/run-demo starts one). Tasks run inside a Flask app context: the caller's in immediate
-mode (tests), otherwise one app per worker process built by create_app() from the environment.
+mode (tests), otherwise one app per worker process, built by the factory the worker entry point
+(portal.worker) registers with set_app_factory(): the queue is infrastructure and does not import the app.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-from flask import has_app_context
+from flask import Flask, has_app_context
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 
 _BASE = Path(__file__).resolve().parent.parent
@@ -29,18 +31,28 @@ def _make_huey():
 
 
 huey = _make_huey()
-_worker_app = None
+_worker_app: Flask | None = None
+_app_factory: Callable[[], Flask] | None = None
+
+
+def set_app_factory(factory: Callable[[], Flask]) -> None:
+    """Build this process's app with factory (portal.create_app) when a task runs outside any app context."""
+    global _app_factory
+    _app_factory = factory
 
 
 def app_context():
-    """An app context for a task: the current one if any, else this worker process's own app."""
+    """An app context for a task: the current one if any, else this worker process's own app.
+
+    Raises RuntimeError outside an app context when no factory was registered (portal.worker does it).
+    """
     global _worker_app
     if has_app_context():
         return nullcontext()
     if _worker_app is None:
-        from portal import create_app
-
-        _worker_app = create_app()
+        if _app_factory is None:
+            raise RuntimeError("no app factory registered for the job queue: start workers on portal.worker.huey")
+        _worker_app = _app_factory()
     return _worker_app.app_context()
 
 

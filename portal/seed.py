@@ -11,12 +11,11 @@ from sqlalchemy.orm import Session
 from portal.accounts import auth
 from portal.accounts.models import Role, User
 from portal.db_types import utcnow
-from portal.packages import commands
+from portal.packages import commands, quota
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
 from portal.settings import service as settings
 from portal.settings.models import ApplicationSetting
-from portal.stores import quota
 from portal.stores.models import StockLocation
 
 DEMO_STORES = [
@@ -96,6 +95,8 @@ def seed_packages(session: Session, count: int = 200, seed: int = 42) -> int:
     stores = list(session.scalars(select(StockLocation).order_by(StockLocation.id)))
     system = session.scalar(select(User).where(User.role == Role.ADMIN.value).order_by(User.id))
     reason = session.scalar(select(DenialReason).where(DenialReason.is_active.is_(True)).order_by(DenialReason.id))
+    if system is None or reason is None:
+        raise RuntimeError("Seed the users first, and keep at least one active denial reason.")
     start = (session.scalar(select(func.max(Package.id))) or 0) + 1
     states = list(WEIGHTS)
     weights = [WEIGHTS[s] for s in states]
@@ -133,7 +134,7 @@ def _move(session: Session, package: Package, target: State, user: User, reason:
         session.commit()
         return
     for slug in path:
-        params = {}
+        params: dict[str, object] = {}
         if slug.startswith("complete-packaging-from"):
             params = {"barcodes": [{"order_item": i.order_item, "barcode": i.barcode} for i in package.items]}
         elif slug.startswith("refuse"):

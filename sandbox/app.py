@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from sandbox import orders
@@ -81,14 +82,20 @@ class SandboxState:
             return token
 
 
+class _SandboxJSON(DefaultJSONProvider):
+    """Flask's JSON, unsorted and not ASCII-escaped."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the sandbox app; `config` overrides the SANDBOX_* defaults."""
     app = Flask(__name__)
     app.config.update(default_config())
     app.config.update(config or {})
     # Records go out in the order they were built, and Turkish names stay readable in the raw JSON.
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
+    app.json = _SandboxJSON(app)
     state = SandboxState(
         dataset=Dataset(app.config["SANDBOX_SEED"], app.config["SANDBOX_ADDRESS_COUNT"],
                         app.config["SANDBOX_STORE_COUNT"], app.config["SANDBOX_ORDER_COUNT"]),

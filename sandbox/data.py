@@ -15,14 +15,14 @@ import bisect
 import functools
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from sandbox.places import (CHANNELS, NEIGHBOURHOOD_TIERS, NEIGHBOURHOODS, PROVINCES, STOCK_LOCATIONS, STREETS)
+from sandbox.places import CHANNELS, NEIGHBOURHOOD_TIERS, NEIGHBOURHOODS, PROVINCES, STOCK_LOCATIONS, STREETS
 
-BASE_EPOCH = datetime(2024, 1, 2, 8, 0, 0, tzinfo=timezone.utc)
-MUTATION_EPOCH = datetime(2025, 1, 1, 9, 0, 0, tzinfo=timezone.utc)
+BASE_EPOCH = datetime(2024, 1, 2, 8, 0, 0, tzinfo=UTC)
+MUTATION_EPOCH = datetime(2025, 1, 1, 9, 0, 0, tzinfo=UTC)
 BASE_STEP_SECONDS = 11
 # Keeps every untouched record's date (BASE_EPOCH + index * 11 s) before MUTATION_EPOCH.
 MAX_RECORDS = 2_000_000
@@ -61,7 +61,7 @@ def parse_date(text: str) -> datetime:
     # A "+" in a query string arrives as a space when the client did not escape it.
     text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text.strip()).replace("Z", "+00:00")
     moment = datetime.fromisoformat(text)
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _micros(moment: datetime) -> int:

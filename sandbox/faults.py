@@ -34,7 +34,7 @@ class Fault:
         return path.rstrip("/") == self.path.rstrip("/")
 
 
-def fault_from_json(data: dict) -> Fault:
+def fault_from_json(data: object) -> Fault:
     """A fault from a JSON object. Raises ValueError naming what is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("path"), str) or not data["path"].startswith("/"):
         raise ValueError('A fault needs a "path" starting with "/".')

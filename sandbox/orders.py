@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sandbox.data import Collection, format_date, quick_hash
 from sandbox.places import PROVINCES, STREETS
 
-ORDER_EPOCH = datetime(2024, 10, 1, 6, 0, 0, tzinfo=timezone.utc)
+ORDER_EPOCH = datetime(2024, 10, 1, 6, 0, 0, tzinfo=UTC)
 ORDER_SPAN_SECONDS = 90 * 86_400
 MAX_MODIFIED_LAG_SECONDS = 36 * 3600
 # Stores past this many are branches far down the list; pickups and coordinates use the first ones.
@@ -237,7 +237,7 @@ def query(dataset, filters: OrderFilters, ordering: str, offset: int, limit: int
     collection = dataset.get("orders")
     with dataset.lock:
         size = getattr(collection, "size", collection.count)
-        deleted = getattr(collection, "deleted", set())
+        deleted: set[int] = getattr(collection, "deleted", set())
         matching = [order for order in (collection.record(i) for i in range(size) if i not in deleted)
                     if filters.match(order)]
     matching.sort(key=sort_key(ordering), reverse=ordering.startswith("-"))

@@ -188,3 +188,15 @@ def test_rotation_re_encrypts_webhook_secrets_so_deliveries_keep_signing(app, ad
     _use_keys(app, K2)
     db.session.expire_all()
     assert webhooks.secret_of(db.session.get(type(subscription), subscription.id)) == secret
+
+
+def test_every_encrypted_column_is_rotated(app):
+    """A table that keeps a secret (a column named *_encrypted) must be registered with key rotation (portal.wiring)."""
+    from portal.settings import rotation
+
+    encrypted = {(table.name, column.name) for table in db.metadata.tables.values() for column in table.columns
+                 if column.name.endswith("_encrypted")}
+    rotated = {(column.class_.__table__.name, column.key) for column in rotation.ENCRYPTED_COLUMNS.values()}
+
+    assert encrypted
+    assert encrypted == rotated

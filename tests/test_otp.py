@@ -331,7 +331,7 @@ def test_a_used_code_cannot_be_used_again(make, sms):
     # Even below the engine (say the package came back to the counter), the used code is spent.
     locked = db.session.get(Package, package.id)
     with pytest.raises(InvalidOtp, match="no valid code"):
-        otp.verify_code(db.session, locked, code, None)
+        otp.verify_code(db.session, locked.id, code, None)
     db.session.rollback()
 
     assert delivery_rows(package) == 1
@@ -382,7 +382,7 @@ def test_when_the_sms_provider_fails_the_package_is_still_ready_and_the_failure_
     assert message.last_error == "Provider is down (test)"
     assert message.attempts == 1
     assert message.body_encrypted  # kept, encrypted, for the retry
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "portal.outbox.service"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "portal.sms.sender"]
     assert len(warnings) == 1
     assert "not sent" in warnings[0].getMessage()
 

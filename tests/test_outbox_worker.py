@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.outbox import service as outbox
+from portal.outbox import tasks
 from portal.outbox.models import OutboxMessage
 from portal.packages import commands
 from portal.packages.states import State
-from portal.webhooks import events, service, tasks
+from portal.webhooks import events, service
 from portal.webhooks.models import DeliveryAttempt
-from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
-from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
-
 
 
 @pytest.fixture
@@ -201,3 +201,71 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_the_next_one_redelivers_
                                 "payload": {"id": 42, "name": "Kadıköy"}}
     [attempt] = db.session.scalars(select(DeliveryAttempt))
     assert attempt.succeeded and attempt.attempt == 2
+
+
+@pytest.fixture
+def unwired():
+    """The outbox as a process that never ran portal.wiring.wire(); wired again afterwards."""
+    saved = outbox.Channels(dict(outbox.CHANNELS.senders), outbox.CHANNELS.recipients, outbox.CHANNELS.dispatcher)
+    outbox.CHANNELS.senders.clear()
+    outbox.CHANNELS.recipients = outbox.CHANNELS.dispatcher = None
+    yield outbox.CHANNELS
+    outbox.CHANNELS.senders.update(saved.senders)
+    outbox.CHANNELS.recipients, outbox.CHANNELS.dispatcher = saved.recipients, saved.dispatcher
+
+
+def test_the_outbox_sends_through_the_channels_registered_at_start_up(app, make, unwired):
+    package = make.package()
+    message = outbox.enqueue_sms(db.session, to="+905551112233", body="hello", package_id=package.id)
+    db.session.commit()
+
+    with pytest.raises(outbox.NotWired, match="kind 'sms'"):
+        outbox.process_message(db.session, message.id)
+    with pytest.raises(outbox.NotWired, match="dispatcher"):
+        outbox.deliver_after_commit(db.session, [message.id])
+
+    sent = []
+
+    def sender(session, claimed, lease):
+        """A channel that records what it was given and marks it sent."""
+        sent.append(claimed.payload["to"])
+        outbox.finish(session, claimed.id, lease, status=OutboxMessage.SENT, sent_at=utcnow())
+        session.commit()
+        return outbox.Outcome(claimed.id, OutboxMessage.SENT)
+
+    outbox.register_sender(outbox.SMS, sender)
+    with pytest.raises(outbox.NotWired, match="kind 'webhook'"):
+        outbox.process_message(db.session, message.id)
+    outbox.register_sender(outbox.WEBHOOK, sender)
+    outbox.register_dispatcher(lambda ids, events: [outbox.process_message(db.session, i) for i in ids])
+    outbox.deliver_after_commit(db.session, [message.id])
+
+    assert sent == ["+905551112233"]
+    assert message_now(message.id).status == OutboxMessage.SENT
+    with pytest.raises(ValueError, match="not a deliverable"):
+        outbox.register_sender(outbox.EVENT, sender)
+
+
+def test_an_event_is_fanned_out_to_the_recipients_the_registered_lookup_names(app, manager, receivers, unwired):
+    subscription_id = subscribe(receivers(), manager, "package.created").id
+    [recorded] = outbox.write_events(db.session, [outbox.NewEvent("package.created", {"id": 1},
+                                                                  subscription_ids=[subscription_id])])
+    db.session.commit()
+
+    with pytest.raises(outbox.NotWired, match="recipients"):
+        outbox.fan_out(db.session, recorded.uuid)
+    asked = []
+
+    def recipients(session, event_type, happened_at):
+        """The lookup the webhooks register, reduced to its answer."""
+        asked.append(event_type)
+        return [subscription_id]
+
+    outbox.register_recipients(recipients)
+    [message_id] = outbox.fan_out(db.session, recorded.uuid)
+
+    assert asked == ["package.created"]
+    message = message_now(message_id)
+    assert (message.kind, message.subscription_id, message.event_uuid) == ("webhook", subscription_id, recorded.uuid)
+    assert message_now(db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.uuid == recorded.uuid))).status \
+        == OutboxMessage.SENT

@@ -10,12 +10,11 @@ from sqlalchemy import select
 
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.packages import commands
+from portal.packages import commands, quota
 from portal.packages.models import DenialReason
 from portal.packages.states import State
 from portal.scenarios import service as scenarios
 from portal.scenarios.models import Scenario, ScenarioLocation
-from portal.stores import quota
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,9 +17,10 @@ from portal.accounts.models import ApiToken, Role, User
 from portal.db_types import utcnow
 from portal.errors import RateLimited, ValidationFailed
 from portal.extensions import db
+from portal.i18n import N_
 from portal.stores.models import StockLocation
 
-GENERIC_LOGIN_ERROR = "Wrong username or password."
+GENERIC_LOGIN_ERROR = N_("Wrong username or password.")  # translated where it is raised
 _HASHERS: dict[tuple, tuple[PasswordHasher, str]] = {}
 
 
@@ -56,7 +58,9 @@ def verify_password(password_hash: str, password: str) -> bool:
 def init_login_manager(login_manager) -> None:
     """Teach Flask-Login how to load users and where the login page is."""
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to continue."
+    # Flashed into the session, so a plain string translated per request, not a lazy one.
+    login_manager.login_message = N_("Please log in to continue.")
+    login_manager.localize_callback = _
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
@@ -82,16 +86,16 @@ def authenticate(session: Session, username: str, password: str) -> User:
     now = utcnow()
     if user is None:
         verify_password(_hasher_and_dummy()[1], password)
-        raise ValidationFailed(GENERIC_LOGIN_ERROR)
+        raise ValidationFailed(_(GENERIC_LOGIN_ERROR))
     if user.locked_until and user.locked_until > now:
-        raise RateLimited("Too many failed logins for this account. Try again in a few minutes.")
+        raise RateLimited(_("Too many failed logins for this account. Try again in a few minutes."))
     if not verify_password(user.password_hash, password) or not user.active:
         user.failed_logins += 1
         if user.failed_logins >= config["LOGIN_MAX_FAILURES"]:
             user.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
             user.failed_logins = 0
         session.commit()
-        raise ValidationFailed(GENERIC_LOGIN_ERROR)
+        raise ValidationFailed(_(GENERIC_LOGIN_ERROR))
     user.failed_logins = 0
     user.locked_until = None
     if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash):
@@ -107,21 +111,22 @@ def create_user(
     """Create a user; staff must belong to at least one store. Raises ValidationFailed."""
     username = username.strip()
     if not username:
-        raise ValidationFailed("Username is required.", field="username")
+        raise ValidationFailed(_("Username is required."), field="username")
     if role not in {r.value for r in Role}:
-        raise ValidationFailed(f"Unknown role {role!r}; use one of: admin, brand_manager, staff.", field="role")
+        raise ValidationFailed(_("Unknown role %(role)r; use one of: admin, brand_manager, staff.", role=role),
+                               field="role")
     if len(password) < 8:
-        raise ValidationFailed("Password must be at least 8 characters.", field="password")
+        raise ValidationFailed(_("Password must be at least 8 characters."), field="password")
     if session.scalar(select(User).where(User.username == username)):
-        raise ValidationFailed(f"User {username!r} already exists.", field="username")
+        raise ValidationFailed(_("User %(username)r already exists.", username=username), field="username")
     stores = []
     for code in store_codes or []:
         store = session.scalar(select(StockLocation).where(StockLocation.erp_code == code))
         if store is None:
-            raise ValidationFailed(f"No store with ERP code {code!r}.", field="store")
+            raise ValidationFailed(_("No store with ERP code %(code)r.", code=code), field="store")
         stores.append(store)
     if role == Role.STAFF.value and not stores:
-        raise ValidationFailed("Store staff need at least one store (--store ERP_CODE).", field="store")
+        raise ValidationFailed(_("Store staff need at least one store (--store ERP_CODE)."), field="store")
     user = User(username=username, password_hash=hash_password(password), role=role, full_name=full_name)
     user.stock_locations = stores
     session.add(user)
@@ -146,7 +151,7 @@ def revoke_api_token(session: Session, user: User, token_id: int) -> None:
     """Revoke one of the user's tokens."""
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
-        raise ValidationFailed("No such token.")
+        raise ValidationFailed(_("No such token."))
     token.revoked = True
     session.commit()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,7 @@ class UserInput:
             try:
                 store_ids.append(int(raw))
             except (TypeError, ValueError):
-                raise ValidationFailed("Choose stores from the list.", field="stores") from None
+                raise ValidationFailed(_("Choose stores from the list."), field="stores") from None
         return cls(full_name=str(form.get("full_name") or "").strip(), role=str(form.get("role") or ""),
                    store_ids=store_ids, username=str(form.get("username") or "").strip(),
                    password=str(form.get("password") or ""))
@@ -65,21 +66,21 @@ def get_user(session: Session, user_id: int) -> User:
     """One user. Raises NotFound."""
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound("No such user.")
+        raise NotFound(_("No such user."))
     return user
 
 
 def _check_role(role: str) -> str:
     """The role if known. Raises ValidationFailed."""
     if role not in {r.value for r in Role}:
-        raise ValidationFailed("Choose a role: admin, brand manager or store staff.", field="role")
+        raise ValidationFailed(_("Choose a role: admin, brand manager or store staff."), field="role")
     return role
 
 
 def _check_full_name(full_name: str) -> str:
     """A name of at most 120 characters. Raises ValidationFailed."""
     if len(full_name) > 120:
-        raise ValidationFailed("The name is too long (at most 120 characters).", field="full_name")
+        raise ValidationFailed(_("The name is too long (at most 120 characters)."), field="full_name")
     return full_name
 
 
@@ -88,18 +89,19 @@ def _stores(session: Session, role: str, store_ids: list[int]) -> list[StockLoca
     wanted = sorted(set(store_ids))
     stores = list(session.scalars(select(StockLocation).where(StockLocation.id.in_(wanted)))) if wanted else []
     if len(stores) != len(wanted):
-        raise ValidationFailed("One of the chosen stores no longer exists.", field="stores")
+        raise ValidationFailed(_("One of the chosen stores no longer exists."), field="stores")
     if role == Role.STAFF.value and not stores:
-        raise ValidationFailed("Store staff need at least one store.", field="stores")
+        raise ValidationFailed(_("Store staff need at least one store."), field="stores")
     return stores
 
 
 def _check_password(password: str) -> str:
     """A password of at least MIN_PASSWORD characters. Raises ValidationFailed."""
     if len(password) < MIN_PASSWORD:
-        raise ValidationFailed(f"The password must be at least {MIN_PASSWORD} characters.", field="password")
+        raise ValidationFailed(_("The password must be at least %(num)s characters.", num=MIN_PASSWORD),
+                               field="password")
     if len(password) > 200:
-        raise ValidationFailed("The password is too long (at most 200 characters).", field="password")
+        raise ValidationFailed(_("The password is too long (at most 200 characters)."), field="password")
     return password
 
 
@@ -115,11 +117,11 @@ def _other_active_admins(session: Session, user_id: int) -> int:
 def create_user(session: Session, data: UserInput, *, actor_id: int | None) -> User:
     """Create a user with a role, stores and a first password. Raises ValidationFailed."""
     if not data.username:
-        raise ValidationFailed("Username is required.", field="username")
+        raise ValidationFailed(_("Username is required."), field="username")
     if len(data.username) > 80 or any(ch.isspace() for ch in data.username):
-        raise ValidationFailed("The username must be one word of at most 80 characters.", field="username")
+        raise ValidationFailed(_("The username must be one word of at most 80 characters."), field="username")
     if session.scalar(select(User.id).where(User.username == data.username)):
-        raise ValidationFailed(f"The username {data.username!r} is taken.", field="username")
+        raise ValidationFailed(_("The username %(username)r is taken.", username=data.username), field="username")
     role = _check_role(data.role)
     full_name = _check_full_name(data.full_name)
     stores = _stores(session, role, data.store_ids)
@@ -141,8 +143,8 @@ def _apply_update(session: Session, user: User, data: UserInput, *, actor_id: in
     stores = _stores(session, role, data.store_ids)
     if user.role == Role.ADMIN.value and role != Role.ADMIN.value and user.active \
             and _other_active_admins(session, user.id) == 0:
-        raise ValidationFailed(f"{user.username} is the last active admin; make someone else an admin first.",
-                               field="role")
+        raise ValidationFailed(_("%(username)s is the last active admin; make someone else an admin first.",
+                                 username=user.username), field="role")
     user.full_name = full_name
     user.role = role
     user.stock_locations = stores
@@ -153,12 +155,13 @@ def _apply_active(session: Session, user: User, active: bool, *, actor_id: int |
     """Check and apply (de)activation, with an audit row when it changes (not committed). Raises ValidationFailed."""
     if not active:
         if user.id == actor_id:
-            raise ValidationFailed("You cannot deactivate your own account.", field="active")
+            raise ValidationFailed(_("You cannot deactivate your own account."), field="active")
         if user.role == Role.ADMIN.value and user.active and _other_active_admins(session, user.id) == 0:
-            raise ValidationFailed(f"{user.username} is the last active admin and must stay active.",
-                                   field="active")
+            raise ValidationFailed(_("%(username)s is the last active admin and must stay active.",
+                                     username=user.username), field="active")
     if user.role == Role.STAFF.value and active and not user.stock_locations:
-        raise ValidationFailed(f"Give {user.username} a store before activating them.", field="stores")
+        raise ValidationFailed(_("Give %(username)s a store before activating them.", username=user.username),
+                               field="stores")
     if user.active != active:
         user.active = active
         settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA,
@@ -229,11 +232,11 @@ def step_check(session: Session) -> tuple[bool, str]:
         select(func.count(func.distinct(User.id))).select_from(User)
         .join(user_stock_locations, user_stock_locations.c.user_id == User.id)
         .where(User.role == Role.STAFF.value, User.active.is_(True))) or 0
-    missing = []
+    if not admins and not staff:
+        return False, _("Still needed: an active admin and an active store staff member with a store.")
     if not admins:
-        missing.append("an active admin")
+        return False, _("Still needed: an active admin.")
     if not staff:
-        missing.append("an active store staff member with a store")
-    if missing:
-        return False, "Still needed: " + " and ".join(missing) + "."
-    return True, f"{admins} active admin(s) and {staff} active store staff with stores."
+        return False, _("Still needed: an active store staff member with a store.")
+    return True, _("%(admins)s active admin(s) and %(staff)s active store staff with stores.", admins=admins,
+                   staff=staff)

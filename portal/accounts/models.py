@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
+from portal.i18n import N_
 
 
 class Role(str, enum.Enum):
@@ -24,8 +25,8 @@ class Role(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        """Human name of the role."""
-        return {"admin": "Admin", "brand_manager": "Brand manager", "staff": "Store staff"}[self.value]
+        """Human name of the role, in English (marked with N_; screens show it through _())."""
+        return {"admin": N_("Admin"), "brand_manager": N_("Brand manager"), "staff": N_("Store staff")}[self.value]
 
 
 user_stock_locations = Table(

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import crypto
-from portal.cargo.companies import (DEMO_CLIENTS, SHIPPING_COMPANIES, URL, ShippingCompany, demo_client_name)
+from portal.cargo.companies import DEMO_CLIENTS, SHIPPING_COMPANIES, URL, ShippingCompany, demo_client_name
 from portal.cargo.models import CargoCompany
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
@@ -71,7 +71,7 @@ def public_conf(company: CargoCompany) -> dict:
     # In the order the shipping company lists its fields (the stored JSON is sorted by key).
     for key in sorted(conf, key=lambda k: (order.index(k) if k in order else len(order), k)):
         value = conf[key]
-        field = shipping.field(key) if order else None
+        field = shipping.field(key) if shipping is not None and order else None
         shown[key] = settings.mask(value) if field is not None and field.secret and isinstance(value, str) else value
     return shown
 
@@ -178,7 +178,7 @@ def save_company(session: Session, *, name: object, erp_code: object, is_managed
     clean = _demo_conf(conf) if demo else _credentials_conf(shipping, conf, stored)
 
     created = company is None
-    if created:
+    if company is None:
         company = CargoCompany(name=name, erp_code=erp_code, shipping_company=shipping.slug)
         session.add(company)
     old_code = company.erp_code
@@ -216,5 +216,5 @@ def delete_company(session: Session, company_id: int, *, user_id: int | None) ->
 
 def refresh_step(session: Session, *, user_id: int | None) -> None:
     """Step 14 is done when at least one cargo company exists (not committed)."""
-    count = session.scalar(select(func.count(CargoCompany.id)))
+    count = session.scalar(select(func.count(CargoCompany.id))) or 0
     wizard.settle(session, STEP_KEY, count > 0, user_id=user_id, note="Add a cargo company or a demo client.")

@@ -190,7 +190,7 @@ class YandexGeocoder(_HttpGeocoder):
         return Coordinates(lat, lon, label)
 
 
-PROVIDERS: dict[str, type[_HttpGeocoder]] = {"google": GoogleGeocoder, "yandex": YandexGeocoder}
+PROVIDERS: dict[str, type[GoogleGeocoder | YandexGeocoder]] = {"google": GoogleGeocoder, "yandex": YandexGeocoder}
 BASE_URL_SETTINGS = {"google": "GEOCODING_GOOGLE_BASE_URL", "yandex": "GEOCODING_YANDEX_BASE_URL"}
 
 

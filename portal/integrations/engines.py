@@ -114,7 +114,7 @@ def _host(url: str) -> str:
 
 def _connection_reason(exc: BaseException) -> str:
     """Why a connection failed, in words: refused, unknown host, or the error's class name."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError):
             return "the connection was refused"

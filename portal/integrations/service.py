@@ -134,7 +134,7 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
     if "password" in engine.credentials:
         if password:
             sealed = crypto.encrypt(password)
-        elif keeps_password(integration, engine):
+        elif integration is not None and keeps_password(integration, engine):
             sealed = integration.password_encrypted
         else:
             raise ValidationFailed(f"The {engine.password_label.lower()} is required for {engine.name}.",
@@ -143,7 +143,7 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
         username = ""
 
     created = integration is None
-    if created:
+    if integration is None:
         integration = StockIntegration(url=url, stock_engine_type=engine.type)
         session.add(integration)
     changed = created or (integration.url, integration.stock_engine_type, integration.username) != \

@@ -16,8 +16,16 @@ from typing import Any
 
 import requests
 
-from portal.omnitron.errors import (OmnitronAuthError, OmnitronBadResponse, OmnitronError, OmnitronForbidden,
-                                    OmnitronNotFound, OmnitronServerError, OmnitronTimeout, OmnitronUnreachable)
+from portal.omnitron.errors import (
+    OmnitronAuthError,
+    OmnitronBadResponse,
+    OmnitronError,
+    OmnitronForbidden,
+    OmnitronNotFound,
+    OmnitronServerError,
+    OmnitronTimeout,
+    OmnitronUnreachable,
+)
 
 log = logging.getLogger("portal.omnitron")
 
@@ -136,7 +144,7 @@ class OmnitronClient:
 
     @classmethod
     def from_config(cls, config: Mapping, username: str, password: str,
-                    session: requests.Session | None = None) -> "OmnitronClient":
+                    session: requests.Session | None = None) -> OmnitronClient:
         """Build a client from the OMNITRON_* settings and the stored credentials."""
         timeout = (float(config.get("OMNITRON_CONNECT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT[0])),
                    float(config.get("OMNITRON_TIMEOUT_SECONDS", DEFAULT_TIMEOUT[1])))
@@ -148,7 +156,7 @@ class OmnitronClient:
         """The URL and user, never the password or token."""
         return f"<OmnitronClient {self.base_url} as {self.username!r}>"
 
-    def __enter__(self) -> "OmnitronClient":
+    def __enter__(self) -> OmnitronClient:
         """Use as a context manager that closes the session."""
         return self
 

@@ -57,6 +57,7 @@ from portal.omnitron import OmnitronClient, OmnitronError
 from portal.omnitron.errors import OmnitronNotFound
 from portal.orders.models import OrderImportRun
 from portal.outbox import service as outbox
+from portal.packages import events
 from portal.packages.models import Customer, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
 from portal.scenarios.models import Scenario
@@ -65,7 +66,6 @@ from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
-from portal.webhooks import events
 
 log = logging.getLogger(__name__)
 

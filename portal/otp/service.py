@@ -11,16 +11,23 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
 from portal.db_types import utcnow
 from portal.errors import InvalidOtp, RateLimited, ValidationFailed
+from portal.i18n import N_
 from portal.otp.models import OtpAttempt, PickupCode
-from portal.packages.models import Package
 
 _PURPOSE = "pickup-code"
+
+# The default of the SMS_TEMPLATE setting (portal/config.py), marked here so that the catalogue carries it: a
+# template equal to a catalogue message is sent translated. Placeholders: {code}, {order_number}, {store_name}.
+DEFAULT_SMS_TEMPLATE = N_("Your code for order {order_number} is {code}. Show it at {store_name} to collect "
+                          "your package.")
 
 
 def _hash(package_id: int, code: str) -> str:
@@ -51,18 +58,18 @@ def latest_code(session: Session, package_id: int) -> PickupCode | None:
     )
 
 
-def issue_code(session: Session, package: Package, user_id: int | None) -> str:
-    """Replace any active code with a new one and return it (not committed)."""
+def issue_code(session: Session, package_id: int, user_id: int | None) -> str:
+    """Replace any active code of the package with a new one and return it (not committed)."""
     session.execute(
         update(PickupCode)
-        .where(PickupCode.package_id == package.id, PickupCode.status == PickupCode.ACTIVE)
+        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
         .values(status=PickupCode.REPLACED)
         .execution_options(synchronize_session=False)
     )
     code = generate_code()
     now = utcnow()
     session.add(PickupCode(
-        package_id=package.id, code_hash=_hash(package.id, code), created_by_id=user_id, created_at=now,
+        package_id=package_id, code_hash=_hash(package_id, code), created_by_id=user_id, created_at=now,
         expires_at=now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
     ))
     session.flush()
@@ -79,8 +86,8 @@ def check_resend_allowed(session: Session, package_id: int) -> None:
     ) or 0
     if issued > config["OTP_RESEND_LIMIT"]:
         minutes = config["OTP_RESEND_WINDOW_MINUTES"]
-        raise RateLimited(f"The code was already sent {issued} times in the last {minutes} minutes. "
-                          "Please wait before sending it again.")
+        raise RateLimited(_("The code was already sent %(issued)s times in the last %(minutes)s minutes. "
+                            "Please wait before sending it again.", issued=issued, minutes=minutes))
 
 
 def _check_user_limit(session: Session, user_id: int | None) -> None:
@@ -94,11 +101,21 @@ def _check_user_limit(session: Session, user_id: int | None) -> None:
         .where(OtpAttempt.user_id == user_id, OtpAttempt.success.is_(False), OtpAttempt.created_at >= since)
     ) or 0
     if failures >= config["OTP_USER_FAILURE_LIMIT"]:
-        raise RateLimited("Too many wrong codes were entered from your account. "
-                          "Please wait a few minutes or ask a manager.")
+        raise RateLimited(_("Too many wrong codes were entered from your account. "
+                            "Please wait a few minutes or ask a manager."))
 
 
-def verify_code(session: Session, package: Package, code: object, user_id: int | None) -> PickupCode:
+def pickup_sms(order_number: str, store_name: str, code: str | None) -> str:
+    """The customer's SMS for a package ready for pickup: the SMS_TEMPLATE with the code, or, with pickup codes
+    off, a notice to bring the message. Both go through the catalogue of the current locale."""
+    if code:
+        return _(current_app.config["SMS_TEMPLATE"]).format(code=code, order_number=order_number,
+                                                             store_name=store_name)
+    return _("Your order %(order)s is ready for pickup at %(store)s. Bring this message with you.",
+             order=order_number, store=store_name)
+
+
+def verify_code(session: Session, package_id: int, code: object, user_id: int | None) -> PickupCode:
     """Check the customer's code for a package and mark it used.
 
     The caller holds the package's row lock. On a wrong code the attempt is recorded in the
@@ -108,31 +125,31 @@ def verify_code(session: Session, package: Package, code: object, user_id: int |
     text = str(code or "").strip().replace(" ", "")
     length = current_app.config["OTP_LENGTH"]
     if not text:
-        raise ValidationFailed("Enter the code from the customer's SMS.", field="otp")
+        raise ValidationFailed(_("Enter the code from the customer's SMS."), field="otp")
     if not text.isdigit() or len(text) != length:
-        raise ValidationFailed(f"The code has {length} digits.", field="otp")
+        raise ValidationFailed(_("The code has %(length)s digits.", length=length), field="otp")
     _check_user_limit(session, user_id)
-    pickup = active_code(session, package.id)
+    pickup = active_code(session, package_id)
     if pickup is None:
-        last = latest_code(session, package.id)
+        last = latest_code(session, package_id)
         if last is not None and last.status == PickupCode.LOCKED:
-            raise InvalidOtp("This code is locked after too many wrong tries. Send the customer a new code.",
+            raise InvalidOtp(_("This code is locked after too many wrong tries. Send the customer a new code."),
                              field="otp")
-        raise InvalidOtp("This package has no valid code. Send the customer a new code.", field="otp")
+        raise InvalidOtp(_("This package has no valid code. Send the customer a new code."), field="otp")
     now = utcnow()
     if pickup.expires_at <= now:
-        raise InvalidOtp("The code has expired. Send the customer a new code.", field="otp")
-    if not hmac.compare_digest(pickup.code_hash, _hash(package.id, text)):
-        session.add(OtpAttempt(user_id=user_id, package_id=package.id, success=False))
+        raise InvalidOtp(_("The code has expired. Send the customer a new code."), field="otp")
+    if not hmac.compare_digest(pickup.code_hash, _hash(package_id, text)):
+        session.add(OtpAttempt(user_id=user_id, package_id=package_id, success=False))
         pickup.failed_attempts += 1
         left = current_app.config["OTP_MAX_ATTEMPTS"] - pickup.failed_attempts
         if left <= 0:
             pickup.status = PickupCode.LOCKED
-            raise InvalidOtp("Wrong code. The code is now locked; send the customer a new code.", field="otp",
+            raise InvalidOtp(_("Wrong code. The code is now locked; send the customer a new code."), field="otp",
                              details={"attempts_left": 0})
-        raise InvalidOtp(f"Wrong code. {left} {'try' if left == 1 else 'tries'} left.", field="otp",
-                         details={"attempts_left": left})
+        raise InvalidOtp(ngettext("Wrong code. %(num)d try left.", "Wrong code. %(num)d tries left.", left),
+                         field="otp", details={"attempts_left": left})
     pickup.status = PickupCode.USED
     pickup.used_at = now
-    session.add(OtpAttempt(user_id=user_id, package_id=package.id, success=True))
+    session.add(OtpAttempt(user_id=user_id, package_id=package_id, success=True))
     return pickup

@@ -4,15 +4,21 @@ Kinds: "sms" (a text to a customer), "event" (the record of something that happe
 portal.webhooks.events) and "webhook" (one event for one subscription). An event that some
 subscription wants is written "pending"; after the commit a worker fans it out (fan_out) into its
 webhook messages in one transaction and marks it sent. After the transaction commits,
-deliver_after_commit() puts what it wrote on the job queue (portal.webhooks.tasks); a worker claims
-each message with a conditional UPDATE and a lease, sends it, and records the outcome. A worker killed
-mid-send leaves a lease that runs out; the every-minute sweep then queues the message again (and fans
-out any event left pending), so nothing is lost and delivery is at least once.
+deliver_after_commit() hands what it wrote to the dispatcher (the job queue, portal.outbox.tasks); a
+worker claims each message with a conditional UPDATE and a lease, sends it, and records the outcome. A
+worker killed mid-send leaves a lease that runs out; the every-minute sweep then queues the message
+again (and fans out any event left pending), so nothing is lost and delivery is at least once.
+
+The outbox is infrastructure: it knows no SMS provider and no webhook subscription. The channels
+register themselves at start-up (portal.wiring): a sender per deliverable kind (register_sender), the
+lookup of an event's recipients (register_recipients) and the dispatcher that queues deliveries
+(register_dispatcher).
 """
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,9 +29,6 @@ from sqlalchemy.orm import Session
 from portal import crypto
 from portal.db_types import utcnow
 from portal.outbox.models import OutboxMessage, new_uuid
-from portal.sms import SmsError, get_provider
-from portal.webhooks.catalogue import WILDCARD
-from portal.webhooks.models import WebhookSubscription
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,61 @@ class Outcome:
     message_id: int
     status: str
     retry_in: float | None = None
+
+
+Sender = Callable[[Session, OutboxMessage, datetime], Outcome]
+"""Delivers one claimed message (the lease is the claim's token), records the outcome with finish(), commits."""
+Recipients = Callable[[Session, str, datetime], list[int]]
+"""The subscriptions that receive an event: (session, event type, when it happened) -> subscription ids."""
+Dispatcher = Callable[[list[int], list[str]], None]
+"""Queues the delivery of committed messages (ids) and the fan-out of committed events (uuids)."""
+
+
+@dataclass
+class Channels:
+    """What the outbox delivers through, filled at start-up by portal.wiring."""
+
+    senders: dict[str, Sender] = field(default_factory=dict)
+    recipients: Recipients | None = None
+    dispatcher: Dispatcher | None = None
+
+
+CHANNELS = Channels()
+
+
+class NotWired(RuntimeError):
+    """A channel the outbox needs was never registered (portal.wiring.wire() did not run)."""
+
+
+def register_sender(kind: str, sender: Sender) -> None:
+    """Deliver messages of this kind with sender; registering again replaces the sender."""
+    if kind not in DELIVERABLE:
+        raise ValueError(f"{kind!r} is not a deliverable outbox kind ({', '.join(DELIVERABLE)})")
+    CHANNELS.senders[kind] = sender
+
+
+def register_recipients(recipients: Recipients) -> None:
+    """Look up who receives an event (the fan-out) with recipients."""
+    CHANNELS.recipients = recipients
+
+
+def register_dispatcher(dispatcher: Dispatcher) -> None:
+    """Queue committed messages and events with dispatcher."""
+    CHANNELS.dispatcher = dispatcher
+
+
+def _recipients() -> Recipients:
+    """The registered recipients lookup; raises NotWired."""
+    if CHANNELS.recipients is None:
+        raise NotWired("no recipients lookup is registered for outbox events; call portal.wiring.wire()")
+    return CHANNELS.recipients
+
+
+def _dispatcher() -> Dispatcher:
+    """The registered dispatcher; raises NotWired."""
+    if CHANNELS.dispatcher is None:
+        raise NotWired("no dispatcher is registered for the outbox; call portal.wiring.wire()")
+    return CHANNELS.dispatcher
 
 
 def _remember(session: Session, message_ids: list[int] = (), event_uuids: list[str] = ()) -> None:
@@ -150,11 +208,13 @@ def write_events(session: Session, new_events: list[NewEvent]) -> list[RecordedE
 def fan_out(session: Session, event_uuid: str) -> list[int]:
     """Write a pending event's webhook messages, one per subscription that wants it, and commit; their ids.
 
-    The subscriptions are those active now that receive the type (or "*") and existed when the event
-    happened. The conditional UPDATE makes the fan-out happen once even when two workers (or a worker
-    and the sweep) race; the loser gets []. A sealed body (a pickup code for an Extension application)
-    moves into the webhook messages and is wiped from the event.
+    The subscriptions are those the registered recipients lookup names (portal.webhooks: active now,
+    receiving the type or "*", and existing when the event happened). The conditional UPDATE makes the
+    fan-out happen once even when two workers (or a worker and the sweep) race; the loser gets []. A
+    sealed body (a pickup code for an Extension application) moves into the webhook messages and is
+    wiped from the event. Raises NotWired, before any change, when no recipients lookup is registered.
     """
+    recipients = _recipients()
     event_row = session.execute(
         select(OutboxMessage.event_type, OutboxMessage.package_id, OutboxMessage.payload,
                OutboxMessage.body_encrypted, OutboxMessage.created_at)
@@ -174,12 +234,7 @@ def fan_out(session: Session, event_uuid: str) -> list[int]:
         session.rollback()
         return []
     event_type, package_id, payload, sealed, happened_at = event_row
-    subscription_ids = list(session.scalars(
-        select(WebhookSubscription.id)
-        .where(WebhookSubscription.is_active.is_(True),
-               WebhookSubscription.event_type.in_([event_type, WILDCARD]),
-               WebhookSubscription.created_at <= happened_at)
-        .order_by(WebhookSubscription.id)))
+    subscription_ids = recipients(session, event_type, happened_at)
     if subscription_ids:
         session.execute(_INSERT, [
             {"uuid": new_uuid(), "kind": WEBHOOK, "event_type": event_type, "package_id": package_id,
@@ -230,14 +285,16 @@ def deliver_after_commit(session: Session, message_ids: list[int] | None = None)
     """Queue delivery of the messages a committed transaction wrote (given, and remembered by this session).
 
     One task on the queue, however many messages. With the queue in immediate mode (tests) they are
-    delivered here, inline; a failure stays in the outbox for a retry either way.
+    delivered here, inline; a failure stays in the outbox for a retry either way. Raises NotWired when
+    there is something to queue and no dispatcher.
     """
-    from portal.webhooks.tasks import queue_delivery  # the tasks import this module
-
     written, event_uuids = written_ids(session)
     ids = list(dict.fromkeys([*(message_ids or []), *written]))
+    if not ids and not event_uuids:
+        return
+    dispatch = _dispatcher()
     try:
-        queue_delivery(ids, event_uuids)
+        dispatch(ids, event_uuids)
     except Exception:  # a queue that is down must not fail the request: the sweep catches up
         log.exception("could not queue outbox messages %s / events %s; the sweep will pick them up", ids,
                       event_uuids)
@@ -296,47 +353,20 @@ def finish(session: Session, message_id: int, lease: datetime, **values) -> bool
 
 def process_message(session: Session, message_id: int, *, now: datetime | None = None,
                     force: bool = False) -> Outcome | None:
-    """Claim one message and deliver it (SMS or webhook); None when it was not due or someone else has it."""
+    """Claim one message and deliver it with its kind's sender; None when it was not due or someone else has it.
+
+    Raises NotWired, before claiming anything, when a deliverable kind has no sender.
+    """
+    missing = [kind for kind in DELIVERABLE if kind not in CHANNELS.senders]
+    if missing:
+        raise NotWired(f"no sender is registered for outbox messages of kind {missing[0]!r}; call portal.wiring.wire()")
     lease = claim(session, message_id, now=now, force=force)
     if lease is None:
         return None
     message = session.get(OutboxMessage, message_id, populate_existing=True)
-    if message.kind == SMS:
-        return _send_sms(session, message, lease)
-    from portal.webhooks import delivery  # webhooks build on the outbox, not the other way round
-
-    return delivery.deliver_webhook(session, message, lease)
-
-
-def _sms_retry_delay(attempts: int) -> float:
-    """Seconds before an SMS is tried again: 30 s doubling, at most 5 minutes."""
-    return float(min(300, 15 * 2 ** attempts))
-
-
-def _send_sms(session: Session, message: OutboxMessage, lease: datetime) -> Outcome:
-    """Send a claimed SMS through the provider and record the outcome; a provider failure is logged, not raised."""
-    message_id, attempts, to = message.id, message.attempts, message.payload["to"]
-    uuid, package_id, sealed = message.uuid, message.package_id, message.body_encrypted or ""
-    session.commit()  # hold no transaction while the provider is called
-    try:
-        body = crypto.decrypt(sealed)
-        provider_id = get_provider(current_app).send(to, body)
-    except (SmsError, ValueError) as exc:
-        dead = attempts >= current_app.config.get("OUTBOX_SMS_MAX_ATTEMPTS", 8)
-        delay = None if dead else _sms_retry_delay(attempts)
-        status = OutboxMessage.DEAD if dead else OutboxMessage.FAILED
-        finish(session, message_id, lease, status=status, last_error=str(exc)[:500],
-               next_attempt_at=utcnow() + timedelta(seconds=delay or 0))
-        session.commit()
-        log.warning("SMS %s for package %s not sent (attempt %s): %s", uuid, package_id, attempts, exc)
-        return Outcome(message_id, status, delay)
-    # Nothing to keep once the customer has it: the body may hold a pickup code.
-    if not finish(session, message_id, lease, status=OutboxMessage.SENT, sent_at=utcnow(),
-                  provider_id=(provider_id or "")[:64], last_error="", body_encrypted=None):
-        log.warning("SMS %s was sent but another worker had taken it over (lease ran out)", uuid)
-    session.commit()
-    log.info("SMS %s for package %s sent via %s", uuid, package_id, current_app.config["SMS_PROVIDER"])
-    return Outcome(message_id, OutboxMessage.SENT)
+    if message is None:  # deleted (its subscription was) since the claim
+        return None
+    return CHANNELS.senders[message.kind](session, message, lease)
 
 
 def deliver_sms(session: Session, message_id: int) -> OutboxMessage | None:

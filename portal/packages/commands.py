@@ -10,32 +10,24 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal.db_types import plain_int, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
+from portal.i18n import N_
 from portal.otp import service as otp
 from portal.outbox import service as outbox
+from portal.packages import quota
+from portal.packages.events import READY_FOR_PICKUP_EVENT, package_payload, transition_events
 from portal.packages.models import DenialReason, Package, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
-from portal.stores import quota
-from portal.webhooks import catalogue, events
+from portal.webhooks import events
 
 log = logging.getLogger(__name__)
-
-READY_FOR_PICKUP_EVENT = catalogue.READY_FOR_CUSTOMER_PICKUP
-READY_FOR_PICKUP_VENDOR_NAME = catalogue.VENDOR_NAMES[READY_FOR_PICKUP_EVENT]
-# Besides package.status.transitioned (every command), reaching these states raises its own event.
-STATE_EVENTS = {
-    State.PACKED: catalogue.PACKAGE_PACKED,
-    State.SHIPPED: catalogue.PACKAGE_SHIPPED,
-    State.CANCELLED: catalogue.PACKAGE_CANCELLED,
-    State.DELIVERED: catalogue.PACKAGE_DELIVERED,
-}
 
 
 @dataclass
@@ -70,7 +62,7 @@ class CommandResult:
 class Handler:
     """Default command work: check nothing, move to the transition's destination."""
 
-    description = "Moves the package to the destination state."
+    description = N_("Moves the package to the destination state.")
 
     def applies_to(self, package: Package) -> str | None:
         """Return why the command cannot run on this package, or None when it can."""
@@ -101,31 +93,31 @@ def command_codes() -> list[str]:
 class DeallocateReservations(Handler):
     """Releases stock reservations and starts preparing."""
 
-    description = "Starts preparing the package and releases its reservations."
+    description = N_("Starts preparing the package and releases its reservations.")
 
 
 @handler("COMPLETE_PACKAGING_WITHOUT_SHIPMENT")
 class CompletePackagingWithoutShipment(Handler):
     """Packs the package without creating a shipment (click & collect)."""
 
-    description = "Marks every item packed; no shipment is created."
+    description = N_("Marks every item packed; no shipment is created.")
 
 
 def parse_barcodes(raw: object) -> dict[int, str]:
     """Turn the API's barcodes ({order_item, barcode} or a list of them) into {order_item: barcode}."""
     if raw in (None, "", [], {}):
-        raise ValidationFailed("Scan the barcode of every item.", field="barcodes")
+        raise ValidationFailed(_("Scan the barcode of every item."), field="barcodes")
     entries = [raw] if isinstance(raw, dict) else raw
     if not isinstance(entries, list):
-        raise ValidationFailed("barcodes must be an object or a list of {order_item, barcode}.", field="barcodes")
+        raise ValidationFailed(_("barcodes must be an object or a list of {order_item, barcode}."), field="barcodes")
     result: dict[int, str] = {}
     for entry in entries:
         if not isinstance(entry, dict) or "order_item" not in entry or "barcode" not in entry:
-            raise ValidationFailed("Each barcode needs order_item and barcode.", field="barcodes")
+            raise ValidationFailed(_("Each barcode needs order_item and barcode."), field="barcodes")
         try:
             order_item = int(entry["order_item"])
         except (TypeError, ValueError):
-            raise ValidationFailed("order_item must be a number.", field="barcodes") from None
+            raise ValidationFailed(_("order_item must be a number."), field="barcodes") from None
         result[order_item] = str(entry["barcode"]).strip()
     return result
 
@@ -134,7 +126,7 @@ def parse_barcodes(raw: object) -> dict[int, str]:
 class CompletePackagingWithShipment(Handler):
     """Packs the package after every item's barcode was scanned and matched."""
 
-    description = "Checks that every item's barcode was scanned, then marks the package packed."
+    description = N_("Checks that every item's barcode was scanned, then marks the package packed.")
 
     def run(self, ctx: CommandContext) -> None:
         """Compare the given barcodes with the package's items."""
@@ -142,15 +134,15 @@ class CompletePackagingWithShipment(Handler):
         items = {item.order_item: item for item in ctx.package.items}
         unknown = sorted(set(given) - set(items))
         if unknown:
-            raise ValidationFailed(f"Order item {unknown[0]} is not in this package.", field="barcodes")
+            raise ValidationFailed(_("Order item %(item)s is not in this package.", item=unknown[0]), field="barcodes")
         missing = [items[k] for k in sorted(set(items) - set(given))]
         if missing:
             names = ", ".join(item.name for item in missing[:3])
-            raise ValidationFailed(f"Scan every item; missing: {names}.", field="barcodes",
+            raise ValidationFailed(_("Scan every item; missing: %(names)s.", names=names), field="barcodes",
                                    details={"missing": [i.order_item for i in missing]})
         wrong = [items[k] for k, barcode in given.items() if items[k].barcode != barcode]
         if wrong:
-            raise ValidationFailed(f"Barcode does not match {wrong[0].name}.", field="barcodes",
+            raise ValidationFailed(_("Barcode does not match %(name)s.", name=wrong[0].name), field="barcodes",
                                    details={"mismatched": [i.order_item for i in wrong]})
 
 
@@ -158,62 +150,57 @@ class CompletePackagingWithShipment(Handler):
 class ReadyForPickup(Handler):
     """Issues the pickup code, texts it to the customer and raises the ready-for-pickup event."""
 
-    description = "Generates the customer's pickup code, sends it by SMS and raises the ready-for-pickup event."
+    description = N_("Generates the customer's pickup code, sends it by SMS and raises the ready-for-pickup event.")
 
     def applies_to(self, package: Package) -> str | None:
         """Only click & collect packages are collected at the counter."""
         if not package.is_click_and_collect:
-            return "Only click & collect packages (in store, delivery from store) can be made ready for pickup."
+            return _("Only click & collect packages (in store, delivery from store) can be made ready for pickup.")
         return None
 
     def run(self, ctx: CommandContext) -> None:
         """Issue the code (when OTP is on), queue the SMS (unless an Extension application sends it) and the event."""
         package = ctx.package
-        store = package.stock_location
-        code = otp.issue_code(ctx.session, package, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
+        code = otp.issue_code(ctx.session, package.id, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
             # code (encrypted in the outbox, wiped once delivered) and the portal sends no SMS.
             ctx.events.append(outbox.NewEvent(READY_FOR_PICKUP_EVENT, payload, package_id=package.id,
                                               secret_payload={"pickup_code": code} if code else None))
-            ctx.toast = f"Package {package.number} is ready for pickup; the Extension application texts the customer."
+            ctx.toast = _("Package %(number)s is ready for pickup; the Extension application texts the customer.",
+                          number=package.number)
             return
-        if code:
-            body = current_app.config["SMS_TEMPLATE"].format(
-                code=code, order_number=package.order_number, store_name=store.name)
-        else:
-            body = (f"Your order {package.order_number} is ready for pickup at {store.name}. "
-                    "Bring this message with you.")
+        body = otp.pickup_sms(package.order_number, package.stock_location.name, code)
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
                                  purpose="pickup_code")
         ctx.sms_ids.append(sms.id)
         ctx.events.append(outbox.NewEvent(READY_FOR_PICKUP_EVENT, payload, package_id=package.id))
-        ctx.toast = f"Package {package.number} is ready for pickup; the customer was sent a code."
+        ctx.toast = _("Package %(number)s is ready for pickup; the customer was sent a code.", number=package.number)
 
 
 @handler("SELF_SERVICE_PACKAGE_DELIVERY_COMMAND")
 class SelfServicePackageDelivery(Handler):
     """Hands the package to the customer, checking their code when IS_OTP_ENABLED is true."""
 
-    description = "Checks the customer's pickup code (when OTP is enabled) and marks the package delivered."
+    description = N_("Checks the customer's pickup code (when OTP is enabled) and marks the package delivered.")
 
     def run(self, ctx: CommandContext) -> None:
         """Verify the code."""
         if settings.is_otp_enabled(ctx.session):
             code = ctx.params.get("otp", ctx.params.get("code"))
-            otp.verify_code(ctx.session, ctx.package, code, ctx.user_id)
-            ctx.note = "Pickup code verified."
+            otp.verify_code(ctx.session, ctx.package.id, code, ctx.user_id)
+            ctx.note = _("Pickup code verified.")
         else:
-            ctx.note = "Delivered without a code (IS_OTP_ENABLED is false)."
-        ctx.toast = f"Package {ctx.package.number} delivered."
+            ctx.note = _("Delivered without a code (IS_OTP_ENABLED is false).")
+        ctx.toast = _("Package %(number)s delivered.", number=ctx.package.number)
 
 
 @handler("BLOCK_PACKAGE_FOR_ACTION")
 class BlockPackage(Handler):
     """Blocks the package and remembers the state to return to."""
 
-    description = "Blocks the package; unblock returns it to the state it had."
+    description = N_("Blocks the package; unblock returns it to the state it had.")
 
     def run(self, ctx: CommandContext) -> None:
         """Remember the current state."""
@@ -225,7 +212,7 @@ class BlockPackage(Handler):
 class UnblockPackage(Handler):
     """Returns a blocked package to the state it had before the block."""
 
-    description = "Returns the package to the state it had before it was blocked."
+    description = N_("Returns the package to the state it had before it was blocked.")
 
     def run(self, ctx: CommandContext) -> None:
         """Restore the remembered state."""
@@ -233,7 +220,7 @@ class UnblockPackage(Handler):
         if ctx.transition.destination_state is not None:
             ctx.destination = ctx.transition.destination_state
         elif previous is None:
-            raise CommandRejected("This package has no state to return to.")
+            raise CommandRejected(_("This package has no state to return to."))
         else:
             ctx.destination = previous
         ctx.package.state_before_block = None
@@ -243,14 +230,14 @@ class UnblockPackage(Handler):
 class RefuseWithDenialReason(Handler):
     """Refuses the package with one of the active denial reasons."""
 
-    description = "Refuses the package with a denial reason; it then needs rescheduling."
+    description = N_("Refuses the package with a denial reason; it then needs rescheduling.")
 
     def run(self, ctx: CommandContext) -> None:
         """Check and record the denial reason."""
         reason_id = plain_int(ctx.params.get("denial_reason"))  # None for junk, and for ids no row can have
         reason = ctx.session.get(DenialReason, reason_id) if reason_id is not None else None
         if reason is None or not reason.is_active:
-            raise ValidationFailed("Choose a denial reason.", field="denial_reason")
+            raise ValidationFailed(_("Choose a denial reason."), field="denial_reason")
         ctx.package.denial_reason_id = reason.id
         ctx.note = reason.title
 
@@ -259,32 +246,32 @@ class RefuseWithDenialReason(Handler):
 class ShipPackage(Handler):
     """Hands the package to the cargo company."""
 
-    description = "Marks the package shipped; a tracking number may be given."
+    description = N_("Marks the package shipped; a tracking number may be given.")
 
     def applies_to(self, package: Package) -> str | None:
         """Click & collect packages are not shipped."""
         if package.is_click_and_collect:
-            return "Click & collect packages are handed over in store, not shipped."
+            return _("Click & collect packages are handed over in store, not shipped.")
         return None
 
     def run(self, ctx: CommandContext) -> None:
         """Record the tracking number, if any."""
         tracking = str(ctx.params.get("tracking_number") or "").strip()
-        ctx.note = f"Tracking number {tracking}" if tracking else ""
+        ctx.note = _("Tracking number %(number)s", number=tracking) if tracking else ""
 
 
 @handler("UPDATE_SHIPMENT_STATUS")
 class UpdateShipmentStatus(Handler):
     """Records what the cargo company reported."""
 
-    description = "Moves the package along the shipment's status as reported by the cargo company."
+    description = N_("Moves the package along the shipment's status as reported by the cargo company.")
 
 
 @handler("CANCEL_PACKAGE")
 class CancelPackage(Handler):
     """Cancels a package that cannot be fulfilled; a reason may be given."""
 
-    description = "Cancels the package."
+    description = N_("Cancels the package.")
 
     def run(self, ctx: CommandContext) -> None:
         """Record the reason, if any."""
@@ -295,66 +282,33 @@ class CancelPackage(Handler):
 class ReschedulePackage(Handler):
     """Sends a refused package back to Waiting so it can be planned again; the denial reason is cleared."""
 
-    description = "Sends the package back to Waiting and clears its denial reason."
+    description = N_("Sends the package back to Waiting and clears its denial reason.")
 
     def run(self, ctx: CommandContext) -> None:
         """Clear the denial reason."""
         ctx.package.denial_reason_id = None
 
 
-def package_payload(package: Package, state: int | None = None) -> dict:
-    """The package as events show it, with the state the way the vendor shows it."""
-    info = state_info(state if state is not None else package.state)
-    return {
-        "id": package.id,
-        "number": package.number,
-        "order_number": package.order_number,
-        "status": {"code": info.code, "value": info.slug, "label": info.label},
-        "delivery_type": package.delivery_type,
-        "delivery_from_store": package.delivery_from_store,
-        "stock_location": {"id": package.stock_location_id, "erp_code": package.stock_location.erp_code,
-                           "name": package.stock_location.name},
-        "customer": {"first_name": package.customer.first_name, "last_name": package.customer.last_name,
-                     "phone": package.customer.phone},
-    }
-
-
-def transition_events(package: Package, transition: Transition, from_state: int, to_state: int) -> list:
-    """package.status.transitioned, and the event of the state reached if it has one."""
-    payload = package_payload(package, to_state)
-    previous = state_info(from_state)
-    raised = [outbox.NewEvent(catalogue.PACKAGE_TRANSITIONED, {
-        **payload,
-        "previous_status": {"code": previous.code, "value": previous.slug, "label": previous.label},
-        "transition": {"id": transition.id, "slug": transition.slug, "name": transition.name,
-                       "command_code": transition.command_code},
-    }, package_id=package.id)]
-    specific = STATE_EVENTS.get(to_state)
-    if specific and to_state != from_state:
-        raised.append(outbox.NewEvent(specific, payload, package_id=package.id))
-    return raised
-
-
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
     """The transition named by id or slug (both must agree when both are given). Raises ValidationFailed."""
     if transition_id in (None, "") and not slug:
-        raise ValidationFailed("Give the command's transition id or slug.", field="transition")
+        raise ValidationFailed(_("Give the command's transition id or slug."), field="transition")
     transition = None
     if transition_id not in (None, ""):
         try:
             transition = session.get(Transition, int(transition_id))
         except (TypeError, ValueError):
-            raise ValidationFailed("transition must be a number.", field="transition") from None
+            raise ValidationFailed(_("transition must be a number."), field="transition") from None
         if transition is None:
-            raise ValidationFailed(f"No command with transition id {transition_id}.", field="transition")
+            raise ValidationFailed(_("No command with transition id %(id)s.", id=transition_id), field="transition")
         if slug and transition.slug != slug:
-            raise ValidationFailed("transition and slug name different commands.", field="slug")
+            raise ValidationFailed(_("transition and slug name different commands."), field="slug")
     else:
         transition = session.scalar(select(Transition).where(Transition.slug == str(slug)))
         if transition is None:
-            raise ValidationFailed(f"No command with slug {slug!r}.", field="slug")
+            raise ValidationFailed(_("No command with slug %(slug)r.", slug=slug), field="slug")
     if not transition.is_active:
-        raise ValidationFailed(f"The command {transition.name!r} is switched off.", field="transition")
+        raise ValidationFailed(_("The command %(name)r is switched off.", name=transition.name), field="transition")
     return transition
 
 
@@ -382,7 +336,7 @@ def _lock_package(session: Session, package_id: int, store_ids: list[int] | None
     if store_ids is not None:
         stmt = stmt.where(Package.stock_location_id.in_(store_ids))
     if session.execute(stmt.execution_options(synchronize_session=False)).rowcount != 1:
-        raise NotFound("Package not found.")
+        raise NotFound(_("Package not found."))
     return session.scalars(
         select(Package).where(Package.id == package_id).execution_options(populate_existing=True)
     ).one()
@@ -404,16 +358,16 @@ def run_command(
         package = _lock_package(session, package_id, store_ids)
         transition = find_transition(session, transition_id, slug)
         if visibility and visibility not in (transition.visibility or []):
-            raise CommandRejected(f"{transition.name} is not available here.")
+            raise CommandRejected(_("%(name)s is not available here.", name=transition.name))
         if expected_version is not None and package.version != expected_version:
-            raise ConcurrentChange("Someone else changed this package just now. The page shows it as it is now.")
+            raise ConcurrentChange(_("Someone else changed this package just now. The page shows it as it is now."))
         if transition.source_state != package.state:
             raise CommandRejected(
-                f"{transition.name} runs on {state_info(transition.source_state).label} packages; "
-                f"this package is {package.state_info.label}.")
+                _("%(name)s runs on %(source)s packages; this package is %(state)s.", name=transition.name,
+                  source=_(state_info(transition.source_state).label), state=_(package.state_info.label)))
         impl = HANDLERS.get(transition.command_code)
         if impl is None:
-            raise CommandRejected(f"No implementation for command code {transition.command_code}.")
+            raise CommandRejected(_("No implementation for command code %(code)s.", code=transition.command_code))
         reason = impl.applies_to(package)
         if reason:
             raise CommandRejected(reason)
@@ -434,7 +388,7 @@ def run_command(
             .execution_options(synchronize_session=False)
         ).rowcount
         if changed != 1:
-            raise ConcurrentChange("Someone else changed this package just now.")
+            raise ConcurrentChange(_("Someone else changed this package just now."))
         quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
         session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                                transition_id=transition.id, command=transition.slug, user_id=user_id,
@@ -447,10 +401,10 @@ def run_command(
     except (OperationalError, IntegrityError) as exc:
         session.rollback()
         log.warning("command on package %s hit a concurrent change: %s", package_id, exc.__class__.__name__)
-        raise ConcurrentChange("Someone else changed this package at the same moment. Please try again.") from exc
+        raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     session.refresh(package)
     outbox.deliver_after_commit(session, ctx.sms_ids)
-    message = ctx.toast or f"Package {package.number}: {transition.name} done."
+    message = ctx.toast or _("Package %(number)s: %(name)s done.", number=package.number, name=transition.name)
     return CommandResult(package=package, transition=transition, from_state=from_state, to_state=to_state,
                          message=message, sms_ids=ctx.sms_ids)
 
@@ -461,34 +415,33 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
     try:
         package = _lock_package(session, package_id, store_ids)
         if package.state != State.READY_FOR_CUSTOMER_PICKUP:
-            raise CommandRejected("A code can only be sent for packages ready for customer pickup.")
+            raise CommandRejected(_("A code can only be sent for packages ready for customer pickup."))
         if not settings.is_otp_enabled(session):
-            raise CommandRejected("Pickup codes are switched off (IS_OTP_ENABLED is false).")
+            raise CommandRejected(_("Pickup codes are switched off (IS_OTP_ENABLED is false)."))
         otp.check_resend_allowed(session, package.id)
-        code = otp.issue_code(session, package, user_id)
+        code = otp.issue_code(session, package.id, user_id)
         sms_ids = []
         if settings.pickup_code_delivery(session) == settings.EXTENSION_APP:
             # The Extension application texts the customer: it gets the new code in a fresh event.
             events.record_event(session, READY_FOR_PICKUP_EVENT, {**package_payload(package), "resent": True},
                                 package_id=package.id, secret_payload={"pickup_code": code})
-            message = (f"A new code for package {package.number} was passed to the Extension application, "
-                       "which texts the customer.")
+            message = _("A new code for package %(number)s was passed to the Extension application, "
+                        "which texts the customer.", number=package.number)
         else:
-            body = current_app.config["SMS_TEMPLATE"].format(
-                code=code, order_number=package.order_number, store_name=package.stock_location.name)
+            body = otp.pickup_sms(package.order_number, package.stock_location.name, code)
             sms_ids.append(outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
                                               purpose="pickup_code").id)
-            message = f"A new code was sent to the customer of package {package.number}."
+            message = _("A new code was sent to the customer of package %(number)s.", number=package.number)
         session.add(PackageLog(package_id=package.id, from_state=package.state, to_state=package.state,
                                command="resend-pickup-code", user_id=user_id,
-                               note="A new pickup code was sent; the previous one no longer works."))
+                               note=_("A new pickup code was sent; the previous one no longer works.")))
         session.commit()
     except DomainError:
         session.rollback()
         raise
     except (OperationalError, IntegrityError) as exc:
         session.rollback()
-        raise ConcurrentChange("Someone else changed this package at the same moment. Please try again.") from exc
+        raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     outbox.deliver_after_commit(session, sms_ids)
     return CommandResult(package=package, transition=None, from_state=package.state, to_state=package.state,
                          message=message, sms_ids=sms_ids)

@@ -14,11 +14,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.errors import NotFound, ValidationFailed
+from portal.i18n import N_
 from portal.packages import commands
 from portal.packages.models import Package, Transition
 from portal.packages.states import STATES, State, Visibility, parse_state, state_info
@@ -64,8 +67,10 @@ def _clean_state(raw: object, field: str, label: str, *, nullable: bool = False)
         return None
     code = parse_state(raw)
     if code is None:
-        raise ValidationFailed(f"{label}: {raw!r} is not a known state." if raw not in (None, "")
-                               else f"Choose the {label.lower()}.", field=field)
+        label = _(label)  # marked with N_ by the caller
+        raise ValidationFailed(_("%(label)s: %(raw)r is not a known state.", label=label, raw=raw)
+                               if raw not in (None, "")
+                               else _("Choose the %(label)s.", label=label.lower()), field=field)
     return code
 
 
@@ -79,10 +84,10 @@ def _clean_configuration(raw: object) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationFailed(f"The configuration is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                               f"{exc.msg}).", field="configuration") from None
+        raise ValidationFailed(_("The configuration is not valid JSON (line %(line)s, column %(column)s: %(error)s).",
+                                 line=exc.lineno, column=exc.colno, error=exc.msg), field="configuration") from None
     if not isinstance(value, dict):
-        raise ValidationFailed('The configuration must be a JSON object, like {"key": "value"}.',
+        raise ValidationFailed(_('The configuration must be a JSON object, like {"key": "value"}.'),
                                field="configuration")
     return value
 
@@ -94,9 +99,10 @@ def _clean_visibility(raw: object) -> list[str]:
     values = list(raw or [])
     unknown = [v for v in values if v not in Visibility.ALL]
     if unknown:
-        raise ValidationFailed(f"Unknown visibility {unknown[0]!r}; use OMS_WEB and/or INSTORE.", field="visibility")
+        raise ValidationFailed(_("Unknown visibility %(unknown)r; use OMS_WEB and/or INSTORE.", unknown=unknown[0]),
+                               field="visibility")
     if not values:
-        raise ValidationFailed("Show the command somewhere: tick OMS WEB, INSTORE or both.", field="visibility")
+        raise ValidationFailed(_("Show the command somewhere: tick OMS WEB, INSTORE or both."), field="visibility")
     return [v for v in Visibility.ALL if v in values]
 
 
@@ -133,8 +139,10 @@ def _edges(session: Session) -> list[Edge]:
 
 def _names(states: Iterable[int]) -> str:
     """State labels as a readable list: "Shipped" or "Shipped and Delivered"."""
-    labels = [state_info(s).label for s in states]
-    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    labels = [_(state_info(s).label) for s in states]
+    if len(labels) == 1:
+        return labels[0]
+    return _("%(states)s and %(last)s", states=", ".join(labels[:-1]), last=labels[-1])
 
 
 def _check_change(session: Session, changed: Edge) -> None:
@@ -153,12 +161,14 @@ def _check_change(session: Session, changed: Edge) -> None:
         old is not None and old.is_active and old.destination_state == changed.destination_state)
     stuck = [s for s in after if s not in before or (newly_leads_in and s == changed.destination_state)]
     if stuck:
-        held = [f"{counts[s]} package(s) in {state_info(s).label}" for s in stuck if counts.get(s)]
+        held = [_("%(count)s package(s) in %(state)s", count=counts[s], state=_(state_info(s).label))
+                for s in stuck if counts.get(s)]
         why = f" ({'; '.join(held)})" if held else ""
         raise ValidationFailed(
-            f"Packages would be stuck in {_names(stuck)}{why}: "
-            f"{'it has' if len(stuck) == 1 else 'they have'} no active command out. "
-            f"Add a command out of {'it' if len(stuck) == 1 else 'them'} first.",
+            ngettext("Packages would be stuck in %(states)s%(why)s: it has no active command out. "
+                     "Add a command out of it first.",
+                     "Packages would be stuck in %(states)s%(why)s: they have no active command out. "
+                     "Add a command out of them first.", len(stuck), states=_names(stuck), why=why),
             field="flow", details={"stuck_states": stuck})
 
 
@@ -169,30 +179,30 @@ def validate_transition(session: Session, data: Mapping, transition_id: int | No
     """
     name = str(data.get("name") or "").strip()
     if not name:
-        raise ValidationFailed("Give the command a name.", field="name")
+        raise ValidationFailed(_("Give the command a name."), field="name")
     if len(name) > 120:
-        raise ValidationFailed("The name is too long (at most 120 characters).", field="name")
+        raise ValidationFailed(_("The name is too long (at most 120 characters)."), field="name")
     slug = str(data.get("slug") or "").strip()
     if not slug:
-        raise ValidationFailed("Give the command a slug, like ship-the-package.", field="slug")
+        raise ValidationFailed(_("Give the command a slug, like ship-the-package."), field="slug")
     if not SLUG_RE.match(slug) or len(slug) > 120:
-        raise ValidationFailed("A slug uses only lower-case letters, digits and hyphens (at most 120).",
+        raise ValidationFailed(_("A slug uses only lower-case letters, digits and hyphens (at most 120)."),
                                field="slug")
     taken = session.scalar(select(Transition.id).where(Transition.slug == slug))
     if taken is not None and taken != transition_id:
-        raise ValidationFailed(f"The slug {slug!r} is already used by another command.", field="slug")
+        raise ValidationFailed(_("The slug %(slug)r is already used by another command.", slug=slug), field="slug")
     code = str(data.get("command_code") or "").strip()
     if code not in commands.command_codes():
-        raise ValidationFailed(f"Unknown command code {code!r}; choose one from the list." if code
-                               else "Choose a command code.", field="command_code")
-    source = _clean_state(data.get("source_state"), "source_state", "Source state")
-    destination = _clean_state(data.get("destination_state"), "destination_state", "Destination state",
+        raise ValidationFailed(_("Unknown command code %(code)r; choose one from the list.", code=code) if code
+                               else _("Choose a command code."), field="command_code")
+    source = _clean_state(data.get("source_state"), "source_state", N_("Source state"))
+    destination = _clean_state(data.get("destination_state"), "destination_state", N_("Destination state"),
                                nullable=True)
     if destination is None and code != UNBLOCK_CODE:
-        raise ValidationFailed("Choose the destination state (only an unblock may return to the state before "
-                               "the block).", field="destination_state")
+        raise ValidationFailed(_("Choose the destination state (only an unblock may return to the state before "
+                                 "the block)."), field="destination_state")
     if destination == source:
-        raise ValidationFailed("The destination must differ from the source state.", field="destination_state")
+        raise ValidationFailed(_("The destination must differ from the source state."), field="destination_state")
     visibility = _clean_visibility(data.get("visibility"))
     configuration = _clean_configuration(data.get("configuration"))
     is_active = _truthy(data.get("is_active", True))
@@ -211,7 +221,7 @@ def get_transition(session: Session, transition_id: int) -> Transition:
     """One transition. Raises NotFound."""
     transition = session.get(Transition, transition_id)
     if transition is None:
-        raise NotFound("No such command.")
+        raise NotFound(_("No such command."))
     return transition
 
 
@@ -246,8 +256,8 @@ def set_active(session: Session, transition_id: int, active: bool, *, user_id: i
     if transition.is_active == active:
         return transition
     if active and transition.command_code not in commands.command_codes():
-        raise ValidationFailed(f"No implementation for command code {transition.command_code}; edit it first.",
-                               field="command_code")
+        raise ValidationFailed(_("No implementation for command code %(code)s; edit it first.",
+                                 code=transition.command_code), field="command_code")
     _check_change(session, Edge(transition.id, transition.source_state, transition.destination_state, active))
     transition.is_active = active
     settings.audit(session, transition.slug[:80], user_id=user_id, area=AUDIT_AREA,
@@ -289,11 +299,13 @@ class FlowStatus:
     def message(self) -> str:
         """What an admin should do, or that all is well."""
         if self.active_count == 0:
-            return "There is no active command: add at least one."
+            return _("There is no active command: add at least one.")
         if self.stuck:
-            return (f"Packages could get stuck in {_names(self.stuck)}: add an active command out of "
-                    f"{'it' if len(self.stuck) == 1 else 'each of them'}.")
-        return f"The flow is complete: {self.active_count} active commands, every non-final state has a way out."
+            return ngettext("Packages could get stuck in %(states)s: add an active command out of it.",
+                            "Packages could get stuck in %(states)s: add an active command out of each of them.",
+                            len(self.stuck), states=_names(self.stuck))
+        return _("The flow is complete: %(count)s active commands, every non-final state has a way out.",
+                 count=self.active_count)
 
 
 def flow_status(session: Session) -> FlowStatus:
@@ -364,7 +376,7 @@ def _layout() -> tuple[dict[int, Box], list[tuple[str, float]], float, float]:
     top = PAD_TOP + (MAIN_ROWS - 1) * ROW_H + BOX_H + LANE_GAP
     for i, code in enumerate(other):
         boxes[code] = Box(PAD_X + i * COL_W, top)
-    lanes = [("Lifecycle", PAD_TOP - 34), ("Exceptions and refunds", top - 22)]
+    lanes = [(N_("Lifecycle"), PAD_TOP - 34), (N_("Exceptions and refunds"), top - 22)]
     width = PAD_X * 2 + (columns - 1) * COL_W + BOX_W
     height = top + BOX_H + 28
     return boxes, lanes, width, height
@@ -453,9 +465,10 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
         if t.name not in names:
             names.append(t.name)
 
-    title = "Package state flowchart"
-    desc = (f"{len(STATES)} states and {len(active)} active commands; lifecycle states from left to right in code "
-            f"order, exceptions and refunds below. The list beside the chart gives every command in words.")
+    title = _("Package state flowchart")
+    desc = _("%(states)s states and %(commands)s active commands; lifecycle states from left to right in code "
+             "order, exceptions and refunds below. The list beside the chart gives every command in words.",
+             states=len(STATES), commands=len(active))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="flowchart" role="img" width="{_fmt(width)}" '
         f'height="{_fmt(height)}" viewBox="0 0 {_fmt(width)} {_fmt(height)}" aria-label="{escape(title)}" '
@@ -465,7 +478,7 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="flow-arrowhead"/></marker></defs>',
     ]
     for text, y in lanes:
-        parts.append(f'<text class="flow-lane" x="{PAD_X}" y="{_fmt(y)}">{escape(text)}</text>')
+        parts.append(f'<text class="flow-lane" x="{PAD_X}" y="{_fmt(y)}">{escape(_(text))}</text>')
 
     # Six "Block" arrows into Blocked carry the same words: say them once, near the target.
     shared = defaultdict(int)
@@ -483,10 +496,12 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
         shown = label if key not in labelled else None
         at = 0.78 if shared[key] > 1 else 0.5
         start, control, end, label_box = _route(source_box, target_box, obstacles, shown, at, placed)
-        to_label = state_info(dst).label if dst is not None else "the state before the block"
+        to_label = _(state_info(dst).label) if dst is not None else _("the state before the block")
         css = "flow-edge flow-edge-back" if dst is None else "flow-edge"
+        edge_title = _("%(commands)s: %(source)s to %(target)s", commands=label, source=_(state_info(src).label),
+                       target=to_label)
         parts.append(
-            f'<g class="{css}"><title>{escape(label)}: {escape(state_info(src).label)} to {escape(to_label)}</title>'
+            f'<g class="{css}"><title>{escape(edge_title)}</title>'
             f'<path d="M{_fmt(start[0])},{_fmt(start[1])} Q{_fmt(control[0])},{_fmt(control[1])} '
             f'{_fmt(end[0])},{_fmt(end[1])}" marker-end="url(#flow-arrow)"/></g>')
         if shown is None:
@@ -504,24 +519,29 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
         if code not in used:
             classes += " flow-state-unused"
         count = counts.get(code, 0)
-        parts.append(f'<g class="{classes}"><title>{escape(info.label)} ({code})'
-                     f'{" · final" if info.is_final else ""}{f" · {count} package(s)" if count else ""}</title>')
+        state_label = _(info.label)
+        box_title = f"{state_label} ({code})"
+        if info.is_final:
+            box_title += " · " + _("final")
+        if count:
+            box_title += " · " + _("%(count)s package(s)", count=count)
+        parts.append(f'<g class="{classes}"><title>{escape(box_title)}</title>')
         parts.append(f'<rect x="{_fmt(box.x)}" y="{_fmt(box.y)}" width="{_fmt(box.w)}" height="{_fmt(box.h)}" rx="8"/>')
         if info.is_final:
             parts.append(f'<rect class="flow-final-inner" x="{_fmt(box.x + 4)}" y="{_fmt(box.y + 4)}" '
                          f'width="{_fmt(box.w - 8)}" height="{_fmt(box.h - 8)}" rx="5"/>')
-        lines = _wrap(info.label)
+        lines = _wrap(state_label)
         first_y = box.cy - (len(lines) - 1) * 7 + 4
         tspans = "".join(f'<tspan x="{_fmt(box.cx)}" y="{_fmt(first_y + n * 14)}">{escape(line)}</tspan>'
                          for n, line in enumerate(lines))
         parts.append(f'<text class="flow-state-label" text-anchor="middle">{tspans}</text>')
         parts.append(f'<text class="flow-state-code" x="{_fmt(box.x + box.w - 9)}" y="{_fmt(box.y + box.h - 8)}" '
-                     f'text-anchor="end">{code}{" final" if info.is_final else ""}</text></g>')
+                     f'text-anchor="end">{code}{" " + escape(_("final")) if info.is_final else ""}</text></g>')
     if back_box is not None:
         parts.append(f'<g class="flow-state flow-state-back"><rect x="{_fmt(back_box.x)}" y="{_fmt(back_box.y)}" '
                      f'width="{_fmt(back_box.w)}" height="{_fmt(back_box.h)}" rx="17"/>'
                      f'<text class="flow-state-label" x="{_fmt(back_box.cx)}" y="{_fmt(back_box.cy + 4)}" '
-                     f'text-anchor="middle">State before the block</text></g>')
+                     f'text-anchor="middle">{escape(_("State before the block"))}</text></g>')
     parts.extend(label_parts)
     parts.append("</svg>")
     return Markup("".join(parts))

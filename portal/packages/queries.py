@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
@@ -29,10 +30,10 @@ class PackageFilters:
         raw_status = (args.get("status") or "").strip()
         status = parse_state(raw_status)
         if raw_status and status is None:
-            raise ValidationFailed(f"Unknown status {raw_status!r}.", field="status")
+            raise ValidationFailed(_("Unknown status %(raw_status)r.", raw_status=raw_status), field="status")
         delivery_type = (args.get("delivery_type") or "").strip() or None
         if delivery_type and delivery_type not in DeliveryType.ALL:
-            raise ValidationFailed(f"Unknown delivery type {delivery_type!r}.", field="delivery_type")
+            raise ValidationFailed(_("Unknown delivery type %(type)r.", type=delivery_type), field="delivery_type")
         return cls(
             status=status, delivery_type=delivery_type,
             stock_location=_int_arg(args, "stock_location"),
@@ -55,7 +56,7 @@ def _int_arg(args, name: str) -> int | None:
         return None
     value = plain_int(raw)
     if value is None:
-        raise ValidationFailed(f"{name} must be a number.", field=name)
+        raise ValidationFailed(_("%(name)s must be a number.", name=name), field=name)
     return value
 
 
@@ -129,7 +130,7 @@ def get_package(session: Session, package_id: int, store_ids: list[int] | None) 
         selectinload(Package.items))
     package = session.scalar(stmt)
     if package is None:
-        raise NotFound("Package not found.")
+        raise NotFound(_("Package not found."))
     return package
 
 

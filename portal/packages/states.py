@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from portal.i18n import N_
+
 
 class State(IntEnum):
     """Package status codes."""
@@ -33,7 +35,8 @@ class State(IntEnum):
 
 @dataclass(frozen=True)
 class StateInfo:
-    """How a state is named and shown."""
+    """How a state is named and shown. `label` is the English name (API payloads carry it as is); screens show
+    it translated, `_(info.label)`: the labels are marked with N_ for the catalogue."""
 
     code: int
     slug: str
@@ -43,23 +46,23 @@ class StateInfo:
 
 
 _INFO = [
-    StateInfo(State.WAITING, "waiting", "Waiting", "waiting"),
-    StateInfo(State.WAITING_REMOTE_ACTION, "waiting_remote_action", "Waiting Remote Action", "waiting"),
-    StateInfo(State.PREPARING, "preparing", "Preparing", "working"),
-    StateInfo(State.WAITING_FOR_TRANSFER, "waiting_for_transfer", "Waiting for Transfer", "waiting"),
-    StateInfo(State.READY_FOR_PACKAGING, "ready_for_packaging", "Ready for Packaging", "working"),
-    StateInfo(State.PACKED, "packed", "Packed All Items", "working"),
-    StateInfo(State.READY_FOR_CUSTOMER_PICKUP, "ready_for_customer_pickup", "Ready for Customer Pickup", "ready"),
-    StateInfo(State.SHIPPED, "shipped", "Shipped", "ready"),
-    StateInfo(State.ATTEMPTED_DELIVERY, "attempted_delivery", "Attempted Delivery", "problem"),
-    StateInfo(State.DELIVERY_FAILED, "delivery_failed", "Delivery Failed", "problem"),
-    StateInfo(State.DELIVERED, "delivered", "Delivered", "done", is_final=True),
-    StateInfo(State.OUT_OF_STOCK, "out_of_stock", "Out of Stock", "problem"),
-    StateInfo(State.BLOCKED, "blocked", "Blocked", "problem"),
-    StateInfo(State.NEEDS_RESCHEDULING, "needs_rescheduling", "Needs Rescheduling", "problem"),
-    StateInfo(State.CANCELLATION_WAITING, "cancellation_waiting", "Cancellation Waiting", "problem"),
-    StateInfo(State.CANCELLED, "cancelled", "Cancelled", "done", is_final=True),
-    StateInfo(State.PACKED_FOR_REFUND, "packed_for_refund", "Packed for Refund", "done", is_final=True),
+    StateInfo(State.WAITING, "waiting", N_("Waiting"), "waiting"),
+    StateInfo(State.WAITING_REMOTE_ACTION, "waiting_remote_action", N_("Waiting Remote Action"), "waiting"),
+    StateInfo(State.PREPARING, "preparing", N_("Preparing"), "working"),
+    StateInfo(State.WAITING_FOR_TRANSFER, "waiting_for_transfer", N_("Waiting for Transfer"), "waiting"),
+    StateInfo(State.READY_FOR_PACKAGING, "ready_for_packaging", N_("Ready for Packaging"), "working"),
+    StateInfo(State.PACKED, "packed", N_("Packed All Items"), "working"),
+    StateInfo(State.READY_FOR_CUSTOMER_PICKUP, "ready_for_customer_pickup", N_("Ready for Customer Pickup"), "ready"),
+    StateInfo(State.SHIPPED, "shipped", N_("Shipped"), "ready"),
+    StateInfo(State.ATTEMPTED_DELIVERY, "attempted_delivery", N_("Attempted Delivery"), "problem"),
+    StateInfo(State.DELIVERY_FAILED, "delivery_failed", N_("Delivery Failed"), "problem"),
+    StateInfo(State.DELIVERED, "delivered", N_("Delivered"), "done", is_final=True),
+    StateInfo(State.OUT_OF_STOCK, "out_of_stock", N_("Out of Stock"), "problem"),
+    StateInfo(State.BLOCKED, "blocked", N_("Blocked"), "problem"),
+    StateInfo(State.NEEDS_RESCHEDULING, "needs_rescheduling", N_("Needs Rescheduling"), "problem"),
+    StateInfo(State.CANCELLATION_WAITING, "cancellation_waiting", N_("Cancellation Waiting"), "problem"),
+    StateInfo(State.CANCELLED, "cancelled", N_("Cancelled"), "done", is_final=True),
+    StateInfo(State.PACKED_FOR_REFUND, "packed_for_refund", N_("Packed for Refund"), "done", is_final=True),
 ]
 STATES: dict[int, StateInfo] = {info.code: info for info in _INFO}
 BY_SLUG: dict[str, StateInfo] = {info.slug: info for info in _INFO}
@@ -90,7 +93,7 @@ class DeliveryType:
     IN_STORE = "in_store"
     CARGO = "cargo"
     ALL = (IN_STORE, CARGO)
-    LABELS = {IN_STORE: "In store", CARGO: "Cargo"}
+    LABELS = {IN_STORE: N_("In store"), CARGO: N_("Cargo")}
 
 
 class Visibility:
@@ -99,4 +102,4 @@ class Visibility:
     OMS_WEB = "OMS_WEB"
     INSTORE = "INSTORE"
     ALL = (OMS_WEB, INSTORE)
-    LABELS = {OMS_WEB: "OMS WEB", INSTORE: "INSTORE"}
+    LABELS = {OMS_WEB: N_("OMS WEB"), INSTORE: N_("INSTORE")}

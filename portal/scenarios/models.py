@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
+
+if TYPE_CHECKING:
+    # Resolved by name through the model registry at run time; imported here for the type checker only.
+    from portal.stores.models import StockLocation
 
 
 class Scenario(db.Model):
@@ -23,7 +28,7 @@ class Scenario(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    locations: Mapped[list["ScenarioLocation"]] = relationship(
+    locations: Mapped[list[ScenarioLocation]] = relationship(
         back_populates="scenario", cascade="all, delete-orphan", order_by="ScenarioLocation.priority")
 
 
@@ -38,4 +43,4 @@ class ScenarioLocation(db.Model):
     priority: Mapped[int] = mapped_column(default=1)
 
     scenario: Mapped[Scenario] = relationship(back_populates="locations")
-    stock_location: Mapped["StockLocation"] = relationship(lazy="joined")  # noqa: F821
+    stock_location: Mapped[StockLocation] = relationship(lazy="joined")

@@ -128,7 +128,7 @@ def _clean_locations(session: Session, locations: object) -> list[tuple[StockLoc
     found = {row.id: row for row in session.scalars(select(StockLocation).where(StockLocation.id.in_(ids)))}
     seen: dict[int, StockLocation] = {}
     taken: dict[int, StockLocation] = {}
-    for location_id, priority in zip(ids, priorities):
+    for location_id, priority in zip(ids, priorities, strict=True):
         location = found.get(location_id)
         if location is None:
             raise ValidationFailed(f"Stock location {location_id} does not exist.", field="locations")
@@ -142,8 +142,8 @@ def _clean_locations(session: Session, locations: object) -> list[tuple[StockLoc
         seen[location_id] = location
         if priority is not None:
             taken[priority] = location
-    given = sorted((p, found[i]) for i, p in zip(ids, priorities) if p is not None)
-    rest = [found[i] for i, p in zip(ids, priorities) if p is None]
+    given = sorted((p, found[i]) for i, p in zip(ids, priorities, strict=True) if p is not None)
+    rest = [found[i] for i, p in zip(ids, priorities, strict=True) if p is None]
     ordered = [location for _, location in given] + rest
     # Stored priorities are 1..n in the chosen order, whatever numbers were typed.
     return [(location, n) for n, location in enumerate(ordered, start=1)]
@@ -193,7 +193,7 @@ def save_scenario(session: Session, *, channel_id: object, name: object, is_acti
                                    "first, or save this one as inactive.", field="is_active")
 
     created = scenario is None
-    if created:
+    if scenario is None:
         scenario = Scenario(channel_id=channel.id, name=name)
         session.add(scenario)
     scenario.channel_id = channel.id
@@ -207,11 +207,11 @@ def save_scenario(session: Session, *, channel_id: object, name: object, is_acti
         if location_id not in wanted:
             scenario.locations.remove(row)
     for location, priority in chosen:
-        row = existing.get(location.id)
-        if row is None:
+        kept = existing.get(location.id)
+        if kept is None:
             scenario.locations.append(ScenarioLocation(stock_location=location, priority=priority))
         else:
-            row.priority = priority
+            kept.priority = priority
     settings.audit(session, f"{channel.name}: {name}"[:80], user_id=user_id, area=AUDIT_AREA,
                    action="create" if created else "update")
     session.flush()

@@ -1,19 +1,28 @@
-"""Key rotation: re-encrypt every stored secret with the newest key in ENCRYPTION_KEYS."""
+"""Key rotation: re-encrypt every stored secret with the newest key in ENCRYPTION_KEYS.
+
+The settings' own secrets are rotated here; the other encrypted columns (stock integrations, cargo
+companies, webhook subscriptions, the outbox) are registered at start-up by portal.wiring, so the
+settings package does not depend on the packages that keep secrets (they depend on settings).
+"""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from portal import crypto
-from portal.cargo.models import CargoCompany
-from portal.integrations.models import StockIntegration
-from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
-from portal.webhooks.models import WebhookSubscription
+
+# name in the counts -> a mapped column holding crypto tokens ("" or NULL when there is none)
+ENCRYPTED_COLUMNS: dict[str, InstrumentedAttribute] = {}
+
+
+def register_encrypted_column(name: str, column: InstrumentedAttribute) -> None:
+    """Rotate this column too, counted under name; registering a name again replaces its column."""
+    ENCRYPTED_COLUMNS[name] = column
 
 
 def rotate_all(session: Session, *, user_id: int | None = None) -> dict[str, int]:
-    """Re-encrypt secrets in settings, stock integrations, cargo companies and unsent SMS; one transaction.
+    """Re-encrypt secrets in settings, then in every registered column (in registration order); one transaction.
 
     Raises ValueError when a stored secret cannot be read with any configured key (nothing is changed).
     """
@@ -28,20 +37,13 @@ def rotate_all(session: Session, *, user_id: int | None = None) -> dict[str, int
                              "keep the old key in the list until rotation has run") from exc
 
     try:
-        counts = {"settings": settings.rotate_secrets(session), "stock_integrations": 0, "cargo_companies": 0,
-                  "webhook_subscriptions": 0, "outbox": 0}
-        for integration in session.scalars(select(StockIntegration).where(StockIntegration.password_encrypted != "")):
-            integration.password_encrypted = rotate(integration.password_encrypted)
-            counts["stock_integrations"] += 1
-        for company in session.scalars(select(CargoCompany).where(CargoCompany.conf_encrypted != "")):
-            company.conf_encrypted = rotate(company.conf_encrypted)
-            counts["cargo_companies"] += 1
-        for subscription in session.scalars(select(WebhookSubscription)):
-            subscription.secret_encrypted = rotate(subscription.secret_encrypted)
-            counts["webhook_subscriptions"] += 1
-        for message in session.scalars(select(OutboxMessage).where(OutboxMessage.body_encrypted.is_not(None))):
-            message.body_encrypted = rotate(message.body_encrypted)
-            counts["outbox"] += 1
+        counts = {"settings": settings.rotate_secrets(session)}
+        for name, column in ENCRYPTED_COLUMNS.items():
+            counts[name] = 0
+            model, attribute = column.class_, column.key
+            for row in session.scalars(select(model).where(column.is_not(None), column != "")):
+                setattr(row, attribute, rotate(getattr(row, attribute)))
+                counts[name] += 1
     except ValueError:
         # Secrets re-encrypted before the unreadable one are pending (maybe flushed): drop them all.
         session.rollback()

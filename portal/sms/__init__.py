@@ -5,18 +5,12 @@ import itertools
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Protocol
 
+from portal.sms.base import SmsError, SmsProvider
+from portal.sms.twilio import TwilioSmsProvider
 
-class SmsError(Exception):
-    """The provider did not accept the message."""
-
-
-class SmsProvider(Protocol):
-    """Sends one text message and returns the provider's id for it; raises SmsError."""
-
-    def send(self, to: str, body: str) -> str:
-        """Send body to the phone number `to`."""
+__all__ = ["ConsoleSmsProvider", "MemorySmsProvider", "SentSms", "SmsError", "SmsProvider", "TwilioSmsProvider",
+           "get_provider"]
 
 
 class ConsoleSmsProvider:
@@ -74,8 +68,6 @@ def get_provider(app) -> SmsProvider:
         elif name == "memory":
             provider = MemorySmsProvider()
         elif name == "twilio":
-            from portal.sms.twilio import TwilioSmsProvider
-
             provider = TwilioSmsProvider.from_config(app.config)
         else:
             raise SmsError(f"Unknown SMS_PROVIDER {name!r}; use console, memory or twilio.")

@@ -7,7 +7,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from portal.sms import SmsError
+from portal.sms.base import SmsError
 
 # The client logs whole requests at INFO, message bodies (and so pickup codes) included.
 _quiet_logger = logging.getLogger("portal.sms.twilio.http")
@@ -32,7 +32,7 @@ class TwilioSmsProvider:
         self.messaging_service_sid = messaging_service_sid
 
     @classmethod
-    def from_config(cls, config) -> "TwilioSmsProvider":
+    def from_config(cls, config) -> TwilioSmsProvider:
         """Build the provider from the TWILIO_* settings."""
         return cls(
             config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],

@@ -15,6 +15,12 @@
     setTimeout(function () { toast.remove(); }, level === "error" ? 8000 : 4000);
   }
 
+  function text(name) {
+    // A user-visible text of this script: base.html renders it, translated, as data-text-<name> on #toasts.
+    var box = document.getElementById("toasts");
+    return box ? box.getAttribute("data-text-" + name) || "" : "";
+  }
+
   function focusFirst(container) {
     // After an error, the field to fix first; its text is selected so the next scan or typing replaces it.
     var field = container.querySelector("[aria-invalid=true]") || container.querySelector("[autofocus]") ||
@@ -104,11 +110,10 @@
 
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    showToast(status === 403 ? "You may not do that." : status === 404 ? "That package is not in your store." :
-      "Something went wrong. Please try again.", "error");
+    showToast(text(status === 403 ? "forbidden" : status === 404 ? "not-found" : "failed"), "error");
   });
   document.addEventListener("htmx:sendError", function () {
-    showToast("No connection to the portal. Check the network and try again.", "error");
+    showToast(text("offline"), "error");
   });
 
   document.addEventListener("click", function (event) {

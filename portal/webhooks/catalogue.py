@@ -1,6 +1,10 @@
 """The events a brand manager can subscribe to, with what each one means."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
+from portal.i18n import N_
+
 WILDCARD = "*"
 
 PACKAGE_CREATED = "package.created"
@@ -15,21 +19,21 @@ STOCK_LOCATION_UPDATED = "stock_location.updated"
 SHIPMENT_CREATED = "shipment.created"
 WEBHOOK_TEST = "webhook.test"
 
-# type -> description shown to brand managers (in catalogue order).
+# type -> description shown to brand managers (in catalogue order); marked with N_, translated where shown.
 EVENT_TYPES: dict[str, str] = {
-    PACKAGE_CREATED: "A package was created in the OMS.",
-    PACKAGE_TRANSITIONED: "A package changed state (sent for every command, with the old and new state).",
-    PACKAGE_PACKED: "A package was packed (Packed All Items).",
-    PACKAGE_CANCELLED: "A package was cancelled.",
-    PACKAGE_SHIPPED: "A package was handed to the cargo company.",
-    PACKAGE_DELIVERED: "A package was delivered to the customer.",
-    READY_FOR_CUSTOMER_PICKUP: ("A click & collect package is ready for pickup "
-                                "(PackageReadyForCustomerPickupWhispererEvent); carries the pickup code "
-                                "only when PICKUP_CODE_DELIVERY is extension_app."),
-    STOCK_LOCATION_CREATED: "A stock location (store or warehouse) was added.",
-    STOCK_LOCATION_UPDATED: "A stock location's details changed.",
-    SHIPMENT_CREATED: "A shipment was created for a package.",
-    WEBHOOK_TEST: "A test event sent by \"Send test event\"; carries no business data.",
+    PACKAGE_CREATED: N_("A package was created in the OMS."),
+    PACKAGE_TRANSITIONED: N_("A package changed state (sent for every command, with the old and new state)."),
+    PACKAGE_PACKED: N_("A package was packed (Packed All Items)."),
+    PACKAGE_CANCELLED: N_("A package was cancelled."),
+    PACKAGE_SHIPPED: N_("A package was handed to the cargo company."),
+    PACKAGE_DELIVERED: N_("A package was delivered to the customer."),
+    READY_FOR_CUSTOMER_PICKUP: N_("A click & collect package is ready for pickup "
+                                  "(PackageReadyForCustomerPickupWhispererEvent); carries the pickup code "
+                                  "only when PICKUP_CODE_DELIVERY is extension_app."),
+    STOCK_LOCATION_CREATED: N_("A stock location (store or warehouse) was added."),
+    STOCK_LOCATION_UPDATED: N_("A stock location's details changed."),
+    SHIPMENT_CREATED: N_("A shipment was created for a package."),
+    WEBHOOK_TEST: N_("A test event sent by \"Send test event\"; carries no business data."),
 }
 
 # The vendor's class names for events that have one; sent as event.name in the envelope.
@@ -40,7 +44,7 @@ VENDOR_NAMES: dict[str, str] = {
 
 def choices() -> list[tuple[str, str]]:
     """(value, label) pairs for a form: the wildcard first, then every event type."""
-    return [(WILDCARD, "* (every event)")] + [(t, t) for t in EVENT_TYPES]
+    return [(WILDCARD, _("* (every event)"))] + [(t, t) for t in EVENT_TYPES]
 
 
 def is_known(event_type: str) -> bool:

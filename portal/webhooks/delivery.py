@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import requests
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ from portal import crypto
 from portal.db_types import utcnow
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
-from portal.webhooks import catalogue, retry, signing, ssrf
+from portal.webhooks import catalogue, retry, service, signing, ssrf
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,8 @@ def encode_body(message: OutboxMessage) -> bytes:
 def request_headers(extra: dict | None, secret: str, msg_id: str, body: bytes,
                     timestamp: int | None = None) -> dict[str, str]:
     """The headers of a delivery: the subscription's own, then ours (which they cannot replace)."""
-    from portal.webhooks.service import RESERVED_HEADERS
-
-    headers = {name: str(value) for name, value in (extra or {}).items() if name.lower() not in RESERVED_HEADERS}
+    headers = {name: str(value) for name, value in (extra or {}).items()
+               if name.lower() not in service.RESERVED_HEADERS}
     headers["Content-Type"] = "application/json"
     headers["User-Agent"] = current_app.config.get("WEBHOOK_USER_AGENT", "OMS-Portal-Webhooks/1.0")
     headers.update(signing.headers(secret, msg_id, body, timestamp))
@@ -96,22 +96,24 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allo
         error = ""
         if 300 <= status < 400:
             where = response.headers.get("Location", "")
-            error = (f"The receiver answered {status} (a redirect{' to ' + where if where else ''}); redirects are "
-                     "not followed: change the target URL to the final address.")
+            error = (_("The receiver answered %(status)s (a redirect to %(where)s); redirects are not followed: "
+                       "change the target URL to the final address.", status=status, where=where) if where else
+                     _("The receiver answered %(status)s (a redirect); redirects are not followed: "
+                       "change the target URL to the final address.", status=status))
         elif not 200 <= status < 300:
-            error = f"The receiver answered {status}" + (" Gone: it no longer wants these events." if status == 410
-                                                         else ".")
+            error = (_("The receiver answered %(status)s Gone: it no longer wants these events.", status=status)
+                     if status == 410 else _("The receiver answered %(status)s.", status=status))
         return HttpResult(status, excerpt, error, took())
     except ssrf.BlockedAddress as exc:
         return HttpResult(None, "", str(exc), took())
     except requests.exceptions.ConnectTimeout:
-        return HttpResult(None, "", f"Could not connect within {timeout:g} s.", took())
+        return HttpResult(None, "", _("Could not connect within %(seconds)g s.", seconds=timeout), took())
     except (requests.exceptions.ReadTimeout, requests.exceptions.Timeout):
-        return HttpResult(None, "", f"No answer within {timeout:g} s (timeout).", took())
+        return HttpResult(None, "", _("No answer within %(seconds)g s (timeout).", seconds=timeout), took())
     except requests.exceptions.ConnectionError as exc:
-        return HttpResult(None, "", f"Could not connect: {_reason(exc)}", took())
+        return HttpResult(None, "", _("Could not connect: %(reason)s", reason=_reason(exc)), took())
     except requests.exceptions.RequestException as exc:
-        return HttpResult(None, "", f"Request failed: {_reason(exc)}", took())
+        return HttpResult(None, "", _("Request failed: %(reason)s", reason=_reason(exc)), took())
 
 
 def _reason(exc: Exception) -> str:
@@ -124,16 +126,18 @@ def _reason(exc: Exception) -> str:
 
 
 def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -> outbox.Outcome:
-    """Deliver a claimed webhook message once and record the attempt and the outcome (commits)."""
-    from portal.webhooks import service  # service imports the outbox, which imports this module lazily
+    """Deliver a claimed webhook message once and record the attempt and the outcome (commits).
 
+    portal.wiring registers this as the outbox's sender for kind "webhook".
+    """
     message_id, attempt, msg_uuid, event_type = message.id, message.attempts, message.uuid, message.event_type
     subscription = session.get(WebhookSubscription, message.subscription_id) if message.subscription_id else None
     is_test = event_type == catalogue.WEBHOOK_TEST
     if subscription is None or (not subscription.is_active and not is_test):
-        why = ("the subscription was deleted" if subscription is None else
-               f"the subscription is switched off ({subscription.disabled_reason or 'no reason given'})")
-        outbox.finish(session, message_id, lease, status=OutboxMessage.DEAD, last_error=f"Not sent: {why}")
+        why = (_("the subscription was deleted") if subscription is None else
+               _("the subscription is switched off (%(reason)s)",
+                 reason=subscription.disabled_reason or _("no reason given")))
+        outbox.finish(session, message_id, lease, status=OutboxMessage.DEAD, last_error=_("Not sent: %(why)s", why=why))
         session.commit()
         return outbox.Outcome(message_id, OutboxMessage.DEAD)
     subscription_id = subscription.id
@@ -143,7 +147,7 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
         secret = crypto.decrypt(subscription.secret_encrypted)
         body = encode_body(message)
     except ValueError as exc:  # a key was dropped from ENCRYPTION_KEYS before rotation
-        outbox.finish(session, message_id, lease, status=OutboxMessage.DEAD, last_error=f"Not sent: {exc}")
+        outbox.finish(session, message_id, lease, status=OutboxMessage.DEAD, last_error=_("Not sent: %(why)s", why=exc))
         session.commit()
         return outbox.Outcome(message_id, OutboxMessage.DEAD)
     session.commit()  # hold no transaction while waiting for the receiver
@@ -179,8 +183,8 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
         ours = outbox.finish(session, message_id, lease, status=OutboxMessage.DEAD, last_error=result.error)
         if ours:
             service.disable(session, subscription_id,
-                            f"Switched off at {now:%Y-%m-%d %H:%M} UTC: the receiver answered 410 Gone, "
-                            "meaning it no longer accepts these events.")
+                            _("Switched off at %(time)s UTC: the receiver answered 410 Gone, "
+                              "meaning it no longer accepts these events.", time=now.strftime("%Y-%m-%d %H:%M")))
         session.commit()
         return outbox.Outcome(message_id, OutboxMessage.DEAD)
     limit = 1 if is_test else retry.max_attempts(config)
@@ -199,8 +203,6 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
 
 def _count_dead_letter(session: Session, subscription_id: int, error: str, now: datetime) -> None:
     """Count one more dead-lettered message in a row; switch the subscription off at the limit (not committed)."""
-    from portal.webhooks import service
-
     session.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
                     .values(consecutive_failures=WebhookSubscription.consecutive_failures + 1)
                     .execution_options(synchronize_session=False))
@@ -209,5 +211,6 @@ def _count_dead_letter(session: Session, subscription_id: int, error: str, now: 
     limit = int(current_app.config.get("WEBHOOK_DISABLE_AFTER_FAILURES", 5))
     if count is not None and limit > 0 and count >= limit:
         service.disable(session, subscription_id,
-                        f"Switched off at {now:%Y-%m-%d %H:%M} UTC after {count} deliveries in a row failed "
-                        f"every attempt. Last error: {error}")
+                        _("Switched off at %(time)s UTC after %(count)s deliveries in a row failed "
+                          "every attempt. Last error: %(error)s", time=now.strftime("%Y-%m-%d %H:%M"), count=count,
+                          error=error))

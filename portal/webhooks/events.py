@@ -2,12 +2,15 @@
 
 record_event() writes one kind "event" row. When an active subscription wants the type (or "*"), the
 row is "pending", and after the commit the worker fans it out into one "webhook" row per subscription
-(portal.outbox.service.fan_out), atomically: a crash after the commit loses nothing, because the
-pending event is a row the sweep will find. The command pays for one row per event, not per delivery.
+(portal.outbox.service.fan_out, which asks recipients() here who receives it), atomically: a crash
+after the commit loses nothing, because the pending event is a row the sweep will find. The command
+pays for one row per event, not per delivery. The payload builders of a domain's own events live with
+that domain (portal.packages.events); the ones here take any object with the right attributes.
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
@@ -36,6 +39,17 @@ def active_subscriptions(session: Session) -> list[tuple[int, str]]:
     rows = [tuple(row) for row in session.connection().execute(_ACTIVE)]
     session.info[_CACHE] = (session.get_transaction(), rows)
     return rows
+
+
+def recipients(session: Session, event_type: str, happened_at: datetime) -> list[int]:
+    """The outbox's recipients lookup for the fan-out: active subscriptions that receive the type (or "*")
+    and existed when the event happened, by id."""
+    return list(session.scalars(
+        select(WebhookSubscription.id)
+        .where(WebhookSubscription.is_active.is_(True),
+               WebhookSubscription.event_type.in_([event_type, catalogue.WILDCARD]),
+               WebhookSubscription.created_at <= happened_at)
+        .order_by(WebhookSubscription.id)))
 
 
 def matching_subscription_ids(session: Session, event_type: str) -> list[int]:
@@ -100,11 +114,3 @@ def stock_location_updated(session: Session, location,
         payload["changed_fields"] = sorted(changed)
     return record_event(session, catalogue.STOCK_LOCATION_UPDATED, payload)
 
-
-def package_created(session: Session, package) -> outbox.RecordedEvent | None:
-    """Record package.created for a package just added (call before the commit that saves it)."""
-    from portal.packages.commands import package_payload  # the engine imports this module
-
-    if package.id is None:
-        session.flush()
-    return record_event(session, catalogue.PACKAGE_CREATED, package_payload(package), package_id=package.id)

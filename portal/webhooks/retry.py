@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import random
 
+from flask_babel import gettext as _
+
 from portal.errors import ValidationFailed
+from portal.i18n import N_
 
 DAY = 24 * 3600
 MAX_ATTEMPTS_LIMIT = 25
@@ -17,30 +20,33 @@ DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_CONFIG = {"type": "exponential", "base": 30, "factor": 2, "max_interval": 6 * 3600,
                   "max_attempts": DEFAULT_MAX_ATTEMPTS}
 
-# type -> {parameter: (label, minimum, maximum, default)}
+# type -> {parameter: (label, minimum, maximum, default)}; labels are marked with N_ and translated in messages.
 PARAMETERS: dict[str, dict[str, tuple[str, float, float, float]]] = {
-    "fixed": {"interval": ("interval (seconds)", 1, DAY, 60)},
-    "linear": {"interval": ("interval (seconds)", 1, DAY, 60), "increment": ("increment (seconds)", 0, DAY, 60)},
-    "exponential": {"base": ("base (seconds)", 1, DAY, 30), "factor": ("factor", 1, 10, 2),
-                    "max_interval": ("max_interval (seconds)", 1, 7 * DAY, 6 * 3600)},
-    "random": {"min": ("min (seconds)", 1, DAY, 30), "max": ("max (seconds)", 1, DAY, 300)},
+    "fixed": {"interval": (N_("interval (seconds)"), 1, DAY, 60)},
+    "linear": {"interval": (N_("interval (seconds)"), 1, DAY, 60),
+               "increment": (N_("increment (seconds)"), 0, DAY, 60)},
+    "exponential": {"base": (N_("base (seconds)"), 1, DAY, 30), "factor": (N_("factor"), 1, 10, 2),
+                    "max_interval": (N_("max_interval (seconds)"), 1, 7 * DAY, 6 * 3600)},
+    "random": {"min": (N_("min (seconds)"), 1, DAY, 30), "max": (N_("max (seconds)"), 1, DAY, 300)},
 }
 TYPES = tuple(PARAMETERS)
 
 
 def _number(raw: object, name: str, label: str, low: float, high: float) -> float | int:
     """A number within [low, high] (numeric text accepted); raises ValidationFailed naming the field."""
+    label = _(label)  # marked with N_ in PARAMETERS
     if isinstance(raw, bool):
-        raise ValidationFailed(f"{label} must be a number.", field=name)
+        raise ValidationFailed(_("%(label)s must be a number.", label=label), field=name)
     if isinstance(raw, str):
         try:
             raw = float(raw.strip())
         except ValueError:
-            raise ValidationFailed(f"{label} must be a number.", field=name) from None
+            raise ValidationFailed(_("%(label)s must be a number.", label=label), field=name) from None
     if not isinstance(raw, (int, float)) or raw != raw:  # raw != raw: NaN
-        raise ValidationFailed(f"{label} must be a number.", field=name)
+        raise ValidationFailed(_("%(label)s must be a number.", label=label), field=name)
     if not low <= raw <= high:
-        raise ValidationFailed(f"{label} must be from {low:g} to {high:g}.", field=name)
+        raise ValidationFailed(_("%(label)s must be from %(low)g to %(high)g.", label=label, low=low, high=high),
+                               field=name)
     return int(raw) if float(raw).is_integer() else float(raw)
 
 
@@ -55,29 +61,30 @@ def validate_retry_config(raw: object) -> dict:
         try:
             raw = json.loads(raw)
         except ValueError:
-            raise ValidationFailed("retry_countdown_config must be a JSON object.",
+            raise ValidationFailed(_("retry_countdown_config must be a JSON object."),
                                    field="retry_countdown_config") from None
     if not isinstance(raw, dict):
-        raise ValidationFailed("retry_countdown_config must be an object.", field="retry_countdown_config")
+        raise ValidationFailed(_("retry_countdown_config must be an object."), field="retry_countdown_config")
     kind = raw.get("type")
     if kind not in PARAMETERS:
-        raise ValidationFailed(f"The retry type must be one of {', '.join(TYPES)}.", field="type")
+        raise ValidationFailed(_("The retry type must be one of %(types)s.", types=", ".join(TYPES)), field="type")
     params = PARAMETERS[kind]
     unknown = sorted(set(raw) - set(params) - {"type", "max_attempts"})
     if unknown:
-        raise ValidationFailed(f"{unknown[0]!r} is not a parameter of {kind} retries "
-                               f"(they take {', '.join(params)} and max_attempts).", field=unknown[0])
+        raise ValidationFailed(_("%(unknown)r is not a parameter of %(kind)s retries "
+                                 "(they take %(params)s and max_attempts).",
+                                 unknown=unknown[0], kind=kind, params=", ".join(params)), field=unknown[0])
     config: dict = {"type": kind}
     for name, (label, low, high, default) in params.items():
         config[name] = _number(raw.get(name, default), name, label, low, high)
     config["max_attempts"] = int(_number(raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS), "max_attempts",
                                          "max_attempts", 1, MAX_ATTEMPTS_LIMIT))
     if raw.get("max_attempts") is not None and not float(raw["max_attempts"]).is_integer():
-        raise ValidationFailed("max_attempts must be a whole number.", field="max_attempts")
+        raise ValidationFailed(_("max_attempts must be a whole number."), field="max_attempts")
     if kind == "exponential" and config["max_interval"] < config["base"]:
-        raise ValidationFailed("max_interval cannot be shorter than base.", field="max_interval")
+        raise ValidationFailed(_("max_interval cannot be shorter than base."), field="max_interval")
     if kind == "random" and config["max"] < config["min"]:
-        raise ValidationFailed("max cannot be below min.", field="max")
+        raise ValidationFailed(_("max cannot be below min."), field="max")
     return config
 
 
@@ -109,14 +116,15 @@ def describe(config: dict) -> str:
     config = config or DEFAULT_CONFIG
     kind, tries = config.get("type"), max_attempts(config)
     if kind == "fixed":
-        text = f"every {config['interval']:g} s"
+        text = _("every %(interval)g s", interval=config["interval"])
     elif kind == "linear":
-        text = f"after {config['interval']:g} s, then {config['increment']:g} s longer each time"
+        text = _("after %(interval)g s, then %(increment)g s longer each time", interval=config["interval"],
+                 increment=config["increment"])
     elif kind == "exponential":
-        text = (f"after {config['base']:g} s, multiplied by {config['factor']:g} each time, "
-                f"at most {config['max_interval']:g} s")
+        text = _("after %(base)g s, multiplied by %(factor)g each time, at most %(longest)g s", base=config["base"],
+                 factor=config["factor"], longest=config["max_interval"])
     elif kind == "random":
-        text = f"after a random {config['min']:g}-{config['max']:g} s"
+        text = _("after a random %(min)g-%(max)g s", min=config["min"], max=config["max"])
     else:
-        text = "default schedule"
-    return f"{text}; {tries} attempt(s) in all"
+        text = _("default schedule")
+    return _("%(schedule)s; %(count)s attempt(s) in all", schedule=text, count=tries)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,7 @@ def _audit(session: Session, subscription_id: int, action: str, user_id: int | N
 def validate_event_type(event_type: object) -> str:
     """An event type from the catalogue or the wildcard "*". Raises ValidationFailed."""
     if not isinstance(event_type, str) or not catalogue.is_known(event_type.strip()):
-        raise ValidationFailed("Choose an event type from the catalogue, or * for every event.", field="event_type")
+        raise ValidationFailed(_("Choose an event type from the catalogue, or * for every event."), field="event_type")
     return event_type.strip()
 
 
@@ -68,42 +69,42 @@ def validate_headers(raw: object) -> dict[str, str]:
         try:
             raw = json.loads(raw)
         except ValueError:
-            refuse('Additional headers must be a JSON object like {"Authorization": "Bearer ..."}.')
+            refuse(_('Additional headers must be a JSON object like {"Authorization": "Bearer ..."}.'))
     if isinstance(raw, list):
         pairs = []
         for item in raw:
             if not isinstance(item, Mapping):
-                refuse("Each additional header needs a name and a value.")
+                refuse(_("Each additional header needs a name and a value."))
             pairs.append((item.get("name", item.get("key")), item.get("value")))
     elif isinstance(raw, Mapping):
         pairs = list(raw.items())
     else:
-        refuse("Additional headers must be an object of name: value.")
+        refuse(_("Additional headers must be an object of name: value."))
     headers: dict[str, str] = {}
     for name, value in pairs:
         name = name.strip() if isinstance(name, str) else name
         if name in (None, "") and value in (None, ""):
             continue  # an empty row of the form
         if not isinstance(name, str) or not _TOKEN.match(name) or len(name) > 100:
-            refuse(f"{name!r} is not a valid header name.")
+            refuse(_("%(name)r is not a valid header name.", name=name))
         if name.lower() in RESERVED_HEADERS:
-            refuse(f"The portal sets {name} itself; it cannot be an additional header.")
+            refuse(_("The portal sets %(name)s itself; it cannot be an additional header.", name=name))
         if any(existing.lower() == name.lower() for existing in headers):
-            refuse(f"The header {name} is given twice.")
+            refuse(_("The header %(name)s is given twice.", name=name))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or any(ch in value for ch in "\r\n\0") or len(value) > 4000:
-            refuse(f"The value of {name} must be one line of text (at most 4000 characters).")
+            refuse(_("The value of %(name)s must be one line of text (at most 4000 characters).", name=name))
         headers[name] = value.strip()
     if len(headers) > MAX_HEADERS:
-        refuse(f"At most {MAX_HEADERS} additional headers.")
+        refuse(_("At most %(num)s additional headers.", num=MAX_HEADERS))
     return headers
 
 
 def _validate_active(value: object) -> bool:
     """is_active must be a real boolean."""
     if not isinstance(value, bool):
-        raise ValidationFailed("is_active must be true or false.", field="is_active")
+        raise ValidationFailed(_("is_active must be true or false."), field="is_active")
     return value
 
 
@@ -119,7 +120,7 @@ def get_subscription(session: Session, subscription_id: object) -> WebhookSubscr
     except (TypeError, ValueError):
         subscription = None
     if subscription is None:
-        raise NotFound("No such webhook subscription.")
+        raise NotFound(_("No such webhook subscription."))
     return subscription
 
 
@@ -157,7 +158,7 @@ def update_subscription(session: Session, subscription_id: object, *, user_id: i
     subscription = get_subscription(session, subscription_id)
     unknown = sorted(set(fields) - EDITABLE)
     if unknown:
-        raise ValidationFailed(f"{unknown[0]} cannot be changed here.", field=unknown[0])
+        raise ValidationFailed(_("%(unknown)s cannot be changed here.", unknown=unknown[0]), field=unknown[0])
     cleaned: dict = {}
     if "event_type" in fields:
         cleaned["event_type"] = validate_event_type(fields["event_type"])
@@ -184,7 +185,7 @@ def _apply_active(subscription: WebhookSubscription, active: bool) -> None:
     if active and not subscription.is_active:
         subscription.disabled_reason, subscription.disabled_at, subscription.consecutive_failures = "", None, 0
     elif not active and subscription.is_active:
-        subscription.disabled_reason, subscription.disabled_at = "Switched off by a user.", utcnow()
+        subscription.disabled_reason, subscription.disabled_at = _("Switched off by a user."), utcnow()
     subscription.is_active = active
 
 
@@ -244,7 +245,7 @@ def _webhook_message(session: Session, message_id: object) -> OutboxMessage:
     except (TypeError, ValueError):
         message = None
     if message is None or message.kind != outbox.WEBHOOK:
-        raise NotFound("No such webhook delivery.")
+        raise NotFound(_("No such webhook delivery."))
     return message
 
 
@@ -252,7 +253,7 @@ def redeliver(session: Session, message_id: object, *, user_id: int | None) -> O
     """Send one webhook message again (same webhook-id), with a fresh set of attempts."""
     message = _webhook_message(session, message_id)
     if message.status == OutboxMessage.SENDING and message.lease_until and message.lease_until > utcnow():
-        raise ValidationFailed("This delivery is being sent right now.")
+        raise ValidationFailed(_("This delivery is being sent right now."))
     outbox.requeue(message)
     _audit(session, message.subscription_id, "redeliver", user_id)
     session.commit()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import requests
+from flask_babel import gettext as _
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -56,18 +57,18 @@ def forbidden_reason(address: str | IPAddress) -> str | None:
     inner = _embedded_ipv4(ip)
     if inner is not None:
         reason = forbidden_reason(inner)
-        return f"{reason} (inside {ip})" if reason else None
+        return _("%(reason)s (inside %(ip)s)", reason=reason, ip=ip) if reason else None
     if ip in METADATA_ADDRESSES:
-        return "a cloud metadata address"
+        return _("a cloud metadata address")
     checks = (
-        (ip.is_unspecified, "an unspecified address"),
-        (ip.is_loopback, "a loopback address"),
-        (ip.is_link_local, "a link-local address"),
-        (ip.is_multicast, "a multicast address"),
-        (isinstance(ip, ipaddress.IPv4Address) and ip in CARRIER_GRADE_NAT, "a carrier-grade NAT address"),
-        (ip.is_private, "a private network address"),
-        (ip.is_reserved, "a reserved address"),
-        (not ip.is_global, "not a public internet address"),
+        (ip.is_unspecified, _("an unspecified address")),
+        (ip.is_loopback, _("a loopback address")),
+        (ip.is_link_local, _("a link-local address")),
+        (ip.is_multicast, _("a multicast address")),
+        (isinstance(ip, ipaddress.IPv4Address) and ip in CARRIER_GRADE_NAT, _("a carrier-grade NAT address")),
+        (ip.is_private, _("a private network address")),
+        (ip.is_reserved, _("a reserved address")),
+        (not ip.is_global, _("not a public internet address")),
     )
     for hit, reason in checks:
         if hit:
@@ -89,41 +90,42 @@ def validate_target_url(url: object, allow_private: bool, *, resolver: Resolver 
         raise ValidationFailed(message, field="target_url")
 
     if not isinstance(url, str) or not url.strip():
-        refuse("Enter the target URL.")
+        refuse(_("Enter the target URL."))
     url = url.strip()
     if len(url) > 2000:
-        refuse("The target URL is too long (at most 2000 characters).")
+        refuse(_("The target URL is too long (at most 2000 characters)."))
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        refuse("The target URL cannot contain spaces or control characters.")
+        refuse(_("The target URL cannot contain spaces or control characters."))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        refuse(f"The target URL is not valid: {exc}.")
+        refuse(_("The target URL is not valid: %(exc)s.", exc=exc))
     if parts.scheme.lower() not in ("http", "https"):
-        refuse("Only http:// and https:// target URLs are accepted.")
+        refuse(_("Only http:// and https:// target URLs are accepted."))
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        refuse("Put no user name or password in the URL; use additional headers for credentials.")
+        refuse(_("Put no user name or password in the URL; use additional headers for credentials."))
     host = parts.hostname
     if not host:
-        refuse("The target URL needs a host name.")
+        refuse(_("The target URL needs a host name."))
     if parts.fragment:
-        refuse("The target URL cannot have a #fragment.")
+        refuse(_("The target URL cannot have a #fragment."))
     if allow_private:
         return url
     try:
         infos = (resolver or socket.getaddrinfo)(host, port or (443 if parts.scheme == "https" else 80),
                                                  type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
-        refuse(f"The host {host} cannot be resolved.")
+        refuse(_("The host %(host)s cannot be resolved.", host=host))
     addresses = sorted({info[4][0] for info in infos})
     if not addresses:
-        refuse(f"The host {host} cannot be resolved.")
+        refuse(_("The host %(host)s cannot be resolved.", host=host))
     for address in addresses:
         reason = forbidden_reason(address)
         if reason:
             shown = host if host == address.split("%")[0] else f"{host} ({address})"
-            refuse(f"{shown} is {reason}; webhooks only go to public internet addresses.")
+            refuse(_("%(host)s is %(reason)s; webhooks only go to public internet addresses.", host=shown,
+                     reason=reason))
     return url
 
 
@@ -133,11 +135,11 @@ def _check_peer(sock: socket.socket, host: str) -> None:
         peer = sock.getpeername()[0]
         reason = forbidden_reason(peer)
     except (OSError, ValueError):
-        reason, peer = "not an internet address", "?"
+        reason, peer = _("not an internet address"), "?"
     if reason:
         sock.close()
-        raise BlockedAddress(f"Refused to connect to {host} at {peer}: {reason} "
-                             "(WEBHOOK_ALLOW_PRIVATE_TARGETS is off).")
+        raise BlockedAddress(_("Refused to connect to %(host)s at %(peer)s: %(reason)s "
+                               "(WEBHOOK_ALLOW_PRIVATE_TARGETS is off).", host=host, peer=peer, reason=reason))
 
 
 class GuardedHTTPConnection(HTTPConnection):

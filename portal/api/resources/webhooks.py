@@ -16,7 +16,7 @@ from sqlalchemy import select
 from portal.api.auth import caller
 from portal.api.operations import Access, operation
 from portal.api.schemas import Answer, Body, Query, Timestamp, digits, optional
-from portal.blueprints.setup.routes_events import settle_events_step
+from portal.blueprints.setup.step_12_events import settle_events_step
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage

@@ -2,6 +2,7 @@
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.accounts import auth
@@ -52,7 +53,7 @@ def login():
 def logout():
     """Log out."""
     logout_user()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -76,7 +77,7 @@ def revoke_token(token_id: int):
     if form.validate_on_submit():
         try:
             auth.revoke_api_token(db.session, current_user, token_id)
-            flash("The token was revoked.", "success")
+            flash(_("The token was revoked."), "success")
         except DomainError as exc:
             flash(exc.message, "error")
     return redirect(url_for("auth.profile"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from flask import abort, current_app, flash, make_response, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -46,7 +47,7 @@ def index():
     except ValidationFailed as exc:
         filters, error = queries.PackageFilters(), exc.message
     if filters.stock_location is not None and store_ids is not None and filters.stock_location not in store_ids:
-        filters.stock_location, error = None, "That store is not one of yours."
+        filters.stock_location, error = None, _("That store is not one of yours.")
     page = queries.list_packages(db.session, filters, store_ids, limit=current_app.config["PAGE_SIZE"])
     opened_by_enter = request.args.get("open") == "1" or (
         bool(request.htmx) and request.htmx.trigger == "package-filters")
@@ -224,7 +225,7 @@ def resend_code(package_id: int):
     sms = outbox.latest_sms(db.session, package_id)
     message, level = result.message, "success"
     if sms is not None and sms.status in (sms.FAILED, sms.DEAD):
-        message, level = "SMS not sent. Use Retry to send the new code.", "error"
+        message, level = _("SMS not sent. Use Retry to send the new code."), "error"
     if not request.htmx:
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package_id))
@@ -242,11 +243,11 @@ def retry_sms(package_id: int, message_id: int):
         abort(404)
     sms = outbox.retry_sms(db.session, message_id)
     if sms.status == sms.SENT:
-        message, level = "SMS sent.", "success"
+        message, level = _("SMS sent."), "success"
     elif sms.status in (sms.PENDING, sms.SENDING):
-        message, level = "The SMS is on its way.", "success"
+        message, level = _("The SMS is on its way."), "success"
     else:
-        message, level = "SMS not sent. The provider did not accept it; try again shortly.", "error"
+        message, level = _("SMS not sent. The provider did not accept it; try again shortly."), "error"
     if not request.htmx:
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package.id))

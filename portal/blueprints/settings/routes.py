@@ -1,5 +1,6 @@
 """Routes: application settings (IS_OTP_ENABLED) and the outbox of messages."""
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -8,6 +9,7 @@ from portal.accounts.models import Role
 from portal.blueprints.settings import bp
 from portal.errors import DomainError
 from portal.extensions import db
+from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
 from portal.web import page_or_fragment, role_required, with_toast
@@ -28,7 +30,7 @@ def toggle_otp():
     """Switch pickup codes on or off."""
     form = FlaskForm()
     if not form.validate_on_submit():
-        flash("The form expired; please try again.", "error")
+        flash(_("The form expired; please try again."), "error")
         return redirect(url_for("settings.index"))
     enabled = request.form.get("enabled") == "true"
     try:
@@ -36,7 +38,8 @@ def toggle_otp():
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("settings.index"))
-    message = "Pickup codes are on." if enabled else "Pickup codes are off: packages are handed over without a code."
+    message = _("Pickup codes are on.") if enabled else \
+        _("Pickup codes are off: packages are handed over without a code.")
     if request.htmx:
         response = page_or_fragment("settings/index.html", "settings_panel", form=form, otp_enabled=enabled,
                                     rows=settings.list_settings(db.session), public_value=settings.public_value)
@@ -45,8 +48,10 @@ def toggle_otp():
     return redirect(url_for("settings.index"))
 
 
-OUTBOX_FILTERS = {OutboxMessage.PENDING: "Pending", OutboxMessage.SENDING: "Sending", OutboxMessage.FAILED: "Failed",
-                  OutboxMessage.DEAD: "Dead-lettered", OutboxMessage.SENT: "Sent"}
+# Status -> label, marked with N_ and translated where it is shown.
+OUTBOX_FILTERS = {OutboxMessage.PENDING: N_("Pending"), OutboxMessage.SENDING: N_("Sending"),
+                  OutboxMessage.FAILED: N_("Failed"), OutboxMessage.DEAD: N_("Dead-lettered"),
+                  OutboxMessage.SENT: N_("Sent")}
 
 
 @bp.get("/outbox")

@@ -1,4 +1,5 @@
-"""The 15-step OMS setup wizard (admins only). Each step's routes live in a module of their own."""
+"""The 15-step OMS setup wizard (admins only). Each step's routes live in a module of their own
+(step_NN_<key>.py, in the order of portal/setup/steps.py); shared_*.py hold what several steps share."""
 from flask import Blueprint
 from flask_login import current_user
 
@@ -16,6 +17,22 @@ def admins_only():
         abort(403)
 
 
-from portal.blueprints.setup import routes, routes_admin, routes_catalog, routes_settings, routes_sync  # noqa: E402,F401
-from portal.blueprints.setup import routes_events  # noqa: E402,F401
-from portal.blueprints.setup import routes_orders  # noqa: E402,F401
+from portal.blueprints.setup import (  # noqa: E402,F401
+    home,
+    shared_sync,
+    step_01_machine,
+    step_02_users,
+    step_03_application,
+    step_04_addresses,
+    step_05_stock_locations,
+    step_06_channels,
+    step_07_omnitron_credentials,
+    step_08_order_filtering,
+    step_09_geolocation,
+    step_10_stock_integration,
+    step_11_scenarios,
+    step_12_events,
+    step_13_package_commands,
+    step_14_cargo_companies,
+    step_15_jobs,
+)

@@ -5,30 +5,34 @@ header names) is checked by portal.webhooks.service, so the form and the API giv
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField
 
 from portal.errors import ValidationFailed
+from portal.i18n import N_
 from portal.webhooks import retry
 
 RETRY_TYPES = {
-    "fixed": "Fixed: the same wait every time",
-    "linear": "Linear: the wait grows by a fixed step",
-    "exponential": "Exponential: the wait multiplies each time",
-    "random": "Random: a wait picked between two bounds",
+    "fixed": N_("Fixed: the same wait every time"),
+    "linear": N_("Linear: the wait grows by a fixed step"),
+    "exponential": N_("Exponential: the wait multiplies each time"),
+    "random": N_("Random: a wait picked between two bounds"),
 }
 # Each countdown type's parameters: (name, label, help, default); defaults are the service's own.
+# Labels and help are marked with N_ and translated where they are shown.
 _DEFAULTS = {kind: {name: f"{spec[3]:g}" for name, spec in params.items()} for kind, params in retry.PARAMETERS.items()}
 RETRY_PARAMS: dict[str, list[tuple[str, str, str, str]]] = {
-    "fixed": [("interval", "Wait between attempts (seconds)", "", _DEFAULTS["fixed"]["interval"])],
-    "linear": [("interval", "First wait (seconds)", "", _DEFAULTS["linear"]["interval"]),
-               ("increment", "Added to each next wait (seconds)", "", _DEFAULTS["linear"]["increment"])],
-    "exponential": [("base", "First wait (seconds)", "", _DEFAULTS["exponential"]["base"]),
-                    ("factor", "Multiplied by", "2 doubles the wait each time (1 to 10).",
+    "fixed": [("interval", N_("Wait between attempts (seconds)"), "", _DEFAULTS["fixed"]["interval"])],
+    "linear": [("interval", N_("First wait (seconds)"), "", _DEFAULTS["linear"]["interval"]),
+               ("increment", N_("Added to each next wait (seconds)"), "", _DEFAULTS["linear"]["increment"])],
+    "exponential": [("base", N_("First wait (seconds)"), "", _DEFAULTS["exponential"]["base"]),
+                    ("factor", N_("Multiplied by"), N_("2 doubles the wait each time (1 to 10)."),
                      _DEFAULTS["exponential"]["factor"]),
-                    ("max_interval", "Longest wait (seconds)", "", _DEFAULTS["exponential"]["max_interval"])],
-    "random": [("min", "Shortest wait (seconds)", "", _DEFAULTS["random"]["min"]),
-               ("max", "Longest wait (seconds)", "", _DEFAULTS["random"]["max"])],
+                    ("max_interval", N_("Longest wait (seconds)"), "", _DEFAULTS["exponential"]["max_interval"])],
+    "random": [("min", N_("Shortest wait (seconds)"), "", _DEFAULTS["random"]["min"]),
+               ("max", N_("Longest wait (seconds)"), "", _DEFAULTS["random"]["max"])],
 }
 PARAM_NAMES = sorted({name for params in RETRY_PARAMS.values() for name, *_ in params})
 DEFAULT_RETRY_TYPE = retry.DEFAULT_CONFIG["type"]
@@ -37,16 +41,19 @@ MAX_HEADER_ROWS = 20
 
 
 def _number(raw: str, label: str, field: str) -> int | float:
-    """A posted number (whole or decimal); raises ValidationFailed in plain words otherwise."""
+    """A posted number (whole or decimal); raises ValidationFailed in plain words otherwise.
+
+    `label` is the field's English label (marked with N_); it is translated here."""
+    label = _(label)
     text = (raw or "").strip().replace(",", ".")
     if not text:
-        raise ValidationFailed(f"Enter {label.lower()}.", field=field)
+        raise ValidationFailed(_("Enter %(label)s.", label=label.lower()), field=field)
     try:
         value = float(text)
     except ValueError:
-        raise ValidationFailed(f"{label} must be a number.", field=field) from None
+        raise ValidationFailed(_("%(label)s must be a number.", label=label), field=field) from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValidationFailed(f"{label} must be a number.", field=field)
+        raise ValidationFailed(_("%(label)s must be a number.", label=label), field=field)
     return int(value) if value.is_integer() else value
 
 
@@ -57,11 +64,11 @@ class SubscriptionForm(FlaskForm):
     unknown event type in words beside the field (the template renders the options).
     """
 
-    event_type = StringField("Event", default="*")
-    target_url = StringField("Target URL")
-    retry_type = StringField("Retry countdown", default=DEFAULT_RETRY_TYPE)
-    max_attempts = StringField("Attempts before giving up", default=DEFAULT_MAX_ATTEMPTS)
-    is_active = BooleanField("Active: deliver events to this URL", default=True)
+    event_type = StringField(_l("Event"), default="*")
+    target_url = StringField(_l("Target URL"))
+    retry_type = StringField(_l("Retry countdown"), default=DEFAULT_RETRY_TYPE)
+    max_attempts = StringField(_l("Attempts before giving up"), default=DEFAULT_MAX_ATTEMPTS)
+    is_active = BooleanField(_l("Active: deliver events to this URL"), default=True)
 
     def retry_values(self, formdata) -> dict[str, str]:
         """The posted parameter fields (as typed), by parameter name."""
@@ -81,14 +88,14 @@ class SubscriptionForm(FlaskForm):
         """The retry config the chosen type and its fields describe; raises ValidationFailed for non-numbers."""
         kind = self.retry_type.data
         if kind not in RETRY_PARAMS:
-            raise ValidationFailed("Choose how the waits between attempts grow.", field="retry_type")
+            raise ValidationFailed(_("Choose how the waits between attempts grow."), field="retry_type")
         values = self.retry_values(formdata)
         config: dict = {"type": kind}
         for name, label, _help, _default in RETRY_PARAMS[kind]:
             config[name] = _number(values[name], label, f"retry_{name}")
-        attempts = _number(self.max_attempts.data or "", "Attempts before giving up", "max_attempts")
+        attempts = _number(self.max_attempts.data or "", N_("Attempts before giving up"), "max_attempts")
         if not isinstance(attempts, int):
-            raise ValidationFailed("Attempts before giving up must be a whole number.", field="max_attempts")
+            raise ValidationFailed(_("Attempts before giving up must be a whole number."), field="max_attempts")
         config["max_attempts"] = attempts
         return config
 
@@ -97,9 +104,10 @@ class SubscriptionForm(FlaskForm):
         headers: dict[str, str] = {}
         for name, value in self.header_rows(formdata):
             if not name:
-                raise ValidationFailed(f"The header with the value {value!r} needs a name.", field="headers")
+                raise ValidationFailed(_("The header with the value %(value)r needs a name.", value=value),
+                                       field="headers")
             if name.lower() in (n.lower() for n in headers):
-                raise ValidationFailed(f"The header {name} is listed twice.", field="headers")
+                raise ValidationFailed(_("The header %(name)s is listed twice.", name=name), field="headers")
             headers[name] = value
         return headers
 
@@ -120,10 +128,11 @@ def _seconds(value) -> str:
         seconds = float(value)
     except (TypeError, ValueError):
         return str(value)
-    for size, unit in ((3600, "h"), (60, "min")):
-        if seconds >= size and (seconds / size).is_integer():
-            return f"{int(seconds // size)} {unit}"
-    return f"{seconds:g} s"
+    if seconds >= 3600 and (seconds / 3600).is_integer():
+        return _("%(num)s h", num=int(seconds // 3600))
+    if seconds >= 60 and (seconds / 60).is_integer():
+        return _("%(num)s min", num=int(seconds // 60))
+    return _("%(num)g s", num=seconds)
 
 
 def describe_retry(config: dict | None) -> str:
@@ -131,15 +140,18 @@ def describe_retry(config: dict | None) -> str:
     config = config or {}
     kind = config.get("type")
     if kind == "fixed":
-        words = f"Fixed: {_seconds(config.get('interval'))} between attempts"
+        words = _("Fixed: %(wait)s between attempts", wait=_seconds(config.get("interval")))
     elif kind == "linear":
-        words = f"Linear: {_seconds(config.get('interval'))}, then {_seconds(config.get('increment'))} more each time"
+        words = _("Linear: %(first)s, then %(step)s more each time", first=_seconds(config.get("interval")),
+                  step=_seconds(config.get("increment")))
     elif kind == "exponential":
-        words = (f"Exponential: {_seconds(config.get('base'))}, times {config.get('factor')} each time, "
-                 f"at most {_seconds(config.get('max_interval'))}")
+        words = _("Exponential: %(first)s, times %(factor)s each time, at most %(longest)s",
+                  first=_seconds(config.get("base")), factor=config.get("factor"),
+                  longest=_seconds(config.get("max_interval")))
     elif kind == "random":
-        words = f"Random: between {_seconds(config.get('min'))} and {_seconds(config.get('max'))}"
+        words = _("Random: between %(shortest)s and %(longest)s", shortest=_seconds(config.get("min")),
+                  longest=_seconds(config.get("max")))
     else:
-        words = "Default countdown"
+        words = _("Default countdown")
     attempts = config.get("max_attempts")
-    return f"{words}; {attempts} attempts" if attempts else words
+    return _("%(countdown)s; %(num)s attempts", countdown=words, num=attempts) if attempts else words

@@ -7,30 +7,33 @@ subscription's page swap only the panel they change and say what happened in a t
 from __future__ import annotations
 
 from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from portal.blueprints.setup.routes_events import settle_events_step
+from portal.blueprints.setup.step_12_events import settle_events_step
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
 )
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
+from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.web import is_fragment_request, page_or_fragment, render_block, with_toast
 from portal.webhooks import catalogue
 from portal.webhooks import service as webhooks
 
-FORM_EXPIRED = "The form expired; reload the page and try again."
+FORM_EXPIRED = N_("The form expired; reload the page and try again.")  # translated where it is shown
 PAGE_BLOCK = "webhook_page"
 POLL_SECONDS = 2
 
 
 def _event_choices() -> list[tuple[str, str]]:
     """The event select: every event, then each event of the catalogue."""
-    return [(catalogue.WILDCARD, "All events (*)")] + [(t, t) for t in catalogue.EVENT_TYPES]
+    return [(catalogue.WILDCARD, _("All events (*)"))] + [(t, t) for t in catalogue.EVENT_TYPES]
 
 
 def _error_slot(field: str | None, retry_type: str) -> str:
@@ -81,8 +84,8 @@ def _expired(subscription_id: int):
     if request.htmx:
         response = make_response("", 422)
         response.headers["HX-Reswap"] = "none"
-        return with_toast(response, FORM_EXPIRED, "error")
-    flash(FORM_EXPIRED, "error")
+        return with_toast(response, _(FORM_EXPIRED), "error")
+    flash(_(FORM_EXPIRED), "error")
     return redirect(url_for("webhooks.show", subscription_id=subscription_id))
 
 
@@ -196,7 +199,7 @@ def create():
     """Create a subscription and show its secret, once."""
     form = SubscriptionForm()
     if not _csrf_ok():
-        return _form_errors(form, errors={"form": FORM_EXPIRED})
+        return _form_errors(form, errors={"form": _(FORM_EXPIRED)})
     try:
         subscription, secret = _save(form)
     except ValidationFailed as exc:
@@ -223,14 +226,14 @@ def update(subscription_id: int):
     subscription = webhooks.get_subscription(db.session, subscription_id)
     form = SubscriptionForm()
     if not _csrf_ok():
-        return _form_errors(form, subscription, {"form": FORM_EXPIRED})
+        return _form_errors(form, subscription, {"form": _(FORM_EXPIRED)})
     try:
         _save(form, subscription)
     except ValidationFailed as exc:
         db.session.rollback()
         return _form_errors(form, subscription, {_error_slot(exc.field, form.retry_type.data): exc.message})
     settle_events_step(db.session, user_id=current_user.id)
-    return _after_action("Subscription saved.", "webhooks.show", subscription_id=subscription_id)
+    return _after_action(_("Subscription saved."), "webhooks.show", subscription_id=subscription_id)
 
 
 # One subscription: its page, the secret, on/off, delete
@@ -294,7 +297,7 @@ def deliveries(subscription_id: int):
 def _secret_response(subscription, secret: str, *, created: bool):
     """The new secret, shown this once: a panel for htmx, a page otherwise; never cached."""
     context = {"subscription": subscription, "secret": secret, "created": created, "wildcard": catalogue.WILDCARD}
-    message = "Subscription created. Copy its secret now." if created else "New secret made. Copy it now."
+    message = _("Subscription created. Copy its secret now.") if created else _("New secret made. Copy it now.")
     if is_fragment_request():
         if created:
             # The whole page becomes the secret page; reloading it shows the subscription, never the secret.
@@ -325,8 +328,8 @@ def set_active(subscription_id: int):
     active = request.form.get("active") == "true"
     subscription = webhooks.set_active(db.session, subscription_id, active, user_id=current_user.id)
     settle_events_step(db.session, user_id=current_user.id)
-    message = "Subscription activated: events will be delivered again." if subscription.is_active \
-        else "Subscription deactivated: no events are delivered until it is activated."
+    message = _("Subscription activated: events will be delivered again.") if subscription.is_active \
+        else _("Subscription deactivated: no events are delivered until it is activated.")
     return _done(subscription_id, "subscription_panel", message)
 
 
@@ -339,7 +342,7 @@ def delete(subscription_id: int):
     label = f"{subscription.event_type} → {subscription.target_url}"
     webhooks.delete_subscription(db.session, subscription_id, user_id=current_user.id)
     settle_events_step(db.session, user_id=current_user.id)
-    return _after_action(f"Subscription deleted ({label}).", "webhooks.index")
+    return _after_action(_("Subscription deleted (%(subscription)s).", subscription=label), "webhooks.index")
 
 
 # Test events and redelivery
@@ -363,7 +366,7 @@ def send_test(subscription_id: int):
     def send() -> str:
         """Queue it and say so."""
         webhooks.send_test_event(db.session, subscription_id, user_id=current_user.id)
-        return "Test event queued. Its delivery appears in the log below."
+        return _("Test event queued. Its delivery appears in the log below.")
     message, level = _log_action(subscription_id, send)
     return _done(subscription_id, "delivery_log", message, level)
 
@@ -376,12 +379,12 @@ def redeliver(subscription_id: int, message_id: int):
 
     queued = db.session.get(OutboxMessage, message_id)
     if queued is None or queued.subscription_id != subscription_id:
-        raise NotFound("That delivery is not in this subscription's log.")
+        raise NotFound(_("That delivery is not in this subscription's log."))
 
     def again() -> str:
         """Put it back in the queue and say so."""
         message = webhooks.redeliver(db.session, message_id, user_id=current_user.id)
-        return f"Event {message.event_type or message.uuid} queued for delivery again."
+        return _("Event %(event)s queued for delivery again.", event=message.event_type or message.uuid)
     message, level = _log_action(subscription_id, again)
     return _done(subscription_id, "delivery_log", message, level)
 
@@ -396,7 +399,8 @@ def redeliver_dead(subscription_id: int):
         """Put them back in the queue and say how many."""
         count = webhooks.redeliver_dead(db.session, subscription_id, user_id=current_user.id)
         if not count:
-            return "Nothing was dead-lettered."
-        return f"{count} dead-lettered event{'s' if count != 1 else ''} queued for delivery again."
+            return _("Nothing was dead-lettered.")
+        return ngettext("%(num)d dead-lettered event queued for delivery again.",
+                        "%(num)d dead-lettered events queued for delivery again.", count)
     message, level = _log_action(subscription_id, again)
     return _done(subscription_id, "delivery_log", message, level)

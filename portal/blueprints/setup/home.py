@@ -1,28 +1,16 @@
-"""Routes: the wizard home, and skipping or reopening any step."""
+"""The wizard home (the 15 steps and the overall progress), and skipping or reopening any step."""
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.blueprints.setup import bp
+from portal.blueprints.setup.shared import step_url
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.setup import service as wizard
 from portal.setup.steps import BY_KEY
-
-
-def step_url(step) -> str | None:
-    """The URL of a step's page, or None when that page is not part of this build."""
-    if step.endpoint in current_app.view_functions:
-        return url_for(step.endpoint)
-    return None
-
-
-def step_page(template: str, key: str, **context):
-    """Render a step page with the wizard's frame: state, who completed it, dependencies, skip form."""
-    return render_template(template, status=wizard.status(db.session, key), form=FlaskForm(),
-                           step_url=step_url, **context)
 
 
 @bp.get("/")

@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.routes import step_page, step_url
+from portal.blueprints.setup.shared import step_page, step_url
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.settings import service as settings
@@ -25,9 +25,15 @@ from portal.webhooks import catalogue
 from portal.webhooks import service as webhooks
 
 STEP_KEY = "events"
+
+
 # The events a brand can want: the whole catalogue but the test event "Send test event" sends.
 BRAND_EVENTS = [t for t in catalogue.EVENT_TYPES if t != catalogue.WEBHOOK_TEST]
+
+
 TEMPLATE = "setup/events.html"
+
+
 BLOCK = "events_panel"
 
 

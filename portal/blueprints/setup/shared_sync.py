@@ -1,4 +1,4 @@
-"""Setup wizard steps 4 to 6: copy addresses, stores (stock locations) and channels from Omnitron.
+"""The frame shared by steps 4 to 6: copy addresses, stores (stock locations) and channels from Omnitron.
 
 Each step page shows whether a copy is needed (asked of Omnitron after the page has loaded, so a slow
 Omnitron never holds the page up), a "Copy now" button that puts a job on the queue, the job's live
@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.routes import step_page, step_url
+from portal.blueprints.setup.shared import step_page, step_url
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.omnitron import OmnitronError
@@ -23,9 +23,15 @@ from portal.sync import service as sync
 from portal.web import is_fragment_request, render_block, with_toast
 
 TEMPLATE = "setup/sync.html"
+
+
 # URL segment of each kind (the wizard's URLs use hyphens) and the other way round.
 SLUGS = {"addresses": "addresses", "stock_locations": "stock-locations", "channels": "channels"}
+
+
 KIND_OF = {slug: kind for kind, slug in SLUGS.items()}
+
+
 INTROS = {
     "addresses": "The four levels are copied parents first (countries, then cities, townships and districts), "
                  "so every record finds the one above it.",
@@ -96,24 +102,6 @@ def _step(kind: str):
     return _respond(kind, ("sync_status",))
 
 
-@bp.get("/addresses")
-def addresses():
-    """Step 4: copy the address tree from Omnitron."""
-    return _step("addresses")
-
-
-@bp.get("/stock-locations")
-def stock_locations():
-    """Step 5: copy stores and warehouses from Omnitron."""
-    return _step("stock_locations")
-
-
-@bp.get("/channels")
-def channels():
-    """Step 6: copy the sales channels from Omnitron."""
-    return _step("channels")
-
-
 @bp.get("/<any(addresses, 'stock-locations', channels):slug>/required")
 def sync_required(slug: str):
     """Ask Omnitron now whether this kind needs copying (loaded by the page after it has shown)."""
@@ -156,4 +144,3 @@ def sync_copy(slug: str):
         flash(text, level)
         return redirect(url_for(f"setup.{kind}"), code=303)
     return _respond(kind, ("sync_status", "sync_jobs"), toast=(text, level))
-

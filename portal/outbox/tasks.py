@@ -1,4 +1,6 @@
-"""Queue tasks of the outbox worker (SMS and webhooks alike); imported by portal.worker for the workers.
+"""Queue tasks of the outbox worker (every channel alike); imported by portal.worker for the workers.
+
+portal.wiring registers queue_delivery as the outbox's dispatcher.
 
 deliver_message runs for each message right after the transaction that wrote it commits, and again
 at each retry time. sweep_outbox runs every minute and queues whatever is due but was not queued
@@ -11,8 +13,8 @@ import logging
 from huey import crontab
 
 from portal.extensions import db
-from portal.queue import app_context, huey
 from portal.outbox import service as outbox
+from portal.queue import app_context, huey
 
 log = logging.getLogger(__name__)
 

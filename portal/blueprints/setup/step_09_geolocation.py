@@ -1,0 +1,77 @@
+"""Setup step 9, Geolocation discovery: GEOLOCATION_DISCOVERY, a Google or Yandex Maps key, and a key test."""
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
+
+from portal.blueprints.setup import bp
+from portal.blueprints.setup.shared_settings import (
+    EXPIRED,
+    _errors,
+    _respond,
+    _saved,
+)
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.geolocation import service as geocoding
+from portal.geolocation.client import SAMPLE_ADDRESS, GeocodingError
+from portal.settings import service as settings
+
+GEOLOCATION = ("setup/geolocation.html", "geolocation_panel", "geolocation")
+
+
+def _geolocation_context(session: Session, values: dict | None = None, errors: dict | None = None,
+                         result=None, test_error: str = "", address: str = "") -> dict:
+    """What the geolocation page shows: provider and key mask, errors, and the last test's result."""
+    stored = settings.public_value(settings.GEOLOCATION_DISCOVERY,
+                                   settings.get_value(session, settings.GEOLOCATION_DISCOVERY))
+    stored = stored if isinstance(stored, dict) else {}
+    if values is None:
+        values = {"provider": stored.get("provider") or ""}
+    return {"values": values, "errors": errors or {}, "key_mask": stored.get("api_key"),
+            "stored_provider": stored.get("provider"), "providers": settings.GEOLOCATION_PROVIDERS,
+            "result": result, "test_error": test_error, "address": address or SAMPLE_ADDRESS,
+            "sample_address": SAMPLE_ADDRESS}
+
+
+@bp.route("/geolocation", methods=["GET", "POST"])
+def geolocation():
+    """Step 9: the geocoding provider and its API key (encrypted, shown masked)."""
+    if request.method == "GET":
+        return _respond(*GEOLOCATION, **_geolocation_context(db.session))
+    values = {"provider": request.form.get("provider", "")}
+    if not FlaskForm().validate_on_submit():
+        return _respond(*GEOLOCATION, http_status=400, **_geolocation_context(db.session, values, {"form": EXPIRED}))
+    try:
+        changed = geocoding.save_settings(db.session, values["provider"], request.form.get("api_key", ""),
+                                            user_id=current_user.id)
+    except DomainError as exc:
+        db.session.rollback()
+        return _respond(*GEOLOCATION, http_status=422,
+                        **_geolocation_context(db.session, values, _errors(exc, ("provider", "api_key"))))
+    message = "Geolocation settings saved. Test the key to finish this step." if changed else \
+        "Geolocation settings saved (unchanged)."
+    return _saved("setup.geolocation", *GEOLOCATION, message, **_geolocation_context(db.session))
+
+
+@bp.post("/geolocation/test")
+def geolocation_test():
+    """Geocode a sample address with the saved key; shows the coordinates or why it failed."""
+    address = (request.form.get("address") or "").strip()
+    if not FlaskForm().validate_on_submit():
+        return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2], http_status=400,
+                        **_geolocation_context(db.session, test_error=EXPIRED, address=address))
+    try:
+        found = geocoding.check_saved_key(db.session, current_app.config, user_id=current_user.id,
+                                            address=address)
+    except GeocodingError as exc:
+        return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2],
+                        **_geolocation_context(db.session, test_error=exc.message, address=address))
+    except DomainError as exc:
+        db.session.rollback()
+        return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2], http_status=422,
+                        **_geolocation_context(db.session, test_error=exc.message, address=address))
+    return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2],
+                    **_geolocation_context(db.session, result=found, address=address))

@@ -1,0 +1,169 @@
+"""Setup step 15, Brand-specific jobs: scheduled jobs with parameters; run now; last runs."""
+from __future__ import annotations
+
+import json
+
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
+
+from portal.blueprints.setup import bp
+from portal.blueprints.setup.shared import step_page
+from portal.blueprints.setup.shared_editors import (
+    _as_json,
+    _done,
+    _error_context,
+    _fragments,
+    _not_found,
+    _page,
+    _refresh_step,
+)
+from portal.errors import DomainError, NotFound
+from portal.extensions import db
+from portal.jobs import job_types, scheduler
+from portal.web import is_fragment_request
+
+JOBS = "jobs"
+
+
+def _jobs_context(**extra) -> dict:
+    """What the jobs page and its fragments show."""
+    runs = scheduler.recent_runs(db.session)
+    ok, note = scheduler.step_check(db.session)
+    context = dict(check_ok=ok, check_note=note, jobs=scheduler.list_jobs(db.session), runs=runs,
+                   polling=scheduler.runs_in_progress(runs),
+                   job_types=job_types.JOB_TYPES, type_choices=job_types.CHOICES, error=None, error_field=None,
+                   values={}, editing=None, oob=False, runs_oob=False, preview=None, problem=None,
+                   as_json=_as_json)
+    context.update(extra)
+    return context
+
+
+def _jobs_changed(message: str):
+    """After a saved change: the refreshed jobs table, the step chip, a toast."""
+    _refresh_step(JOBS, scheduler.step_check)
+    if not is_fragment_request():
+        return _done(message, "setup.jobs")
+    return _fragments("setup/jobs.html", JOBS, ["job_panel", "job_runs", "step_state_oob"],
+                      toast=(message, "success"), close_modal=True, **_jobs_context(runs_oob=True))
+
+
+@bp.route("/jobs", methods=["GET", "POST"])
+def jobs():
+    """Step 15: scheduled jobs with their next run and last runs, and (POST) adding one."""
+    if request.method == "GET":
+        return step_page("setup/jobs.html", JOBS, **_jobs_context())
+    try:
+        job = scheduler.create_job(db.session, scheduler.JobInput.from_form(request.form),
+                                   user_id=current_user.id)
+    except DomainError as exc:
+        db.session.rollback()
+        context = _jobs_context(values=request.form, **_error_context(exc))
+        if is_fragment_request():
+            return _fragments("setup/jobs.html", JOBS, ["job_create"], code=422, **context)
+        return _page("setup/jobs.html", JOBS, code=422, **context)
+    _refresh_step(JOBS, scheduler.step_check)
+    message = f"Job {job.name} saved."
+    if not is_fragment_request():
+        return _done(message, "setup.jobs")
+    return _fragments("setup/jobs.html", JOBS, ["job_create", "job_panel", "step_state_oob"],
+                      toast=(message, "success"),
+                      **_jobs_context())
+
+
+@bp.get("/jobs/parameters")
+def job_parameters():
+    """The parameter help and default parameters of the chosen job type (swapped in when the type changes)."""
+    key = request.args.get("job_type", "")
+    prefix = "edit" if request.args.get("prefix") == "edit" else "new"
+    return _fragments("setup/jobs.html", JOBS, ["job_params"], **_jobs_context(
+        job_type=job_types.JOB_TYPES.get(key), prefix=prefix,
+        parameters_text=json.dumps(job_types.default_parameters(key)) if key in job_types.JOB_TYPES else "{}"))
+
+
+@bp.get("/jobs/schedule-preview")
+def schedule_preview():
+    """The next times a schedule fires, or what is wrong with it (checked as the admin types)."""
+    prefix = "edit" if request.args.get("prefix") == "edit" else "new"
+    try:
+        preview, problem = scheduler.describe_next_runs(request.args.get("schedule", "")), None
+    except DomainError as exc:
+        preview, problem = None, exc.message
+    return _fragments("setup/jobs.html", JOBS, ["job_schedule_preview"],
+                      **_jobs_context(preview=preview, problem=problem, prefix=prefix))
+
+
+@bp.get("/jobs/<int:job_id>/edit")
+def edit_job(job_id: int):
+    """The edit dialog of one job."""
+    try:
+        job = scheduler.get_job(db.session, job_id)
+    except NotFound:
+        return _not_found()
+    context = _jobs_context(editing=job)
+    if is_fragment_request():
+        return _fragments("setup/jobs.html", JOBS, ["job_edit"], **context)
+    return step_page("setup/jobs.html", JOBS, **context)
+
+
+@bp.post("/jobs/<int:job_id>")
+def update_job(job_id: int):
+    """Save changes to a job."""
+    try:
+        job = scheduler.update_job(db.session, job_id, scheduler.JobInput.from_form(request.form),
+                                   user_id=current_user.id)
+    except NotFound:
+        return _not_found()
+    except DomainError as exc:
+        db.session.rollback()
+        context = _jobs_context(editing=scheduler.get_job(db.session, job_id), values=request.form,
+                                **_error_context(exc))
+        if is_fragment_request():
+            return _fragments("setup/jobs.html", JOBS, ["job_edit"], code=422, **context)
+        return _page("setup/jobs.html", JOBS, code=422, **context)
+    return _jobs_changed(f"Job {job.name} saved.")
+
+
+@bp.post("/jobs/<int:job_id>/delete")
+def delete_job(job_id: int):
+    """Delete a job and its runs."""
+    try:
+        name = scheduler.delete_job(db.session, job_id, user_id=current_user.id)
+    except NotFound:
+        return _not_found()
+    return _jobs_changed(f"Job {name} deleted.")
+
+
+@bp.post("/jobs/<int:job_id>/run")
+def run_job(job_id: int):
+    """Run a job now on the queue; the runs list polls until the run has finished."""
+    try:
+        run = scheduler.run_now(db.session, job_id, user_id=current_user.id)
+    except NotFound:
+        return _not_found()
+    job = scheduler.get_job(db.session, job_id)
+    message = (f"{job.name} started." if run.status == scheduler.RUNNING
+               else f"{job.name}: {run.result}" if run.status == scheduler.SUCCEEDED
+               else f"{job.name} failed: {run.result}")
+    level = "error" if run.status == scheduler.FAILED else "success"
+    if not is_fragment_request():
+        flash(message, level)
+        return redirect(url_for("setup.jobs"))
+    return _fragments("setup/jobs.html", JOBS, ["job_runs"], toast=(message, level), **_jobs_context())
+
+
+@bp.get("/jobs/runs")
+def job_runs():
+    """The last runs (polled by the page while one is in progress)."""
+    return _fragments("setup/jobs.html", JOBS, ["job_runs"], **_jobs_context())
+
+
+@bp.post("/jobs/check")
+def check_jobs():
+    """Record the step's state from the jobs as they are."""
+    _refresh_step(JOBS, scheduler.step_check)
+    ok, note = scheduler.step_check(db.session)
+    if not is_fragment_request():
+        flash(note, "success" if ok else "error")
+        return redirect(url_for("setup.jobs"))
+    return _fragments("setup/jobs.html", JOBS, ["job_panel", "step_state_oob"],
+                      toast=(note, "success" if ok else "error"), **_jobs_context())
