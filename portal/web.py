@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
 
@@ -11,8 +11,7 @@ from flask import abort, current_app, make_response, render_template, request
 from flask_login import current_user
 from werkzeug.routing import IntegerConverter
 
-from portal.db_types import utcnow
-from portal.db_types import DB_INT_MAX, plain_int
+from portal.db_types import DB_INT_MAX, plain_int, utcnow
 from portal.errors import DomainError, ValidationFailed
 from portal.packages.states import DeliveryType, State, Visibility, state_info
 
@@ -96,7 +95,7 @@ def local_time(value: datetime | None, tz_name: str | None = None) -> str:
         return ""
     tz = ZoneInfo(tz_name or current_app.config["DISPLAY_TIMEZONE"])
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(tz).strftime("%d %b %Y %H:%M")
 
 
@@ -149,12 +148,7 @@ def init_app(app) -> None:
 
         db.session.rollback()
         log.warning("refused %s %s: %s", request.method, request.path, error)
-        message = "A value in the request is too large."
-        if request.path.startswith("/api/"):
-            from portal.api.errors import error_response
-
-            return error_response(400, message, "validation_error")
-        return _error_page(400, message)
+        return _error_page(400, "A value in the request is too large.")
 
     for status, message in ((400, "The request was not understood."), (403, "You may not open this page."),
                             (404, "This page does not exist, or it is not in your store."),

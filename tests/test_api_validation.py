@@ -54,3 +54,20 @@ def test_a_union_field_is_named_without_its_type_tags(client, make):
     assert response.status_code == 400
     assert response.json["field"] == "source_state"
     assert [e["field"] for e in response.json["errors"]] == ["source_state"]
+
+
+def test_a_value_too_large_for_the_database_is_a_json_400(client, make, monkeypatch):
+    """Bounded ids keep huge numbers out; should one reach a query anyway, the API answers in its own shape."""
+    from portal.api.resources import users
+
+    headers = admin_headers(make)
+    assert client.get(f"{API}/users/{10 ** 30}/", headers=headers).status_code == 404  # the router refuses it
+
+    def overflow(session, user_id):
+        """What the database driver raises for a number it cannot hold."""
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(users.management, "get_user", overflow)
+    response = client.get(f"{API}/users/1/", headers=headers)
+    assert response.status_code == 400 and response.is_json
+    assert response.json == {"detail": "A value in the request is too large.", "code": "validation_error"}

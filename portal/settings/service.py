@@ -136,18 +136,6 @@ def _validate_geolocation(key: str, value: object) -> object:
     return result
 
 
-def _validate_wanted_events(key: str, value: object) -> object:
-    """The webhook events the brand wants (setup step 12): a list of catalogue event types, in catalogue order."""
-    from portal.webhooks.catalogue import EVENT_TYPES  # imported late: the catalogue is not needed to read settings
-
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationFailed("WANTED_EVENTS must be a list of event types.", field="events")
-    unknown = [v for v in value if v not in EVENT_TYPES]
-    if unknown:
-        raise ValidationFailed(f"Unknown event type {unknown[0]!r}: choose events from the list.", field="events")
-    return [t for t in EVENT_TYPES if t in set(value)]
-
-
 def _validate_pickup_code_delivery(key: str, value: object) -> object:
     """Either "portal_sms" or "extension_app"."""
     if value not in PICKUP_CODE_DELIVERY_MODES:
@@ -155,13 +143,15 @@ def _validate_pickup_code_delivery(key: str, value: object) -> object:
     return value
 
 
-# key -> function that checks a new value and returns it as it will be stored.
+# key -> checks of a validated value that need the database (e.g. ORDER_FILTERING's channels exist).
+CHECKS: dict[str, list[Callable[[Session, object], None]]] = {}
+# key -> function that checks a new value and returns it as it will be stored (WANTED_EVENTS is
+# registered by the webhooks package, which owns the event catalogue: see portal/wiring.py).
 VALIDATORS: dict[str, Callable[[str, object], object]] = {
     IS_OTP_ENABLED: _validate_bool,
     OMNITRON_CLIENT_SETTINGS: _validate_omnitron,
     ORDER_FILTERING: _validate_order_filtering,
     GEOLOCATION_DISCOVERY: _validate_geolocation,
-    WANTED_EVENTS: _validate_wanted_events,
     PICKUP_CODE_DELIVERY: _validate_pickup_code_delivery,
 }
 
@@ -289,17 +279,16 @@ def audit(session: Session, key: str, *, user_id: int | None, area: str = "setti
     session.add(SettingChange(area=area, key=key, action=action, user_id=user_id))
 
 
-def _check_channels_exist(session: Session, channel_ids: list[int]) -> None:
-    """Every ORDER_FILTERING channel must be a channel copied from Omnitron (by its Omnitron id)."""
-    if not channel_ids:
-        return
-    from portal.sync.models import Channel
+def register_validator(key: str, validator: Callable[[str, object], object]) -> None:
+    """Let the package that owns a key's vocabulary check its values (called at start-up by portal/wiring.py)."""
+    VALIDATORS[key] = validator
 
-    known = set(session.scalars(select(Channel.omnitron_id).where(Channel.omnitron_id.in_(channel_ids))))
-    missing = [c for c in channel_ids if c not in known]
-    if missing:
-        raise ValidationFailed(f"Unknown channel {missing[0]}: copy the channels from Omnitron first (setup step 6).",
-                               field="channels")
+
+def register_check(key: str, check: Callable[[Session, object], None]) -> None:
+    """Add a check that needs the database, run on a key's validated value before it is stored (portal/wiring.py)."""
+    CHECKS.setdefault(key, [])
+    if check not in CHECKS[key]:
+        CHECKS[key].append(check)
 
 
 def set_value(session: Session, key: str, value: object, *, user_id: int | None, setting_id: int | None = None):
@@ -321,8 +310,8 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     validator = VALIDATORS.get(key)
     if validator is not None:
         value = validator(key, value)
-    if key == ORDER_FILTERING:
-        _check_channels_exist(session, value["channels"])
+    for check in CHECKS.get(key, []):
+        check(session, value)
     value = _seal_secrets(key, value, setting.json_value if setting is not None else None)
     for path in SECRET_FIELDS.get(key, []):
         if _get_path(value, path) is None:
