@@ -11,10 +11,11 @@ import json
 import logging
 from datetime import timedelta
 from functools import wraps
+from typing import cast
 
 from flask import Response, request
 from flask_babel import gettext as _
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,13 +114,13 @@ def _delete_if_unchanged(session: Session, record: IdempotencyRecord) -> None:
 
 def _take_over(session: Session, record: IdempotencyRecord, now) -> bool:
     """Claim a stale in-progress record; only one of several requests doing this at once wins."""
-    claimed = session.execute(
+    claimed = cast(CursorResult, session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record.id, IdempotencyRecord.created_at == record.created_at,
                IdempotencyRecord.status_code.is_(None))
         .values(created_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     session.commit()
     return claimed == 1
 
@@ -138,8 +139,8 @@ def finish(session: Session, record_id: int, status_code: int, body: str) -> Non
 
 def purge_expired(session: Session) -> int:
     """Delete records older than KEY_LIFETIME (for a periodic job); returns how many went."""
-    deleted = session.execute(delete(IdempotencyRecord).where(
-        IdempotencyRecord.created_at < utcnow() - KEY_LIFETIME)).rowcount
+    deleted = cast(CursorResult, session.execute(delete(IdempotencyRecord).where(
+        IdempotencyRecord.created_at < utcnow() - KEY_LIFETIME))).rowcount
     session.commit()
     return deleted
 
@@ -165,7 +166,9 @@ def idempotent(view):
             raise ValidationFailed(_("%(header)s must be 1 to %(limit)s characters.", header=HEADER,
                                      limit=MAX_KEY_LENGTH), field=HEADER)
         fingerprint = request_fingerprint(request.method, request.path, request.get_data())
-        claimed = begin(db.session, caller().user_id, key, fingerprint)
+        user_id = caller().user_id
+        assert user_id is not None  # the blueprint refused the request without a valid token
+        claimed = begin(db.session, user_id, key, fingerprint)
         if isinstance(claimed, IdempotencyRecord):
             return replay(claimed)
         try:

@@ -5,6 +5,8 @@ every page costs one index range scan, however deep the client has paged.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, url_for
 from pydantic import Field
 from sqlalchemy import Select
@@ -56,7 +58,7 @@ def keyset_page(session: Session, stmt: Select, id_column, args: PageQuery, *, n
     else:
         next_after = rows[-1].id if rows and has_more else None
         prev_before = rows[0].id if rows and args.after is not None else None
-    extra: dict[str, object] = {"limit": args.size} if args.limit is not None else {}
+    extra: dict[str, Any] = {"limit": args.size} if args.limit is not None else {}
 
     def link(**cursor) -> str:
         """The URL of a neighbouring page."""

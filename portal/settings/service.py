@@ -80,7 +80,7 @@ def _validate_omnitron(key: str, value: object) -> object:
         raise ValidationFailed('OMNITRON_CLIENT_SETTINGS must look like {"auth": {"username", "password"}}.',
                                field="json_value")
     auth = value["auth"]
-    result = {"auth": {"username": _text(auth.get("username"), "username", limit=150)}}
+    result: dict[str, dict[str, object]] = {"auth": {"username": _text(auth.get("username"), "username", limit=150)}}
     password = auth.get("password")
     if password not in (None, "", MASK):
         result["auth"]["password"] = password if isinstance(password, dict) else _text(password, "password")
@@ -216,12 +216,9 @@ def _seal_secrets(key: str, new: object, old: object) -> object:
 
 def _drop_path(value: dict, path: tuple[str, ...]) -> None:
     """Remove the item at a path of keys, when there is one."""
-    for part in path[:-1]:
-        value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            return
-    if isinstance(value, dict):
-        value.pop(path[-1], None)
+    parent = _get_path(value, path[:-1]) if len(path) > 1 else value
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
 
 
 def mask(secret: str) -> str:

@@ -1,7 +1,7 @@
 """Packages: the list, one package, and running a command on it (any token; staff see their stores only)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
@@ -134,7 +134,7 @@ def list_packages(query: PackageFilter):
     filters = queries.PackageFilters.from_args(args)
     limit = min(query.limit or current_app.config["PAGE_SIZE"], MAX_LIMIT)
     page = queries.list_packages(db.session, filters, caller().store_ids, limit=limit)
-    extra = {"limit": limit} if query.limit is not None else {}
+    extra: dict[str, Any] = {"limit": limit} if query.limit is not None else {}
 
     def link(**cursor) -> str:
         """The URL of a neighbouring page with the same filters."""
