@@ -102,3 +102,18 @@ def test_a_mask_with_no_stored_secret_is_refused_not_stored(client, headers):
     assert response.status_code == 400 and response.json["field"] == "json_value.auth.password"
     assert db.session.scalar(select(ApplicationSetting).where(
         ApplicationSetting.key == settings.OMNITRON_CLIENT_SETTINGS)) is None
+
+
+def test_the_stock_integration_password_survives_its_mask_sent_back(client, headers):
+    from portal.integrations.models import StockIntegration
+
+    url = "/api/v1/oms/setup/product-stock-integration/execute/"
+    body = {"url": "https://stock.example.com/api", "stock_engine_type": "basic_auth_rest", "username": "oms",
+            "password": "s3cret-pass-99"}
+    created = client.post(url, headers=headers, json=body)
+    assert created.status_code == 201 and created.json["password"] == settings.MASK + "99"
+    again = client.post(url, headers=headers, json={**body, "password": created.json["password"]})
+    assert again.status_code == 200 and again.json["password"] == settings.MASK + "99"
+    db.session.expire_all()
+    stored = db.session.scalar(select(StockIntegration))
+    assert crypto.decrypt(stored.password_encrypted) == "s3cret-pass-99"
