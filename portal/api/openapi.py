@@ -5,6 +5,7 @@ Nothing here describes a route by hand: paths, parameters, bodies and answers co
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -170,8 +171,9 @@ def _operation(op: Operation, schemas: _Schemas) -> dict:
     return result
 
 
+@functools.cache
 def document() -> dict:
-    """The whole OpenAPI document."""
+    """The whole OpenAPI document (built once: the operations are all registered when portal.api is imported)."""
     schemas = _Schemas()
     paths: dict[str, dict] = {}
     for op in OPERATIONS:
