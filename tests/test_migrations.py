@@ -1,14 +1,19 @@
 """The migrations build exactly the models' schema and install the vendor's flow."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from portal import create_app
 from portal.extensions import db
+from portal.jobs.models import JobRun
+from portal.orders.models import OrderImportRun
 from portal.packages.flow import DENIAL_REASONS_V1, VENDOR_FLOW_V1, transition_rows
 from portal.packages.models import DenialReason, Transition
 from portal.settings.models import ApplicationSetting
+from portal.sync.models import SyncJob
 
 
 def test_the_models_and_the_migrations_agree(runner):
@@ -63,3 +68,45 @@ def test_the_migrations_go_down_and_up_again_cleanly(tmp_path):
         assert result.exit_code == 0, result.output
         db.session.remove()
         db.engine.dispose()
+
+
+def test_migration_0007_keeps_the_history_of_every_kind_of_run(app):
+    """Rows written by 0006's schema come through the run core's migration with their progress filled."""
+    db.session.remove()
+    downgrade(revision="0006")
+    try:
+        moment = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO sync_jobs (id, kind, status, total, processed, created, updated, unchanged, failed, "
+                "removed, cursor, error, task_id, created_at) VALUES (1, 'channels', 'done', 8, 8, 8, 0, 0, 0, 0, "
+                "'{\"resource\": \"channel\", \"page\": 1}', '', 'old-token', :at)"), {"at": moment})
+            conn.execute(text(
+                "INSERT INTO order_import_runs (id, status, \"trigger\", \"full\", task_id, filter_key, cursor, "
+                "fetched, created, already_imported, skipped, failed, skip_reasons, problems, error, created_at) "
+                "VALUES (1, 'failed', 'manual', :no, 't', 'k', '{}', 5, 3, 2, 0, 0, '{}', '[]', 'Omnitron down.', "
+                ":at)"), {"at": moment, "no": False})
+            conn.execute(text(
+                "INSERT INTO scheduled_jobs (id, name, job_type, schedule, parameters, enabled, created_at, "
+                "updated_at) VALUES (1, 'Nightly', 'outbox_retry', '0 3 * * *', '{}', :yes, :at, :at)"),
+                {"at": moment, "yes": True})
+            conn.execute(text(
+                "INSERT INTO job_runs (id, job_id, \"trigger\", status, result, started_at, finished_at) VALUES "
+                "(1, 1, 'schedule', 'succeeded', 'Sent 2.', :at, :at), (2, 1, 'manual', 'failed', 'Failed: boom', "
+                ":at, :at)"), {"at": moment})
+        db.engine.dispose()
+        upgrade()
+
+        sync_job = db.session.get(SyncJob, 1)
+        assert (sync_job.status, sync_job.processed, sync_job.task_id) == ("done", 8, "old-token")
+        assert sync_job.progress == {"done": 8, "total": 8} and sync_job.cursor == {"resource": "channel", "page": 1}
+        import_run = db.session.get(OrderImportRun, 1)
+        assert (import_run.status, import_run.error, import_run.progress) == ("failed", "Omnitron down.", {"done": 5})
+        succeeded, failed = db.session.get(JobRun, 1), db.session.get(JobRun, 2)
+        assert (succeeded.status, succeeded.result, succeeded.created_at, succeeded.started_at) == (
+            "succeeded", "Sent 2.", moment, moment)
+        assert (succeeded.error, succeeded.cursor, succeeded.progress, succeeded.task_id) == ("", {}, {}, "")
+        assert (failed.status, failed.error) == ("failed", "Failed: boom")
+    finally:
+        db.session.remove()
+        upgrade()

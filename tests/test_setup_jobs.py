@@ -1,15 +1,15 @@
 """Setup step 15: scheduled jobs with cron schedules, "Run now" on the job queue, the periodic runner, last runs."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
+from portal.idempotency.models import IdempotencyRecord
 from portal.jobs import job_types, scheduler
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.otp.models import PickupCode
@@ -20,7 +20,7 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 
 HX = {"HX-Request": "true"}
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -268,6 +268,25 @@ def test_the_tick_task_runs_due_jobs_in_the_queue(app, queue):
 
     assert [(r.trigger, r.status, r.result) for r in runs()] == [
         ("schedule", "succeeded", "Released 0 expired pickup code(s).")]
+
+
+def test_the_tick_gives_up_runs_lost_with_their_workers_and_a_task_delivered_twice_runs_once(app, queue):
+    job = make_job()
+    long_ago = utcnow() - timedelta(minutes=20)
+    db.session.add(JobRun(job_id=job.id, trigger="manual", status="running", task_id="lost", created_at=long_ago,
+                          started_at=long_ago, heartbeat_at=long_ago))
+    db.session.commit()
+
+    scheduler.run_due_jobs_task.call_local()
+
+    [lost] = runs()
+    assert lost.status == "failed" and lost.finished_at is not None
+    assert lost.result == "Failed: Its worker stopped (no progress for over 15 minutes); it was given up."
+    run = scheduler.run_now(db.session, job.id, user_id=None)
+    assert run.status == "succeeded"
+    finished = run.finished_at
+    assert scheduler.execute_run(db.session, run.id, run.task_id).finished_at == finished  # delivered again: no-op
+    assert [r.status for r in runs()] == ["failed", "succeeded"]
 
 
 # --- the step page -------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from portal.db_types import utcnow
 from portal.extensions import db
+from portal.runs import service as runs
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -129,7 +130,7 @@ def test_the_status_panel_polls_every_second_while_the_job_runs_and_stops_when_i
 
 def test_a_job_whose_worker_died_stops_polling_and_offers_to_carry_on(client, admin, immediate_queue):
     job = sync.start_job(db.session, "channels", user_id=admin.id)
-    assert sync._claim(db.session, job.id, job.task_id)  # a worker took it...
+    assert runs.claim(db.session, SyncJob, job.id, job.task_id)  # a worker took it...
     db.session.execute(update(SyncJob).where(SyncJob.id == job.id)
                        .values(heartbeat_at=utcnow() - timedelta(minutes=3)))  # ...and died 3 minutes ago
     db.session.commit()

@@ -43,13 +43,26 @@ COVERED = [
     "portal/errors.py",
     "portal/webhooks",
     "portal/static/portal.js",
+    "portal/runs",
+    "portal/templates/runs",
+    "portal/templates/setup/_sync_status.html",
+    "portal/templates/setup/_order_import.html",
+    "portal/templates/setup/_job_runs.html",
+    "portal/scenarios",
+    "portal/cargo",
+    "portal/integrations",
+    "portal/geolocation",
+    "portal/omnitron",
     "portal/api/operations.py",
     "portal/api/errors.py",
     "portal/api/auth.py",
     "portal/api/idempotency.py",
 ]
 # Files inside COVERED whose texts never reach a screen (an OpenAPI document's descriptions, say): skipped.
-NOT_COVERED: list[str] = []
+NOT_COVERED: list[str] = [
+    "portal/cli.py",  # `flask` command output and option help, for operators
+    "portal/seed.py",  # demo data
+]
 
 GETTEXT_NAMES = {"_", "_l", "N_", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext", "pgettext", "npgettext"}
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "hx-confirm", "hx-prompt", "data-label",

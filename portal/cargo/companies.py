@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portal.i18n import N_
+
 TEXT = "text"
 SECRET = "secret"
 URL = "url"
@@ -16,7 +18,10 @@ DEMO_CLIENT_MODULE = "oms.shipments.clients.demo_client"
 
 @dataclass(frozen=True)
 class ConfField:
-    """One credential field: its key in conf, label, kind (text, secret or url) and whether it is required."""
+    """One credential field: its key in conf, label, kind (text, secret or url) and whether it is required.
+
+    The label and help are plain English (marked with N_): screens translate them with _() where they show them.
+    """
 
     name: str
     label: str
@@ -32,7 +37,7 @@ class ConfField:
 
 @dataclass(frozen=True)
 class ShippingCompany:
-    """A shipping company and the conf fields its client needs."""
+    """A shipping company and the conf fields its client needs (its name is a brand, never translated)."""
 
     slug: str
     name: str
@@ -43,54 +48,55 @@ class ShippingCompany:
         return next((f for f in self.fields if f.name == name), None)
 
 
-_USERNAME = ConfField("username", "Username")
-_PASSWORD = ConfField("password", "Password", SECRET)
+_USERNAME = ConfField("username", N_("Username"))
+_PASSWORD = ConfField("password", N_("Password"), SECRET)
 
 SHIPPING_COMPANIES: dict[str, ShippingCompany] = {company.slug: company for company in (
     ShippingCompany("yurtici", "Yurtiçi Kargo", (
         _USERNAME, _PASSWORD,
-        ConfField("company_description", "Company description", required=False,
-                  help="Shown on Yurtiçi's waybills; optional."),
+        ConfField("company_description", N_("Company description"), required=False,
+                  help=N_("Shown on Yurtiçi's waybills; optional.")),
     )),
     ShippingCompany("aras", "Aras Kargo", (
         _USERNAME, _PASSWORD,
-        ConfField("customer_code", "Customer code", help="Aras's code for the brand's account."),
+        ConfField("customer_code", N_("Customer code"), help=N_("Aras's code for the brand's account.")),
     )),
     ShippingCompany("mng", "MNG Kargo", (
         _USERNAME, _PASSWORD,
-        ConfField("name", "Sender name"),
-        ConfField("address", "Sender address"),
-        ConfField("query_shipment_url", "Query shipment URL", URL),
-        ConfField("create_shipment_url", "Create shipment URL", URL),
+        ConfField("name", N_("Sender name")),
+        ConfField("address", N_("Sender address")),
+        ConfField("query_shipment_url", N_("Query shipment URL"), URL),
+        ConfField("create_shipment_url", N_("Create shipment URL"), URL),
     )),
     ShippingCompany("ups", "UPS", (
-        ConfField("client_id", "Client ID"),
-        ConfField("client_secret", "Client secret", SECRET),
-        ConfField("account_number", "Shipper account number"),
-        ConfField("api_url", "API URL", URL, required=False, help="Leave empty for UPS's production API."),
+        ConfField("client_id", N_("Client ID")),
+        ConfField("client_secret", N_("Client secret"), SECRET),
+        ConfField("account_number", N_("Shipper account number")),
+        ConfField("api_url", N_("API URL"), URL, required=False, help=N_("Leave empty for UPS's production API.")),
     )),
     ShippingCompany("surat", "Sürat Kargo", (
         _USERNAME, _PASSWORD,
-        ConfField("customer_code", "Customer code"),
+        ConfField("customer_code", N_("Customer code")),
     )),
     ShippingCompany("ptt", "PTT Kargo", (
         _USERNAME, _PASSWORD,
-        ConfField("customer_id", "Customer ID"),
-        ConfField("api_url", "API URL", URL, required=False),
+        ConfField("customer_id", N_("Customer ID")),
+        ConfField("api_url", N_("API URL"), URL, required=False),
     )),
     ShippingCompany("hepsijet", "HepsiJET", (
         _USERNAME, _PASSWORD,
-        ConfField("company_code", "Company code"),
-        ConfField("api_key", "API key", SECRET),
-        ConfField("api_url", "API URL", URL),
+        ConfField("company_code", N_("Company code")),
+        ConfField("api_key", N_("API key"), SECRET),
+        ConfField("api_url", N_("API URL"), URL),
     )),
 )}
 
-# Demo clients by class name: what each does. They stand in for a real cargo integration.
+# Demo clients by class name: what each does (plain English, translated with _() where shown).
+# They stand in for a real cargo integration.
 DEMO_CLIENTS: dict[str, str] = {
-    "DemoShippingClient": "Creates shipments at once, with made-up tracking numbers.",
-    "DemoDelayedShippingClient": "Creates shipments and marks them delivered after a day.",
-    "DemoFailingShippingClient": "Refuses every shipment, to rehearse the failure path.",
+    "DemoShippingClient": N_("Creates shipments at once, with made-up tracking numbers."),
+    "DemoDelayedShippingClient": N_("Creates shipments and marks them delivered after a day."),
+    "DemoFailingShippingClient": N_("Refuses every shipment, to rehearse the failure path."),
 }
 
 

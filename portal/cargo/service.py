@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -38,7 +39,7 @@ def get_company(session: Session, company_id: int) -> CargoCompany:
     """One cargo company; raises NotFound."""
     company = session.get(CargoCompany, company_id)
     if company is None:
-        raise NotFound(f"No cargo company with id {company_id}.")
+        raise NotFound(_("No cargo company with id %(id)s.", id=company_id))
     return company
 
 
@@ -84,23 +85,27 @@ def company_json(company: CargoCompany) -> dict:
 
 
 def _text(value: object, field: str, label: str, limit: int, *, required: bool) -> str:
-    """A trimmed text input; raises ValidationFailed when missing (if required), not text or too long."""
+    """A trimmed text input; raises ValidationFailed when missing (if required), not text or too long.
+
+    `label` is already translated: it starts the messages.
+    """
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{label} must be text.", field=field)
+        raise ValidationFailed(_("%(label)s must be text.", label=label), field=field)
     value = value.strip()
     if required and not value:
-        raise ValidationFailed(f"{label} is required.", field=field)
+        raise ValidationFailed(_("%(label)s is required.", label=label), field=field)
     if len(value) > limit:
-        raise ValidationFailed(f"{label} is too long (at most {limit} characters).", field=field)
+        raise ValidationFailed(_("%(label)s is too long (at most %(limit)s characters).", label=label, limit=limit),
+                               field=field)
     return value
 
 
 def _flag(value: object, field: str, label: str) -> bool:
-    """A true/false input; raises ValidationFailed for anything else."""
+    """A true/false input; raises ValidationFailed for anything else (`label` is already translated)."""
     if not isinstance(value, bool):
-        raise ValidationFailed(f"{label} must be true or false.", field=field)
+        raise ValidationFailed(_("%(label)s must be true or false.", label=label), field=field)
     return value
 
 
@@ -113,11 +118,13 @@ def _demo_conf(conf: dict) -> dict:
     """{"klass": ...} naming one of the demo clients; raises ValidationFailed."""
     unknown = sorted(set(conf) - {"klass"})
     if unknown:
-        raise ValidationFailed(f"A demo client's conf has only klass, not {unknown[0]!r}.", field=f"conf.{unknown[0]}")
+        raise ValidationFailed(_("A demo client's conf has only klass, not %(key)s.", key=repr(unknown[0])),
+                               field=f"conf.{unknown[0]}")
     if not conf.get("klass"):
-        raise ValidationFailed("Choose a demo client.", field="conf.klass")
+        raise ValidationFailed(_("Choose a demo client."), field="conf.klass")
     if demo_client_name(conf["klass"]) is None:
-        raise ValidationFailed(f"Unknown demo client; choose one of {', '.join(DEMO_CLIENTS)}.", field="conf.klass")
+        raise ValidationFailed(_("Unknown demo client; choose one of %(names)s.", names=", ".join(DEMO_CLIENTS)),
+                               field="conf.klass")
     return {"klass": conf["klass"]}
 
 
@@ -125,16 +132,18 @@ def _credentials_conf(shipping: ShippingCompany, conf: dict, stored: dict) -> di
     """The shipping company's fields, checked; blank secrets keep the stored ones. Raises ValidationFailed."""
     unknown = sorted(set(conf) - {f.name for f in shipping.fields})
     if unknown:
-        raise ValidationFailed(f"{shipping.name} has no field {unknown[0]!r}.", field=f"conf.{unknown[0]}")
+        raise ValidationFailed(_("%(company)s has no field %(key)s.", company=shipping.name, key=repr(unknown[0])),
+                               field=f"conf.{unknown[0]}")
     result = {}
     for field in shipping.fields:
-        label = f"{field.label} ({shipping.name})"
+        label = _("%(field)s (%(company)s)", field=_(field.label), company=shipping.name)
         value = _text(conf.get(field.name), f"conf.{field.name}", label, MAX_VALUE_LENGTH, required=False)
         if field.secret and _is_mask(value):
             value = stored.get(field.name) or ""
         if not value:
             if field.required:
-                raise ValidationFailed(f"{field.label} is required for {shipping.name}.", field=f"conf.{field.name}")
+                raise ValidationFailed(_("%(field)s is required for %(company)s.", field=_(field.label),
+                                         company=shipping.name), field=f"conf.{field.name}")
             continue
         if field.kind == URL:
             value = clean_url(value, field=f"conf.{field.name}")
@@ -151,23 +160,23 @@ def save_company(session: Session, *, name: object, erp_code: object, is_managed
     ValidationFailed or NotFound; nothing is saved then.
     """
     company = get_company(session, company_id) if company_id is not None else None
-    name = _text(name, "name", "The name", 120, required=True)
-    erp_code = _text(erp_code, "erp_code", "The ERP code", 64, required=True)
+    name = _text(name, "name", _("The name"), 120, required=True)
+    erp_code = _text(erp_code, "erp_code", _("The ERP code"), 64, required=True)
     if not ERP_CODE.match(erp_code):
-        raise ValidationFailed("The ERP code may hold letters, digits, '_', '-' and '.' only.", field="erp_code")
+        raise ValidationFailed(_("The ERP code may hold letters, digits, '_', '-' and '.' only."), field="erp_code")
     clash = session.scalar(select(CargoCompany).where(CargoCompany.erp_code == erp_code))
     if clash is not None and (company is None or clash.id != company.id):
-        raise ValidationFailed(f"Another cargo company ({clash.name}) already has the ERP code {erp_code}.",
-                               field="erp_code")
-    managed = _flag(is_managed_by_oms, "is_managed_by_oms", "Shipping management")
-    demo = _flag(is_demo_client, "is_demo_client", "Demo client")
+        raise ValidationFailed(_("Another cargo company (%(name)s) already has the ERP code %(code)s.",
+                                 name=clash.name, code=erp_code), field="erp_code")
+    managed = _flag(is_managed_by_oms, "is_managed_by_oms", _("Shipping management"))
+    demo = _flag(is_demo_client, "is_demo_client", _("Demo client"))
     shipping = SHIPPING_COMPANIES.get(shipping_company) if isinstance(shipping_company, str) else None
     if shipping is None:
-        raise ValidationFailed("Choose a shipping company.", field="shipping_company")
+        raise ValidationFailed(_("Choose a shipping company."), field="shipping_company")
     if conf is None:
         conf = {}
     if not isinstance(conf, dict):
-        raise ValidationFailed("conf must be an object.", field="conf")
+        raise ValidationFailed(_("conf must be an object."), field="conf")
 
     stored: dict = {}
     if company is not None and company.shipping_company == shipping.slug and not company.is_demo_client:
@@ -197,7 +206,7 @@ def save_company(session: Session, *, name: object, erp_code: object, is_managed
     except IntegrityError:
         # Another admin saved the same ERP code a moment ago.
         session.rollback()
-        raise ValidationFailed(f"Another cargo company already has the ERP code {erp_code}.",
+        raise ValidationFailed(_("Another cargo company already has the ERP code %(code)s.", code=erp_code),
                                field="erp_code") from None
     refresh_step(session, user_id=user_id)
     session.commit()
@@ -217,4 +226,4 @@ def delete_company(session: Session, company_id: int, *, user_id: int | None) ->
 def refresh_step(session: Session, *, user_id: int | None) -> None:
     """Step 14 is done when at least one cargo company exists (not committed)."""
     count = session.scalar(select(func.count(CargoCompany.id))) or 0
-    wizard.settle(session, STEP_KEY, count > 0, user_id=user_id, note="Add a cargo company or a demo client.")
+    wizard.settle(session, STEP_KEY, count > 0, user_id=user_id, note=_("Add a cargo company or a demo client."))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import requests
+from flask_babel import gettext as _
 
 from portal.errors import DomainError
 
@@ -62,7 +63,7 @@ class _HttpGeocoder:
 
     def __init__(self, api_key: str, base_url: str, *, timeout: float = 10):
         if not api_key:
-            raise GeocodingError(GeocodingError.INVALID_KEY, f"No {self.name} API key is saved.")
+            raise GeocodingError(GeocodingError.INVALID_KEY, _("No %(provider)s API key is saved.", provider=self.name))
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -74,13 +75,15 @@ class _HttpGeocoder:
                                 headers={"Accept": "application/json"})
         except requests.Timeout:
             raise GeocodingError(GeocodingError.TIMEOUT,
-                                 f"{self.name} did not answer within {self.timeout:g} seconds. "
-                                 "Try again; if it keeps happening, check the network.") from None
+                                 _("%(provider)s did not answer within %(seconds)s seconds. Try again; if it keeps "
+                                   "happening, check the network.", provider=self.name,
+                                   seconds=format(self.timeout, "g"))) from None
         except requests.RequestException as exc:
             # str(exc) would include the URL, and so the API key; the class name is enough to act on.
             raise GeocodingError(GeocodingError.UNREACHABLE,
-                                 f"{self.name} could not be reached at {self.base_url} "
-                                 f"({exc.__class__.__name__}). Check the network or {self.base_url_setting}.") from None
+                                 _("%(provider)s could not be reached at %(url)s (%(error)s). Check the network or "
+                                   "%(setting)s.", provider=self.name, url=self.base_url,
+                                   error=exc.__class__.__name__, setting=self.base_url_setting)) from None
 
     def _json(self, response: requests.Response) -> dict:
         """The response body as a JSON object; raises GeocodingError when it is something else."""
@@ -90,8 +93,9 @@ class _HttpGeocoder:
             body = None
         if not isinstance(body, dict):
             raise GeocodingError(GeocodingError.BAD_RESPONSE,
-                                 f"{self.name} answered (HTTP {response.status_code}) with something that is not "
-                                 f"geocoding JSON. Check {self.base_url_setting}.")
+                                 _("%(provider)s answered (HTTP %(status)s) with something that is not geocoding "
+                                   "JSON. Check %(setting)s.", provider=self.name, status=response.status_code,
+                                   setting=self.base_url_setting))
         return body
 
 
@@ -106,13 +110,15 @@ class GoogleGeocoder(_HttpGeocoder):
         response = self._get("/maps/api/geocode/json", {"address": address, "key": self.api_key})
         if response.status_code >= 500:
             raise GeocodingError(GeocodingError.PROVIDER_ERROR,
-                                 f"{self.name} had a server error (HTTP {response.status_code}). Try again later.")
+                                 _("%(provider)s had a server error (HTTP %(status)s). Try again later.",
+                                   provider=self.name, status=response.status_code))
         body = self._json(response)
         status = body.get("status")
         if response.status_code != 200 or not isinstance(status, str):
             raise GeocodingError(GeocodingError.BAD_RESPONSE,
-                                 f"{self.name} answered (HTTP {response.status_code}) without a geocoding status. "
-                                 f"Check {self.base_url_setting}.")
+                                 _("%(provider)s answered (HTTP %(status)s) without a geocoding status. "
+                                   "Check %(setting)s.", provider=self.name, status=response.status_code,
+                                   setting=self.base_url_setting))
         detail = body.get("error_message") or ""
         suffix = f" ({detail})" if detail else ""
         if status == "OK":
@@ -122,26 +128,30 @@ class GoogleGeocoder(_HttpGeocoder):
                 return Coordinates(float(location["lat"]), float(location["lng"]), first.get("formatted_address", ""))
             except (KeyError, IndexError, TypeError, ValueError):
                 raise GeocodingError(GeocodingError.BAD_RESPONSE,
-                                     f"{self.name} said OK but sent no coordinates.") from None
+                                     _("%(provider)s said OK but sent no coordinates.", provider=self.name)) from None
         if status == "ZERO_RESULTS":
             raise GeocodingError(GeocodingError.NOT_FOUND,
-                                 f"The key works, but {self.name} found no place for “{address}”.")
+                                 _("The key works, but %(provider)s found no place for “%(address)s”.",
+                                   provider=self.name, address=address))
         if status == "REQUEST_DENIED":
             raise GeocodingError(GeocodingError.INVALID_KEY,
-                                 f"{self.name} refused the API key{suffix}. Check the key and that the "
-                                 "Geocoding API is enabled for it.")
+                                 _("%(provider)s refused the API key%(detail)s. Check the key and that the "
+                                   "Geocoding API is enabled for it.", provider=self.name, detail=suffix))
         if status == "OVER_QUERY_LIMIT":
             raise GeocodingError(GeocodingError.QUOTA,
-                                 f"{self.name} says the key is over its quota{suffix}. Wait, or raise the quota.")
+                                 _("%(provider)s says the key is over its quota%(detail)s. Wait, or raise the quota.",
+                                   provider=self.name, detail=suffix))
         if status == "OVER_DAILY_LIMIT":
             raise GeocodingError(GeocodingError.QUOTA,
-                                 f"{self.name} refused the request: the daily limit is reached, billing is not "
-                                 f"enabled, or the key is invalid{suffix}.")
+                                 _("%(provider)s refused the request: the daily limit is reached, billing is not "
+                                   "enabled, or the key is invalid%(detail)s.", provider=self.name, detail=suffix))
         if status == "INVALID_REQUEST":
-            raise GeocodingError(GeocodingError.BAD_REQUEST, f"{self.name} did not accept the request{suffix}.")
+            raise GeocodingError(GeocodingError.BAD_REQUEST,
+                                 _("%(provider)s did not accept the request%(detail)s.", provider=self.name,
+                                   detail=suffix))
         raise GeocodingError(GeocodingError.PROVIDER_ERROR,
-                             f"{self.name} could not geocode the address (status {status}){suffix}. "
-                             "Try again later.")
+                             _("%(provider)s could not geocode the address (status %(status)s)%(detail)s. "
+                               "Try again later.", provider=self.name, status=status, detail=suffix))
 
 
 class YandexGeocoder(_HttpGeocoder):
@@ -162,31 +172,37 @@ class YandexGeocoder(_HttpGeocoder):
             suffix = f" ({detail})" if detail else ""
             if response.status_code in (401, 403):
                 raise GeocodingError(GeocodingError.INVALID_KEY,
-                                     f"{self.name} refused the API key{suffix}. Check the key and that it is "
-                                     "enabled for the Geocoder API (new keys take up to 15 minutes).")
+                                     _("%(provider)s refused the API key%(detail)s. Check the key and that it is "
+                                       "enabled for the Geocoder API (new keys take up to 15 minutes).",
+                                       provider=self.name, detail=suffix))
             if response.status_code == 429:
                 raise GeocodingError(GeocodingError.QUOTA,
-                                     f"{self.name} says the key is over its quota{suffix}. Wait, or raise the quota.")
+                                     _("%(provider)s says the key is over its quota%(detail)s. Wait, or raise the "
+                                       "quota.", provider=self.name, detail=suffix))
             if response.status_code == 400:
-                raise GeocodingError(GeocodingError.BAD_REQUEST, f"{self.name} did not accept the request{suffix}.")
+                raise GeocodingError(GeocodingError.BAD_REQUEST,
+                                     _("%(provider)s did not accept the request%(detail)s.", provider=self.name,
+                                       detail=suffix))
             raise GeocodingError(GeocodingError.PROVIDER_ERROR,
-                                 f"{self.name} answered with HTTP {response.status_code}{suffix}. Try again later.")
+                                 _("%(provider)s answered with HTTP %(status)s%(detail)s. Try again later.",
+                                   provider=self.name, status=response.status_code, detail=suffix))
         body = self._json(response)
         try:
             members = body["response"]["GeoObjectCollection"]["featureMember"]
         except (KeyError, TypeError):
             raise GeocodingError(GeocodingError.BAD_RESPONSE,
-                                 f"{self.name} answered without a GeoObjectCollection.") from None
+                                 _("%(provider)s answered without a GeoObjectCollection.", provider=self.name)) from None
         if not members:
             raise GeocodingError(GeocodingError.NOT_FOUND,
-                                 f"The key works, but {self.name} found no place for “{address}”.")
+                                 _("The key works, but %(provider)s found no place for “%(address)s”.",
+                                   provider=self.name, address=address))
         try:
             geo = members[0]["GeoObject"]
             lon, lat = (float(part) for part in geo["Point"]["pos"].split())
             label = geo.get("metaDataProperty", {}).get("GeocoderMetaData", {}).get("text", "") or geo.get("name", "")
         except (KeyError, TypeError, ValueError, AttributeError):
             raise GeocodingError(GeocodingError.BAD_RESPONSE,
-                                 f"{self.name} sent a place without coordinates.") from None
+                                 _("%(provider)s sent a place without coordinates.", provider=self.name)) from None
         return Coordinates(lat, lon, label)
 
 
@@ -197,6 +213,7 @@ BASE_URL_SETTINGS = {"google": "GEOCODING_GOOGLE_BASE_URL", "yandex": "GEOCODING
 def geocoder_for(provider: str, api_key: str, config) -> Geocoder:
     """The geocoder of a provider ("google" or "yandex"), configured from the app's GEOCODING_* settings."""
     if provider not in PROVIDERS:
-        raise GeocodingError(GeocodingError.BAD_REQUEST, f"Unknown geocoding provider {provider!r}.")
+        raise GeocodingError(GeocodingError.BAD_REQUEST,
+                             _("Unknown geocoding provider %(provider)s.", provider=repr(provider)))
     return PROVIDERS[provider](api_key, config[BASE_URL_SETTINGS[provider]],
                                timeout=float(config["GEOCODING_TIMEOUT_SECONDS"]))

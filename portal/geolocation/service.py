@@ -1,6 +1,7 @@
 """Testing the saved GEOLOCATION_DISCOVERY key, and recording the result on the setup wizard's step 9."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from portal.errors import ValidationFailed
@@ -25,24 +26,25 @@ def check_saved_key(session: Session, config, *, user_id: int | None, address: s
     """
     address = (address or "").strip() or SAMPLE_ADDRESS
     if len(address) > 300:
-        raise ValidationFailed("The test address is too long (at most 300 characters).", field="address")
+        raise ValidationFailed(_("The test address is too long (at most 300 characters)."), field="address")
     provider = saved_provider(session)
     try:
         api_key = settings.get_secret(session, settings.GEOLOCATION_DISCOVERY, ("api_key",))
     except ValueError:
-        raise ValidationFailed("The saved API key cannot be decrypted with the configured ENCRYPTION_KEYS; "
-                               "enter the key again.", field="api_key") from None
+        raise ValidationFailed(_("The saved API key cannot be decrypted with the configured ENCRYPTION_KEYS; "
+                                 "enter the key again."), field="api_key") from None
     if provider is None or not api_key:
-        raise ValidationFailed("Save a provider and an API key first, then test them.", field="api_key")
+        raise ValidationFailed(_("Save a provider and an API key first, then test them."), field="api_key")
     name = settings.GEOLOCATION_PROVIDERS[provider]
     try:
         found = geocoder_for(provider, api_key, config).geocode(address)
     except GeocodingError as exc:
         wizard.mark(session, STEP_KEY, SetupStep.NEEDS_ATTENTION, user_id=user_id,
-                    note=f"The {name} key test failed: {exc.message}")
+                    note=_("The %(provider)s key test failed: %(error)s", provider=name, error=exc.message))
         raise
     wizard.mark(session, STEP_KEY, SetupStep.DONE, user_id=user_id,
-                note=f"{name} placed “{address}” at {found.lat:.6f}, {found.lng:.6f}.")
+                note=_("%(provider)s placed “%(address)s” at %(lat)s, %(lng)s.", provider=name, address=address,
+                       lat=format(found.lat, ".6f"), lng=format(found.lng, ".6f")))
     return found
 
 
@@ -67,7 +69,7 @@ def save_settings(session: Session, provider: str, api_key: str, *, user_id: int
     changed = _saved_pair(session) != before
     state = wizard.status(session, STEP_KEY).state
     if changed or state in (SetupStep.NOT_STARTED, SetupStep.SKIPPED):
-        wizard.mark(session, STEP_KEY, SetupStep.IN_PROGRESS, user_id=user_id, note="Saved; the key is not tested yet.")
+        wizard.mark(session, STEP_KEY, SetupStep.IN_PROGRESS, user_id=user_id, note=_("Saved; the key is not tested yet."))
     return changed
 
 
@@ -80,10 +82,10 @@ def saved_geocoder(session: Session, config) -> Geocoder:
     try:
         api_key = settings.get_secret(session, settings.GEOLOCATION_DISCOVERY, ("api_key",))
     except ValueError:
-        raise ValidationFailed("The saved geocoding API key cannot be decrypted with the configured "
-                               "ENCRYPTION_KEYS; enter the key again in step 9.", field="api_key") from None
+        raise ValidationFailed(_("The saved geocoding API key cannot be decrypted with the configured "
+                                 "ENCRYPTION_KEYS; enter the key again in step 9."), field="api_key") from None
     provider = saved_provider(session)
     if provider is None or not api_key:
-        raise ValidationFailed("Geocoding is not set up; save a Google Maps or Yandex Maps key in step 9.",
+        raise ValidationFailed(_("Geocoding is not set up; save a Google Maps or Yandex Maps key in step 9."),
                                field="api_key")
     return geocoder_for(provider, api_key, config)

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from portal.i18n import N_
 
 NO_AUTH = "none"
 BASIC_AUTH = "basic"
@@ -30,7 +34,10 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class StockEngine:
-    """A kind of stock service: its credentials, how it authenticates, and where its health check lives."""
+    """A kind of stock service: its credentials, how it authenticates, and where its health check lives.
+
+    name, description and password_label are plain English (marked with N_): screens translate them with _().
+    """
 
     type: str
     name: str
@@ -38,7 +45,7 @@ class StockEngine:
     credentials: tuple[str, ...]  # which of "username", "password" the engine needs
     auth: str
     probe_path: str
-    password_label: str = "Password"
+    password_label: str = N_("Password")
 
     @property
     def requires_credentials(self) -> bool:
@@ -68,13 +75,16 @@ class StockEngine:
             # Redirects are not followed: credentials must not be replayed to another address.
             response = requests.get(target, headers=headers, auth=auth, timeout=timeout, allow_redirects=False)
         except requests.Timeout:
-            return ProbeResult(False, f"The stock service did not answer within {_seconds(timeout)}.")
+            return ProbeResult(False, _("The stock service did not answer within %(duration)s.",
+                                        duration=_seconds(timeout)))
         except requests.exceptions.SSLError:
-            return ProbeResult(False, f"The TLS certificate of {_host(target)} could not be verified.")
+            return ProbeResult(False, _("The TLS certificate of %(host)s could not be verified.", host=_host(target)))
         except requests.ConnectionError as exc:
-            return ProbeResult(False, f"Could not connect to {_host(target)}: {_connection_reason(exc)}.")
+            return ProbeResult(False, _("Could not connect to %(host)s: %(reason)s.", host=_host(target),
+                                        reason=_connection_reason(exc)))
         except requests.RequestException as exc:
-            return ProbeResult(False, f"The request to {_host(target)} failed ({exc.__class__.__name__}).")
+            return ProbeResult(False, _("The request to %(host)s failed (%(error)s).", host=_host(target),
+                                        error=exc.__class__.__name__))
         elapsed_ms = int((time.monotonic() - started) * 1000)
         return self._describe(response, target, elapsed_ms)
 
@@ -82,28 +92,33 @@ class StockEngine:
         """Turn an HTTP answer into a result."""
         status = response.status_code
         if 200 <= status < 300:
-            return ProbeResult(True, f"Connected: HTTP {status} in {elapsed_ms} ms.", status, elapsed_ms)
-        if status == 401:
-            what = "token" if self.auth == TOKEN_AUTH else "username and password"
-            message = f"The stock service refused the credentials (HTTP 401). Check the {what}."
+            return ProbeResult(True, _("Connected: HTTP %(status)s in %(ms)s ms.", status=status, ms=elapsed_ms),
+                               status, elapsed_ms)
+        if status == 401 and self.auth == TOKEN_AUTH:
+            message = _("The stock service refused the credentials (HTTP 401). Check the token.")
+        elif status == 401:
+            message = _("The stock service refused the credentials (HTTP 401). Check the username and password.")
         elif status == 403:
-            message = "The stock service accepted the login but denies access to stock (HTTP 403)."
+            message = _("The stock service accepted the login but denies access to stock (HTTP 403).")
         elif status == 404:
-            message = f"Nothing answers at {target} (HTTP 404). Check the URL."
+            message = _("Nothing answers at %(url)s (HTTP 404). Check the URL.", url=target)
         elif 300 <= status < 400:
-            message = (f"The stock service redirects to {response.headers.get('Location', 'another address')} "
-                       f"(HTTP {status}). Use that URL instead.")
+            location = response.headers.get("Location")
+            message = _("The stock service redirects to %(location)s (HTTP %(status)s). Use that URL instead.",
+                        location=_("another address") if location is None else location, status=status)
         elif status >= 500:
-            message = f"The stock service has a problem of its own (HTTP {status}). Try again later."
+            message = _("The stock service has a problem of its own (HTTP %(status)s). Try again later.", status=status)
         else:
-            message = f"The stock service refused the request (HTTP {status})."
+            message = _("The stock service refused the request (HTTP %(status)s).", status=status)
         return ProbeResult(False, message, status, elapsed_ms)
 
 
 def _seconds(timeout: float) -> str:
-    """5 -> "5 seconds", 0.5 -> "0.5 seconds"."""
+    """5 -> "5 seconds", 0.5 -> "0.5 seconds", 1 -> "1 second" (in the current locale)."""
     text = f"{timeout:g}"
-    return f"{text} second" if text == "1" else f"{text} seconds"
+    # The plural form follows the whole number; a fraction takes the form of 2 ("0.5 seconds").
+    count = int(timeout) if float(timeout).is_integer() else 2
+    return ngettext("%(seconds)s second", "%(seconds)s seconds", count, seconds=text)
 
 
 def _host(url: str) -> str:
@@ -113,28 +128,28 @@ def _host(url: str) -> str:
 
 
 def _connection_reason(exc: BaseException) -> str:
-    """Why a connection failed, in words: refused, unknown host, or the error's class name."""
+    """Why a connection failed, in words (translated): refused, unknown host, TLS, or no answer."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError):
-            return "the connection was refused"
+            return _("the connection was refused")
         if isinstance(seen, socket.gaierror):
-            return "the host name is unknown"
+            return _("the host name is unknown")
         if isinstance(seen, ssl.SSLError):
-            return "the TLS handshake failed"
+            return _("the TLS handshake failed")
         seen = seen.__cause__ or seen.__context__
-    return "no answer"
+    return _("no answer")
 
 
 ENGINES: dict[str, StockEngine] = {engine.type: engine for engine in (
-    StockEngine("omnitron", "Omnitron stock", "Stock as Omnitron keeps it; the OMS machine reaches it without "
-                "credentials.", (), NO_AUTH, "/health/"),
-    StockEngine("basic_auth_rest", "REST service with basic auth", "A brand's own REST stock service behind "
-                "HTTP basic authentication.", ("username", "password"), BASIC_AUTH, "/health/"),
-    StockEngine("token_rest", "REST service with a token", "A REST stock service that takes an API token "
-                "(sent as Authorization: Token ...).", ("password",), TOKEN_AUTH, "/health/", "Token"),
-    StockEngine("sap", "SAP (OData)", "SAP S/4HANA material stock through the API_MATERIAL_STOCK_SRV OData "
-                "service, with a technical user.", ("username", "password"), BASIC_AUTH,
+    StockEngine("omnitron", N_("Omnitron stock"), N_("Stock as Omnitron keeps it; the OMS machine reaches it without "
+                "credentials."), (), NO_AUTH, "/health/"),
+    StockEngine("basic_auth_rest", N_("REST service with basic auth"), N_("A brand's own REST stock service behind "
+                "HTTP basic authentication."), ("username", "password"), BASIC_AUTH, "/health/"),
+    StockEngine("token_rest", N_("REST service with a token"), N_("A REST stock service that takes an API token "
+                "(sent as Authorization: Token ...)."), ("password",), TOKEN_AUTH, "/health/", N_("Token")),
+    StockEngine("sap", N_("SAP (OData)"), N_("SAP S/4HANA material stock through the API_MATERIAL_STOCK_SRV OData "
+                "service, with a technical user."), ("username", "password"), BASIC_AUTH,
                 "/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV/$metadata"),
 )}
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import crypto
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
-from portal.integrations.engines import ENGINES, ProbeResult, StockEngine, get_engine
+from portal.integrations.engines import ENGINES, TOKEN_AUTH, ProbeResult, StockEngine, get_engine
 from portal.integrations.models import StockIntegration
 from portal.settings import service as settings
 from portal.setup import service as wizard
@@ -41,27 +42,28 @@ def get_integration(session: Session, integration_id: int) -> StockIntegration:
     """One integration; raises NotFound."""
     integration = session.get(StockIntegration, integration_id)
     if integration is None:
-        raise NotFound(f"No stock integration with id {integration_id}.")
+        raise NotFound(_("No stock integration with id %(id)s.", id=integration_id))
     return integration
 
 
 def clean_url(value: object, field: str = "url") -> str:
     """A trimmed http(s) URL without embedded credentials; raises ValidationFailed."""
     if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed("The URL is required.", field=field)
+        raise ValidationFailed(_("The URL is required."), field=field)
     url = value.strip()
     if len(url) > 500:
-        raise ValidationFailed("The URL is too long (at most 500 characters).", field=field)
+        raise ValidationFailed(_("The URL is too long (at most 500 characters)."), field=field)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - reading it validates the port number
     except ValueError:
-        raise ValidationFailed("The URL is not valid.", field=field) from None
+        raise ValidationFailed(_("The URL is not valid."), field=field) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ValidationFailed("The URL must start with http:// or https:// and name a host.", field=field)
+        raise ValidationFailed(_("The URL must start with http:// or https:// and name a host."), field=field)
     if parts.username or parts.password:
         # A password in the URL would be stored and shown in plain text.
-        raise ValidationFailed("Put the username and password in their own fields, not in the URL.", field=field)
+        raise ValidationFailed(_("Put the username and password in their own fields, not in the URL."),
+                               field=field)
     return url.rstrip("/")
 
 
@@ -76,19 +78,23 @@ def _engine(engine_type: object) -> StockEngine:
     engine = get_engine(engine_type) if isinstance(engine_type, str) else None
     if engine is None:
         known = ", ".join(ENGINES)
-        raise ValidationFailed(f"Choose a stock engine ({known}).", field="stock_engine_type")
+        raise ValidationFailed(_("Choose a stock engine (%(known)s).", known=known), field="stock_engine_type")
     return engine
 
 
 def _text(value: object, field: str, label: str, limit: int) -> str:
-    """A trimmed optional text input; raises ValidationFailed when it is not text or too long."""
+    """A trimmed optional text input; raises ValidationFailed when it is not text or too long.
+
+    `label` is already translated: it starts the messages.
+    """
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{label} must be text.", field=field)
+        raise ValidationFailed(_("%(label)s must be text.", label=label), field=field)
     value = value.strip()
     if len(value) > limit:
-        raise ValidationFailed(f"{label} is too long (at most {limit} characters).", field=field)
+        raise ValidationFailed(_("%(label)s is too long (at most %(limit)s characters).", label=label, limit=limit),
+                               field=field)
     return value
 
 
@@ -114,8 +120,8 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
     """
     engine = _engine(stock_engine_type)
     url = clean_url(url)
-    username = _text(username, "username", "Username", 120)
-    password = _text(password, "password", engine.password_label, 500)
+    username = _text(username, "username", _("Username"), 120)
+    password = _text(password, "password", _(engine.password_label), 500)
     if password.startswith(settings.MASK):
         password = ""  # the mask shown on the form means "keep the stored one"
 
@@ -123,13 +129,15 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
     same_url = session.scalar(select(StockIntegration).where(StockIntegration.url == url))
     if integration is None and same_url is not None:
         if not upsert_by_url:
-            raise ValidationFailed("There is already an integration with this URL; edit it instead.", field="url")
+            raise ValidationFailed(_("There is already an integration with this URL; edit it instead."),
+                                   field="url")
         integration = same_url
     elif integration is not None and same_url is not None and same_url.id != integration.id:
-        raise ValidationFailed("Another integration already uses this URL.", field="url")
+        raise ValidationFailed(_("Another integration already uses this URL."), field="url")
 
     if "username" in engine.credentials and not username:
-        raise ValidationFailed(f"The username is required for {engine.name}.", field="username")
+        raise ValidationFailed(_("The username is required for %(engine)s.", engine=_(engine.name)),
+                               field="username")
     sealed = ""
     if "password" in engine.credentials:
         if password:
@@ -137,8 +145,11 @@ def save_integration(session: Session, *, url: object, stock_engine_type: object
         elif integration is not None and keeps_password(integration, engine):
             sealed = integration.password_encrypted
         else:
-            raise ValidationFailed(f"The {engine.password_label.lower()} is required for {engine.name}.",
-                                   field="password")
+            if engine.auth == TOKEN_AUTH:
+                message = _("The token is required for %(engine)s.", engine=_(engine.name))
+            else:
+                message = _("The password is required for %(engine)s.", engine=_(engine.name))
+            raise ValidationFailed(message, field="password")
     if "username" not in engine.credentials:
         username = ""
 
@@ -206,14 +217,14 @@ def run_connection_test(session: Session, integration_id: int, *, user_id: int |
         timeout = float(current_app.config.get("STOCK_ENGINE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
     engine = get_engine(integration.stock_engine_type)
     if engine is None:
-        result = ProbeResult(False, f"The stock engine {integration.stock_engine_type!r} is no longer known; "
-                                    "choose another one.")
+        result = ProbeResult(False, _("The stock engine %(engine)s is no longer known; choose another one.",
+                                      engine=repr(integration.stock_engine_type)))
     else:
         try:
             password = crypto.decrypt(integration.password_encrypted) if integration.password_encrypted else ""
         except ValueError:
-            result = ProbeResult(False, "The stored password cannot be read with the current encryption keys; "
-                                        "enter it again.")
+            result = ProbeResult(False, _("The stored password cannot be read with the current encryption keys; "
+                                          "enter it again."))
         else:
             # The session's transaction is closed before waiting on the network, so no lock is held meanwhile.
             session.commit()
@@ -232,11 +243,11 @@ def refresh_step(session: Session, *, user_id: int | None, failure: str | None =
     integrations = list_integrations(session)
     passed = any(i.is_active and i.last_test_ok for i in integrations)
     if failure:
-        note = f"The connection test failed. {failure}"
+        note = _("The connection test failed. %(failure)s", failure=failure)
     elif not integrations:
-        note = "Add a stock integration."
+        note = _("Add a stock integration.")
     elif not any(i.is_active for i in integrations):
-        note = "Every stock integration is inactive; activate one and test its connection."
+        note = _("Every stock integration is inactive; activate one and test its connection.")
     else:
-        note = "Test the connection of an active integration to finish this step."
+        note = _("Test the connection of an active integration to finish this step.")
     wizard.settle(session, STEP_KEY, passed, user_id=user_id, note=note, attention=bool(failure))

@@ -13,9 +13,10 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
-from portal.errors import ValidationFailed
+from portal.errors import CommandRejected, ValidationFailed
+from portal.idempotency.models import IdempotencyRecord
+from portal.orders import service as orders
 from portal.otp.models import PickupCode
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
@@ -101,9 +102,6 @@ def report_waiting_packages(session: Session, params: dict) -> str:
 
 def import_orders(session: Session, params: dict) -> str:
     """Fetch the orders ORDER_FILTERING chooses from Omnitron and make packages of the new ones (setup step 8)."""
-    from portal.errors import CommandRejected
-    from portal.orders import service as orders  # imported late: the import pulls in the sync and webhook code
-
     summary = orders.import_orders(session, full=bool(params["full"]), trigger="job")
     if summary.status != "done":
         raise CommandRejected(f"Order import run #{summary.run_id}: {summary.text()}")

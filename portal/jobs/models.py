@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
+from portal.runs.models import RunMixin
 
 
 class ScheduledJob(db.Model):
@@ -26,17 +27,15 @@ class ScheduledJob(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class JobRun(db.Model):
-    """One run of a scheduled job: when, how it ended, and what it reported."""
+class JobRun(RunMixin, db.Model):
+    """One run of a scheduled job: when, how it ended, and what it reported (result)."""
 
     __tablename__ = "job_runs"
     __table_args__ = (Index("ix_job_runs_job_id", "job_id", "id"),)
 
+    DONE = "succeeded"  # the runs' history has always said "succeeded"
+
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("scheduled_jobs.id", ondelete="CASCADE"))
     trigger: Mapped[str] = mapped_column(String(20), default="schedule")  # schedule | manual
-    status: Mapped[str] = mapped_column(String(12), default="running")  # running | succeeded | failed
     result: Mapped[str] = mapped_column(Text, default="")
-    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,20 +1,23 @@
 """Scheduled jobs (setup step 15): cron schedules, saving jobs, running them on the job queue, recording runs.
 
 Schedules are 5-field cron expressions (minute hour day-of-month month day-of-week) read in the
-portal's display time zone, so "0 9 * * 1" means Monday 09:00 where the brand is. A periodic task
-ticks every minute and claims due jobs with a conditional update, so two workers never run the same
-due job twice; each run then goes on the queue as its own task. A job's failure is recorded on its
-run and never escapes into the worker.
+portal's display time zone, so "0 9 * * 1" means Monday 09:00 where the brand is. croniter reads and
+steps through them; this module only checks each field first, to tell the user what is wrong in words.
+A periodic task ticks every minute and claims due jobs with a conditional update, so two workers never
+run the same due job twice; each run is a background run of kind "scheduled_job" (portal.runs), whose
+failure is recorded on the run and never escapes into the worker.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import CroniterBadDateError, croniter
 from flask import current_app
+from flask_babel import gettext as _
 from huey import crontab
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -26,29 +29,28 @@ from portal.extensions import db
 from portal.jobs import job_types
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.queue import app_context, huey
+from portal.runs import service as runs
 from portal.settings import service as settings
 
 log = logging.getLogger(__name__)
 
-RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+KIND = "scheduled_job"
 MANUAL, SCHEDULE = "manual", "schedule"
 AUDIT_AREA = "scheduled_job"
-# A run still "running" after this long was lost with its worker; pages stop polling for it.
+# A job type's run writes no heartbeat while it works: one silent for this long was lost with its worker.
 STALE_RUN = timedelta(minutes=15)
-# Five years cover every day-of-month/month combination, 29 February included.
-SEARCH_DAYS = 366 * 5
+# How far croniter looks for a date that fires (29 February needs up to eight years).
+SEARCH_YEARS = 10
 
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-_NAMES = {
-    3: {n: i for i, n in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)},
-    4: {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
-}
+_MONTHS = {name: i for i, name in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_WEEKDAYS = {name: i for i, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A parsed cron expression: the allowed values of each field."""
+    """A checked cron expression and the values each field allows (as croniter expands them)."""
 
     expression: str
     minutes: tuple[int, ...]
@@ -56,77 +58,74 @@ class CronSchedule:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool
-    any_weekday: bool
-
-    def matches_day(self, day: date) -> bool:
-        """True when the schedule fires on this date (cron's rule: day of month OR day of week when both are set)."""
-        if day.month not in self.months:
-            return False
-        by_day = day.day in self.days
-        by_weekday = day.isoweekday() % 7 in self.weekdays
-        if self.any_day and self.any_weekday:
-            return True
-        if self.any_day:
-            return by_weekday
-        if self.any_weekday:
-            return by_day
-        return by_day or by_weekday
 
 
-def _number(text: str, index: int, name: str, low: int, high: int) -> int:
+def _field_name(index: int) -> str:
+    """A field's name for messages, capitalised and translated."""
+    return (_("Minute"), _("Hour"), _("Day of month"), _("Month"), _("Day of week"))[index]
+
+
+def _value(text: str, index: int) -> int:
     """One value of a field: a number or (month, weekday) a three-letter name. Raises ValidationFailed."""
-    value = _NAMES.get(index, {}).get(text.lower())
-    if value is None:
-        if not text.isdigit():
-            raise ValidationFailed(f"{name.capitalize()}: {text!r} is not a number.", field="schedule")
-        value = int(text)
+    _name, low, high = _FIELDS[index]
+    named = {3: _MONTHS, 4: _WEEKDAYS}.get(index, {}).get(text.lower())
+    if named is not None:
+        return named
+    if not text.isdigit():
+        raise ValidationFailed(_("%(field)s: %(text)r is not a number.", field=_field_name(index), text=text),
+                               field="schedule")
+    value = int(text)
     if not low <= value <= high:
-        raise ValidationFailed(f"{name.capitalize()} must be from {low} to {high}; {text} is not.", field="schedule")
+        raise ValidationFailed(_("%(field)s must be from %(low)s to %(high)s; %(text)s is not.",
+                                 field=_field_name(index), low=low, high=high, text=text), field="schedule")
     return value
 
 
-def _parse_field(text: str, index: int) -> set[int]:
-    """The values one field allows: *, a, a-b, with /n steps, comma-separated. Raises ValidationFailed."""
-    name, low, high = _FIELDS[index]
-    values: set[int] = set()
+def _check_field(text: str, index: int) -> None:
+    """Check one field (*, a, a-b, with /n steps, comma-separated), saying what is wrong. Raises ValidationFailed."""
+    field = _field_name(index)
     for item in text.split(","):
         if not item:
-            raise ValidationFailed(f"{name.capitalize()}: an empty item in {text!r}.", field="schedule")
-        base, _, step_text = item.partition("/")
-        step = 1
-        if _:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise ValidationFailed(f"{name.capitalize()}: the step in {item!r} must be a number above 0.",
-                                       field="schedule")
-            step = int(step_text)
+            raise ValidationFailed(_("%(field)s: an empty item in %(text)r.", field=field, text=text),
+                                   field="schedule")
+        base, slash, step = item.partition("/")
+        if slash and (not step.isdigit() or int(step) == 0):
+            raise ValidationFailed(_("%(field)s: the step in %(item)r must be a number above 0.",
+                                     field=field, item=item), field="schedule")
         if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start, end = _number(first, index, name, low, high), _number(last, index, name, low, high)
-            if start > end:
-                raise ValidationFailed(f"{name.capitalize()}: the range {base!r} runs backwards.", field="schedule")
-        else:
-            start = _number(base, index, name, low, high)
-            # "5/15" means from 5 to the end in steps of 15, as in common crons.
-            end = high if _ else start
-        values.update(range(start, end + 1, step))
-    return values
+            continue
+        first, dash, last = base.partition("-")
+        start = _value(first, index)
+        if dash and start > _value(last, index):
+            raise ValidationFailed(_("%(field)s: the range %(range)r runs backwards.", field=field, range=base),
+                                   field="schedule")
+
+
+def _expanded(values: list, index: int) -> set[int]:
+    """croniter's expansion of one field as numbers ("*" is every value of the field)."""
+    _name, low, high = _FIELDS[index]
+    if values == ["*"]:
+        return set(range(low, 7 if index == 4 else high + 1))
+    return {int(v) % 7 if index == 4 else int(v) for v in values}
 
 
 def parse_cron(expression: str) -> CronSchedule:
-    """Parse a 5-field cron expression (minute hour day month weekday). Raises ValidationFailed."""
+    """Check and expand a 5-field cron expression (minute hour day month weekday). Raises ValidationFailed."""
     text = " ".join(str(expression or "").split())
     parts = text.split(" ") if text else []
     if len(parts) != 5:
-        raise ValidationFailed("A schedule has 5 fields: minute hour day-of-month month day-of-week, "
-                               "like 0 3 * * * (every day at 03:00).", field="schedule")
-    fields = [_parse_field(part, i) for i, part in enumerate(parts)]
-    weekdays = frozenset(d % 7 for d in fields[4])
-    return CronSchedule(expression=text, minutes=tuple(sorted(fields[0])), hours=tuple(sorted(fields[1])),
-                        days=frozenset(fields[2]), months=frozenset(fields[3]), weekdays=weekdays,
-                        any_day=parts[2].startswith("*"), any_weekday=parts[4].startswith("*"))
+        raise ValidationFailed(_("A schedule has 5 fields: minute hour day-of-month month day-of-week, "
+                                 "like 0 3 * * * (every day at 03:00)."), field="schedule")
+    for index, part in enumerate(parts):
+        _check_field(part, index)
+    try:
+        fields, _extra = croniter.expand(text)
+    except ValueError as exc:  # croniter's own refusal of something the checks above let through
+        raise ValidationFailed(_("The schedule %(expression)s is not valid: %(error)s", expression=text,
+                                 error=str(exc)), field="schedule") from None
+    values = [_expanded(field, i) for i, field in enumerate(fields)]
+    return CronSchedule(expression=text, minutes=tuple(sorted(values[0])), hours=tuple(sorted(values[1])),
+                        days=frozenset(values[2]), months=frozenset(values[3]), weekdays=frozenset(values[4]))
 
 
 def _zone(tz: str | ZoneInfo | None) -> ZoneInfo:
@@ -137,34 +136,30 @@ def _zone(tz: str | ZoneInfo | None) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except ZoneInfoNotFoundError:
-        raise ValidationFailed(f"Unknown time zone {name!r}.") from None
+        raise ValidationFailed(_("Unknown time zone %(name)r.", name=name)) from None
 
 
 def next_run(schedule: str | CronSchedule, after: datetime, tz: str | ZoneInfo | None = None) -> datetime | None:
     """The first time strictly after `after` when the schedule fires, as an aware UTC datetime.
 
-    None when it never fires (like 0 0 30 2 *). Raises ValidationFailed for a bad expression.
+    croniter steps through wall-clock times where the brand is; each is then placed in the time zone,
+    so a wall time skipped by a DST change maps to the instant just after it. None when it never
+    fires (like 0 0 30 2 *). Raises ValidationFailed for a bad expression.
     """
     cron = schedule if isinstance(schedule, CronSchedule) else parse_cron(schedule)
     zone = _zone(tz)
     if after.tzinfo is None:
-        after = after.replace(tzinfo=timezone.utc)
-    start = after.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0) + timedelta(minutes=1)
-    day = start.date()
-    for _ in range(SEARCH_DAYS):
-        if cron.matches_day(day):
-            first_day = day == start.date()
-            for hour in cron.hours:
-                if first_day and hour < start.hour:
-                    continue
-                for minute in cron.minutes:
-                    if first_day and hour == start.hour and minute < start.minute:
-                        continue
-                    # A wall time skipped by a DST change maps to the instant just after it.
-                    moment = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(timezone.utc)
-                    if moment > after:
-                        return moment
-        day += timedelta(days=1)
+        after = after.replace(tzinfo=UTC)
+    start = after.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+    steps = croniter(cron.expression, start, max_years_between_matches=SEARCH_YEARS)
+    for _attempt in range(3):  # a wall time folded back by DST can land before `after`: take the next one
+        try:
+            wall = steps.get_next(datetime)
+        except CroniterBadDateError:
+            return None
+        moment = wall.replace(tzinfo=zone).astimezone(UTC)
+        if moment > after:
+            return moment
     return None
 
 
@@ -172,11 +167,12 @@ def describe_next_runs(schedule: str, count: int = 3, tz: str | None = None) -> 
     """The next few times a schedule fires from now (for the form's preview)."""
     cron = parse_cron(schedule)
     times, after = [], utcnow()
-    for _ in range(count):
-        after = next_run(cron, after, tz)
-        if after is None:
+    for _count in range(count):
+        upcoming = next_run(cron, after, tz)
+        if upcoming is None:
             break
-        times.append(after)
+        times.append(upcoming)
+        after = upcoming
     return times
 
 
@@ -191,7 +187,7 @@ class JobInput:
     enabled: bool
 
     @classmethod
-    def from_form(cls, form: Mapping) -> "JobInput":
+    def from_form(cls, form: Mapping) -> JobInput:
         """Read a submitted form."""
         return cls(name=str(form.get("name") or "").strip(), job_type=str(form.get("job_type") or ""),
                    schedule=str(form.get("schedule") or "").strip(), parameters=form.get("parameters", ""),
@@ -274,45 +270,53 @@ def recent_runs(session: Session, limit: int = 20) -> list[tuple[JobRun, Schedul
     ).tuples())
 
 
-def runs_in_progress(runs: list[tuple]) -> bool:
+def runs_in_progress(rows: list[tuple]) -> bool:
     """True while one of these runs is still going (and not lost with a dead worker)."""
     now = utcnow()
-    return any(row[0].status == RUNNING and now - row[0].started_at < STALE_RUN for row in runs)
+    return any(runs.is_live(row[0]) and not runs.is_stale(row[0], now, STALE_RUN) for row in rows)
+
+
+def _new_run(job_id: int, trigger: str, user_id: int | None = None, now: datetime | None = None) -> JobRun:
+    """A queued run of a job with a fresh claim token (not added to the session)."""
+    return JobRun(job_id=job_id, trigger=trigger, status=JobRun.QUEUED, task_id=runs.new_token(),
+                  started_by_id=user_id, created_at=now or utcnow(), cursor={}, progress={}, error="")
 
 
 def run_now(session: Session, job_id: int, *, user_id: int | None) -> JobRun:
-    """Record a manual run and put it on the queue. Raises NotFound."""
+    """Record a manual run and put it on the queue; returns it (finished already in immediate mode). Raises NotFound."""
     job = get_job(session, job_id)
-    run = JobRun(job_id=job.id, trigger=MANUAL, status=RUNNING, started_by_id=user_id, started_at=utcnow())
+    run = _new_run(job.id, MANUAL, user_id)
     session.add(run)
     session.commit()
-    run_id = run.id
-    execute_run_task(run_id)
-    # In immediate mode the task ran already and committed through this same session.
-    return session.get(JobRun, run_id, populate_existing=True)
+    return runs.queue(session, KIND, run)
 
 
-def execute_run(session: Session, run_id: int) -> JobRun | None:
-    """Do a recorded run's work and store how it ended; any failure is caught and recorded."""
-    run = session.get(JobRun, run_id)
-    if run is None or run.status != RUNNING:
-        return run  # deleted with its job, or already done (a task delivered twice)
+def execute_run(session: Session, run_id: int, token: str) -> JobRun | None:
+    """Claim a recorded run, do its job's work and store how it ended; any failure is caught and recorded."""
+    if not runs.claim(session, JobRun, run_id, token):
+        return session.get(JobRun, run_id)  # deleted with its job, ended, or taken over (a task delivered twice)
+    run = session.get(JobRun, run_id, populate_existing=True)
     job = session.get(ScheduledJob, run.job_id)
     try:
         job_type = job_types.get_type(job.job_type)
         params = job_types.validate_parameters(job.job_type, job.parameters or {})
-        result, status = job_type.run(session, params), SUCCEEDED
+        result = str(job_type.run(session, params))
+        runs.finish(session, JobRun, run_id, token, result=result[:runs.MAX_ERROR])
+    except runs.Superseded:
+        log.warning("scheduled job run %s was taken over; its result is dropped", run_id)
     except Exception as exc:  # a job's bug must end as a failed run, not take the worker down
         session.rollback()
         log.exception("scheduled job %s (run %s) failed", job.name if job else "?", run_id)
-        detail = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
-        result, status = f"Failed: {detail}", FAILED
-    run = session.get(JobRun, run_id, populate_existing=True)
-    if run is None:
-        return None
-    run.status, run.result, run.finished_at = status, str(result)[:4000], utcnow()
-    session.commit()
-    return run
+        runs.fail(session, KIND, run_id, token, getattr(exc, "message", None) or str(exc) or exc.__class__.__name__)
+    return session.get(JobRun, run_id, populate_existing=True)
+
+
+def _on_fail(session: Session, run: JobRun, message: str) -> None:
+    """A failed run's result says so (the runs list shows the result)."""
+    run.result = _("Failed: %(detail)s", detail=message)[:runs.MAX_ERROR]
+
+
+runs.register(runs.RunKind(KIND, JobRun, step=execute_run, on_fail=_on_fail, stale_after=STALE_RUN))
 
 
 def claim_due_jobs(session: Session, now: datetime | None = None) -> list[int]:
@@ -343,7 +347,7 @@ def claim_due_jobs(session: Session, now: datetime | None = None) -> list[int]:
         if claimed != 1:
             session.rollback()
             continue
-        run = JobRun(job_id=job_id, trigger=SCHEDULE, status=RUNNING, started_at=now)
+        run = _new_run(job_id, SCHEDULE, now=now)
         session.add(run)
         session.commit()
         run_ids.append(run.id)
@@ -354,7 +358,7 @@ def run_due_jobs(session: Session, now: datetime | None = None) -> list[int]:
     """Claim the due jobs and queue a run of each; returns the run ids."""
     run_ids = claim_due_jobs(session, now)
     for run_id in run_ids:
-        execute_run_task(run_id)
+        runs.queue(session, KIND, session.get(JobRun, run_id))
     return run_ids
 
 
@@ -366,18 +370,12 @@ def step_check(session: Session) -> tuple[bool, str]:
     return True, f"{len(enabled)} enabled job(s)."
 
 
-@huey.task()
-def execute_run_task(run_id: int) -> None:
-    """Queue task: carry out one recorded run."""
-    with app_context():
-        execute_run(db.session, run_id)
-
-
 @huey.periodic_task(crontab(minute="*"))
 def run_due_jobs_task() -> None:
-    """Every minute: start the enabled jobs whose time has come."""
+    """Every minute: give up the runs lost with their workers, then start the enabled jobs whose time has come."""
     with app_context():
         try:
+            runs.sweep_stale(db.session, KIND)
             run_due_jobs(db.session)
         except Exception:  # a database hiccup must not stop next minute's tick
             db.session.rollback()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from flask_babel import gettext as _
 
 from portal.omnitron.errors import (
     OmnitronAuthError,
@@ -76,7 +77,7 @@ class LoginResult:
 
 
 def _connection_reason(exc: BaseException) -> str:
-    """A few words on why a connection failed, found anywhere in the exception's chain."""
+    """A few words (translated) on why a connection failed, found anywhere in the exception's chain."""
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:
@@ -85,19 +86,19 @@ def _connection_reason(exc: BaseException) -> str:
             continue
         seen.add(id(error))
         if isinstance(error, ConnectionRefusedError):
-            return "connection refused"
+            return _("connection refused")
         if isinstance(error, socket.gaierror):
-            return "the host name could not be resolved"
+            return _("the host name could not be resolved")
         if isinstance(error, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                               http.client.IncompleteRead)):
-            return "the connection was closed before Omnitron answered"
+            return _("the connection was closed before Omnitron answered")
         if isinstance(error, ssl.SSLError):
-            return "the TLS handshake failed"
+            return _("the TLS handshake failed")
         # urllib3 keeps the cause in .reason (MaxRetryError) or in args; Python in __cause__/__context__.
         nested = [getattr(error, "reason", None), error.__cause__, error.__context__, *getattr(error, "args", ())]
         stack.extend(e for e in nested if isinstance(e, BaseException))
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the connection was closed before Omnitron finished answering"
+        return _("the connection was closed before Omnitron finished answering")
     return exc.__class__.__name__
 
 
@@ -130,7 +131,8 @@ class OmnitronClient:
                  session: requests.Session | None = None, *, retry_timeouts: bool = False):
         base_url = (base_url or "").strip().rstrip("/")
         if not base_url.startswith(("http://", "https://")):
-            raise OmnitronError(f"OMNITRON_URL must be an http:// or https:// address, not {base_url!r}.")
+            raise OmnitronError(_("OMNITRON_URL must be an http:// or https:// address, not %(url)s.",
+                                  url=repr(base_url)))
         self.base_url = base_url
         self.username = username or ""
         self._password = password or ""
@@ -217,8 +219,8 @@ class OmnitronClient:
             if (not isinstance(body, dict) or not isinstance(body.get("results"), list)
                     or not isinstance(body.get("count"), int)):
                 raise OmnitronBadResponse(
-                    f"Omnitron's answer to {path} is not a page of results (count, next, results). "
-                    "Check OMNITRON_URL points at Omnitron's API.", url=self._url(path))
+                    _("Omnitron's answer to %(path)s is not a page of results (count, next, results). "
+                      "Check OMNITRON_URL points at Omnitron's API.", path=path), url=self._url(path))
             # An empty page with a next link would loop forever; treat it as the end.
             has_next = bool(body.get("next")) and bool(body["results"])
             yield Page(number, body["count"], body["results"], number + 1 if has_next else None, page_size)
@@ -263,7 +265,7 @@ class OmnitronClient:
         body = self.get(STOCK_ENGINES_PATH)
         items = body.get("results") if isinstance(body, dict) else body
         if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("stock_engine_type") for i in items):
-            raise OmnitronBadResponse("Omnitron's list of stock engines is not in the expected form.",
+            raise OmnitronBadResponse(_("Omnitron's list of stock engines is not in the expected form."),
                                       url=self._url(STOCK_ENGINES_PATH))
         return [{"stock_engine_type": str(i["stock_engine_type"]), "name": str(i.get("name") or i["stock_engine_type"]),
                  "requires_credentials": bool(i.get("requires_credentials", False))} for i in items]
@@ -277,19 +279,20 @@ class OmnitronClient:
     def _login(self) -> str:
         """Exchange the username and password for a token and keep it. Raises OmnitronAuthError and others."""
         if not self.username or not self._password:
-            raise OmnitronAuthError("No Omnitron username and password are set. Save them in "
-                                    "OMNITRON_CLIENT_SETTINGS (setup step 7).", url=self._url(LOGIN_PATH))
+            raise OmnitronAuthError(_("No Omnitron username and password are set. Save them in "
+                                      "OMNITRON_CLIENT_SETTINGS (setup step 7)."), url=self._url(LOGIN_PATH))
         response = self._request("POST", LOGIN_PATH, json={"username": self.username, "password": self._password},
                                  authenticated=False)
         if response.status_code in (400, 401, 403):
             raise OmnitronAuthError(
-                f"Omnitron refused the username or password of {self.username!r}. Check the credentials in "
-                "OMNITRON_CLIENT_SETTINGS (setup step 7).", url=self._url(LOGIN_PATH), status=response.status_code)
+                _("Omnitron refused the username or password of %(username)s. Check the credentials in "
+                  "OMNITRON_CLIENT_SETTINGS (setup step 7).", username=repr(self.username)),
+                url=self._url(LOGIN_PATH), status=response.status_code)
         self._check(response, "POST", LOGIN_PATH)
         body = self._json(response, LOGIN_PATH)
         token = (body.get("key") or body.get("token")) if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise OmnitronBadResponse("Omnitron's login answer has no token. Check OMNITRON_URL points at Omnitron.",
+            raise OmnitronBadResponse(_("Omnitron's login answer has no token. Check OMNITRON_URL points at Omnitron."),
                                       url=self._url(LOGIN_PATH), status=response.status_code)
         self._token = token
         return token
@@ -315,15 +318,15 @@ class OmnitronClient:
                                                 timeout=self.timeout)
             except requests.ReadTimeout:
                 failure: OmnitronError = OmnitronTimeout(
-                    f"Omnitron at {self.base_url} did not answer {method} {path} within {self.timeout[1]:g} s.",
-                    url=url)
+                    _("Omnitron at %(url)s did not answer %(method)s %(path)s within %(seconds)s s.",
+                      url=self.base_url, method=method, path=path, seconds=format(self.timeout[1], "g")), url=url)
                 retryable = self.retry_timeouts
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                reason = (f"no connection within {self.timeout[0]:g} s" if isinstance(exc, requests.ConnectTimeout)
-                          else _connection_reason(exc))
+                reason = (_("no connection within %(seconds)s s", seconds=format(self.timeout[0], "g"))
+                          if isinstance(exc, requests.ConnectTimeout) else _connection_reason(exc))
                 failure = OmnitronUnreachable(
-                    f"Omnitron at {self.base_url} cannot be reached ({reason}). Check OMNITRON_URL and that the "
-                    "Omnitron machine is running.", url=url)
+                    _("Omnitron at %(url)s cannot be reached (%(reason)s). Check OMNITRON_URL and that the "
+                      "Omnitron machine is running.", url=self.base_url, reason=reason), url=url)
                 retryable = True
             else:
                 if response.status_code == 401 and authenticated and not logged_in_again:
@@ -335,13 +338,15 @@ class OmnitronClient:
                 if response.status_code < 500:
                     return response
                 failure = OmnitronServerError(
-                    f"Omnitron answered {response.status_code} to {method} {path}; it may be down or overloaded. "
-                    "Try again later.", url=url, status=response.status_code)
+                    _("Omnitron answered %(status)s to %(method)s %(path)s; it may be down or overloaded. "
+                      "Try again later.", status=response.status_code, method=method, path=path),
+                    url=url, status=response.status_code)
                 retryable = True
             if not retryable or attempt >= allowed:
                 failure.attempts = attempt
                 if attempt > 1:
-                    failure.message = f"{failure.message} (gave up after {attempt} attempts)"
+                    failure.message = _("%(message)s (gave up after %(attempts)s attempts)", message=failure.message,
+                                        attempts=attempt)
                     failure.args = (failure.message,)
                 raise failure
             delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
@@ -356,24 +361,27 @@ class OmnitronClient:
             return
         url = self._url(path)
         detail = _detail(response)
-        said = f" Omnitron said: {detail}" if detail else ""
+        said = " " + _("Omnitron said: %(detail)s", detail=detail) if detail else ""
         if status == 401:
-            raise OmnitronAuthError(f"Omnitron refused the login of {self.username!r} for {path} even after logging "
-                                    f"in again.{said}", url=url, status=status)
+            raise OmnitronAuthError(_("Omnitron refused the login of %(username)s for %(path)s even after logging in "
+                                      "again.%(said)s", username=repr(self.username), path=path, said=said),
+                                    url=url, status=status)
         if status == 403:
-            raise OmnitronForbidden(f"The Omnitron user {self.username!r} may not use {path} (403 Forbidden). Give "
-                                    "it the needed permissions in Omnitron's back office.", url=url, status=status)
+            raise OmnitronForbidden(_("The Omnitron user %(username)s may not use %(path)s (403 Forbidden). Give it "
+                                      "the needed permissions in Omnitron's back office.", username=repr(self.username),
+                                      path=path), url=url, status=status)
         if status == 404:
-            raise OmnitronNotFound(f"Omnitron has no {path} (404 Not Found). Check OMNITRON_URL, or the record "
-                                   f"no longer exists.{said}", url=url, status=status)
-        raise OmnitronBadResponse(f"Omnitron refused {method} {path} ({status}).{said}", url=url, status=status)
+            raise OmnitronNotFound(_("Omnitron has no %(path)s (404 Not Found). Check OMNITRON_URL, or the record no "
+                                     "longer exists.%(said)s", path=path, said=said), url=url, status=status)
+        raise OmnitronBadResponse(_("Omnitron refused %(method)s %(path)s (%(status)s).%(said)s", method=method,
+                                    path=path, status=status, said=said), url=url, status=status)
 
     def _json(self, response: requests.Response, path: str) -> Any:
         """The JSON body of a response. Raises OmnitronBadResponse when it is not JSON."""
         try:
             return response.json()
         except ValueError:
-            kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip() or _("no content type")
             raise OmnitronBadResponse(
-                f"Omnitron answered {path} with {kind}, not JSON. Check OMNITRON_URL points at Omnitron's API.",
-                url=self._url(path), status=response.status_code) from None
+                _("Omnitron answered %(path)s with %(kind)s, not JSON. Check OMNITRON_URL points at Omnitron's API.",
+                  path=path, kind=kind), url=self._url(path), status=response.status_code) from None

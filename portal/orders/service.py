@@ -33,20 +33,23 @@ each committed page the run stores its cursor: the newest modified_date read and
 at exactly that moment. The next run asks for modified_date >= cursor and leaves out those ids, so
 it reads only newer orders; a run killed midway is carried on by the next one from its last page.
 A change of the filter (statuses, channels, start date, test orders) starts again from the start date.
+
+The run lifecycle (queueing, claim token, heartbeat, failing, stale takeover) is portal.runs'; this module
+registers the "order_import" kind, whose step is run_import.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from flask_babel import gettext as _
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
@@ -60,18 +63,19 @@ from portal.outbox import service as outbox
 from portal.packages import events
 from portal.packages.models import Customer, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
+from portal.runs import service as runs
 from portal.scenarios.models import Scenario
 from portal.scenarios.service import SORT_BY_DISTANCE, plan_locations
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.stores.models import StockLocation
+from portal.sync import service as sync
 from portal.sync.models import Channel
 
 log = logging.getLogger(__name__)
 
+KIND = "order_import"
 STEP_KEY = "order_filtering"
-STALE_AFTER = timedelta(minutes=2)
-WORKER_HINT_AFTER = timedelta(seconds=15)
 MAX_PROBLEMS = 20
 IMPORT_COMMAND = "import-order"
 # Distinct addresses a run remembers the coordinates of (a few hundred bytes each): enough for a brand's
@@ -103,10 +107,6 @@ class ImportAlreadyRunning(DomainError):
     http_status = 409
 
 
-class _Superseded(Exception):
-    """This run no longer owns its record (a newer run took over after it went silent)."""
-
-
 class _Skip(Exception):
     """The order cannot be placed; args[0] is a SKIP_REASONS code, args[1] the detail."""
 
@@ -131,7 +131,7 @@ class ImportSummary:
     error: str = ""
 
     @classmethod
-    def of(cls, run: OrderImportRun) -> "ImportSummary":
+    def of(cls, run: OrderImportRun) -> ImportSummary:
         """The summary of a recorded run."""
         return cls(run.id, run.status, run.fetched, run.created, run.already_imported, run.skipped, run.failed,
                    dict(run.skip_reasons or {}), list(run.problems or []), run.error or "")
@@ -181,37 +181,22 @@ def created_from(value: dict) -> str | None:
     if not start:
         return None
     zone = ZoneInfo(current_app.config.get("DISPLAY_TIMEZONE") or "UTC")
-    moment = datetime.combine(date.fromisoformat(start), time(0, 0), tzinfo=zone).astimezone(timezone.utc)
+    moment = datetime.combine(date.fromisoformat(start), time(0, 0), tzinfo=zone).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_client(session: Session) -> OmnitronClient:
     """A client for the configured Omnitron with the stored login. Raises ValidationFailed."""
-    from portal.sync.service import make_client as sync_client  # the same login and settings as the syncs
-
-    return sync_client(session)
+    return sync.make_client(session)  # the same login and settings as the syncs
 
 
 # Starting runs ---------------------------------------------------------------------------------------------
 
 
-def is_stale(run: OrderImportRun | None, now: datetime | None = None) -> bool:
-    """True when an active run's worker has shown no sign of life for STALE_AFTER."""
-    if run is None or run.status not in OrderImportRun.ACTIVE:
-        return False
-    last = run.heartbeat_at or run.started_at or run.created_at
-    return last is None or (now or utcnow()) - last > STALE_AFTER
-
-
-def is_active(run: OrderImportRun | None) -> bool:
-    """True while a run is queued or running."""
-    return run is not None and run.status in OrderImportRun.ACTIVE
-
-
-def waiting_for_worker(run: OrderImportRun | None, now: datetime | None = None) -> bool:
-    """True when a queued run has waited long enough that the worker is probably not running."""
-    return (run is not None and run.status == OrderImportRun.QUEUED
-            and (now or utcnow()) - run.created_at > WORKER_HINT_AFTER)
+# The run lifecycle's readings under the names the API uses (portal/api can call portal.runs directly instead).
+is_active = runs.is_live
+is_stale = runs.is_stale
+waiting_for_worker = runs.waiting_for_worker
 
 
 def latest_run(session: Session) -> OrderImportRun | None:
@@ -238,18 +223,16 @@ def start_run(session: Session, *, user_id: int | None, trigger: str = "manual",
     previous = latest_run(session)
     if previous is not None:
         session.refresh(previous)
-    if is_active(previous):
-        if not is_stale(previous, now):
+    if runs.is_live(previous):
+        if not runs.is_stale(previous, now):
             session.rollback()
-            raise ImportAlreadyRunning(f"An order import is already running (run #{previous.id}). Wait for it to "
-                                       "finish; this page follows its progress.")
-        previous.status = OrderImportRun.FAILED
-        previous.finished_at = now
-        previous.error = ((previous.error + "\n") if previous.error else "") + (
-            "Its worker stopped (no progress for over 2 minutes); the next run carried on from its last page.")
-    run = OrderImportRun(status=OrderImportRun.QUEUED, trigger=trigger, full=full, task_id=uuid.uuid4().hex,
-                         filter_key=filter_key(value), cursor={}, skip_reasons={}, problems=[], error="",
-                         started_by_id=user_id, created_at=now)
+            raise ImportAlreadyRunning(_("An order import is already running (run #%(id)s). Wait for it to "
+                                         "finish; this page follows its progress.", id=previous.id))
+        note = _("%(why)s; the next run carried on from its last page.", why=runs.stale_reason(previous))
+        runs.take_over(previous, ((previous.error + "\n") if previous.error else "") + note, now)
+    run = OrderImportRun(status=OrderImportRun.QUEUED, trigger=trigger, full=full, task_id=runs.new_token(),
+                         filter_key=filter_key(value), cursor={}, progress={}, skip_reasons={}, problems=[],
+                         error="", started_by_id=user_id, created_at=now)
     session.add(run)
     session.commit()
     return run
@@ -260,18 +243,7 @@ def execute(session: Session, *, user_id: int | None, full: bool = False) -> Ord
 
     Raises ValidationFailed and ImportAlreadyRunning.
     """
-    from portal.orders.tasks import run_import_task  # the task module imports this one
-
-    run = start_run(session, user_id=user_id, full=full)
-    run_id, token = run.id, run.task_id
-    try:
-        run_import_task(run_id, token)
-    except Exception as exc:  # the queue's storage failing must leave a failed run, not a queued one forever
-        log.exception("could not queue order import %s", run_id)
-        session.rollback()
-        _fail(session, run_id, token, f"The job queue did not take the run ({exc.__class__.__name__}). Check "
-                                      "that the queue's storage (HUEY_SQLITE_PATH or REDIS_URL) is reachable.")
-    return session.get(OrderImportRun, run_id, populate_existing=True)
+    return runs.queue(session, KIND, start_run(session, user_id=user_id, full=full))
 
 
 def import_orders(session: Session, *, user_id: int | None = None, full: bool = False, trigger: str = "job",
@@ -287,32 +259,6 @@ def import_orders(session: Session, *, user_id: int | None = None, full: bool = 
 
 
 # Running ---------------------------------------------------------------------------------------------------
-
-
-def _claim(session: Session, run_id: int, token: str) -> bool:
-    """Mark the run running under its token; False when it has ended or another run owns it."""
-    now = utcnow()
-    claimed = session.execute(
-        update(OrderImportRun)
-        .where(OrderImportRun.id == run_id, OrderImportRun.task_id == token,
-               OrderImportRun.status.in_(OrderImportRun.ACTIVE))
-        .values(status=OrderImportRun.RUNNING, started_at=func.coalesce(OrderImportRun.started_at, now),
-                heartbeat_at=now)
-        .execution_options(synchronize_session=False)).rowcount
-    session.commit()
-    return claimed == 1
-
-
-def _fail(session: Session, run_id: int, token: str, message: str) -> None:
-    """End the run as failed with a message an admin can act on."""
-    run = session.get(OrderImportRun, run_id, populate_existing=True)
-    if run is None or run.task_id != token or run.status not in OrderImportRun.ACTIVE:
-        session.rollback()
-        return
-    run.status = OrderImportRun.FAILED
-    run.error = message[:4000]
-    run.finished_at = utcnow()
-    session.commit()
 
 
 def _start_cursor(session: Session, run: OrderImportRun) -> dict:
@@ -349,7 +295,7 @@ class _Tally:
         """The columns to write."""
         return {"fetched": self.fetched, "created": self.created, "already_imported": self.already_imported,
                 "skipped": self.skipped, "failed": self.failed, "skip_reasons": dict(self.skip_reasons),
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "progress": {"done": self.fetched}}
 
 
 class _Locator:
@@ -605,21 +551,13 @@ def _import_page(session: Session, orders: list, tally: _Tally, placer: _Placer,
         tally.created += 1
 
 
-def _save(session: Session, run_id: int, token: str, tally: _Tally, cursor: dict, **extra) -> None:
-    """Write the run's counters and cursor in the page's transaction, commit, then send its events.
+def _save(session: Session, run_id: int, token: str, tally: _Tally, cursor: dict, *, done: bool = False) -> None:
+    """Write the run's counters and cursor in the page's transaction (ending it when done), commit, send its events.
 
-    Raises _Superseded (after rolling back) when this run no longer owns its record.
+    Raises runs.Superseded (after rolling back) when this run no longer owns its record.
     """
-    saved = session.execute(
-        update(OrderImportRun)
-        .where(OrderImportRun.id == run_id, OrderImportRun.task_id == token,
-               OrderImportRun.status == OrderImportRun.RUNNING)
-        .values(**tally.values(), cursor=cursor, heartbeat_at=utcnow(), **extra)
-        .execution_options(synchronize_session=False)).rowcount
-    if saved != 1:
-        session.rollback()
-        raise _Superseded()
-    session.commit()
+    save = runs.finish if done else runs.save_progress
+    save(session, OrderImportRun, run_id, token, **tally.values(), cursor=cursor)
     outbox.deliver_after_commit(session)
 
 
@@ -644,7 +582,7 @@ def run_import(session: Session, run_id: int, *, token: str, client: OmnitronCli
 
     Never raises for Omnitron or data problems: they end the run as failed, with the reason.
     """
-    if not _claim(session, run_id, token):
+    if not runs.claim(session, OrderImportRun, run_id, token):
         return session.get(OrderImportRun, run_id, populate_existing=True)
     run = session.get(OrderImportRun, run_id, populate_existing=True)
     user_id = run.started_by_id
@@ -689,14 +627,23 @@ def run_import(session: Session, run_id: int, *, token: str, client: OmnitronCli
             if own:
                 client.close()
         _save(session, run_id, token, tally, {"modified": modified, "ids": sorted(done_ids)} if modified else {},
-              status=OrderImportRun.DONE, finished_at=utcnow())
-    except _Superseded:
+              done=True)
+    except runs.Superseded:
         log.warning("order import %s was taken over by a newer run; stopping", run_id)
     except (OmnitronError, DomainError) as exc:
         session.rollback()
-        _fail(session, run_id, token, exc.message)
+        runs.fail(session, KIND, run_id, token, exc.message)
     except Exception as exc:  # a bug or a database error must end the run, not leave it "running"
         session.rollback()
         log.exception("order import %s failed", run_id)
-        _fail(session, run_id, token, f"Unexpected error: {exc.__class__.__name__}: {exc}"[:500])
+        detail = f"{exc.__class__.__name__}: {exc}"
+        runs.fail(session, KIND, run_id, token, _("Unexpected error: %(error)s", error=detail)[:500])
     return session.get(OrderImportRun, run_id, populate_existing=True)
+
+
+def _step(session: Session, run_id: int, token: str) -> None:
+    """The "order_import" kind's step, run by the queue task."""
+    run_import(session, run_id, token=token)
+
+
+runs.register(runs.RunKind(KIND, OrderImportRun, step=_step))

@@ -11,11 +11,13 @@ import math
 import unicodedata
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
+from portal.i18n import N_
 from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings import service as settings
 from portal.setup import service as wizard
@@ -32,16 +34,23 @@ WAREHOUSE_ONLY = "WAREHOUSE_ONLY"
 SORT_BY_PRIORITY = "SORT_BY_PRIORITY"
 SORT_BY_DISTANCE = "SORT_BY_DISTANCE"
 
-# rule -> (label, what it does), in the order rules are stored and shown.
+# rule -> (label, what it does), in the order rules are stored and shown. Plain English (marked with N_):
+# screens translate them with _() where they show them.
 RULES: dict[str, tuple[str, str]] = {
-    SELECT_BY_QUOTA: ("Select by quota", "Only locations with available quota (max quota minus quota above 0)."),
-    SAME_CITY: ("Same city", "Only locations in the delivery address's city."),
-    STORE_ONLY: ("Stores only", "Only stores, never warehouses."),
-    WAREHOUSE_ONLY: ("Warehouses only", "Only warehouses, never stores."),
-    SORT_BY_PRIORITY: ("Sort by priority", "Try the locations in the order of their priority (1 first)."),
-    SORT_BY_DISTANCE: ("Sort by distance", "Try the nearest location to the delivery address first."),
+    SELECT_BY_QUOTA: (N_("Select by quota"),
+                      N_("Only locations with available quota (max quota minus quota above 0).")),
+    SAME_CITY: (N_("Same city"), N_("Only locations in the delivery address's city.")),
+    STORE_ONLY: (N_("Stores only"), N_("Only stores, never warehouses.")),
+    WAREHOUSE_ONLY: (N_("Warehouses only"), N_("Only warehouses, never stores.")),
+    SORT_BY_PRIORITY: (N_("Sort by priority"), N_("Try the locations in the order of their priority (1 first).")),
+    SORT_BY_DISTANCE: (N_("Sort by distance"), N_("Try the nearest location to the delivery address first.")),
 }
 KIND_RULES = {STORE_ONLY: "store", WAREHOUSE_ONLY: "warehouse"}
+# The refusal when a kind rule keeps none of the chosen locations, one whole sentence per kind.
+KIND_RULE_EMPTY = {
+    STORE_ONLY: N_("%(rule)s leaves nothing: none of the chosen locations is a store."),
+    WAREHOUSE_ONLY: N_("%(rule)s leaves nothing: none of the chosen locations is a warehouse."),
+}
 SORT_RULES = (SORT_BY_PRIORITY, SORT_BY_DISTANCE)
 MAX_PRIORITY = 10000
 EARTH_RADIUS_KM = 6371.0088
@@ -61,8 +70,8 @@ class ChannelScenarios:
 
 
 def rule_label(rule: str) -> str:
-    """A rule's label, or the rule itself when unknown."""
-    return RULES.get(rule, (rule, ""))[0]
+    """A rule's label in the current locale, or the rule itself when unknown."""
+    return _(RULES[rule][0]) if rule in RULES else rule
 
 
 def list_channels(session: Session) -> list[ChannelScenarios]:
@@ -85,7 +94,7 @@ def get_scenario(session: Session, scenario_id: int) -> Scenario:
     """One scenario; raises NotFound."""
     scenario = session.get(Scenario, scenario_id)
     if scenario is None:
-        raise NotFound(f"No scenario with id {scenario_id}.")
+        raise NotFound(_("No scenario with id %(id)s.", id=scenario_id))
     return scenario
 
 
@@ -94,15 +103,15 @@ def clean_rules(rules: object) -> list[str]:
     if rules is None:
         rules = []
     if not isinstance(rules, (list, tuple, set)) or not all(isinstance(r, str) for r in rules):
-        raise ValidationFailed("Rules must be a list of rule names.", field="rules")
+        raise ValidationFailed(_("Rules must be a list of rule names."), field="rules")
     unknown = [r for r in rules if r not in RULES]
     if unknown:
-        raise ValidationFailed(f"Unknown rule {unknown[0]!r}.", field="rules")
+        raise ValidationFailed(_("Unknown rule %(rule)s.", rule=repr(unknown[0])), field="rules")
     chosen = set(rules)
     if STORE_ONLY in chosen and WAREHOUSE_ONLY in chosen:
-        raise ValidationFailed("Choose stores only or warehouses only, not both.", field="rules")
+        raise ValidationFailed(_("Choose stores only or warehouses only, not both."), field="rules")
     if len(chosen & set(SORT_RULES)) != 1:
-        raise ValidationFailed("Choose exactly one way to sort: by priority or by distance.", field="sort")
+        raise ValidationFailed(_("Choose exactly one way to sort: by priority or by distance."), field="sort")
     return [r for r in RULES if r in chosen]
 
 
@@ -112,16 +121,16 @@ def _clean_locations(session: Session, locations: object) -> list[tuple[StockLoc
     Locations without a priority come after the others, in the order given.
     """
     if not isinstance(locations, (list, tuple)) or not locations:
-        raise ValidationFailed("Choose at least one stock location.", field="locations")
+        raise ValidationFailed(_("Choose at least one stock location."), field="locations")
     ids: list[int] = []
     priorities: list[int | None] = []
     for item in locations:
         location_id, priority = item if isinstance(item, (list, tuple)) and len(item) == 2 else (item, None)
         if isinstance(location_id, bool) or not isinstance(location_id, int):
-            raise ValidationFailed("Stock locations must be given by id.", field="locations")
+            raise ValidationFailed(_("Stock locations must be given by id."), field="locations")
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
                                      or not 1 <= priority <= MAX_PRIORITY):
-            raise ValidationFailed(f"A priority must be a whole number from 1 to {MAX_PRIORITY}.",
+            raise ValidationFailed(_("A priority must be a whole number from 1 to %(max)s.", max=MAX_PRIORITY),
                                    field="locations")
         ids.append(location_id)
         priorities.append(priority)
@@ -131,20 +140,23 @@ def _clean_locations(session: Session, locations: object) -> list[tuple[StockLoc
     for location_id, priority in zip(ids, priorities, strict=True):
         location = found.get(location_id)
         if location is None:
-            raise ValidationFailed(f"Stock location {location_id} does not exist.", field="locations")
+            raise ValidationFailed(_("Stock location %(id)s does not exist.", id=location_id),
+                                   field="locations")
         if location_id in seen:
-            raise ValidationFailed(f"{location.name} is listed twice.", field="locations")
+            raise ValidationFailed(_("%(location)s is listed twice.", location=location.name), field="locations")
         if not location.is_active:
-            raise ValidationFailed(f"{location.name} is inactive and cannot fulfil packages.", field="locations")
+            raise ValidationFailed(_("%(location)s is inactive and cannot fulfil packages.", location=location.name),
+                                   field="locations")
         if priority is not None and priority in taken:
-            raise ValidationFailed(f"{taken[priority].name} and {location.name} both have priority {priority}; "
-                                   "give each location its own priority.", field="locations")
+            raise ValidationFailed(_("%(first)s and %(second)s both have priority %(priority)s; give each location "
+                                     "its own priority.", first=taken[priority].name, second=location.name,
+                                     priority=priority), field="locations")
         seen[location_id] = location
         if priority is not None:
             taken[priority] = location
     given = sorted((p, found[i]) for i, p in zip(ids, priorities, strict=True) if p is not None)
     rest = [found[i] for i, p in zip(ids, priorities, strict=True) if p is None]
-    ordered = [location for _, location in given] + rest
+    ordered = [location for _priority, location in given] + rest
     # Stored priorities are 1..n in the chosen order, whatever numbers were typed.
     return [(location, n) for n, location in enumerate(ordered, start=1)]
 
@@ -154,12 +166,11 @@ def _check_rules_fit(rules: list[str], locations: list[StockLocation]) -> None:
     if SORT_BY_DISTANCE in rules:
         lacking = [loc.name for loc in locations if loc.latitude is None or loc.longitude is None]
         if lacking:
-            raise ValidationFailed("Sorting by distance needs coordinates, and these locations have none: "
-                                   f"{', '.join(lacking)}.", field="locations")
+            raise ValidationFailed(_("Sorting by distance needs coordinates, and these locations have none: "
+                                     "%(names)s.", names=", ".join(lacking)), field="locations")
     for rule, kind in KIND_RULES.items():
         if rule in rules and not any(loc.kind == kind for loc in locations):
-            raise ValidationFailed(f"{rule_label(rule)} leaves nothing: none of the chosen locations is a {kind}.",
-                                   field="rules")
+            raise ValidationFailed(_(KIND_RULE_EMPTY[rule], rule=rule_label(rule)), field="rules")
 
 
 def save_scenario(session: Session, *, channel_id: object, name: object, is_active: bool, rules: object,
@@ -171,26 +182,27 @@ def save_scenario(session: Session, *, channel_id: object, name: object, is_acti
     """
     scenario = get_scenario(session, scenario_id) if scenario_id is not None else None
     if isinstance(channel_id, bool) or not isinstance(channel_id, int):
-        raise ValidationFailed("Choose a channel.", field="channel_id")
+        raise ValidationFailed(_("Choose a channel."), field="channel_id")
     # Locking the channel row makes two admins activating scenarios of one channel take turns (PostgreSQL).
     channel = session.scalar(select(Channel).where(Channel.id == channel_id).with_for_update())
     if channel is None:
-        raise ValidationFailed(f"Channel {channel_id} does not exist.", field="channel_id")
+        raise ValidationFailed(_("Channel %(id)s does not exist.", id=channel_id), field="channel_id")
     if not isinstance(name, str) or not name.strip():
-        raise ValidationFailed("Give the scenario a name.", field="name")
+        raise ValidationFailed(_("Give the scenario a name."), field="name")
     name = name.strip()
     if len(name) > 120:
-        raise ValidationFailed("The name is too long (at most 120 characters).", field="name")
+        raise ValidationFailed(_("The name is too long (at most 120 characters)."), field="name")
     rules = clean_rules(rules)
     chosen = _clean_locations(session, locations)
-    _check_rules_fit(rules, [location for location, _ in chosen])
+    _check_rules_fit(rules, [location for location, _priority in chosen])
     if is_active:
         other = session.scalar(select(Scenario).where(
             Scenario.channel_id == channel.id, Scenario.is_active.is_(True),
             Scenario.id != (scenario.id if scenario is not None else -1)))
         if other is not None:
-            raise ValidationFailed(f"{channel.name} already has an active scenario, {other.name!r}. Deactivate it "
-                                   "first, or save this one as inactive.", field="is_active")
+            raise ValidationFailed(_("%(channel)s already has an active scenario, %(scenario)s. Deactivate it first, "
+                                     "or save this one as inactive.", channel=channel.name, scenario=repr(other.name)),
+                                   field="is_active")
 
     created = scenario is None
     if scenario is None:
@@ -238,9 +250,9 @@ def refresh_step(session: Session, *, user_id: int | None) -> None:
     covered = set(session.scalars(select(Scenario.channel_id).where(Scenario.is_active.is_(True))))
     missing = [c.name for c in channels if c.id not in covered]
     if not channels:
-        note = "There are no active channels yet: copy the channels from Omnitron first (step 6)."
+        note = _("There are no active channels yet: copy the channels from Omnitron first (step 6).")
     else:
-        note = f"Channels without an active scenario: {', '.join(missing)}." if missing else ""
+        note = _("Channels without an active scenario: %(names)s.", names=", ".join(missing)) if missing else ""
     wizard.settle(session, STEP_KEY, bool(channels) and not missing, user_id=user_id, note=note)
 
 
@@ -278,9 +290,9 @@ def plan_locations(session: Session, scenario: Scenario, city: str | None = None
     """
     rules = set(scenario.rules or [])
     if SAME_CITY in rules and not (city or "").strip():
-        raise ValidationFailed("This scenario keeps to the delivery city; give the city.", field="city")
+        raise ValidationFailed(_("This scenario keeps to the delivery city; give the city."), field="city")
     if SORT_BY_DISTANCE in rules and (lat is None or lon is None):
-        raise ValidationFailed("This scenario sorts by distance; give the delivery address's coordinates.",
+        raise ValidationFailed(_("This scenario sorts by distance; give the delivery address's coordinates."),
                                field="lat")
     rows = session.scalars(select(ScenarioLocation).where(ScenarioLocation.scenario_id == scenario.id)
                            .order_by(ScenarioLocation.priority))
@@ -305,4 +317,4 @@ def plan_locations(session: Session, scenario: Scenario, city: str | None = None
         candidates.sort(key=by_distance)
     else:
         candidates.sort(key=lambda item: item[1])
-    return [location for location, _ in candidates]
+    return [location for location, _priority in candidates]

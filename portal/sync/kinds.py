@@ -405,7 +405,7 @@ class StockLocationCopier(Copier):
         self._changed_fields = {}
         for row in changed:
             before = self.comparable(stored[row["omnitron_id"]][1:])
-            self._changed_fields[row["_pk"]] = [f for f, old in zip(self.fields, before)
+            self._changed_fields[row["_pk"]] = [f for f, old in zip(self.fields, before, strict=True)
                                                 if f != "remote_modified_at" and row[f] != old]
         return new, changed
 

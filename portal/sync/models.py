@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
+from portal.runs.models import RunMixin
 
 
 class AddressNode(db.Model):
@@ -50,20 +51,17 @@ class Channel(db.Model):
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class SyncJob(db.Model):
-    """One run of copying a kind of record from Omnitron, with its progress and summary."""
+class SyncJob(RunMixin, db.Model):
+    """One run of copying a kind of record from Omnitron, with its progress and summary.
+
+    cursor: where to resume, the resource and page last committed (a killed job carries on from there).
+    """
 
     __tablename__ = "sync_jobs"
     __table_args__ = (Index("ix_sync_jobs_kind_id", "kind", "id"),)
 
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))  # addresses | stock_locations | channels
-    status: Mapped[str] = mapped_column(String(12), default=QUEUED)
     total: Mapped[int] = mapped_column(default=0)
     processed: Mapped[int] = mapped_column(default=0)
     created: Mapped[int] = mapped_column(default=0)
@@ -72,12 +70,3 @@ class SyncJob(db.Model):
     failed: Mapped[int] = mapped_column(default=0)
     # Records deactivated here because Omnitron no longer lists them (never deleted: packages point at them).
     removed: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Where to resume: the resource and page last committed (a killed job carries on from here).
-    cursor: Mapped[dict] = mapped_column(db.JSON, default=dict)
-    error: Mapped[str] = mapped_column(Text, default="")
-    task_id: Mapped[str] = mapped_column(String(64), default="")
-    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -6,8 +6,9 @@ cursor (resource and page). A job stopped midway, by an Omnitron failure or a ki
 on by the next execute() from the page after the last one committed; replaying a page is harmless
 because every write is an upsert by Omnitron id.
 
-Each run holds a claim token (SyncJob.task_id) and every progress write is conditional on it, so a job
-that was given up as stale and resumed elsewhere stops at its next page instead of racing the new one.
+The lifecycle (queueing, the claim token, heartbeats, failing, stale takeover) is portal.runs': every
+progress write is conditional on the job's claim token, so a job that was given up as stale and resumed
+elsewhere stops at its next page instead of racing the new one. This module registers the "sync" kind.
 
 Records Omnitron no longer has are found while walking a whole list: Omnitron's lists are ordered by id,
 so a page of ids a..b, read in one answer, vouches for every id between a and b; the first page also
@@ -21,19 +22,19 @@ modified_date__gt pages, which vouch for nothing between their ids: it never dea
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db_types import utcnow
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.omnitron import OmnitronClient, OmnitronError, OmnitronNotFound, Page
 from portal.outbox import service as outbox
+from portal.runs import service as runs
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -42,13 +43,9 @@ from portal.sync.models import Channel, SyncJob
 
 log = logging.getLogger(__name__)
 
-# A job whose worker has written nothing for this long is taken as dead: the next execute() resumes it.
-STALE_AFTER = timedelta(minutes=2)
-ACTIVE = (SyncJob.QUEUED, SyncJob.RUNNING)
+KIND = "sync"
 # Rows a run inserts before PostgreSQL's statistics of the table are first refreshed (then at each doubling).
 ANALYZE_FIRST = 5000
-# A queued job nobody has picked up for this long gets a hint that no worker may be running.
-WORKER_HINT_AFTER = timedelta(seconds=15)
 
 
 class SyncAlreadyRunning(DomainError):
@@ -56,10 +53,6 @@ class SyncAlreadyRunning(DomainError):
 
     code = "sync_already_running"
     http_status = 409
-
-
-class _Superseded(Exception):
-    """This run's claim on the job is gone (the job was resumed elsewhere or finished)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +85,7 @@ class _Progress:
         """The SyncJob columns this progress fills."""
         return {"total": self.total, "processed": self.processed, "created": self.created, "updated": self.updated,
                 "unchanged": self.unchanged, "failed": self.failed, "removed": self.removed,
+                "progress": {"done": self.processed, "total": self.total},
                 "cursor": {**self.cursor, "problems": self.problems}, "error": "\n".join(self.problems)}
 
 
@@ -194,14 +188,6 @@ def is_required(session: Session, kind: str, *, client: OmnitronClient | None = 
 # Starting jobs -----------------------------------------------------------------------------------------------
 
 
-def is_stale(job: SyncJob | None, now: datetime | None = None) -> bool:
-    """True when an active job's worker has shown no sign of life for STALE_AFTER (it died: copy again)."""
-    if job is None or job.status not in ACTIVE:
-        return False
-    last = job.heartbeat_at or job.started_at or job.created_at
-    return last is None or (now or utcnow()) - last > STALE_AFTER
-
-
 def latest_job(session: Session, kind: str) -> SyncJob | None:
     """The newest job of a kind, or None."""
     return session.scalars(select(SyncJob).where(SyncJob.kind == kind).order_by(SyncJob.id.desc()).limit(1)).first()
@@ -232,17 +218,17 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
         session.refresh(previous)
     resume = None
     stale = False
-    if previous is not None and previous.status in ACTIVE:
-        if not is_stale(previous, now):
+    if runs.is_live(previous):
+        if not runs.is_stale(previous, now):
             session.rollback()
-            raise SyncAlreadyRunning(
-                f"A copy of {copier.noun} is already running (job #{previous.id}, "
-                f"{job_percent(previous)}% done). Wait for it to finish; this page follows its progress.")
+            raise SyncAlreadyRunning(_(
+                "A copy of %(noun)s is already running (job #%(id)s, %(percent)s%% done). Wait for it to finish; "
+                "this page follows its progress.", noun=copier.noun, id=previous.id, percent=runs.percent(previous)))
         resume, stale = previous, True
     elif previous is not None and previous.status == SyncJob.FAILED and (previous.cursor or {}).get("resource"):
         resume = previous
-    job = SyncJob(kind=kind, status=SyncJob.QUEUED, task_id=uuid.uuid4().hex, started_by_id=user_id, created_at=now,
-                  cursor={}, error="")
+    job = SyncJob(kind=kind, status=SyncJob.QUEUED, task_id=runs.new_token(), started_by_id=user_id, created_at=now,
+                  cursor={}, progress={}, error="")
     if changed_only:
         # The newest modified date copied per list, fixed now so a resumed job asks Omnitron the same question.
         job.cursor = {"since": {name: newest for name, (_, newest) in copier.local_stats(session).items()}}
@@ -251,16 +237,14 @@ def start_job(session: Session, kind: str, *, user_id: int | None, changed_only:
         job.cursor = {**(resume.cursor or {}), "resumed_from": resume.id}
         for name in ("total", "processed", "created", "updated", "unchanged", "failed", "removed"):
             setattr(job, name, getattr(resume, name))
+        job.progress = {"done": job.processed, "total": job.total}
         job.error = resume.error if not stale else "\n".join((resume.cursor or {}).get("problems", []))
     session.add(job)
     session.flush()
     if stale:
-        minutes = int(STALE_AFTER.total_seconds() // 60)
-        why = (f"No worker picked it up for over {minutes} minutes" if resume.status == SyncJob.QUEUED
-               else f"Its worker stopped (no progress for over {minutes} minutes)")
-        resume.status = SyncJob.FAILED
-        resume.finished_at = now
-        resume.error = f"{why}; carried on as job #{job.id}." if carry_on else f"{why}; job #{job.id} replaced it."
+        why = runs.stale_reason(resume)
+        runs.take_over(resume, _("%(why)s; carried on as job #%(id)s.", why=why, id=job.id) if carry_on
+                       else _("%(why)s; job #%(id)s replaced it.", why=why, id=job.id), now)
     step = wizard.status(session, kind).state
     if step in (SetupStep.NOT_STARTED, SetupStep.NEEDS_ATTENTION):
         wizard.mark(session, kind, SetupStep.IN_PROGRESS, user_id=user_id, commit=False,
@@ -275,69 +259,40 @@ def execute(session: Session, kind: str, *, user_id: int | None, changed_only: b
     changed_only reads only the records modified since the last copy (see start_job). Raises
     ValidationFailed (unknown kind, no credentials) and SyncAlreadyRunning.
     """
-    from portal.sync.tasks import run_sync_job  # the task module imports this one
-
     job = start_job(session, kind, user_id=user_id, changed_only=changed_only)
-    job_id, token = job.id, job.task_id
-    try:
-        run_sync_job(job_id, token)
-    except Exception as exc:  # the queue's storage failing must leave a failed job, not a queued one forever
-        log.exception("could not queue sync job %s", job_id)
-        session.rollback()
-        _fail(session, job_id, token, f"The job queue did not take the job ({exc.__class__.__name__}). Check "
-                                      "that the queue's storage (HUEY_SQLITE_PATH or REDIS_URL) is reachable.")
-    return session.get(SyncJob, job_id, populate_existing=True)
+    return runs.queue(session, KIND, job)
 
 
 # Running jobs ------------------------------------------------------------------------------------------------
 
 
-def _claim(session: Session, job_id: int, token: str) -> bool:
-    """Mark the job running under this token; False when the token is no longer the job's or it has ended."""
-    now = utcnow()
-    claimed = session.execute(
-        update(SyncJob).where(SyncJob.id == job_id, SyncJob.task_id == token, SyncJob.status.in_(ACTIVE))
-        .values(status=SyncJob.RUNNING, started_at=func.coalesce(SyncJob.started_at, now), heartbeat_at=now)
-        .execution_options(synchronize_session=False)).rowcount
-    session.commit()
-    return claimed == 1
-
-
 def _save(session: Session, job_id: int, token: str, progress: _Progress, **extra) -> None:
-    """Write the progress in the current transaction (with the page's upserts) and commit.
+    """Write the progress with the page's upserts and commit, then deliver the page's events.
 
-    Raises _Superseded (after rolling back) when this run no longer owns the job.
+    Raises runs.Superseded (after rolling back) when this run no longer owns the job.
     """
-    saved = session.execute(
-        update(SyncJob).where(SyncJob.id == job_id, SyncJob.task_id == token, SyncJob.status == SyncJob.RUNNING)
-        .values(**progress.values(), heartbeat_at=utcnow(), **extra)
-        .execution_options(synchronize_session=False)).rowcount
-    if saved != 1:
-        session.rollback()
-        raise _Superseded()
-    session.commit()
+    runs.save_progress(session, SyncJob, job_id, token, **progress.values(), **extra)
     # The page's stock_location.* events: fan out and deliver now rather than at the next sweep.
     outbox.deliver_after_commit(session)
 
 
+def _on_fail(session: Session, job: SyncJob, message: str) -> None:
+    """When a job fails: its error keeps the records' problems, and its wizard step needs attention."""
+    problems = (job.cursor or {}).get("problems", [])
+    job.error = "\n".join([message, *problems])[:runs.MAX_ERROR]
+    wizard.mark(session, job.kind, SetupStep.NEEDS_ATTENTION, user_id=job.started_by_id, commit=False,
+                note=_("Copy job #%(id)s stopped: %(message)s", id=job.id, message=message))
+
+
 def _fail(session: Session, job_id: int, token: str, message: str) -> None:
     """End the job as failed with a message an admin can act on; the step needs attention."""
-    job = session.get(SyncJob, job_id, populate_existing=True)
-    if job is None or job.task_id != token or job.status not in ACTIVE:
-        session.rollback()
-        return
-    problems = (job.cursor or {}).get("problems", [])
-    job.status = SyncJob.FAILED
-    job.error = "\n".join([message, *problems])[:4000]
-    job.finished_at = utcnow()
-    wizard.mark(session, job.kind, SetupStep.NEEDS_ATTENTION, user_id=job.started_by_id, commit=False,
-                note=f"Copy job #{job.id} stopped: {message}")
-    session.commit()
+    runs.fail(session, KIND, job_id, token, message)
 
 
 def _finish(session: Session, job_id: int, token: str, progress: _Progress, copier: Copier) -> None:
     """End the job as done and mark the step: done, or needing attention when some records failed."""
-    _save(session, job_id, token, progress, status=SyncJob.DONE, finished_at=utcnow())
+    runs.finish(session, SyncJob, job_id, token, **progress.values())
+    outbox.deliver_after_commit(session)
     job = session.get(SyncJob, job_id, populate_existing=True)
     summary = summary_text(job, copier.noun)
     if job.failed:
@@ -363,7 +318,7 @@ def _remove_missing(session: Session, copier: Copier, resource: Resource, page: 
         return 0
     ids = _listed_ids(page.results)
     last = cursor.get("last_id") if page.number > 1 else None
-    if any(b <= a for a, b in zip(ids, ids[1:])):
+    if any(b <= a for a, b in zip(ids, ids[1:], strict=False)):
         # The range reasoning needs id order; without it nothing can be said about what is missing.
         cursor["removals_off"] = resource.name
         progress.notes.append(f"Omnitron does not list its {resource.label} in id order, so {resource.label} "
@@ -404,7 +359,7 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
     if job is None:
         return None
     token = token or job.task_id
-    if not _claim(session, job_id, token):
+    if not runs.claim(session, SyncJob, job_id, token):
         return session.get(SyncJob, job_id, populate_existing=True)
     job = session.get(SyncJob, job_id, populate_existing=True)
     copier = copier_for(job.kind)
@@ -477,7 +432,7 @@ def sync_kind(session: Session, job_id: int, *, token: str | None = None,
         finally:
             if own and client is not None:
                 client.close()
-    except _Superseded:
+    except runs.Superseded:
         log.info("sync job %s was taken over by another run; this one stops", job_id)
     except OmnitronError as exc:
         session.rollback()
@@ -508,26 +463,6 @@ def get_job(session: Session, kind: str, job_id: int | None = None) -> SyncJob |
     if job is None or job.kind != kind:
         raise NotFound(f"No {kind} sync job #{job_id}.")
     return job
-
-
-def job_percent(job: SyncJob) -> int:
-    """How far a job got, 0 to 100 (a done job is 100 even when Omnitron's count moved meanwhile)."""
-    if job.status == SyncJob.DONE:
-        return 100
-    if not job.total:
-        return 0
-    return max(0, min(99 if job.status in ACTIVE else 100, job.processed * 100 // job.total))
-
-
-def is_active(job: SyncJob | None) -> bool:
-    """True while a job is queued or running (a stale one still counts: nothing has ended it yet)."""
-    return job is not None and job.status in ACTIVE
-
-
-def waiting_for_worker(job: SyncJob | None, now: datetime | None = None) -> bool:
-    """True when a queued job has not been picked up for a while (is a worker running?)."""
-    return (job is not None and job.status == SyncJob.QUEUED and job.created_at is not None
-            and (now or utcnow()) - job.created_at > WORKER_HINT_AFTER)
 
 
 def summary_text(job: SyncJob, noun: str | None = None) -> str:
@@ -567,10 +502,18 @@ def job_json(job: SyncJob | None, kind: str) -> dict:
         """An ISO timestamp or None."""
         return value.isoformat() if value else None
 
-    return {"job_id": job.id, "kind": job.kind, "status": job.status, "progress": job_percent(job),
+    return {"job_id": job.id, "kind": job.kind, "status": job.status, "progress": runs.percent(job),
             "processed": job.processed, "total": job.total, "created": job.created, "updated": job.updated,
             "unchanged": job.unchanged, "failed": job.failed, "removed": job.removed or 0,
             "changed_only": "since" in cursor, "error": job.error or "",
             "resumed_from": cursor.get("resumed_from"), "created_at": moment(job.created_at),
             "started_at": moment(job.started_at), "heartbeat_at": moment(job.heartbeat_at),
             "finished_at": moment(job.finished_at)}
+
+
+def _step(session: Session, job_id: int, token: str) -> None:
+    """The "sync" kind's step, run by the queue task: carry the job out under its claim token."""
+    sync_kind(session, job_id, token=token)
+
+
+runs.register(runs.RunKind(KIND, SyncJob, step=_step, on_fail=_on_fail))

@@ -18,6 +18,7 @@ from portal.blueprints.setup.shared import step_page, step_url
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.omnitron import OmnitronError
+from portal.runs.service import is_live, panel_state
 from portal.setup import service as wizard
 from portal.sync import service as sync
 from portal.web import is_fragment_request, render_block, with_toast
@@ -56,17 +57,16 @@ def _context(kind: str, *, message: str = "", message_level: str = "error", chec
     job = jobs[0] if jobs else None
     # A running job silent for too long lost its worker: stop polling and offer to carry on. (A queued one
     # keeps polling with a hint that no worker seems to be running.)
-    stale = sync.is_stale(job) and job.status == job.RUNNING
+    panel = panel_state(job)
     user_ids = {j.started_by_id for j in jobs if j.started_by_id}
     usernames = {}
     if user_ids:
         usernames = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all())
     return {
         "kind": kind, "slug": SLUGS[kind], "copier": copier, "intro": INTROS[kind], "job": job, "jobs": jobs,
-        "usernames": usernames, "polling": sync.is_active(job) and not stale, "stale": stale,
-        "percent": sync.job_percent(job) if job else 0,
-        "where": sync.where_text(job) if job and sync.is_active(job) else "",
-        "waiting_for_worker": sync.waiting_for_worker(job), "summary": sync.summary_text,
+        "usernames": usernames, "polling": panel.polling, "stale": panel.stale,
+        "percent": panel.percent, "where": sync.where_text(job) if is_live(job) else "",
+        "waiting_for_worker": panel.waiting_for_worker, "summary": sync.summary_text,
         "message": message, "message_level": message_level, "check": check, "check_error": check_error,
         "lazy_check": lazy_check,
     }

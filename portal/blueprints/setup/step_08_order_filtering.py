@@ -24,6 +24,7 @@ from portal.blueprints.setup.shared_settings import (
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.orders import service as orders
+from portal.runs.service import panel_state
 from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
@@ -95,13 +96,13 @@ def order_import_context(session: Session, *, message: str = "", message_level: 
     """What the import panel shows: the latest run, whether to keep polling, the last runs and who started them."""
     runs = orders.recent_runs(session)
     run = runs[0] if runs else None
-    stale = orders.is_stale(run)
+    panel = panel_state(run)
     user_ids = {r.started_by_id for r in runs if r.started_by_id}
     usernames = dict(session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all()) \
         if user_ids else {}
     stored = settings.get_value(session, settings.ORDER_FILTERING)
-    return {"import_run": run, "import_runs": runs, "import_polling": orders.is_active(run) and not stale,
-            "import_stale": stale, "import_waiting_for_worker": orders.waiting_for_worker(run),
+    return {"import_run": run, "import_runs": runs, "import_polling": panel.polling,
+            "import_stale": panel.stale, "import_waiting_for_worker": panel.waiting_for_worker,
             "import_usernames": usernames, "import_ready": isinstance(stored, dict) and bool(stored.get("statuses")),
             "import_message": message, "import_message_level": message_level,
             "skip_reasons": orders.SKIP_REASONS, "import_summary": orders.summary_text}

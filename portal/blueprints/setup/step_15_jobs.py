@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -20,6 +21,7 @@ from portal.blueprints.setup.shared_editors import (
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
 from portal.jobs import job_types, scheduler
+from portal.runs.service import is_live
 from portal.web import is_fragment_request
 
 JOBS = "jobs"
@@ -141,10 +143,13 @@ def run_job(job_id: int):
     except NotFound:
         return _not_found()
     job = scheduler.get_job(db.session, job_id)
-    message = (f"{job.name} started." if run.status == scheduler.RUNNING
-               else f"{job.name}: {run.result}" if run.status == scheduler.SUCCEEDED
-               else f"{job.name} failed: {run.result}")
-    level = "error" if run.status == scheduler.FAILED else "success"
+    if is_live(run):
+        message = _("%(job)s started.", job=job.name)
+    elif run.status == run.DONE:
+        message = _("%(job)s: %(result)s", job=job.name, result=run.result)
+    else:
+        message = _("%(job)s failed: %(error)s", job=job.name, error=run.error)
+    level = "error" if run.status == run.FAILED else "success"
     if not is_fragment_request():
         flash(message, level)
         return redirect(url_for("setup.jobs"))
