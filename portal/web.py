@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, make_response, render_template, request
+from flask import Response, abort, current_app, make_response, redirect, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.routing import IntegerConverter
 
 from portal.db_types import DB_INT_MAX, plain_int, utcnow
@@ -48,24 +51,78 @@ def render_block(template_name: str, block_name: str, **context) -> str:
     return "".join(template.blocks[block_name](template.new_context(context)))
 
 
-def page_or_fragment(template_name: str, block_name: str, status: int = 200, **context):
-    """The whole page for a normal visit; only the named block for an htmx swap. Always Vary: HX-Request."""
-    if is_fragment_request():
-        body = render_block(template_name, block_name, **context)
+def _render_parts(template_name: str, parts: Iterable[str], context: dict) -> str:
+    """Named blocks of a page template, in order; a part naming a template file ("x/_y.html") renders that file."""
+    return "".join(render_template(part, **context) if part.endswith(".html") else
+                   render_block(template_name, part, **context) for part in parts)
+
+
+def add_events(response: Response, events: Mapping[str, object] | None = None, *, toast: str | None = None,
+               level: str = "success") -> Response:
+    """Merge client events (and a "toast" event) into the response's one HX-Trigger header (a JSON object)."""
+    merged = json.loads(response.headers.get("HX-Trigger") or "{}")
+    merged.update(events or {})
+    if toast:
+        merged["toast"] = {"message": str(toast), "level": level}
+    if merged:
+        response.headers["HX-Trigger"] = json.dumps(merged)
+    return response
+
+
+def htmx_response(body: str = "", code: int = 200, *, toast: str | None = None, level: str = "success",
+                  events: Mapping[str, object] | None = None, headers: Mapping[str, str] | None = None) -> Response:
+    """A response for htmx: the body, a status code, a toast and client events in one HX-Trigger header.
+
+    Always Vary: HX-Request, since the same URL answers a fragment or the whole page.
+    """
+    response = make_response(body, code)
+    response.vary.add("HX-Request")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return add_events(response, events, toast=toast, level=level)
+
+
+def answer(template_name: str, *parts: str, code: int = 200, toast: str | None = None, level: str = "success",
+           events: Mapping[str, object] | None = None, fragment: bool | None = None,
+           headers: Mapping[str, str] | None = None, **context) -> Response:
+    """The one way to answer a page that htmx also asks for parts of.
+
+    A normal visit gets the whole page; an htmx request (or fragment=True) gets only the named parts: blocks
+    of the page template, or whole template files for names ending in ".html", in order (the ones marked
+    hx-swap-oob swap themselves into place). The status code (`code`; `status` is left to the template), a toast (level "success", "error" or "info")
+    and extra client events go with either; toast and events are merged into one HX-Trigger header.
+    """
+    if fragment is None:
+        fragment = is_fragment_request()
+    if fragment and parts:
+        body = _render_parts(template_name, parts, context)
     else:
         body = render_template(template_name, **context)
-    response = make_response(body, status)
-    response.vary.add("HX-Request")
-    return response
+    return htmx_response(body, code, toast=toast, level=level, events=events, headers=headers)
 
 
-def with_toast(response, message: str, level: str = "success"):
-    """Attach an HX-Trigger "toast" event that the page shows as a short message."""
-    existing = response.headers.get("HX-Trigger")
-    events = json.loads(existing) if existing else {}
-    events["toast"] = {"message": message, "level": level}
-    response.headers["HX-Trigger"] = json.dumps(events)
-    return response
+def page_or_fragment(template_name: str, block_name: str, status: int = 200, **context) -> Response:
+    """The whole page for a normal visit; only the named block for an htmx swap. Always Vary: HX-Request."""
+    return answer(template_name, block_name, code=status, **context)
+
+
+def with_toast(response: Response, message: str, level: str = "success") -> Response:
+    """Attach a "toast" event that the page shows as a short message (merged into the one HX-Trigger header)."""
+    return add_events(response, toast=message, level=level)
+
+
+def hx_redirect(target: str, *, code: int = 302) -> Response:
+    """Go to another page: a full page load for htmx (HX-Redirect, not HX-Location, whose request would get only
+    a fragment), a plain redirect otherwise."""
+    if getattr(request, "htmx", None):
+        return htmx_response("", 204, headers={"HX-Redirect": target})
+    return redirect(target, code=code)
+
+
+def nothing(code: int = 204, *, toast: str | None = None, level: str = "success",
+            events: Mapping[str, object] | None = None) -> Response:
+    """An answer that swaps nothing (HX-Reswap: none), with an optional toast and client events."""
+    return htmx_response("", code, toast=toast, level=level, events=events, headers={"HX-Reswap": "none"})
 
 
 def role_required(*roles: str):
@@ -95,7 +152,7 @@ def local_time(value: datetime | None, tz_name: str | None = None) -> str:
         return ""
     tz = ZoneInfo(tz_name or current_app.config["DISPLAY_TIMEZONE"])
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(tz).strftime("%d %b %Y %H:%M")
 
 
@@ -132,6 +189,18 @@ def init_app(app) -> None:
             response.headers["Cache-Control"] = "no-store"
         response.vary.add("HX-Request")  # the same URL answers a fragment or the whole page
         return response
+
+    @app.errorhandler(CSRFError)
+    def form_expired(error: CSRFError):
+        """A form posted without a valid CSRF token (most often a page left open too long): say the form expired.
+
+        A normal post gets the error page; htmx gets a toast and swaps nothing. Nothing was changed.
+        """
+        message = _("The form expired: reload the page and try again.")
+        log.info("refused %s %s: %s", request.method, request.path, error.description)
+        if is_fragment_request():
+            return nothing(400, toast=message, level="error")
+        return _error_page(400, message)
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):

@@ -5,6 +5,7 @@ an admin posts the forms the browser posts; pages and database are checked.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from datetime import date, timedelta
 
@@ -536,3 +537,43 @@ def test_only_admins_run_the_omnitron_checks(client, make, auth_actions, omnitro
 
     assert client.post(url, data={}).status_code == 403
     assert omnitron.requests() == []
+
+
+# Credentials forms saved as shown: the secret fields are never filled in, and an empty one keeps the secret.
+
+def _form_as_shown(page: str, *names: str) -> dict[str, str]:
+    """The values the page's inputs carry, as a browser would post them unchanged ("" without a value)."""
+    values = {}
+    for name in names:
+        tag = re.search(rf'<input id="{name}"[^>]*>', page).group(0)
+        value = re.search(r'value="([^"]*)"', tag)
+        values[name] = value.group(1) if value else ""
+    return values
+
+
+def test_the_omnitron_form_saved_unchanged_keeps_the_password_and_step_3_still_logs_in(client, admin, omnitron):
+    _save_credentials(client)
+    page = client.get("/setup/omnitron-credentials").text
+    shown = _form_as_shown(page, "username", "password")
+    assert shown == {"username": USERNAME, "password": ""}  # the password is never sent back to the browser
+    assert SANDBOX_PASSWORD not in page
+
+    assert client.post("/setup/omnitron-credentials", data=shown).status_code == 302
+
+    assert settings.get_secret(db.session, settings.OMNITRON_CLIENT_SETTINGS, ("auth", "password")) == SANDBOX_PASSWORD
+    response = client.post("/setup/application/check", headers=HTMX, data={})
+    assert response.status_code == 200
+    assert _state("application") == SetupStep.DONE
+
+
+def test_the_geolocation_form_saved_unchanged_keeps_the_key_and_the_key_test_still_works(client, admin):
+    _save_key(client, "google", GOOD_GOOGLE_KEY)
+    page = client.get("/setup/geolocation").text
+    shown = _form_as_shown(page, "api_key")
+    assert shown == {"api_key": ""} and GOOD_GOOGLE_KEY not in page
+
+    assert _save_key(client, "google", shown["api_key"]).status_code == 302
+
+    assert settings.get_secret(db.session, settings.GEOLOCATION_DISCOVERY, ("api_key",)) == GOOD_GOOGLE_KEY
+    response = client.post("/setup/geolocation/test", headers=HTMX, data={"address": ""})
+    assert "The key works." in response.text

@@ -17,9 +17,11 @@ from portal.accounts.models import Role, User, user_stock_locations
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.settings import service as settings
+from portal.setup import service as wizard
 from portal.stores.models import StockLocation
 
 AUDIT_AREA = "user"
+STEP_KEY = "users"
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
 MIN_PASSWORD = 8
 
@@ -129,11 +131,14 @@ def create_user(session: Session, data: UserInput, *, actor_id: int | None) -> U
     # Added before create_user() so that its commit writes the user and the audit row together.
     settings.audit(session, data.username, user_id=actor_id, area=AUDIT_AREA, action="create")
     try:
-        return auth.create_user(session, data.username, data.password, role, [s.erp_code for s in stores],
+        user = auth.create_user(session, data.username, data.password, role, [s.erp_code for s in stores],
                                 full_name=full_name)
     except ValidationFailed:
         session.rollback()
         raise
+    refresh_step(session, user_id=actor_id)
+    session.commit()
+    return user
 
 
 def _apply_update(session: Session, user: User, data: UserInput, *, actor_id: int | None) -> None:
@@ -184,6 +189,7 @@ def change_user(session: Session, user_id: int, data: UserInput | None = None, a
     except ValidationFailed:
         session.rollback()  # also lets go of the admin rows locked while counting
         raise
+    refresh_step(session, user_id=actor_id)
     session.commit()
     return user
 
@@ -215,6 +221,7 @@ def reset_password(session: Session, user_id: int, password: str, *, actor_id: i
     user.failed_logins = 0
     user.locked_until = None
     settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA, action="reset_password")
+    refresh_step(session, user_id=actor_id)
     session.commit()
     return user
 
@@ -240,3 +247,14 @@ def step_check(session: Session) -> tuple[bool, str]:
         return False, _("Still needed: an active store staff member with a store.")
     return True, _("%(admins)s active admin(s) and %(staff)s active store staff with stores.", admins=admins,
                    staff=staff)
+
+
+def refresh_step(session: Session, *, user_id: int | None) -> tuple[bool, str]:
+    """Bring step 2 in line with the users as they are (not committed); returns its check.
+
+    Every change to users here calls it, so the wizard's page and the API settle the step the same way.
+    """
+    session.flush()
+    ok, note = step_check(session)
+    wizard.settle(session, STEP_KEY, ok, user_id=user_id, note=note)
+    return ok, note

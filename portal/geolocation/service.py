@@ -60,17 +60,15 @@ def _saved_pair(session: Session) -> tuple[str | None, str | None]:
 def save_settings(session: Session, provider: str, api_key: str, *, user_id: int | None) -> bool:
     """Save GEOLOCATION_DISCOVERY (an empty key keeps the saved one); returns True when provider or key changed.
 
-    A change means the last key test no longer holds, so step 9 goes back to in progress until tested.
+    A change means the last key test no longer holds, so step 9 goes back to in progress until tested
+    (the after-save rule in portal/setup/rules.py).
     Raises ValidationFailed (nothing changed) for an unknown provider or a missing first key.
     """
     before = _saved_pair(session)
+    # Saving settles step 9 (portal/setup/rules.py), whether from the wizard or the API.
     settings.set_value(session, settings.GEOLOCATION_DISCOVERY, {"provider": provider, "api_key": api_key},
                        user_id=user_id)
-    changed = _saved_pair(session) != before
-    state = wizard.status(session, STEP_KEY).state
-    if changed or state in (SetupStep.NOT_STARTED, SetupStep.SKIPPED):
-        wizard.mark(session, STEP_KEY, SetupStep.IN_PROGRESS, user_id=user_id, note=_("Saved; the key is not tested yet."))
-    return changed
+    return _saved_pair(session) != before
 
 
 def saved_geocoder(session: Session, config) -> Geocoder:

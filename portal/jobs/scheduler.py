@@ -31,12 +31,14 @@ from portal.jobs.models import JobRun, ScheduledJob
 from portal.queue import app_context, huey
 from portal.runs import service as runs
 from portal.settings import service as settings
+from portal.setup import service as wizard
 
 log = logging.getLogger(__name__)
 
 KIND = "scheduled_job"
 MANUAL, SCHEDULE = "manual", "schedule"
 AUDIT_AREA = "scheduled_job"
+STEP_KEY = "jobs"
 # A job type's run writes no heartbeat while it works: one silent for this long was lost with its worker.
 STALE_RUN = timedelta(minutes=15)
 # How far croniter looks for a date that fires (29 February needs up to eight years).
@@ -231,6 +233,7 @@ def create_job(session: Session, data: JobInput, *, user_id: int | None = None) 
     job = ScheduledJob(**validate_job(session, data))
     session.add(job)
     settings.audit(session, job.name[:80], user_id=user_id, area=AUDIT_AREA, action="create")
+    refresh_step(session, user_id=user_id)
     session.commit()
     return job
 
@@ -245,6 +248,7 @@ def update_job(session: Session, job_id: int, data: JobInput, *, user_id: int | 
         setattr(job, key, value)
     job.updated_at = utcnow()
     settings.audit(session, job.name[:80], user_id=user_id, area=AUDIT_AREA, action="update")
+    refresh_step(session, user_id=user_id)
     session.commit()
     return job
 
@@ -256,6 +260,7 @@ def delete_job(session: Session, job_id: int, *, user_id: int | None = None) -> 
     settings.audit(session, name[:80], user_id=user_id, area=AUDIT_AREA, action="delete")
     session.execute(JobRun.__table__.delete().where(JobRun.job_id == job.id))
     session.delete(job)
+    refresh_step(session, user_id=user_id)
     session.commit()
     return name
 
@@ -368,6 +373,17 @@ def step_check(session: Session) -> tuple[bool, str]:
     if not enabled:
         return False, "Add at least one enabled job."
     return True, f"{len(enabled)} enabled job(s)."
+
+
+def refresh_step(session: Session, *, user_id: int | None) -> tuple[bool, str]:
+    """Bring step 15 in line with the jobs as they are (not committed); returns its check.
+
+    Every change to jobs here calls it, so the wizard's page and the API settle the step the same way.
+    """
+    session.flush()
+    ok, note = step_check(session)
+    wizard.settle(session, STEP_KEY, ok, user_id=user_id, note=note)
+    return ok, note
 
 
 @huey.periodic_task(crontab(minute="*"))

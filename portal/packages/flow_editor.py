@@ -26,12 +26,14 @@ from portal.packages import commands
 from portal.packages.models import Package, Transition
 from portal.packages.states import STATES, State, Visibility, parse_state, state_info
 from portal.settings import service as settings
+from portal.setup import service as wizard
 
 SLUG_RE = re.compile(r"^[a-z0-9-]+$")
 UNBLOCK_CODE = "UNBLOCK_PACKAGE_FOR_ACTION"
 # Packages arrive from Omnitron as Waiting, so Waiting always needs a way out.
 ENTRY_STATES = frozenset({int(State.WAITING)})
 AUDIT_AREA = "transition"
+STEP_KEY = "package_commands"
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,7 @@ def create_transition(session: Session, data: Mapping, *, user_id: int | None) -
     transition = Transition(position=position, **fields)
     session.add(transition)
     settings.audit(session, fields["slug"][:80], user_id=user_id, area=AUDIT_AREA, action="create")
+    refresh_step(session, user_id=user_id)
     session.commit()
     return transition
 
@@ -243,6 +246,7 @@ def update_transition(session: Session, transition_id: int, data: Mapping, *, us
     for key, value in fields.items():
         setattr(transition, key, value)
     settings.audit(session, fields["slug"][:80], user_id=user_id, area=AUDIT_AREA, action="update")
+    refresh_step(session, user_id=user_id)
     session.commit()
     return transition
 
@@ -262,6 +266,7 @@ def set_active(session: Session, transition_id: int, active: bool, *, user_id: i
     transition.is_active = active
     settings.audit(session, transition.slug[:80], user_id=user_id, area=AUDIT_AREA,
                    action="activate" if active else "deactivate")
+    refresh_step(session, user_id=user_id)
     session.commit()
     return transition
 
@@ -278,6 +283,7 @@ def delete_transition(session: Session, transition_id: int, *, user_id: int | No
     _check_change(session, Edge(transition.id, transition.source_state, transition.destination_state, False))
     session.delete(transition)
     settings.audit(session, slug[:80], user_id=user_id, area=AUDIT_AREA, action="delete")
+    refresh_step(session, user_id=user_id)
     session.commit()
     return slug
 
@@ -314,6 +320,23 @@ def flow_status(session: Session) -> FlowStatus:
     counts = package_counts(session)
     stuck = check_flow(edges, [s for s, n in counts.items() if n > 0])
     return FlowStatus(stuck=stuck, active_count=sum(1 for e in edges if e.is_active), counts=counts)
+
+
+def step_check(session: Session) -> tuple[bool, str]:
+    """Step 13 is done when the flow validates and has at least one active command."""
+    flow = flow_status(session)
+    return flow.ok, flow.message
+
+
+def refresh_step(session: Session, *, user_id: int | None) -> tuple[bool, str]:
+    """Bring step 13 in line with the stored flow (not committed); returns its check.
+
+    Every change to the transitions here calls it, so the wizard's page and the API settle the step the same way.
+    """
+    session.flush()
+    ok, note = step_check(session)
+    wizard.settle(session, STEP_KEY, ok, user_id=user_id, note=note)
+    return ok, note
 
 
 # --- The flowchart -------------------------------------------------------------------------------------------

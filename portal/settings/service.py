@@ -288,6 +288,27 @@ def register_check(key: str, check: Callable[[Session, object], None]) -> None:
         CHECKS[key].append(check)
 
 
+AfterSave = Callable[..., None]
+# What other domains do when a setting is saved, by key: fn(session, before, after, *, user_id), where before
+# and after are the stored values (secrets sealed), run before the save's commit. See after_save().
+_AFTER_SAVE: dict[str, list[AfterSave]] = {}
+
+
+def after_save(key: str) -> Callable[[AfterSave], AfterSave]:
+    """Register a function to run whenever the setting `key` is saved (by a form, the API or a script).
+
+    The setup wizard uses it to settle the steps that depend on a setting, so every way of saving it
+    settles them the same way. The function must not commit; set_value commits after it.
+    """
+    def register(hook: AfterSave) -> AfterSave:
+        """Add the hook once."""
+        hooks = _AFTER_SAVE.setdefault(key, [])
+        if hook not in hooks:
+            hooks.append(hook)
+        return hook
+    return register
+
+
 def set_value(session: Session, key: str, value: object, *, user_id: int | None, setting_id: int | None = None):
     """Validate and store a setting, creating it when new; records who changed which key.
 
@@ -313,6 +334,7 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     for path in SECRET_FIELDS.get(key, []):
         if _get_path(value, path) is None:
             raise ValidationFailed(f"{path[-1]} is required.", field=path[-1])
+    before = setting.json_value if setting is not None else None
     if setting is None:
         setting = ApplicationSetting(key=key)
         session.add(setting)
@@ -320,6 +342,9 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     setting.updated_at = utcnow()
     setting.updated_by_id = user_id
     audit(session, key, user_id=user_id)
+    session.flush()
+    for hook in _AFTER_SAVE.get(key, ()):
+        hook(session, before, value, user_id=user_id)
     session.commit()
     return setting
 

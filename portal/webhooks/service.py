@@ -21,7 +21,7 @@ from portal.errors import NotFound, ValidationFailed
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
-from portal.webhooks import catalogue, retry, signing, ssrf
+from portal.webhooks import catalogue, coverage, retry, signing, ssrf
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 AUDIT_AREA = "webhook_subscription"
@@ -148,6 +148,7 @@ def create_subscription(session: Session, *, event_type: object, target_url: obj
     session.add(subscription)
     session.flush()
     _audit(session, subscription.id, "create", user_id)
+    coverage.refresh_step(session, user_id=user_id)  # step 12 follows the subscriptions
     session.commit()
     return subscription, secret
 
@@ -176,6 +177,7 @@ def update_subscription(session: Session, subscription_id: object, *, user_id: i
         setattr(subscription, key, value)
     subscription.updated_at = utcnow()
     _audit(session, subscription.id, "update", user_id)
+    coverage.refresh_step(session, user_id=user_id)  # step 12 follows the subscriptions
     session.commit()
     return subscription
 
@@ -195,6 +197,7 @@ def set_active(session: Session, subscription_id: object, active: bool, *, user_
     _apply_active(subscription, _validate_active(active))
     subscription.updated_at = utcnow()
     _audit(session, subscription.id, "enable" if active else "disable", user_id)
+    coverage.refresh_step(session, user_id=user_id)  # step 12 follows the subscriptions
     session.commit()
     return subscription
 
@@ -218,6 +221,7 @@ def delete_subscription(session: Session, subscription_id: object, *, user_id: i
     session.execute(delete(OutboxMessage).where(OutboxMessage.subscription_id == sid))
     session.delete(subscription)
     _audit(session, sid, "delete", user_id)
+    coverage.refresh_step(session, user_id=user_id)  # step 12 follows the subscriptions
     session.commit()
 
 

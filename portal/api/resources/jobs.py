@@ -11,13 +11,11 @@ from portal.api.operations import operation
 from portal.api.pagination import PageQuery, keyset_page
 from portal.api.resources.common import usernames
 from portal.api.schemas import Answer, Body, Timestamp, optional
-from portal.api.steps import settle
 from portal.extensions import db
 from portal.jobs import job_types, scheduler
 from portal.jobs.models import JobRun as JobRunRow
 from portal.jobs.models import ScheduledJob as JobRow
 
-JOBS_STEP = "jobs"
 _JOB_TYPES: dict[str, Any] = {"enum": list(job_types.JOB_TYPES)}
 
 
@@ -132,7 +130,6 @@ def list_jobs():
 def create_job(body: NewJob):
     """Add a scheduled job."""
     job = scheduler.create_job(db.session, _job_input(body, None), user_id=caller().user_id)
-    settle(JOBS_STEP, scheduler.step_check)
     return Job.of(job)
 
 
@@ -149,7 +146,6 @@ def update_job(job_id: int, body: JobPatch):
     """Change a scheduled job; fields left out keep their values."""
     job = scheduler.get_job(db.session, job_id)
     job = scheduler.update_job(db.session, job.id, _job_input(body, job), user_id=caller().user_id)
-    settle(JOBS_STEP, scheduler.step_check)
     return Job.of(job)
 
 
@@ -158,7 +154,6 @@ def update_job(job_id: int, body: JobPatch):
 def delete_job(job_id: int):
     """Delete a scheduled job and its runs."""
     scheduler.delete_job(db.session, job_id, user_id=caller().user_id)
-    settle(JOBS_STEP, scheduler.step_check)
 
 
 @operation("POST", "/oms/jobs/<int:job_id>/run_now/", summary="Run a job now on the job queue (admins only).",

@@ -8,13 +8,11 @@ from pydantic import Field
 from portal.api.auth import caller
 from portal.api.operations import Access, operation
 from portal.api.schemas import Answer, Body, Status, optional
-from portal.api.steps import settle
 from portal.extensions import db
 from portal.packages import flow_editor
 from portal.packages.models import Transition as TransitionRow
 from portal.packages.states import Visibility
 
-COMMANDS_STEP = "package_commands"
 _VISIBILITY: dict[str, Any] = {"items": {"type": "string", "enum": list(Visibility.ALL)}}
 
 
@@ -100,12 +98,6 @@ def _editor_input(body: TransitionFields, current: dict) -> dict:
     return data
 
 
-def _commands_check(session) -> tuple[bool, str]:
-    """Step 13's check: the flow validates and has an active command."""
-    flow = flow_editor.flow_status(session)
-    return flow.ok, flow.message
-
-
 @operation("GET", "/oms/transitions/", summary="Every package command (transition).", access=Access.ANY,
            answer=list[Transition], tag="transitions")
 def list_transitions():
@@ -123,7 +115,6 @@ def create_transition(body: NewTransition):
     transition = flow_editor.create_transition(db.session, _editor_input(body, {"configuration": {},
                                                                                "is_active": True}),
                                                user_id=caller().user_id)
-    settle(COMMANDS_STEP, _commands_check)
     return Transition.of(transition)
 
 
@@ -144,7 +135,6 @@ def update_transition(transition_id: int, body: TransitionPatch):
                    "is_active": transition.is_active}
         transition = flow_editor.update_transition(db.session, transition.id, _editor_input(body, current),
                                                    user_id=caller().user_id)
-    settle(COMMANDS_STEP, _commands_check)
     return Transition.of(transition)
 
 
@@ -153,4 +143,3 @@ def update_transition(transition_id: int, body: TransitionPatch):
 def delete_transition(transition_id: int):
     """Remove a package command."""
     flow_editor.delete_transition(db.session, transition_id, user_id=caller().user_id)
-    settle(COMMANDS_STEP, _commands_check)

@@ -12,12 +12,10 @@ from portal.api.auth import caller
 from portal.api.operations import operation
 from portal.api.pagination import PageQuery, keyset_page
 from portal.api.schemas import Answer, Body, StockLocation, Timestamp, optional
-from portal.api.steps import settle
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.stores.models import StockLocation as StockLocationRow
 
-USERS_STEP = "users"
 # Domain field names reported under the API's names.
 RENAMES = {"active": "is_active", "store_ids": "stores"}
 ROLES = tuple(role.value for role in Role)
@@ -123,7 +121,6 @@ def create_user(body: NewUser):
     data = management.UserInput(full_name=body.full_name.strip(), role=body.role, store_ids=_store_ids(body.stores),
                                 username=body.username.strip(), password=body.password)
     user = management.create_user(db.session, data, actor_id=caller().user_id)
-    settle(USERS_STEP, management.step_check)
     return User.of(user)
 
 
@@ -149,7 +146,6 @@ def update_user(user_id: int, body: UserPatch):
             store_ids=_store_ids(body.stores) if "stores" in sent else user.store_ids)
     active = body.is_active if "is_active" in sent else None
     user = management.change_user(db.session, user_id, data, active, actor_id=caller().user_id)
-    settle(USERS_STEP, management.step_check)
     return User.of(user)
 
 

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from portal.api.auth import caller
 from portal.api.operations import Access, operation
 from portal.api.schemas import Answer, Body, Query, Timestamp, digits, optional
-from portal.blueprints.setup.step_12_events import settle_events_step
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
@@ -199,9 +198,7 @@ def list_hooks():
                     "additional_headers": {"X-Brand-Token": "abc123"}, "is_active": True})
 def create_hook(body: NewSubscription):
     """Create a subscription; the answer carries its secret_key, this once."""
-    user_id = caller().user_id
-    subscription, secret = webhooks.create_subscription(db.session, **body.changes(), user_id=user_id)
-    settle_events_step(db.session, user_id=user_id)
+    subscription, secret = webhooks.create_subscription(db.session, **body.changes(), user_id=caller().user_id)
     return _with_secret(subscription, secret, 201)
 
 
@@ -222,9 +219,7 @@ def update_hook(hook_id: int, body: SubscriptionPatch):
     fields = body.changes()
     if not fields:
         raise ValidationFailed(_("Give at least one field to change: %(fields)s.", fields=", ".join(WRITABLE)))
-    user_id = caller().user_id
-    subscription = webhooks.update_subscription(db.session, hook_id, user_id=user_id, **fields)
-    settle_events_step(db.session, user_id=user_id)
+    subscription = webhooks.update_subscription(db.session, hook_id, user_id=caller().user_id, **fields)
     return Subscription.of(subscription)
 
 
@@ -232,9 +227,7 @@ def update_hook(hook_id: int, body: SubscriptionPatch):
            tag="webhooks", summary="Delete a subscription with its undelivered events and its delivery log.")
 def delete_hook(hook_id: int):
     """Delete a subscription, its undelivered events and its delivery log."""
-    user_id = caller().user_id
-    webhooks.delete_subscription(db.session, hook_id, user_id=user_id)
-    settle_events_step(db.session, user_id=user_id)
+    webhooks.delete_subscription(db.session, hook_id, user_id=caller().user_id)
 
 
 @operation("POST", "/whisperer/hooks/<int:hook_id>/rotate_secret/", access=Access.MANAGERS,

@@ -1,9 +1,8 @@
 """Routes of the store floor. Each parses the request, calls one domain function and renders."""
 from __future__ import annotations
 
-import json
 
-from flask import abort, current_app, flash, make_response, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from portal.packages.states import STATES, State
 from portal.settings import service as settings
 from portal.stores.models import StockLocation
 from portal.web import (
-    check_int_args, is_fragment_request, page_or_fragment, render_block, user_store_ids, with_toast,
+    answer, check_int_args, hx_redirect, is_fragment_request, page_or_fragment, user_store_ids,
 )
 
 
@@ -72,14 +71,8 @@ def _open_package(package):
     args = {"package_id": package.id}
     if package.state == State.READY_FOR_CUSTOMER_PICKUP:
         args["handover"] = 1
-    target = url_for("packages.show", **args)
-    if request.htmx:
-        # A full page load (not HX-Location, whose request would get only a fragment): the package page
-        # needs its own layout, and the handover modal opens from it.
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = target
-        return response
-    return redirect(target)
+    # A full page load for htmx: the package page needs its own layout, and the handover modal opens from it.
+    return hx_redirect(url_for("packages.show", **args))
 
 
 def _panel_context(package, error: str | None = None) -> dict:
@@ -190,20 +183,11 @@ def run_command(package_id: int, slug: str):
 def _panel_response(package, status: int = 200, error: str | None = None, close_modal: bool = False,
                     toast: tuple[str, str] | None = None):
     """The package panel as the answer to an htmx action, retargeted onto the panel."""
-    body = render_block("packages/show.html", "package_panel", open_handover=None,
-                        **_panel_context(package, error))
-    response = make_response(body, status)
-    response.headers["HX-Retarget"] = "#package-panel"
-    response.headers["HX-Reswap"] = "outerHTML"
-    response.vary.add("HX-Request")
-    if toast:
-        with_toast(response, *toast)
-    events = json.loads(response.headers.get("HX-Trigger", "{}"))
-    events["packages-changed"] = True
-    if close_modal:
-        events["close-modal"] = True
-    response.headers["HX-Trigger"] = json.dumps(events)
-    return response
+    message, level = toast or (None, "success")
+    events = {"packages-changed": True, **({"close-modal": True} if close_modal else {})}
+    return answer("packages/show.html", "package_panel", code=status, fragment=True, toast=message, level=level,
+                  events=events, headers={"HX-Retarget": "#package-panel", "HX-Reswap": "outerHTML"},
+                  open_handover=None, **_panel_context(package, error))
 
 
 @bp.post("/packages/<int:package_id>/pickup-code")

@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
-from portal.web import page_or_fragment, role_required, with_toast
+from portal.web import answer, page_or_fragment, role_required
 
 
 @bp.get("/settings")
@@ -28,10 +28,7 @@ def index():
 @role_required(Role.ADMIN.value)
 def toggle_otp():
     """Switch pickup codes on or off."""
-    form = FlaskForm()
-    if not form.validate_on_submit():
-        flash(_("The form expired; please try again."), "error")
-        return redirect(url_for("settings.index"))
+    form = FlaskForm()  # CSRFProtect has checked its token already; portal.web answers an expired one
     enabled = request.form.get("enabled") == "true"
     try:
         settings.set_value(db.session, settings.IS_OTP_ENABLED, enabled, user_id=current_user.id)
@@ -41,9 +38,8 @@ def toggle_otp():
     message = _("Pickup codes are on.") if enabled else \
         _("Pickup codes are off: packages are handed over without a code.")
     if request.htmx:
-        response = page_or_fragment("settings/index.html", "settings_panel", form=form, otp_enabled=enabled,
-                                    rows=settings.list_settings(db.session), public_value=settings.public_value)
-        return with_toast(response, message)
+        return answer("settings/index.html", "settings_panel", toast=message, form=form, otp_enabled=enabled,
+                      rows=settings.list_settings(db.session), public_value=settings.public_value)
     flash(message, "success")
     return redirect(url_for("settings.index"))
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import step_url
@@ -26,13 +26,11 @@ def skip(key: str):
     """Skip a step with a reason."""
     if key not in BY_KEY:
         abort(404)
-    form = FlaskForm()
-    if form.validate_on_submit():
-        try:
-            wizard.skip(db.session, key, request.form.get("reason", ""), user_id=current_user.id)
-            flash(f"Step {BY_KEY[key].number} skipped.", "success")
-        except DomainError as exc:
-            flash(exc.message, "error")
+    try:
+        wizard.skip(db.session, key, request.form.get("reason", ""), user_id=current_user.id)
+        flash(_("Step %(number)s skipped.", number=BY_KEY[key].number), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
     return redirect(step_url(BY_KEY[key]) or url_for("setup.home"))
 
 
@@ -41,8 +39,6 @@ def reopen(key: str):
     """Undo a skip."""
     if key not in BY_KEY:
         abort(404)
-    form = FlaskForm()
-    if form.validate_on_submit():
-        wizard.reopen(db.session, key, user_id=current_user.id)
-        flash(f"Step {BY_KEY[key].number} reopened.", "success")
+    wizard.reopen(db.session, key, user_id=current_user.id)
+    flash(_("Step %(number)s reopened.", number=BY_KEY[key].number), "success")
     return redirect(step_url(BY_KEY[key]) or url_for("setup.home"))

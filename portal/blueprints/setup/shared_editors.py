@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import json
 
-from flask import abort, flash, make_response, redirect, url_for
-from flask_login import current_user
-from flask_wtf import FlaskForm
+from flask import abort, flash, redirect, url_for
 
-from portal.blueprints.setup.shared import step_page, step_url
+from portal.blueprints.setup.shared import step_answer
 from portal.errors import DomainError
-from portal.extensions import db
-from portal.setup import service as wizard
-from portal.setup.models import SetupStep
-from portal.web import render_block, with_toast
 
 
 def _as_json(value) -> str:
@@ -25,34 +19,12 @@ def _as_json(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _refresh_step(key: str, check) -> None:
-    """Record the step as done when its check passes; say what is missing when it does not."""
-    ok, note = check(db.session)
-    state = wizard.status(db.session, key).state
-    if ok:
-        if state != SetupStep.DONE:
-            wizard.mark(db.session, key, SetupStep.DONE, user_id=current_user.id, note=note)
-    elif state == SetupStep.DONE:
-        wizard.mark(db.session, key, SetupStep.NEEDS_ATTENTION, user_id=current_user.id, note=note)
-    elif state != SetupStep.SKIPPED:
-        wizard.mark(db.session, key, SetupStep.IN_PROGRESS, user_id=current_user.id, note=note)
-
-
 def _fragments(template: str, key: str, blocks: list[str], *, code: int = 200,
                toast: tuple[str, str] | None = None, close_modal: bool = False, **context):
-    """Several blocks of a step page as one htmx answer (the ones marked oob swap themselves into place)."""
-    # In an htmx answer the panels always swap themselves into place (out of band).
-    context.update(status=wizard.status(db.session, key), step_url=step_url, form=FlaskForm(), oob=True)
-    body = "".join(render_block(template, name, **context) for name in blocks)
-    response = make_response(body, code)
-    response.vary.add("HX-Request")
-    if toast:
-        with_toast(response, *toast)
-    if close_modal:
-        events = json.loads(response.headers.get("HX-Trigger", "{}"))
-        events["close-modal"] = True
-        response.headers["HX-Trigger"] = json.dumps(events)
-    return response
+    """Several blocks of a step page as one htmx answer; in it the panels always swap themselves into place (oob)."""
+    message, level = toast or (None, "success")
+    return step_answer(template, key, *blocks, code=code, toast=message, level=level, fragment=True,
+                       events={"close-modal": True} if close_modal else None, **{**context, "oob": True})
 
 
 def _error_context(exc: DomainError) -> dict:
@@ -62,7 +34,7 @@ def _error_context(exc: DomainError) -> dict:
 
 def _page(template: str, key: str, code: int = 200, **context):
     """A step page with a status code (422 when it shows a refused form)."""
-    return make_response(step_page(template, key, **context), code)
+    return step_answer(template, key, code=code, fragment=False, **context)
 
 
 def _done(message: str, endpoint: str):

@@ -6,36 +6,22 @@ so the form and the REST API give the same messages; a bad form changes nothing.
 """
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, redirect, render_template, url_for
-from flask_wtf import FlaskForm
+from flask import current_app, flash, redirect, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from portal.blueprints.setup.shared import step_page, step_url
+from portal.blueprints.setup.shared import step_answer
 from portal.errors import DomainError
-from portal.extensions import db
 from portal.omnitron import OmnitronClient
 from portal.settings import service as settings
-from portal.setup import service as wizard
 from portal.setup.steps import BY_KEY
-from portal.web import is_fragment_request, render_block, with_toast
-
-EXPIRED = "The form expired; please reload the page and try again."
+from portal.web import is_fragment_request
 
 
 def _respond(template: str, block: str, key: str, *, http_status: int = 200, toast: str = "", **context):
-    """The whole step page, or for htmx the named block plus the step's state chip (out of band)."""
-    if is_fragment_request():
-        status = wizard.status(db.session, key)
-        body = render_block(template, block, status=status, form=FlaskForm(), step_url=step_url, **context)
-        body += render_template("setup/_settings_state.html", status=status)
-        response = make_response(body, http_status)
-        response.vary.add("HX-Request")
-        if toast:
-            with_toast(response, toast, "success" if http_status < 400 else "error")
-        return response
-    response = make_response(step_page(template, key, **context), http_status)
-    response.vary.add("HX-Request")
-    return response
+    """The whole step page, or for htmx the named block plus the step's state and note (out of band)."""
+    return step_answer(template, key, block, "setup/_settings_state.html", code=http_status, toast=toast or None,
+                       level="success" if http_status < 400 else "error", **context)
 
 
 def _saved(endpoint: str, template: str, block: str, key: str, message: str, **context):
@@ -62,8 +48,8 @@ def _omnitron_login(session: Session) -> tuple[str | None, str | None]:
     return username, password
 
 
-UNREACHABLE_HINT = ("If it stays unreachable, open a job on the INF board with the brand's details and ask for "
-                    "the OMS machine to be opened.")
+UNREACHABLE_HINT = _l("If it stays unreachable, open a job on the INF board with the brand's details and ask for "
+                       "the OMS machine to be opened.")
 
 
 def _check_client(config, username: str = "", password: str = "") -> OmnitronClient:

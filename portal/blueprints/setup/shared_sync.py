@@ -7,21 +7,20 @@ polling trigger out once the job has ended), its summary, and the last few jobs.
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, url_for
+from flask import flash, redirect, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.shared import step_page, step_url
+from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.omnitron import OmnitronError
 from portal.runs.service import is_live, panel_state
-from portal.setup import service as wizard
 from portal.sync import service as sync
-from portal.web import is_fragment_request, render_block, with_toast
+from portal.web import htmx_response, is_fragment_request, render_block
 
 TEMPLATE = "setup/sync.html"
 
@@ -76,25 +75,20 @@ def _respond(kind: str, blocks: tuple[str, ...], *, http_status: int = 200, toas
              **context):
     """The whole step page for a normal request; for htmx the named blocks (later ones swapped out of band)."""
     data = _context(kind, **context)
-    if is_fragment_request():
-        status = wizard.status(db.session, kind)
-        extra = {"status": status, "form": FlaskForm(), "step_url": step_url}
-        body = "".join(render_block(TEMPLATE, block, oob=index > 0, **extra, **data)
-                       for index, block in enumerate(blocks))
-        if not data["polling"] and "sync_status" in blocks:
-            # The job has ended: the step's state and the job list change with it, and the "is a copy
-            # needed?" panel asks Omnitron again.
-            if "sync_jobs" not in blocks:
-                body += render_block(TEMPLATE, "sync_jobs", oob=True, **extra, **data)
-            body += render_block(TEMPLATE, "sync_required", **extra, **{**data, "oob": True, "lazy_check": True})
-            body += render_block(TEMPLATE, "step_state_oob", **extra, **data)
-        response = make_response(body, http_status)
-    else:
-        response = make_response(step_page(TEMPLATE, kind, oob=False, **data), http_status)
-    response.vary.add("HX-Request")
-    if toast:
-        with_toast(response, *toast)
-    return response
+    message, level = toast or (None, "success")
+    if not is_fragment_request():
+        return step_answer(TEMPLATE, kind, code=http_status, toast=message, level=level, oob=False, **data)
+    extra = frame(kind)
+    body = "".join(render_block(TEMPLATE, block, oob=index > 0, **extra, **data)
+                   for index, block in enumerate(blocks))
+    if not data["polling"] and "sync_status" in blocks:
+        # The job has ended: the step's state and the job list change with it, and the "is a copy
+        # needed?" panel asks Omnitron again.
+        if "sync_jobs" not in blocks:
+            body += render_block(TEMPLATE, "sync_jobs", oob=True, **extra, **data)
+        body += render_block(TEMPLATE, "sync_required", **extra, **{**data, "oob": True, "lazy_check": True})
+        body += render_block(TEMPLATE, "step_state_oob", **extra, **data)
+    return htmx_response(body, http_status, toast=message, level=level)
 
 
 def _step(kind: str):
@@ -123,9 +117,6 @@ def sync_status(slug: str):
 def sync_copy(slug: str):
     """Start copying this kind from Omnitron on the job queue ("Copy now")."""
     kind = _kind(slug)
-    if not FlaskForm().validate_on_submit():
-        return _respond(kind, ("sync_status",), http_status=400,
-                        message="The form expired; please reload the page and try again.")
     try:
         job = sync.execute(db.session, kind, user_id=current_user.id)
     except sync.SyncAlreadyRunning as exc:
@@ -135,11 +126,11 @@ def sync_copy(slug: str):
         return _respond(kind, ("sync_status",), http_status=422, message=exc.message)
     noun = sync.copier_for(kind).noun
     if job.status == job.FAILED:
-        text, level = f"Copying {noun} failed (job #{job.id}).", "error"
+        text, level = _("Copying %(what)s failed (job #%(id)s).", what=noun, id=job.id), "error"
     elif job.status == job.DONE:
-        text, level = f"Copied {noun} (job #{job.id}).", "success"
+        text, level = _("Copied %(what)s (job #%(id)s).", what=noun, id=job.id), "success"
     else:
-        text, level = f"Copying {noun} started (job #{job.id}).", "success"
+        text, level = _("Copying %(what)s started (job #%(id)s).", what=noun, id=job.id), "success"
     if not is_fragment_request():
         flash(text, level)
         return redirect(url_for(f"setup.{kind}"), code=303)

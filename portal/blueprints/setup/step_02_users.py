@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts import management
@@ -13,7 +14,6 @@ from portal.blueprints.setup.shared_editors import (
     _fragments,
     _not_found,
     _page,
-    _refresh_step,
 )
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
@@ -34,7 +34,6 @@ def _users_context(**extra) -> dict:
 
 def _user_changed(message: str):
     """After a change from the edit dialog or a row button: the refreshed table, the step chip, a toast."""
-    _refresh_step(USERS, management.step_check)
     if not is_fragment_request():
         return _done(message, "setup.users")
     return _fragments("setup/users.html", USERS, ["user_panel", "step_state_oob"], toast=(message, "success"),
@@ -65,8 +64,7 @@ def users():
         if is_fragment_request():
             return _fragments("setup/users.html", USERS, ["user_create"], code=422, **context)
         return _page("setup/users.html", USERS, code=422, **context)
-    _refresh_step(USERS, management.step_check)
-    message = f"User {user.username} created."
+    message = _("User %(name)s created.", name=user.username)
     if not is_fragment_request():
         return _done(message, "setup.users")
     return _fragments("setup/users.html", USERS, ["user_create", "user_panel", "step_state_oob"],
@@ -96,7 +94,7 @@ def update_user(user_id: int):
         return _not_found()
     except DomainError as exc:
         return _user_refused(exc, user_id)
-    return _user_changed(f"{user.username} saved.")
+    return _user_changed(_("%(name)s saved.", name=user.username))
 
 
 @bp.post("/users/<int:user_id>/active")
@@ -116,7 +114,8 @@ def set_user_active(user_id: int):
                               **_users_context(panel_error=exc.message))
         flash(exc.message, "error")
         return redirect(url_for("setup.users"))
-    return _user_changed(f"{user.username} {'activated' if active else 'deactivated'}.")
+    return _user_changed(_("%(name)s activated.", name=user.username) if active
+                         else _("%(name)s deactivated.", name=user.username))
 
 
 @bp.post("/users/<int:user_id>/password")
@@ -129,14 +128,14 @@ def reset_password(user_id: int):
         return _not_found()
     except DomainError as exc:
         return _user_refused(exc, user_id)
-    return _user_changed(f"New password set for {user.username}.")
+    return _user_changed(_("New password set for %(name)s.", name=user.username))
 
 
 @bp.post("/users/check")
 def check_users():
     """Record the step's state from the users as they are."""
-    _refresh_step(USERS, management.step_check)
-    ok, note = management.step_check(db.session)
+    ok, note = management.refresh_step(db.session, user_id=current_user.id)
+    db.session.commit()
     if not is_fragment_request():
         flash(note, "success" if ok else "error")
         return redirect(url_for("setup.users"))

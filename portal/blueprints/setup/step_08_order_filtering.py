@@ -7,7 +7,8 @@ found already imported, skipped (with the reasons) and failed.
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -16,7 +17,6 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import User
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
-    EXPIRED,
     _errors,
     _respond,
     _saved,
@@ -26,11 +26,9 @@ from portal.extensions import db
 from portal.orders import service as orders
 from portal.runs.service import panel_state
 from portal.settings import service as settings
-from portal.setup import service as wizard
-from portal.setup.models import SetupStep
 from portal.setup.steps import BY_KEY
 from portal.sync.models import Channel
-from portal.web import is_fragment_request, plain_int, with_toast
+from portal.web import answer, is_fragment_request, plain_int
 
 ORDER_FILTERING = ("setup/order_filtering.html", "order_filtering_form", "order_filtering")
 
@@ -43,7 +41,7 @@ def _order_filtering_from_form(form) -> dict:
     try:
         channels = [int(c) for c in form.getlist("channels")]
     except ValueError:
-        raise ValidationFailed("Choose channels from the list.", field="channels") from None
+        raise ValidationFailed(_("Choose channels from the list."), field="channels") from None
     page_size = (form.get("page_size") or "").strip()
     if plain_int(page_size) is None:
         raise ValidationFailed("page_size must be a number from 1 to 1000.", field="page_size")
@@ -77,18 +75,14 @@ def order_filtering():
     values = {"statuses": form.getlist("statuses"), "channels": form.getlist("channels"),
               "start_date": form.get("start_date", ""), "exclude_test_orders": form.get("exclude_test_orders") == "on",
               "page_size": form.get("page_size", "")}
-    if not FlaskForm().validate_on_submit():
-        return _respond(*ORDER_FILTERING, http_status=400,
-                        **_order_filtering_context(db.session, values, {"form": EXPIRED}))
     try:
         settings.set_value(db.session, settings.ORDER_FILTERING, _order_filtering_from_form(form),
                            user_id=current_user.id)
-        wizard.mark(db.session, "order_filtering", SetupStep.DONE, user_id=current_user.id)
     except DomainError as exc:
         db.session.rollback()
         return _respond(*ORDER_FILTERING, http_status=422,
                         **_order_filtering_context(db.session, values, _errors(exc, ORDER_FIELDS)))
-    return _saved("setup.order_filtering", *ORDER_FILTERING, "Order filtering saved.",
+    return _saved("setup.order_filtering", *ORDER_FILTERING, _("Order filtering saved."),
                   **_order_filtering_context(db.session))
 
 
@@ -110,12 +104,9 @@ def order_import_context(session: Session, *, message: str = "", message_level: 
 
 def _panel(http_status: int = 200, toast: tuple[str, str] | None = None, **context):
     """The import panel (an htmx swap of #order-import)."""
-    body = render_template("setup/_order_import.html", form=FlaskForm(), **order_import_context(db.session, **context))
-    response = make_response(body, http_status)
-    response.vary.add("HX-Request")
-    if toast:
-        with_toast(response, *toast)
-    return response
+    message, level = toast or (None, "success")
+    return answer("setup/_order_import.html", code=http_status, toast=message, level=level, form=FlaskForm(),
+                  **order_import_context(db.session, **context))
 
 
 @bp.get("/order-filtering/import")
@@ -130,24 +121,22 @@ def order_import_status():
 def order_import():
     """Start an order import on the job queue ("Fetch orders now"; full=1 reads every order again)."""
     full = request.form.get("full") == "1"
-    if not FlaskForm().validate_on_submit():
-        text, level, code = "The form expired; please reload the page and try again.", "error", 400
+    try:
+        run = orders.execute(db.session, user_id=current_user.id, full=full)
+    except orders.ImportAlreadyRunning as exc:
+        text, level, code = exc.message, "info", 409
+    except DomainError as exc:
+        db.session.rollback()
+        text, level, code = exc.message, "error", 422
     else:
-        try:
-            run = orders.execute(db.session, user_id=current_user.id, full=full)
-        except orders.ImportAlreadyRunning as exc:
-            text, level, code = exc.message, "info", 409
-        except DomainError as exc:
-            db.session.rollback()
-            text, level, code = exc.message, "error", 422
+        code = 200
+        if run.status == run.FAILED:
+            text, level = _("Order import #%(id)s stopped: %(error)s", id=run.id,
+                              error=run.error.splitlines()[0] if run.error else ""), "error"
+        elif run.status == run.DONE:
+            text, level = _("Order import #%(id)s: %(summary)s", id=run.id, summary=orders.summary_text(run)), "success"
         else:
-            code = 200
-            if run.status == run.FAILED:
-                text, level = f"Order import #{run.id} stopped: {run.error.splitlines()[0] if run.error else ''}", "error"
-            elif run.status == run.DONE:
-                text, level = f"Order import #{run.id}: {orders.summary_text(run)}", "success"
-            else:
-                text, level = f"Order import #{run.id} started.", "success"
+            text, level = _("Order import #%(id)s started.", id=run.id), "success"
     if not is_fragment_request():
         flash(text, level)
         return redirect(url_for("setup.order_filtering") + "#order-import", code=303)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
-    EXPIRED,
     _errors,
     _respond,
     _saved,
@@ -42,8 +41,6 @@ def geolocation():
     if request.method == "GET":
         return _respond(*GEOLOCATION, **_geolocation_context(db.session))
     values = {"provider": request.form.get("provider", "")}
-    if not FlaskForm().validate_on_submit():
-        return _respond(*GEOLOCATION, http_status=400, **_geolocation_context(db.session, values, {"form": EXPIRED}))
     try:
         changed = geocoding.save_settings(db.session, values["provider"], request.form.get("api_key", ""),
                                             user_id=current_user.id)
@@ -51,8 +48,8 @@ def geolocation():
         db.session.rollback()
         return _respond(*GEOLOCATION, http_status=422,
                         **_geolocation_context(db.session, values, _errors(exc, ("provider", "api_key"))))
-    message = "Geolocation settings saved. Test the key to finish this step." if changed else \
-        "Geolocation settings saved (unchanged)."
+    message = _("Geolocation settings saved. Test the key to finish this step.") if changed else \
+        _("Geolocation settings saved (unchanged).")
     return _saved("setup.geolocation", *GEOLOCATION, message, **_geolocation_context(db.session))
 
 
@@ -60,9 +57,6 @@ def geolocation():
 def geolocation_test():
     """Geocode a sample address with the saved key; shows the coordinates or why it failed."""
     address = (request.form.get("address") or "").strip()
-    if not FlaskForm().validate_on_submit():
-        return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2], http_status=400,
-                        **_geolocation_context(db.session, test_error=EXPIRED, address=address))
     try:
         found = geocoding.check_saved_key(db.session, current_app.config, user_id=current_user.id,
                                             address=address)

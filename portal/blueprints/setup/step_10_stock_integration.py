@@ -1,17 +1,18 @@
 """Setup step 10, Product stock integration: where the OMS asks for physical stock."""
 from __future__ import annotations
 
-from flask import make_response, render_template, request
+from flask import render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.shared_catalog import FORM_EXPIRED, _context, _csrf_ok, _done, _form_int, _respond
-from portal.errors import DomainError, ValidationFailed
+from portal.blueprints.setup.shared_catalog import _context, _done, _form_int, _respond
+from portal.errors import DomainError
 from portal.extensions import db
 from portal.integrations import service as integrations
 from portal.integrations.engines import ENGINES, get_engine
 from portal.integrations.models import StockIntegration
-from portal.web import plain_int
+from portal.web import answer, plain_int
 
 STOCK_TEMPLATE = "setup/stock_integration.html"
 
@@ -58,8 +59,6 @@ def save_stock_integration():
     """Add or change a stock integration; the password is kept when left empty."""
     integration_id = None
     try:
-        if not _csrf_ok():
-            raise ValidationFailed(FORM_EXPIRED)
         integration_id = _form_int("integration_id")
         integration, created = integrations.save_integration(
             db.session, url=request.form.get("url"), stock_engine_type=request.form.get("stock_engine_type"),
@@ -72,27 +71,24 @@ def save_stock_integration():
         values = {"stock_engine_type": request.form.get("stock_engine_type", ""), "url": request.form.get("url", ""),
                   "username": request.form.get("username", ""), "is_active": request.form.get("is_active") == "on"}
         return _stock_response(422, editing=editing, values=values, error=exc.message, error_field=exc.field)
-    verb = "added" if created else "saved"
-    return _done(f"Stock integration {integration.url} {verb}. Test its connection to finish this step.",
+    message = (_("Stock integration %(url)s added. Test its connection to finish this step.", url=integration.url)
+               if created else
+               _("Stock integration %(url)s saved. Test its connection to finish this step.", url=integration.url))
+    return _done(message,
                  "setup.stock_integration", lambda: _stock_response(state_changed=True))
 
 
 @bp.post("/stock-integration/<int:integration_id>/test")
 def test_stock_integration(integration_id: int):
     """Call the integration's stock service now and show the result in its row."""
-    if not _csrf_ok():
-        return _stock_response(400, error=FORM_EXPIRED)
     outcome = integrations.run_connection_test(db.session, integration_id, user_id=current_user.id)
 
     def row():
         """The tested integration's row and the step's state chip."""
         context = _context(integrations.STEP_KEY, integration=outcome.integration,
                            engines=ENGINES, password_mask=integrations.password_mask)
-        body = render_template("setup/_stock_row.html", **context)
-        body += render_template("setup/_step_state.html", oob=True, **context)
-        response = make_response(body)
-        response.vary.add("HX-Request")
-        return response
+        return answer("setup/_stock_row.html", "setup/_stock_row.html", "setup/_step_state_oob.html",
+                      fragment=True, **context)
 
     level = "success" if outcome.result.ok else "error"
     return _done(outcome.result.message, "setup.stock_integration", row, level)
@@ -101,8 +97,6 @@ def test_stock_integration(integration_id: int):
 @bp.post("/stock-integration/<int:integration_id>/delete")
 def delete_stock_integration(integration_id: int):
     """Remove a stock integration."""
-    if not _csrf_ok():
-        return _stock_response(400, error=FORM_EXPIRED)
     integrations.delete_integration(db.session, integration_id, user_id=current_user.id)
-    return _done("Stock integration removed.", "setup.stock_integration",
+    return _done(_("Stock integration removed."), "setup.stock_integration",
                  lambda: _stock_response(state_changed=True))

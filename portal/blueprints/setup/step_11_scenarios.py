@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import step_url
-from portal.blueprints.setup.shared_catalog import FORM_EXPIRED, _csrf_ok, _done, _respond
+from portal.blueprints.setup.shared_catalog import _done, _respond
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.scenarios import service as scenarios
@@ -69,8 +70,6 @@ def save_scenario():
     """Create or change a scenario from the editor."""
     values = _posted_scenario()
     try:
-        if not _csrf_ok():
-            raise ValidationFailed(FORM_EXPIRED)
         locations = []
         for location_id, raw in values["locations"].items():
             if raw and plain_int(raw) is None:
@@ -82,17 +81,15 @@ def save_scenario():
     except DomainError as exc:
         db.session.rollback()
         return _scenario_response(422, values=values, error=exc.message, error_field=exc.field)
-    return _done(f"Scenario {scenario.name!r} saved.", "setup.scenarios",
+    return _done(_("Scenario %(name)s saved.", name=repr(scenario.name)), "setup.scenarios",
                  lambda: _scenario_response(state_changed=True))
 
 
 @bp.post("/scenarios/<int:scenario_id>/delete")
 def delete_scenario(scenario_id: int):
     """Remove a scenario."""
-    if not _csrf_ok():
-        return _scenario_response(400, error=FORM_EXPIRED)
     scenarios.delete_scenario(db.session, scenario_id, user_id=current_user.id)
-    return _done("Scenario removed.", "setup.scenarios", lambda: _scenario_response(state_changed=True))
+    return _done(_("Scenario removed."), "setup.scenarios", lambda: _scenario_response(state_changed=True))
 
 
 def _float_arg(name: str) -> float | None:
@@ -103,7 +100,7 @@ def _float_arg(name: str) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        raise ValidationFailed(f"{name} must be a number like 41.0082.", field=name) from None
+        raise ValidationFailed(_("%(name)s must be a number like 41.0082.", name=name), field=name) from None
 
 
 @bp.get("/scenarios/<int:scenario_id>/plan")

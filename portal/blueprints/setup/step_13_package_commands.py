@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -13,7 +14,6 @@ from portal.blueprints.setup.shared_editors import (
     _fragments,
     _not_found,
     _page,
-    _refresh_step,
 )
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
@@ -41,17 +41,10 @@ def _commands_context(**extra) -> dict:
 
 def _flow_changed(message: str):
     """After a saved change: the refreshed flow (chart and table), the step chip, a toast."""
-    _refresh_step(COMMANDS, _commands_check)
     if not is_fragment_request():
         return _done(message, "setup.package_commands")
     return _fragments("setup/package_commands.html", COMMANDS, ["flow_panel", "step_state_oob"],
                       toast=(message, "success"), close_modal=True, **_commands_context())
-
-
-def _commands_check(session) -> tuple[bool, str]:
-    """Step 13 is done when the flow validates and has at least one active command."""
-    flow = flow_editor.flow_status(session)
-    return flow.ok, flow.message
 
 
 @bp.route("/package-commands", methods=["GET", "POST"])
@@ -68,8 +61,7 @@ def package_commands():
         if is_fragment_request():
             return _fragments("setup/package_commands.html", COMMANDS, ["transition_create"], code=422, **context)
         return _page("setup/package_commands.html", COMMANDS, code=422, **context)
-    _refresh_step(COMMANDS, _commands_check)
-    message = f"Command {transition.name} ({transition.slug}) added."
+    message = _("Command %(name)s (%(slug)s) added.", name=transition.name, slug=transition.slug)
     if not is_fragment_request():
         return _done(message, "setup.package_commands")
     return _fragments("setup/package_commands.html", COMMANDS, ["transition_create", "flow_panel", "step_state_oob"],
@@ -104,7 +96,7 @@ def update_transition(transition_id: int):
         if is_fragment_request():
             return _fragments("setup/package_commands.html", COMMANDS, ["transition_edit"], code=422, **context)
         return _page("setup/package_commands.html", COMMANDS, code=422, **context)
-    return _flow_changed(f"Command {transition.name} ({transition.slug}) saved.")
+    return _flow_changed(_("Command %(name)s (%(slug)s) saved.", name=transition.name, slug=transition.slug))
 
 
 @bp.post("/package-commands/<int:transition_id>/active")
@@ -122,13 +114,15 @@ def set_transition_active(transition_id: int):
                               toast=(exc.message, "error"), **_commands_context(panel_error=exc.message))
         flash(exc.message, "error")
         return redirect(url_for("setup.package_commands"))
-    return _flow_changed(f"Command {transition.slug} {'switched on' if active else 'switched off'}.")
+    return _flow_changed(_("Command %(slug)s switched on.", slug=transition.slug) if active
+                         else _("Command %(slug)s switched off.", slug=transition.slug))
 
 
 @bp.post("/package-commands/check")
 def check_flow():
     """Check the flow as it is and record the step's state."""
-    _refresh_step(COMMANDS, _commands_check)
+    flow_editor.refresh_step(db.session, user_id=current_user.id)
+    db.session.commit()
     flow = flow_editor.flow_status(db.session)
     level = "success" if flow.ok else "error"
     if not is_fragment_request():

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
-from portal.blueprints.setup.shared_catalog import FORM_EXPIRED, _csrf_ok, _done, _respond
+from portal.blueprints.setup.shared_catalog import _done, _respond
 from portal.cargo import service as cargo
 from portal.cargo.companies import DEMO_CLIENTS, SHIPPING_COMPANIES, demo_client_klass, demo_client_name
 from portal.cargo.models import CargoCompany
-from portal.errors import DomainError, ValidationFailed
+from portal.errors import DomainError
 from portal.extensions import db
 from portal.web import plain_int
 
@@ -91,8 +92,6 @@ def save_cargo_company():
     """Add or change a cargo company; secrets left empty keep the stored ones."""
     values = _posted_cargo()
     try:
-        if not _csrf_ok():
-            raise ValidationFailed(FORM_EXPIRED)
         if values["is_demo_client"]:
             demo = values["demo_client"]
             conf = {"klass": demo_client_klass(demo)} if demo in DEMO_CLIENTS else {"klass": demo}
@@ -111,15 +110,14 @@ def save_cargo_company():
         values["conf"] = {k: v for k, v in values["conf"].items()
                           if not (shipping and shipping.field(k) and shipping.field(k).secret)}
         return _cargo_response(422, editing=editing, values=values, error=exc.message, error_field=exc.field)
-    verb = "added" if created else "saved"
-    return _done(f"Cargo company {company.name} ({company.erp_code}) {verb}.", "setup.cargo_companies",
+    message = (_("Cargo company %(name)s (%(code)s) added.", name=company.name, code=company.erp_code) if created
+               else _("Cargo company %(name)s (%(code)s) saved.", name=company.name, code=company.erp_code))
+    return _done(message, "setup.cargo_companies",
                  lambda: _cargo_response(state_changed=True))
 
 
 @bp.post("/cargo-companies/<int:company_id>/delete")
 def delete_cargo_company(company_id: int):
     """Remove a cargo company."""
-    if not _csrf_ok():
-        return _cargo_response(400, error=FORM_EXPIRED)
     cargo.delete_company(db.session, company_id, user_id=current_user.id)
-    return _done("Cargo company removed.", "setup.cargo_companies", lambda: _cargo_response(state_changed=True))
+    return _done(_("Cargo company removed."), "setup.cargo_companies", lambda: _cargo_response(state_changed=True))

@@ -16,7 +16,6 @@ from portal.blueprints.setup.shared_editors import (
     _fragments,
     _not_found,
     _page,
-    _refresh_step,
 )
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
@@ -42,7 +41,6 @@ def _jobs_context(**extra) -> dict:
 
 def _jobs_changed(message: str):
     """After a saved change: the refreshed jobs table, the step chip, a toast."""
-    _refresh_step(JOBS, scheduler.step_check)
     if not is_fragment_request():
         return _done(message, "setup.jobs")
     return _fragments("setup/jobs.html", JOBS, ["job_panel", "job_runs", "step_state_oob"],
@@ -63,8 +61,7 @@ def jobs():
         if is_fragment_request():
             return _fragments("setup/jobs.html", JOBS, ["job_create"], code=422, **context)
         return _page("setup/jobs.html", JOBS, code=422, **context)
-    _refresh_step(JOBS, scheduler.step_check)
-    message = f"Job {job.name} saved."
+    message = _("Job %(name)s saved.", name=job.name)
     if not is_fragment_request():
         return _done(message, "setup.jobs")
     return _fragments("setup/jobs.html", JOBS, ["job_create", "job_panel", "step_state_oob"],
@@ -122,7 +119,7 @@ def update_job(job_id: int):
         if is_fragment_request():
             return _fragments("setup/jobs.html", JOBS, ["job_edit"], code=422, **context)
         return _page("setup/jobs.html", JOBS, code=422, **context)
-    return _jobs_changed(f"Job {job.name} saved.")
+    return _jobs_changed(_("Job %(name)s saved.", name=job.name))
 
 
 @bp.post("/jobs/<int:job_id>/delete")
@@ -132,7 +129,7 @@ def delete_job(job_id: int):
         name = scheduler.delete_job(db.session, job_id, user_id=current_user.id)
     except NotFound:
         return _not_found()
-    return _jobs_changed(f"Job {name} deleted.")
+    return _jobs_changed(_("Job %(name)s deleted.", name=name))
 
 
 @bp.post("/jobs/<int:job_id>/run")
@@ -165,8 +162,8 @@ def job_runs():
 @bp.post("/jobs/check")
 def check_jobs():
     """Record the step's state from the jobs as they are."""
-    _refresh_step(JOBS, scheduler.step_check)
-    ok, note = scheduler.step_check(db.session)
+    ok, note = scheduler.refresh_step(db.session, user_id=current_user.id)
+    db.session.commit()
     if not is_fragment_request():
         flash(note, "success" if ok else "error")
         return redirect(url_for("setup.jobs"))

@@ -6,27 +6,24 @@ subscription's page swap only the panel they change and say what happened in a t
 """
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from portal.blueprints.setup.step_12_events import settle_events_step
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
 )
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
-from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
-from portal.web import is_fragment_request, page_or_fragment, render_block, with_toast
+from portal.web import answer, hx_redirect, is_fragment_request, page_or_fragment
 from portal.webhooks import catalogue
 from portal.webhooks import service as webhooks
 
-FORM_EXPIRED = N_("The form expired; reload the page and try again.")  # translated where it is shown
 PAGE_BLOCK = "webhook_page"
 POLL_SECONDS = 2
 
@@ -65,28 +62,7 @@ def _no_store(response):
 def _after_action(message: str, endpoint: str, **values):
     """After a change that leaves the page: a full page load there with the message (htmx or not)."""
     flash(message, "success")
-    target = url_for(endpoint, **values)
-    if request.htmx:
-        # A full page load, not HX-Location: its request would get only a fragment, and the page its title.
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = target
-        return response
-    return redirect(target)
-
-
-def _csrf_ok() -> bool:
-    """True when the posted form carries a valid CSRF token."""
-    return FlaskForm().validate_on_submit()
-
-
-def _expired(subscription_id: int):
-    """A button posted with an expired form: say so (a toast for htmx, which swaps nothing), change nothing."""
-    if request.htmx:
-        response = make_response("", 422)
-        response.headers["HX-Reswap"] = "none"
-        return with_toast(response, _(FORM_EXPIRED), "error")
-    flash(_(FORM_EXPIRED), "error")
-    return redirect(url_for("webhooks.show", subscription_id=subscription_id))
+    return hx_redirect(url_for(endpoint, **values))
 
 
 # The list
@@ -148,11 +124,8 @@ def _form_page(form: SubscriptionForm, subscription=None, errors: dict | None = 
 def _form_errors(form: SubscriptionForm, subscription=None, errors: dict | None = None):
     """The posted form again with the errors beside their fields (422, which htmx swaps); nothing was saved."""
     if is_fragment_request():
-        body = render_block("webhooks/form.html", "subscription_form",
-                            **_form_context(form, subscription, errors, posted=True))
-        response = make_response(body, 422)
-        response.vary.add("HX-Request")
-        return response
+        return answer("webhooks/form.html", "subscription_form", code=422,
+                      **_form_context(form, subscription, errors, posted=True))
     return _form_page(form, subscription, errors, 422, posted=True)
 
 
@@ -173,11 +146,8 @@ def retry_fields():
     values = form.retry_values(request.args)
     for name, _label, _help, default in RETRY_PARAMS[retry_type]:
         values[name] = values.get(name) or default
-    response = make_response(render_template(
-        "webhooks/_retry_fields.html", retry_type=retry_type, retry_params=RETRY_PARAMS[retry_type],
-        retry_values=values, errors={}))
-    response.vary.add("HX-Request")
-    return response
+    return answer("webhooks/_retry_fields.html", retry_type=retry_type, retry_params=RETRY_PARAMS[retry_type],
+                  retry_values=values, errors={})
 
 
 @bp.get("/header-row")
@@ -198,14 +168,11 @@ def _save(form: SubscriptionForm, subscription=None):
 def create():
     """Create a subscription and show its secret, once."""
     form = SubscriptionForm()
-    if not _csrf_ok():
-        return _form_errors(form, errors={"form": _(FORM_EXPIRED)})
     try:
         subscription, secret = _save(form)
     except ValidationFailed as exc:
         db.session.rollback()
         return _form_errors(form, errors={_error_slot(exc.field, form.retry_type.data): exc.message})
-    settle_events_step(db.session, user_id=current_user.id)
     return _secret_response(subscription, secret, created=True)
 
 
@@ -225,14 +192,11 @@ def update(subscription_id: int):
     """Save changes to a subscription; its secret stays as it is."""
     subscription = webhooks.get_subscription(db.session, subscription_id)
     form = SubscriptionForm()
-    if not _csrf_ok():
-        return _form_errors(form, subscription, {"form": _(FORM_EXPIRED)})
     try:
         _save(form, subscription)
     except ValidationFailed as exc:
         db.session.rollback()
         return _form_errors(form, subscription, {_error_slot(exc.field, form.retry_type.data): exc.message})
-    settle_events_step(db.session, user_id=current_user.id)
     return _after_action(_("Subscription saved."), "webhooks.show", subscription_id=subscription_id)
 
 
@@ -265,10 +229,8 @@ def _show_context(subscription) -> dict:
 
 def _block(block: str, subscription, status: int = 200, toast: str = "", level: str = "success"):
     """One block of the subscription page (for htmx), with an optional toast."""
-    body = render_block("webhooks/show.html", block, **_show_context(subscription))
-    response = make_response(body, status)
-    response.vary.add("HX-Request")
-    return with_toast(response, toast, level) if toast else response
+    return answer("webhooks/show.html", block, code=status, fragment=True, toast=toast or None, level=level,
+                  **_show_context(subscription))
 
 
 def _done(subscription_id: int, block: str, message: str, level: str = "success"):
@@ -298,24 +260,19 @@ def _secret_response(subscription, secret: str, *, created: bool):
     """The new secret, shown this once: a panel for htmx, a page otherwise; never cached."""
     context = {"subscription": subscription, "secret": secret, "created": created, "wildcard": catalogue.WILDCARD}
     message = _("Subscription created. Copy its secret now.") if created else _("New secret made. Copy it now.")
+    if is_fragment_request() and created:
+        # The whole page becomes the secret page; reloading it shows the subscription, never the secret.
+        return _no_store(answer("webhooks/secret.html", PAGE_BLOCK, code=201, toast=message, headers={
+            "HX-Retarget": "#webhook-page", "HX-Reswap": "outerHTML",
+            "HX-Push-Url": url_for("webhooks.show", subscription_id=subscription.id)}, **context))
     if is_fragment_request():
-        if created:
-            # The whole page becomes the secret page; reloading it shows the subscription, never the secret.
-            response = make_response(render_block("webhooks/secret.html", PAGE_BLOCK, **context), 201)
-            response.headers["HX-Retarget"] = "#webhook-page"
-            response.headers["HX-Reswap"] = "outerHTML"
-            response.headers["HX-Push-Url"] = url_for("webhooks.show", subscription_id=subscription.id)
-        else:
-            response = make_response(render_template("webhooks/_secret.html", **context))
-        return _no_store(with_toast(response, message))
-    return _no_store(make_response(render_template("webhooks/secret.html", **context), 201 if created else 200))
+        return _no_store(answer("webhooks/_secret.html", toast=message, **context))
+    return _no_store(answer("webhooks/secret.html", code=201 if created else 200, fragment=False, **context))
 
 
 @bp.post("/<int:subscription_id>/rotate-secret")
 def rotate_secret(subscription_id: int):
     """Replace the secret; the new one is shown once and the old one stops working at once."""
-    if not _csrf_ok():
-        return _expired(subscription_id)
     secret = webhooks.rotate_secret(db.session, subscription_id, user_id=current_user.id)
     return _secret_response(webhooks.get_subscription(db.session, subscription_id), secret, created=False)
 
@@ -323,11 +280,8 @@ def rotate_secret(subscription_id: int):
 @bp.post("/<int:subscription_id>/active")
 def set_active(subscription_id: int):
     """Turn delivery on (which clears the reason it was disabled) or off."""
-    if not _csrf_ok():
-        return _expired(subscription_id)
     active = request.form.get("active") == "true"
     subscription = webhooks.set_active(db.session, subscription_id, active, user_id=current_user.id)
-    settle_events_step(db.session, user_id=current_user.id)
     message = _("Subscription activated: events will be delivered again.") if subscription.is_active \
         else _("Subscription deactivated: no events are delivered until it is activated.")
     return _done(subscription_id, "subscription_panel", message)
@@ -336,12 +290,9 @@ def set_active(subscription_id: int):
 @bp.post("/<int:subscription_id>/delete")
 def delete(subscription_id: int):
     """Delete a subscription and its delivery log."""
-    if not _csrf_ok():
-        return _expired(subscription_id)
     subscription = webhooks.get_subscription(db.session, subscription_id)
     label = f"{subscription.event_type} → {subscription.target_url}"
     webhooks.delete_subscription(db.session, subscription_id, user_id=current_user.id)
-    settle_events_step(db.session, user_id=current_user.id)
     return _after_action(_("Subscription deleted (%(subscription)s).", subscription=label), "webhooks.index")
 
 
@@ -360,8 +311,6 @@ def _log_action(subscription_id: int, action) -> tuple[str, str]:
 @bp.post("/<int:subscription_id>/test")
 def send_test(subscription_id: int):
     """Queue a test event for this subscription; the log shows its delivery."""
-    if not _csrf_ok():
-        return _expired(subscription_id)
 
     def send() -> str:
         """Queue it and say so."""
@@ -374,8 +323,6 @@ def send_test(subscription_id: int):
 @bp.post("/<int:subscription_id>/deliveries/<int:message_id>/redeliver")
 def redeliver(subscription_id: int, message_id: int):
     """Deliver one event again, with the same id so the receiver can tell it is a repeat."""
-    if not _csrf_ok():
-        return _expired(subscription_id)
 
     queued = db.session.get(OutboxMessage, message_id)
     if queued is None or queued.subscription_id != subscription_id:
@@ -392,8 +339,6 @@ def redeliver(subscription_id: int, message_id: int):
 @bp.post("/<int:subscription_id>/redeliver-dead")
 def redeliver_dead(subscription_id: int):
     """Deliver again every event that was given up on (dead-lettered) for this subscription."""
-    if not _csrf_ok():
-        return _expired(subscription_id)
 
     def again() -> str:
         """Put them back in the queue and say how many."""
