@@ -240,12 +240,7 @@ def init_app(app) -> None:
 
         db.session.rollback()
         log.warning("refused %s %s: %s", request.method, request.path, error)
-        message = _("A value in the request is too large.")
-        if request.path.startswith("/api/"):
-            from portal.api.errors import error_response
-
-            return error_response(400, message, "validation_error")
-        return _error_page(400, message)
+        return _error_page(400, _("A value in the request is too large."))
 
     for status, message in ERROR_MESSAGES.items():
         app.register_error_handler(status, _make_handler(status, message))

@@ -12,7 +12,10 @@ from portal.outbox import service as outbox
 from portal.outbox import tasks as outbox_tasks
 from portal.outbox.models import OutboxMessage
 from portal.settings import rotation
+from portal.settings import service as settings
 from portal.sms import sender as sms_sender
+from portal.sync import service as sync
+from portal.webhooks import catalogue as webhook_catalogue
 from portal.webhooks import delivery as webhook_delivery
 from portal.webhooks import events as webhook_events
 from portal.webhooks.models import WebhookSubscription
@@ -22,6 +25,7 @@ def wire() -> None:
     """Register the outbox's channels and dispatcher, and the encrypted columns key rotation re-encrypts."""
     wire_outbox()
     wire_rotation()
+    wire_settings()
 
 
 def wire_outbox() -> None:
@@ -38,3 +42,9 @@ def wire_rotation() -> None:
     rotation.register_encrypted_column("cargo_companies", CargoCompany.conf_encrypted)
     rotation.register_encrypted_column("webhook_subscriptions", WebhookSubscription.secret_encrypted)
     rotation.register_encrypted_column("outbox", OutboxMessage.body_encrypted)
+
+
+def wire_settings() -> None:
+    """Settings checks that need other packages: the webhook event catalogue, the channels copied from Omnitron."""
+    settings.register_validator(settings.WANTED_EVENTS, webhook_catalogue.validate_wanted_events)
+    settings.register_check(settings.ORDER_FILTERING, sync.check_filter_channels)

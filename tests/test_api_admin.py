@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 from portal.accounts import auth
 from portal.accounts.models import User
@@ -24,7 +25,6 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 API = "/api/v1/oms"
 
@@ -224,7 +224,7 @@ def test_a_user_change_is_all_or_nothing(client, admin, headers):
     # Renaming yourself is fine, deactivating yourself is not: neither happens.
     response = client.patch(f"{API}/users/{admin.id}/", headers=headers,
                             json={"full_name": "Renamed", "is_active": False})
-    assert response.status_code == 400 and response.json["field"] == "active"
+    assert response.status_code == 400 and response.json["field"] == "is_active"  # the API's name, not "active"
     demote = client.patch(f"{API}/users/{admin.id}/", headers=headers, json={"role": "staff", "stores": []})
     assert demote.status_code == 400 and demote.json["field"] == "stores"
     last = client.patch(f"{API}/users/{admin.id}/", headers=headers, json={"role": "brand_manager"})
@@ -294,12 +294,13 @@ def test_an_admin_creates_changes_and_removes_a_scenario(client, admin, headers,
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"rules": ["SORT_BY_PRIORITY", "SORT_BY_DISTANCE"]}, "sort"),
+    ({"rules": ["SORT_BY_PRIORITY", "SORT_BY_DISTANCE"]}, "rules"),
     ({"rules": ["SORT_BY_DISTANCE"], "locations": [{"erp_code": "ANK-1"}]}, "locations"),  # no coordinates
     ({"locations": [{"erp_code": "NOPE"}]}, "locations"),
     ({"locations": []}, "locations"),
-    ({"locations": [{"stock_location": "one"}]}, "locations"),
-    ({"channel": 999}, "channel_id"),
+    ({"locations": [{"stock_location": "one"}]}, "locations.0.stock_location"),
+    ({"locations": [{"erp_code": "IST-KDK", "colour": "red"}]}, "locations.0.colour"),
+    ({"channel": 999}, "channel"),  # the API's name, not the domain's channel_id
     ({"channel": "web"}, "channel"),
     ({"name": ""}, "name"),
     ({"is_active": "yes"}, "is_active"),

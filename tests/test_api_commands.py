@@ -61,7 +61,7 @@ def test_click_and_collect_from_waiting_to_delivered_with_the_customers_code(cli
         "slug": "self-service-package-delivery", "input_parameters": {"package": package.id, "otp": wrong}})
     assert refused.status_code == 400
     assert refused.json["code"] == "invalid_otp"
-    assert refused.json["field"] == "otp"
+    assert refused.json["field"] == "input_parameters.otp"
     assert refused.json["attempts_left"] == 4
     assert "Wrong code" in refused.json["detail"]
     assert state_of(package) == State.READY_FOR_CUSTOMER_PICKUP
@@ -88,7 +88,7 @@ def test_handover_without_a_code_is_refused_while_codes_are_on(client, make):
                            json={"slug": "self-service-package-delivery", "input_parameters": {}})
     assert response.status_code == 400
     assert response.json == {"detail": "Enter the code from the customer's SMS.", "code": "validation_error",
-                             "field": "otp"}
+                             "field": "input_parameters.otp"}
     assert state_of(package) == State.READY_FOR_CUSTOMER_PICKUP
 
 
@@ -128,7 +128,7 @@ def test_complete_packaging_refuses_a_missing_or_mismatched_barcode(client, make
         "input_parameters": {"barcodes": [{"order_item": first.order_item, "barcode": first.barcode}]}})
     assert missing.status_code == 400
     assert missing.json["code"] == "validation_error"
-    assert missing.json["field"] == "barcodes"
+    assert missing.json["field"] == "input_parameters.barcodes"
     assert missing.json["missing"] == [second.order_item]
 
     mismatched = client.post(command_url(package), headers=headers, json={
@@ -141,7 +141,7 @@ def test_complete_packaging_refuses_a_missing_or_mismatched_barcode(client, make
     none_given = client.post(command_url(package), headers=headers,
                              json={"slug": "complete-packaging-from-waiting", "input_parameters": {}})
     assert none_given.status_code == 400
-    assert none_given.json["field"] == "barcodes"
+    assert none_given.json["field"] == "input_parameters.barcodes"
     assert state_of(package) == State.WAITING
     assert logs_of(package) == []
 

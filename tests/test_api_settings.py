@@ -138,3 +138,14 @@ def test_only_admins_touch_settings(client, make, role):
         assert response.status_code == 403
         assert response.json["code"] == "permission_denied"
     assert otp_setting().json_value is True
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("OMNITRON_CLIENT_SETTINGS", {"auth": {"username": "", "password": "x" * 12}}, "json_value.auth.username"),
+    ("ORDER_FILTERING", {"statuses": ["lost"]}, "json_value.statuses"),
+    ("GEOLOCATION_DISCOVERY", {"provider": "bing", "api_key": "k"}, "json_value.provider"),
+])
+def test_errors_inside_a_value_name_the_field_by_its_place_in_the_body(client, make, key, value, field):
+    response = client.patch(URL, headers=token_headers(make.user(role="admin")),
+                            json={"key": key, "json_value": value})
+    assert response.status_code == 400 and response.json["field"] == field

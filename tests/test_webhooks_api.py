@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from portal import crypto
 from portal.accounts import auth
 from portal.extensions import db
-from portal.queue import huey
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
+from portal.queue import huey
 from portal.settings.models import SettingChange
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
@@ -117,8 +117,11 @@ def test_admins_may_manage_hooks_too(client, make, closed_url):
 @pytest.mark.parametrize(("body", "field", "words"), [
     ({"event_type": "order.exploded"}, "event_type", "Choose an event type from the catalogue"),
     ({"target_url": "gopher://93.184.216.34/"}, "target_url", "Only http:// and https://"),
-    ({"retry_countdown_config": {"type": "fibonacci"}}, "type", "The retry type must be one of"),
-    ({"retry_countdown_config": {"type": "fixed", "interval": 0}}, "interval", "must be from 1 to 86400"),
+    ({"retry_countdown_config": {"type": "fibonacci"}}, "retry_countdown_config.type", "The retry type must be one of"),
+    ({"retry_countdown_config": {"type": "fixed", "interval": 0}}, "retry_countdown_config.interval",
+     "must be from 1 to 86400"),
+    ({"retry_countdown_config": {"type": "fixed", "interval": "60"}}, "retry_countdown_config.interval",
+     "must be a number"),
     ({"additional_headers": {"webhook-id": "x"}}, "additional_headers", "The portal sets webhook-id itself"),
     ({"is_active": "yes"}, "is_active", "is_active must be true or false."),
     ({"secret_key": "whsec_mine"}, "secret_key", "secret_key is made by the portal"),
@@ -158,7 +161,7 @@ def test_patch_changes_fields_and_reactivation_clears_the_reason(client, manager
     empty = client.patch(url, headers=manager, json={})
     assert empty.status_code == 400 and "at least one field" in empty.json["detail"]
     bad = client.patch(url, headers=manager, json={"retry_countdown_config": {"type": "random", "min": 50, "max": 5}})
-    assert bad.status_code == 400 and bad.json["field"] == "max"
+    assert bad.status_code == 400 and bad.json["field"] == "retry_countdown_config.max"
     assert stored()[0].retry_countdown_config["type"] == "exponential"
 
 

@@ -9,12 +9,11 @@ import hashlib
 from dataclasses import dataclass
 
 from flask import request
+from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
 from portal.accounts import auth
-from portal.accounts.models import Role
 from portal.api.errors import error_response
-from portal.errors import PermissionDenied
 from portal.extensions import db
 
 SCHEME = "Token"
@@ -62,18 +61,12 @@ def caller() -> ApiCaller:
 def unauthorized(problem: str | None):
     """401 with the challenge that tells clients which scheme to use."""
     if problem == "missing":
-        response = error_response(401, "Authentication credentials were not provided. "
-                                       "Send the header Authorization: Token <key>.", "not_authenticated")
+        response = error_response(401, _("Authentication credentials were not provided. "
+                                         "Send the header Authorization: Token <key>."), "not_authenticated")
     else:
-        response = error_response(401, "Invalid token.", "authentication_failed")
+        response = error_response(401, _("Invalid token."), "authentication_failed")
     response.headers["WWW-Authenticate"] = SCHEME
     return response
-
-
-def require_admin() -> None:
-    """Raise PermissionDenied unless the caller is an admin."""
-    if caller().role != Role.ADMIN.value:
-        raise PermissionDenied("Only admins may read or change application settings.")
 
 
 def rate_limit_key() -> str:

@@ -11,18 +11,20 @@ import json
 import logging
 from datetime import timedelta
 from functools import wraps
+from typing import cast
 
 from flask import Response, request
-from sqlalchemy import delete, select, update
+from flask_babel import gettext as _
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.api.auth import caller
 from portal.api.errors import domain_error_response
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.errors import ConcurrentChange, DomainError, ValidationFailed
 from portal.extensions import db
+from portal.idempotency.models import IdempotencyRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +63,18 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.upper().encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+def _in_progress() -> str:
+    """The message for a key whose first request has not answered yet."""
+    return _("A request with this %(header)s is still being processed. Retry in a moment.", header=HEADER)
+
+
 def begin(session: Session, user_id: int, key: str, fingerprint: str) -> int | IdempotencyRecord:
     """Claim (user, key) for a new request and return the record's id, or return the finished record.
 
     Raises IdempotencyKeyReused when the key was used for another request and IdempotencyInProgress
     while the first request with this key is still running.
     """
-    for _ in range(3):
+    for _attempt in range(3):
         now = utcnow()
         record = IdempotencyRecord(user_id=user_id, key=key, request_fingerprint=fingerprint,
                                    status_code=None, response_body="", created_at=now)
@@ -88,16 +95,14 @@ def begin(session: Session, user_id: int, key: str, fingerprint: str) -> int | I
             continue
         if existing.request_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
-                f"The {HEADER} was already used for a different request. Use a new key for a new request.",
-                field=HEADER)
+                _("The %(header)s was already used for a different request. Use a new key for a new request.",
+                  header=HEADER), field=HEADER)
         if existing.status_code is None:
             if existing.created_at < now - STALE_AFTER and _take_over(session, existing, now):
                 return existing.id
-            raise IdempotencyInProgress(
-                f"A request with this {HEADER} is still being processed. Retry in a moment.", field=HEADER)
+            raise IdempotencyInProgress(_in_progress(), field=HEADER)
         return existing
-    raise IdempotencyInProgress(f"A request with this {HEADER} is still being processed. Retry in a moment.",
-                                field=HEADER)
+    raise IdempotencyInProgress(_in_progress(), field=HEADER)
 
 
 def _delete_if_unchanged(session: Session, record: IdempotencyRecord) -> None:
@@ -109,13 +114,13 @@ def _delete_if_unchanged(session: Session, record: IdempotencyRecord) -> None:
 
 def _take_over(session: Session, record: IdempotencyRecord, now) -> bool:
     """Claim a stale in-progress record; only one of several requests doing this at once wins."""
-    claimed = session.execute(
+    claimed = cast(CursorResult, session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record.id, IdempotencyRecord.created_at == record.created_at,
                IdempotencyRecord.status_code.is_(None))
         .values(created_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     session.commit()
     return claimed == 1
 
@@ -134,8 +139,8 @@ def finish(session: Session, record_id: int, status_code: int, body: str) -> Non
 
 def purge_expired(session: Session) -> int:
     """Delete records older than KEY_LIFETIME (for a periodic job); returns how many went."""
-    deleted = session.execute(delete(IdempotencyRecord).where(
-        IdempotencyRecord.created_at < utcnow() - KEY_LIFETIME)).rowcount
+    deleted = cast(CursorResult, session.execute(delete(IdempotencyRecord).where(
+        IdempotencyRecord.created_at < utcnow() - KEY_LIFETIME))).rowcount
     session.commit()
     return deleted
 
@@ -158,9 +163,12 @@ def idempotent(view):
             return view(*args, **kwargs)
         key = key.strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            raise ValidationFailed(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", field=HEADER)
+            raise ValidationFailed(_("%(header)s must be 1 to %(limit)s characters.", header=HEADER,
+                                     limit=MAX_KEY_LENGTH), field=HEADER)
         fingerprint = request_fingerprint(request.method, request.path, request.get_data())
-        claimed = begin(db.session, caller().user_id, key, fingerprint)
+        user_id = caller().user_id
+        assert user_id is not None  # the blueprint refused the request without a valid token
+        claimed = begin(db.session, user_id, key, fingerprint)
         if isinstance(claimed, IdempotencyRecord):
             return replay(claimed)
         try:

@@ -5,40 +5,33 @@ every page costs one index range scan, however deep the client has paged.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from flask import current_app, request, url_for
+from flask import current_app, url_for
+from pydantic import Field
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from portal.errors import ValidationFailed
-from portal.web import check_int_args, plain_int
+from portal.api.schemas import Query, QueryInt, QueryLimit
 
 MAX_LIMIT = 100
 
 
-@dataclass
-class PageArgs:
+class PageQuery(Query):
     """The cursor and size asked for in the query string."""
 
-    after: int | None
-    before: int | None
-    limit: int
-    limit_given: bool
+    after: QueryInt | None = Field(None, description="Cursor (from `next`).")
+    before: QueryInt | None = Field(None, description="Cursor (from `previous`).")
+    limit: QueryLimit | None = Field(None, description=f"Page size (default 25; larger values are capped at "
+                                                       f"{MAX_LIMIT}).")
+
+    @property
+    def size(self) -> int:
+        """The page size: the limit asked for (capped), else the configured page size."""
+        return min(self.limit or current_app.config["PAGE_SIZE"], MAX_LIMIT)
 
 
-def page_args() -> PageArgs:
-    """Read after, before and limit from the query string; raises ValidationFailed naming a bad one."""
-    check_int_args(request.args, ("after", "before"))
-    limit_arg = (request.args.get("limit") or "").strip()
-    if limit_arg and not plain_int(limit_arg):
-        raise ValidationFailed("limit must be a positive number.", field="limit")
-    limit = min(int(limit_arg), MAX_LIMIT) if limit_arg else min(current_app.config["PAGE_SIZE"], MAX_LIMIT)
-    after, before = plain_int(request.args.get("after") or ""), plain_int(request.args.get("before") or "")
-    return PageArgs(after, before, limit, bool(limit_arg))
-
-
-def keyset_page(session: Session, stmt: Select, id_column, args: PageArgs, *, newest_first: bool,
+def keyset_page(session: Session, stmt: Select, id_column, args: PageQuery, *, newest_first: bool,
                 endpoint: str, **url_values) -> tuple[list, str | None, str | None]:
     """One page of stmt's rows ordered by id_column, with the URLs of the next and previous pages.
 
@@ -55,9 +48,9 @@ def keyset_page(session: Session, stmt: Select, id_column, args: PageArgs, *, ne
         if args.after is not None:
             stmt = stmt.where(id_column < args.after if newest_first else id_column > args.after)
         stmt = stmt.order_by(forward_order)
-    rows = list(session.scalars(stmt.limit(args.limit + 1)))
-    has_more = len(rows) > args.limit
-    rows = rows[:args.limit]
+    rows = list(session.scalars(stmt.limit(args.size + 1)))
+    has_more = len(rows) > args.size
+    rows = rows[:args.size]
     if backwards:
         rows.reverse()
         next_after = rows[-1].id if rows else None
@@ -65,7 +58,7 @@ def keyset_page(session: Session, stmt: Select, id_column, args: PageArgs, *, ne
     else:
         next_after = rows[-1].id if rows and has_more else None
         prev_before = rows[0].id if rows and args.after is not None else None
-    extra = {"limit": args.limit} if args.limit_given else {}
+    extra: dict[str, Any] = {"limit": args.size} if args.limit is not None else {}
 
     def link(**cursor) -> str:
         """The URL of a neighbouring page."""

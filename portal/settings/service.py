@@ -2,7 +2,8 @@
 
 Secret fields (OMNITRON_CLIENT_SETTINGS auth.password, GEOLOCATION_DISCOVERY api_key) are stored
 as {"$encrypted": "<Fernet token>"} and are never shown back in full: public_value() masks them.
-Saving a setting without a secret, or with its mask, keeps the secret already stored.
+Saving a setting without a secret, or with the value the portal showed for it (its mask, with or
+without the last two characters), keeps the secret already stored.
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def _validate_omnitron(key: str, value: object) -> object:
         raise ValidationFailed('OMNITRON_CLIENT_SETTINGS must look like {"auth": {"username", "password"}}.',
                                field="json_value")
     auth = value["auth"]
-    result = {"auth": {"username": _text(auth.get("username"), "username", limit=150)}}
+    result: dict[str, dict[str, object]] = {"auth": {"username": _text(auth.get("username"), "username", limit=150)}}
     password = auth.get("password")
     if password not in (None, "", MASK):
         result["auth"]["password"] = password if isinstance(password, dict) else _text(password, "password")
@@ -135,18 +136,6 @@ def _validate_geolocation(key: str, value: object) -> object:
     return result
 
 
-def _validate_wanted_events(key: str, value: object) -> object:
-    """The webhook events the brand wants (setup step 12): a list of catalogue event types, in catalogue order."""
-    from portal.webhooks.catalogue import EVENT_TYPES  # imported late: the catalogue is not needed to read settings
-
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationFailed("WANTED_EVENTS must be a list of event types.", field="events")
-    unknown = [v for v in value if v not in EVENT_TYPES]
-    if unknown:
-        raise ValidationFailed(f"Unknown event type {unknown[0]!r}: choose events from the list.", field="events")
-    return [t for t in EVENT_TYPES if t in set(value)]
-
-
 def _validate_pickup_code_delivery(key: str, value: object) -> object:
     """Either "portal_sms" or "extension_app"."""
     if value not in PICKUP_CODE_DELIVERY_MODES:
@@ -154,13 +143,15 @@ def _validate_pickup_code_delivery(key: str, value: object) -> object:
     return value
 
 
-# key -> function that checks a new value and returns it as it will be stored.
+# key -> checks of a validated value that need the database (e.g. ORDER_FILTERING's channels exist).
+CHECKS: dict[str, list[Callable[[Session, object], None]]] = {}
+# key -> function that checks a new value and returns it as it will be stored (WANTED_EVENTS is
+# registered by the webhooks package, which owns the event catalogue: see portal/wiring.py).
 VALIDATORS: dict[str, Callable[[str, object], object]] = {
     IS_OTP_ENABLED: _validate_bool,
     OMNITRON_CLIENT_SETTINGS: _validate_omnitron,
     ORDER_FILTERING: _validate_order_filtering,
     GEOLOCATION_DISCOVERY: _validate_geolocation,
-    WANTED_EVENTS: _validate_wanted_events,
     PICKUP_CODE_DELIVERY: _validate_pickup_code_delivery,
 }
 
@@ -181,22 +172,53 @@ def _set_path(value: dict, path: tuple[str, ...], item: object) -> None:
     value[path[-1]] = item
 
 
+def _stored_secret(sealed: object) -> str | None:
+    """The clear text of a sealed secret, or None when there is none (or it no longer decrypts)."""
+    if isinstance(sealed, dict) and ENCRYPTED in sealed:
+        try:
+            return crypto.decrypt(sealed[ENCRYPTED])
+        except (ValueError, InvalidToken):
+            return None
+    return None
+
+
+def _shown_as(sealed: object) -> set[str]:
+    """Every text the portal may have shown for a stored secret: the bare mask and the mask with its tail."""
+    if not (isinstance(sealed, dict) and ENCRYPTED in sealed):
+        return set()
+    secret = _stored_secret(sealed)
+    return {MASK} if secret is None else {MASK, mask(secret)}
+
+
 def _seal_secrets(key: str, new: object, old: object) -> object:
-    """Encrypt new secrets; keep the stored secret where none (or the mask) was given."""
+    """Encrypt new secrets; keep the stored secret where none was given or where the value equals what was shown.
+
+    The API and the settings pages show a secret as its mask (public_value); a client that reads a
+    setting and writes it back unchanged sends that mask, which must keep the stored secret, never
+    replace it with the mask text.
+    """
     if not isinstance(new, dict):
         return new
     new = deepcopy(new)
     for path in SECRET_FIELDS.get(key, []):
         given = _get_path(new, path)
-        if isinstance(given, str):
+        kept = _get_path(old, path)
+        if isinstance(given, str) and given not in _shown_as(kept) and given not in ("", MASK):
             _set_path(new, path, {ENCRYPTED: crypto.encrypt(given)})
         elif isinstance(given, dict) and ENCRYPTED in given:
             pass  # already sealed (e.g. re-saved by rotation)
+        elif isinstance(kept, dict) and ENCRYPTED in kept:
+            _set_path(new, path, kept)
         else:
-            kept = _get_path(old, path)
-            if isinstance(kept, dict) and ENCRYPTED in kept:
-                _set_path(new, path, kept)
+            _drop_path(new, path)  # nothing stored to keep: the set_value check asks for the secret
     return new
+
+
+def _drop_path(value: dict, path: tuple[str, ...]) -> None:
+    """Remove the item at a path of keys, when there is one."""
+    parent = _get_path(value, path[:-1]) if len(path) > 1 else value
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
 
 
 def mask(secret: str) -> str:
@@ -212,10 +234,8 @@ def public_value(key: str, value: object) -> object:
     for path in SECRET_FIELDS[key]:
         sealed = _get_path(shown, path)
         if isinstance(sealed, dict) and ENCRYPTED in sealed:
-            try:
-                _set_path(shown, path, mask(crypto.decrypt(sealed[ENCRYPTED])))
-            except ValueError:
-                _set_path(shown, path, MASK)
+            secret = _stored_secret(sealed)
+            _set_path(shown, path, MASK if secret is None else mask(secret))
     return shown
 
 
@@ -256,17 +276,16 @@ def audit(session: Session, key: str, *, user_id: int | None, area: str = "setti
     session.add(SettingChange(area=area, key=key, action=action, user_id=user_id))
 
 
-def _check_channels_exist(session: Session, channel_ids: list[int]) -> None:
-    """Every ORDER_FILTERING channel must be a channel copied from Omnitron (by its Omnitron id)."""
-    if not channel_ids:
-        return
-    from portal.sync.models import Channel
+def register_validator(key: str, validator: Callable[[str, object], object]) -> None:
+    """Let the package that owns a key's vocabulary check its values (called at start-up by portal/wiring.py)."""
+    VALIDATORS[key] = validator
 
-    known = set(session.scalars(select(Channel.omnitron_id).where(Channel.omnitron_id.in_(channel_ids))))
-    missing = [c for c in channel_ids if c not in known]
-    if missing:
-        raise ValidationFailed(f"Unknown channel {missing[0]}: copy the channels from Omnitron first (setup step 6).",
-                               field="channels")
+
+def register_check(key: str, check: Callable[[Session, object], None]) -> None:
+    """Add a check that needs the database, run on a key's validated value before it is stored (portal/wiring.py)."""
+    CHECKS.setdefault(key, [])
+    if check not in CHECKS[key]:
+        CHECKS[key].append(check)
 
 
 AfterSave = Callable[..., None]
@@ -309,8 +328,8 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     validator = VALIDATORS.get(key)
     if validator is not None:
         value = validator(key, value)
-    if key == ORDER_FILTERING:
-        _check_channels_exist(session, value["channels"])
+    for check in CHECKS.get(key, []):
+        check(session, value)
     value = _seal_secrets(key, value, setting.json_value if setting is not None else None)
     for path in SECRET_FIELDS.get(key, []):
         if _get_path(value, path) is None:

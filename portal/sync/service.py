@@ -40,7 +40,7 @@ from portal.settings import service as settings
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 from portal.sync.kinds import COPIERS, KINDS, MAX_PROBLEMS, Copier, Resource
-from portal.sync.models import SyncJob
+from portal.sync.models import Channel, SyncJob
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,21 @@ def copier_for(kind: str) -> Copier:
         raise ValidationFailed(_("Unknown sync kind %(kind)r; use one of %(kinds)s.", kind=kind, kinds=", ".join(KINDS)),
                                field="kind")
     return COPIERS[kind]()
+
+
+def check_filter_channels(session: Session, value: object) -> None:
+    """ORDER_FILTERING's channels must be channels copied from Omnitron (by their Omnitron ids).
+
+    Registered with the settings service at start-up (portal/wiring.py): the settings know no channels.
+    """
+    channel_ids = value.get("channels") if isinstance(value, dict) else None
+    if not channel_ids:
+        return
+    known = set(session.scalars(select(Channel.omnitron_id).where(Channel.omnitron_id.in_(channel_ids))))
+    missing = [c for c in channel_ids if c not in known]
+    if missing:
+        raise ValidationFailed(_("Unknown channel %(channel)s: copy the channels from Omnitron first (setup step 6).",
+                                 channel=missing[0]), field="channels")
 
 
 def _credentials(session: Session) -> tuple[str, str]:

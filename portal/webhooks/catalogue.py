@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from portal.errors import ValidationFailed
 from portal.i18n import N_
 
 WILDCARD = "*"
@@ -50,3 +51,17 @@ def choices() -> list[tuple[str, str]]:
 def is_known(event_type: str) -> bool:
     """True for the wildcard and every catalogued event type."""
     return event_type == WILDCARD or event_type in EVENT_TYPES
+
+
+def validate_wanted_events(key: str, value: object) -> list[str]:
+    """WANTED_EVENTS (setup step 12): a list of catalogue event types, stored in catalogue order.
+
+    Registered with the settings service at start-up (portal/wiring.py): the settings know no catalogue.
+    """
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed(_("WANTED_EVENTS must be a list of event types."), field="events")
+    unknown = [v for v in value if v not in EVENT_TYPES]
+    if unknown:
+        raise ValidationFailed(_("Unknown event type %(event)r: choose events from the list.", event=unknown[0]),
+                               field="events")
+    return [t for t in EVENT_TYPES if t in set(value)]
