@@ -12,12 +12,14 @@ from copy import deepcopy
 from datetime import date
 
 from cryptography.fernet import InvalidToken
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import crypto
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
+from portal.i18n import N_
 from portal.settings.models import ApplicationSetting, SettingChange
 
 IS_OTP_ENABLED = "IS_OTP_ENABLED"
@@ -31,8 +33,8 @@ WANTED_EVENTS = "WANTED_EVENTS"
 PICKUP_CODE_DELIVERY = "PICKUP_CODE_DELIVERY"
 PORTAL_SMS = "portal_sms"
 EXTENSION_APP = "extension_app"
-PICKUP_CODE_DELIVERY_MODES = {PORTAL_SMS: "The portal sends the SMS",
-                              EXTENSION_APP: "An Extension application sends it"}
+PICKUP_CODE_DELIVERY_MODES = {PORTAL_SMS: N_("The portal sends the SMS"),
+                              EXTENSION_APP: N_("An Extension application sends it")}
 
 DEFAULTS: dict[str, object] = {IS_OTP_ENABLED: True, PICKUP_CODE_DELIVERY: PORTAL_SMS}
 ENCRYPTED = "$encrypted"
@@ -40,9 +42,9 @@ MASK = "********"
 
 # Omnitron order statuses an admin may choose to fetch (ORDER_FILTERING.statuses).
 ORDER_STATUSES = {
-    "waiting": "Waiting", "payment_waiting": "Payment waiting", "confirmation_waiting": "Confirmation waiting",
-    "approved": "Approved", "preparing": "Preparing", "shipped": "Shipped", "delivered": "Delivered",
-    "cancelled": "Cancelled", "refunded": "Refunded",
+    "waiting": N_("Waiting"), "payment_waiting": N_("Payment waiting"), "confirmation_waiting": N_("Confirmation waiting"),
+    "approved": N_("Approved"), "preparing": N_("Preparing"), "shipped": N_("Shipped"), "delivered": N_("Delivered"),
+    "cancelled": N_("Cancelled"), "refunded": N_("Refunded"),
 }
 GEOLOCATION_PROVIDERS = {"google": "Google Maps", "yandex": "Yandex Maps"}
 
@@ -56,7 +58,7 @@ SECRET_FIELDS: dict[str, list[tuple[str, ...]]] = {
 def _validate_bool(key: str, value: object) -> object:
     """Accept only JSON true or false."""
     if not isinstance(value, bool):
-        raise ValidationFailed(f"{key} must be true or false.", field="json_value")
+        raise ValidationFailed(_("%(key)s must be true or false.", key=key), field="json_value")
     return value
 
 
@@ -65,19 +67,19 @@ def _text(value: object, label: str, *, required: bool = True, limit: int = 255)
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{label} must be text.", field=label)
+        raise ValidationFailed(_("%(label)s must be text.", label=label), field=label)
     value = value.strip()
     if required and not value:
-        raise ValidationFailed(f"{label} is required.", field=label)
+        raise ValidationFailed(_("%(label)s is required.", label=label), field=label)
     if len(value) > limit:
-        raise ValidationFailed(f"{label} is too long (at most {limit} characters).", field=label)
+        raise ValidationFailed(_("%(label)s is too long (at most %(limit)s characters).", label=label, limit=limit), field=label)
     return value
 
 
 def _validate_omnitron(key: str, value: object) -> object:
     """{"auth": {"username", "password"}}; the password may be left out to keep the stored one."""
     if not isinstance(value, dict) or not isinstance(value.get("auth"), dict):
-        raise ValidationFailed('OMNITRON_CLIENT_SETTINGS must look like {"auth": {"username", "password"}}.',
+        raise ValidationFailed(_('OMNITRON_CLIENT_SETTINGS must look like {"auth": {"username", "password"}}.'),
                                field="json_value")
     auth = value["auth"]
     result: dict[str, dict[str, object]] = {"auth": {"username": _text(auth.get("username"), "username", limit=150)}}
@@ -90,34 +92,34 @@ def _validate_omnitron(key: str, value: object) -> object:
 def _validate_order_filtering(key: str, value: object) -> object:
     """Which orders the OMS fetches: statuses, channels, a start date and whether to skip test orders."""
     if not isinstance(value, dict):
-        raise ValidationFailed("ORDER_FILTERING must be an object.", field="json_value")
+        raise ValidationFailed(_("ORDER_FILTERING must be an object."), field="json_value")
     unknown = set(value) - {"statuses", "channels", "start_date", "exclude_test_orders", "page_size"}
     if unknown:
-        raise ValidationFailed(f"Unknown ORDER_FILTERING field: {sorted(unknown)[0]}.", field="json_value")
+        raise ValidationFailed(_("Unknown ORDER_FILTERING field: %(field)s.", field=sorted(unknown)[0]), field="json_value")
     statuses = value.get("statuses") or []
     if not isinstance(statuses, list) or not statuses:
-        raise ValidationFailed("Choose at least one order status to fetch.", field="statuses")
+        raise ValidationFailed(_("Choose at least one order status to fetch."), field="statuses")
     bad = [s for s in statuses if s not in ORDER_STATUSES]
     if bad:
-        raise ValidationFailed(f"Unknown order status {bad[0]!r}.", field="statuses")
+        raise ValidationFailed(_("Unknown order status %(status)s.", status=repr(bad[0])), field="statuses")
     channels = value.get("channels") or []
     if not isinstance(channels, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels):
-        raise ValidationFailed("channels must be a list of channel ids.", field="channels")
+        raise ValidationFailed(_("channels must be a list of channel ids."), field="channels")
     start = value.get("start_date")
     if start not in (None, ""):
         try:
             parsed = date.fromisoformat(str(start))
         except ValueError:
-            raise ValidationFailed("start_date must be a date like 2026-01-31.", field="start_date") from None
+            raise ValidationFailed(_("start_date must be a date like 2026-01-31."), field="start_date") from None
         if parsed > date.today():
-            raise ValidationFailed("start_date cannot be in the future.", field="start_date")
+            raise ValidationFailed(_("start_date cannot be in the future."), field="start_date")
         start = parsed.isoformat()
     page_size = value.get("page_size", 100)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 1000:
-        raise ValidationFailed("page_size must be a number from 1 to 1000.", field="page_size")
+        raise ValidationFailed(_("page_size must be a number from 1 to 1000."), field="page_size")
     exclude = value.get("exclude_test_orders", True)
     if not isinstance(exclude, bool):
-        raise ValidationFailed("exclude_test_orders must be true or false.", field="exclude_test_orders")
+        raise ValidationFailed(_("exclude_test_orders must be true or false."), field="exclude_test_orders")
     return {"statuses": sorted(set(statuses), key=list(ORDER_STATUSES).index), "channels": sorted(set(channels)),
             "start_date": start or None, "exclude_test_orders": exclude, "page_size": page_size}
 
@@ -125,10 +127,10 @@ def _validate_order_filtering(key: str, value: object) -> object:
 def _validate_geolocation(key: str, value: object) -> object:
     """{"provider": "google"|"yandex", "api_key"}; the key may be left out to keep the stored one."""
     if not isinstance(value, dict):
-        raise ValidationFailed("GEOLOCATION_DISCOVERY must be an object.", field="json_value")
+        raise ValidationFailed(_("GEOLOCATION_DISCOVERY must be an object."), field="json_value")
     provider = value.get("provider")
     if provider not in GEOLOCATION_PROVIDERS:
-        raise ValidationFailed("provider must be google or yandex.", field="provider")
+        raise ValidationFailed(_("provider must be google or yandex."), field="provider")
     result = {"provider": provider}
     api_key = value.get("api_key")
     if api_key not in (None, "", MASK):
@@ -139,7 +141,7 @@ def _validate_geolocation(key: str, value: object) -> object:
 def _validate_pickup_code_delivery(key: str, value: object) -> object:
     """Either "portal_sms" or "extension_app"."""
     if value not in PICKUP_CODE_DELIVERY_MODES:
-        raise ValidationFailed(f"{key} must be portal_sms or extension_app.", field="json_value")
+        raise ValidationFailed(_("%(key)s must be portal_sms or extension_app.", key=key), field="json_value")
     return value
 
 
@@ -317,13 +319,13 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     if setting_id is not None:
         setting = session.get(ApplicationSetting, setting_id)
         if setting is None:
-            raise NotFound(f"No application setting with id {setting_id}.")
+            raise NotFound(_("No application setting with id %(id)s.", id=setting_id))
         if key and key != setting.key:
-            raise ValidationFailed("id and key name different settings.", field="key")
+            raise ValidationFailed(_("id and key name different settings."), field="key")
         key = setting.key
     else:
         if not key or not isinstance(key, str):
-            raise ValidationFailed("key is required.", field="key")
+            raise ValidationFailed(_("key is required."), field="key")
         setting = session.scalar(select(ApplicationSetting).where(ApplicationSetting.key == key))
     validator = VALIDATORS.get(key)
     if validator is not None:
@@ -333,7 +335,7 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
     value = _seal_secrets(key, value, setting.json_value if setting is not None else None)
     for path in SECRET_FIELDS.get(key, []):
         if _get_path(value, path) is None:
-            raise ValidationFailed(f"{path[-1]} is required.", field=path[-1])
+            raise ValidationFailed(_("%(field)s is required.", field=path[-1]), field=path[-1])
     before = setting.json_value if setting is not None else None
     if setting is None:
         setting = ApplicationSetting(key=key)
