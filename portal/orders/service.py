@@ -215,11 +215,6 @@ def make_client(session: Session) -> OmnitronClient:
 # Starting runs ---------------------------------------------------------------------------------------------
 
 
-# The run lifecycle's readings under the names the API uses (portal/api can call portal.runs directly instead).
-is_active = runs.is_live
-is_stale = runs.is_stale
-waiting_for_worker = runs.waiting_for_worker
-
 
 def latest_run(session: Session) -> OrderImportRun | None:
     """The newest run, or None."""

@@ -9,6 +9,7 @@ from portal.api.resources.common import usernames
 from portal.api.schemas import Answer, Body, Query, QueryLimit, Timestamp
 from portal.extensions import db
 from portal.orders import service as orders
+from portal.runs import service as runs_service
 
 MAX_IMPORT_RUNS = 50
 
@@ -42,7 +43,7 @@ class ImportRun(Answer):
         return cls(id=run.id, status=run.status, trigger=run.trigger, full=run.full, fetched=run.fetched,
                    created=run.created, already_imported=run.already_imported, skipped=run.skipped,
                    failed=run.failed, skip_reasons=dict(run.skip_reasons or {}), problems=list(run.problems or []),
-                   error=run.error or "", summary=str(orders.summary_text(run)), stale=orders.is_stale(run),
+                   error=run.error or "", summary=str(orders.summary_text(run)), stale=runs_service.is_stale(run),
                    started_by=names.get(run.started_by_id) if run.started_by_id else None,
                    created_at=run.created_at, started_at=run.started_at, heartbeat_at=run.heartbeat_at,
                    finished_at=run.finished_at)
@@ -89,5 +90,5 @@ def list_order_imports(query: ImportQuery):
     """The last order import runs, newest first, with their summaries."""
     runs = orders.recent_runs(db.session, limit=min(query.limit, MAX_IMPORT_RUNS) if query.limit else 5)
     names = usernames({run.started_by_id for run in runs})
-    running = orders.is_active(runs[0]) and not orders.is_stale(runs[0]) if runs else False
+    running = runs_service.is_live(runs[0]) and not runs_service.is_stale(runs[0]) if runs else False
     return ImportRuns(results=[ImportRun.of(run, names) for run in runs], running=running)
