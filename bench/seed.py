@@ -22,7 +22,7 @@ import os
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ class Generator:
         self.postgres = postgres
         self.rng = random.Random(seed)
         # Aware for PostgreSQL (timestamptz); naive UTC for SQLite, which is how UTCDateTime stores it there.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.now = now if postgres else now.replace(tzinfo=None)
         self.store_cum = _store_weights(len(store_ids))
         self.mixes = [_cumulative(RECENT), _cumulative(WEEKS), _cumulative(OLD)]

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from portal.accounts import auth
 from portal.accounts.models import User
-from portal.idempotency.models import IdempotencyRecord
 from portal.errors import ValidationFailed
 from portal.extensions import db
+from portal.idempotency.models import IdempotencyRecord
 from portal.packages import commands
 from portal.packages.models import Package, PackageLog
 from portal.packages.queries import PackageFilters

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 from portal.accounts import auth
 from portal.accounts.models import User
@@ -24,7 +25,6 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 API = "/api/v1/oms"
 

@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 
 from portal.accounts import auth
 from portal.api.idempotency import purge_expired, request_fingerprint
-from portal.idempotency.models import IdempotencyRecord
 from portal.db_types import utcnow
 from portal.extensions import db
+from portal.idempotency.models import IdempotencyRecord
 from portal.otp.models import OtpAttempt
 from portal.packages.models import Package, PackageLog
 from portal.packages.states import State

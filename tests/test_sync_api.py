@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
+from stubs.omnitron_server import credentials, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 from portal.accounts import auth
 from portal.extensions import db
 from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import AddressNode, Channel, SyncJob
-from stubs.omnitron_server import credentials, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 PREFIXES = {"addresses": "/api/v1/oms/setup/addresses/", "stock_locations": "/api/v1/oms/stock_locations/",
             "channels": "/api/v1/oms/channels/"}

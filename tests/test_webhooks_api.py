@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from portal import crypto
 from portal.accounts import auth
 from portal.extensions import db
-from portal.queue import huey
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
+from portal.queue import huey
 from portal.settings.models import SettingChange
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 

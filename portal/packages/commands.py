@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from portal.db_types import plain_int, utcnow
+from portal.db_types import plain_int, rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
 from portal.i18n import N_
 from portal.otp import service as otp
@@ -335,7 +335,7 @@ def _lock_package(session: Session, package_id: int, store_ids: list[int] | None
     stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
     if store_ids is not None:
         stmt = stmt.where(Package.stock_location_id.in_(store_ids))
-    if session.execute(stmt.execution_options(synchronize_session=False)).rowcount != 1:
+    if rowcount(session.execute(stmt.execution_options(synchronize_session=False))) != 1:
         raise NotFound(_("Package not found."))
     return session.scalars(
         select(Package).where(Package.id == package_id).execution_options(populate_existing=True)
@@ -380,13 +380,13 @@ def run_command(
             raise
         from_state = package.state
         to_state = ctx.destination if ctx.destination is not None else from_state
-        changed = session.execute(
+        changed = rowcount(session.execute(
             update(Package)
             .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
             .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
                     state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if changed != 1:
             raise ConcurrentChange(_("Someone else changed this package just now."))
         quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))

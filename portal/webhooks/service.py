@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
@@ -327,9 +327,9 @@ def outbox_summary(session: Session) -> dict[str, dict[str, int]]:
 
 def disable(session: Session, subscription_id: int, reason: str) -> bool:
     """Switch a subscription off because of its deliveries (not committed); False when it already was off."""
-    return session.execute(
+    return rowcount(session.execute(
         update(WebhookSubscription)
         .where(WebhookSubscription.id == subscription_id, WebhookSubscription.is_active.is_(True))
         .values(is_active=False, disabled_reason=reason[:2000], disabled_at=utcnow(), updated_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1

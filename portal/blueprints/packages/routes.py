@@ -1,7 +1,6 @@
 """Routes of the store floor. Each parses the request, calls one domain function and renders."""
 from __future__ import annotations
 
-
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -19,9 +18,13 @@ from portal.packages.states import STATES, State
 from portal.settings import service as settings
 from portal.stores.models import StockLocation
 from portal.web import (
-    answer, check_int_args, hx_redirect, is_fragment_request, page_or_fragment, user_store_ids,
+    answer,
+    check_int_args,
+    hx_redirect,
+    is_fragment_request,
+    page_or_fragment,
+    user_store_ids,
 )
-
 
 # URL arguments of the list that must be plain numbers a row id can have.
 LIST_INT_ARGS = ("after", "before", "stock_location")

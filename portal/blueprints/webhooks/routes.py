@@ -15,7 +15,12 @@ from sqlalchemy import select
 
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_TYPE,
+    RETRY_PARAMS,
+    RETRY_TYPES,
+    SubscriptionForm,
+    describe_retry,
 )
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
