@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import and_, event, insert, or_, select, update
+from sqlalchemy import Table, and_, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
@@ -108,7 +109,7 @@ def _dispatcher() -> Dispatcher:
     return CHANNELS.dispatcher
 
 
-def _remember(session: Session, message_ids: list[int] = (), event_uuids: list[str] = ()) -> None:
+def _remember(session: Session, message_ids: Sequence[int] = (), event_uuids: Sequence[str] = ()) -> None:
     """Note messages (or events whose webhook messages are) written in this transaction, for deliver_after_commit."""
     if message_ids:
         session.info.setdefault(_WRITTEN, []).extend(message_ids)
@@ -180,7 +181,8 @@ def _event_row(new: NewEvent, now: datetime) -> tuple[str, dict]:
         "lease_until": None}
 
 
-_INSERT = insert(OutboxMessage.__table__)
+# A Core INSERT (no ORM bookkeeping). Declarative types __table__ as any FromClause; a mapped class's is a Table.
+_INSERT = insert(cast(Table, OutboxMessage.__table__))
 
 
 def write_events(session: Session, new_events: list[NewEvent]) -> list[RecordedEvent]:

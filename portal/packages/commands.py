@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import SupportsInt
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -52,7 +53,7 @@ class CommandResult:
     """The outcome of a command that ran."""
 
     package: Package
-    transition: Transition
+    transition: Transition | None  # None for resending a pickup code, which changes no state
     from_state: int
     to_state: int
     message: str
@@ -296,6 +297,8 @@ def find_transition(session: Session, transition_id: object = None, slug: object
     transition = None
     if transition_id not in (None, ""):
         try:
+            if not isinstance(transition_id, str | SupportsInt):
+                raise TypeError(transition_id)
             transition = session.get(Transition, int(transition_id))
         except (TypeError, ValueError):
             raise ValidationFailed(_("transition must be a number."), field="transition") from None
