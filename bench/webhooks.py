@@ -21,7 +21,8 @@ Usage (from the repository root):
    case: every command writes 2 event rows + 6 webhook rows); 3 subscriptions to one event type each, one of
    which the command raises (2 event rows + 1 webhook row). No worker runs during the timing; each command's
    messages are queued on the SQLite queue as one task. The variants take turns (--block commands each) so
-   that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with; the target is under 10%.
+   that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with;
+   the target is under 10%.
 The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
 <database>)" (only that section is replaced).
 """

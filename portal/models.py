@@ -16,8 +16,9 @@ from portal.sync.models import AddressNode, Channel, SyncJob
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
-    "AddressNode", "ApiToken", "DeliveryAttempt", "WebhookSubscription", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DenialReason",
-    "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package", "PackageItem", "PackageLog",
-    "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob", "SettingChange", "SetupStep",
-    "StockIntegration", "StockLocation", "SyncJob", "Transition", "User", "user_stock_locations",
+    "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
+    "DenialReason", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
+    "PackageItem", "PackageLog", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
+    "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
+    "user_stock_locations", "WebhookSubscription",
 ]

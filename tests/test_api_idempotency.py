@@ -55,8 +55,9 @@ def test_the_same_json_with_other_spacing_and_key_order_is_the_same_request(clie
     package = make.package()
     headers = token_headers(make.user(role="admin"), **{"Idempotency-Key": "k1"})
     url = f"/api/v1/oms/packages/{package.id}/command/"
-    compact = '{"slug":"complete-packaging-without-shipment","input_parameters":{"package":%d}}' % package.id
-    spaced = '{ "input_parameters": { "package": %d },\n  "slug": "complete-packaging-without-shipment" }' % package.id
+    compact = '{"slug":"complete-packaging-without-shipment","input_parameters":{"package":' + str(package.id) + '}}'
+    spaced = ('{ "input_parameters": { "package": ' + str(package.id)
+              + ' },\n  "slug": "complete-packaging-without-shipment" }')
     assert client.post(url, headers=headers, data=compact, content_type="application/json").status_code == 204
     retry = client.post(url, headers=headers, data=spaced, content_type="application/json")
     assert retry.status_code == 204

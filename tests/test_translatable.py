@@ -263,7 +263,7 @@ def _checked_expressions(tree: ast.AST, error_names: set[str]) -> list[ast.AST]:
             for target in targets:
                 pairs = [(target, node.value)]
                 if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                    pairs = list(zip(target.elts, node.value.elts))  # message, level = "...", "error"
+                    pairs = list(zip(target.elts, node.value.elts, strict=False))  # message, level = "...", "error"
                 for one, value in pairs:
                     name = one.id if isinstance(one, ast.Name) else getattr(one, "attr", "")
                     if name and MESSAGE_NAME.search(name):
