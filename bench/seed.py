@@ -22,7 +22,7 @@ import os
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ class Generator:
         self.postgres = postgres
         self.rng = random.Random(seed)
         # Aware for PostgreSQL (timestamptz); naive UTC for SQLite, which is how UTCDateTime stores it there.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.now = now if postgres else now.replace(tzinfo=None)
         self.store_cum = _store_weights(len(store_ids))
         self.mixes = [_cumulative(RECENT), _cumulative(WEEKS), _cumulative(OLD)]
@@ -209,12 +209,12 @@ def _load_sqlite(engine, gen: Generator, timer: Timer) -> None:
         conn.commit()
         timer.step("dropped secondary indexes")
         for rows in gen.customer_batches():
-            conn.execute(customers.insert(), [dict(zip(CUSTOMER_COLUMNS, r)) for r in rows])
+            conn.execute(customers.insert(), [dict(zip(CUSTOMER_COLUMNS, r, strict=True)) for r in rows])
         conn.commit()
         timer.step(f"{gen.customers:,} customers")
         for package_rows, item_rows in gen.package_batches():
-            conn.execute(packages.insert(), [dict(zip(PACKAGE_COLUMNS, r)) for r in package_rows])
-            conn.execute(items.insert(), [dict(zip(ITEM_COLUMNS, r)) for r in item_rows])
+            conn.execute(packages.insert(), [dict(zip(PACKAGE_COLUMNS, r, strict=True)) for r in package_rows])
+            conn.execute(items.insert(), [dict(zip(ITEM_COLUMNS, r, strict=True)) for r in item_rows])
             conn.commit()
         timer.step(f"{gen.packages:,} packages, {gen.item_id:,} items")
         for index in _bulk_indexes():

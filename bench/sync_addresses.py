@@ -35,7 +35,7 @@ import tempfile
 import time
 import tracemalloc
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ class Sandbox:
         self.districts = districts
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         """Start the sandbox and wait for its health endpoint."""
         env = {**os.environ, "SANDBOX_USERNAME": USERNAME, "SANDBOX_PASSWORD": PASSWORD, "SANDBOX_SEED": "2024"}
         self.process = subprocess.Popen(
@@ -268,7 +268,7 @@ def main() -> int:
     print()
     print("\n".join(verdicts))
     load = os.getloadavg()[0]
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join([
         HEADING, "",
         f"Measured {when} on {os.cpu_count()} CPUs (1-minute load average {load_before:.1f} before, {load:.1f} "

@@ -21,7 +21,8 @@ Usage (from the repository root):
    case: every command writes 2 event rows + 6 webhook rows); 3 subscriptions to one event type each, one of
    which the command raises (2 event rows + 1 webhook row). No worker runs during the timing; each command's
    messages are queued on the SQLite queue as one task. The variants take turns (--block commands each) so
-   that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with; the target is under 10%.
+   that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with;
+   the target is under 10%.
 The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
 <database>)" (only that section is replaced).
 """
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -165,12 +166,12 @@ def main() -> int:
     from portal import create_app
     from portal.accounts import auth
     from portal.extensions import db
-    from portal.queue import huey
     from portal.outbox import service as outbox
     from portal.outbox.models import OutboxMessage
     from portal.packages import commands
     from portal.packages.models import Customer, Package
     from portal.packages.states import DeliveryType, State
+    from portal.queue import huey
     from portal.stores.models import StockLocation
     from portal.webhooks import events, service
     from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
@@ -355,7 +356,7 @@ def main() -> int:
             f"{variant} {shares[path, variant]:.1%} {'met' if shares[path, variant] < TARGET_SHARE else 'MISSED'}"
             for variant in variants[1:]) + ".")
     if not args.no_write:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         heading = HEADING.format(database="PostgreSQL" if database_url.startswith("postgresql") else "SQLite")
         section = f"{heading}\n\nRun {stamp}: `.venv/bin/python bench/webhooks.py " + " ".join(sys.argv[1:]) + "`\n\n"
         section += "\n".join(lines) + "\n"

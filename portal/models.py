@@ -1,12 +1,12 @@
 """Imports every model so that Alembic and create_all see the whole schema."""
 from portal.accounts.models import ApiToken, Role, User, user_stock_locations
-from portal.idempotency.models import IdempotencyRecord
 from portal.cargo.models import CargoCompany
+from portal.idempotency.models import IdempotencyRecord
 from portal.integrations.models import StockIntegration
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.orders.models import OrderImportRun
-from portal.outbox.models import OutboxMessage
 from portal.otp.models import OtpAttempt, PickupCode
+from portal.outbox.models import OutboxMessage
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog, Transition
 from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings.models import ApplicationSetting, SettingChange
@@ -16,8 +16,9 @@ from portal.sync.models import AddressNode, Channel, SyncJob
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
-    "AddressNode", "ApiToken", "DeliveryAttempt", "WebhookSubscription", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DenialReason",
-    "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package", "PackageItem", "PackageLog",
-    "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob", "SettingChange", "SetupStep",
-    "StockIntegration", "StockLocation", "SyncJob", "Transition", "User", "user_stock_locations",
+    "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
+    "DenialReason", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
+    "PackageItem", "PackageLog", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
+    "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
+    "user_stock_locations", "WebhookSubscription",
 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from flask import g
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 from portal import create_app
 from portal.accounts import auth

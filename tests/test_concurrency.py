@@ -89,7 +89,7 @@ def _two_tablets_one_code(app, make) -> None:
     user_ids = [make.user("tablet1", stores=[store]).id, make.user("tablet2", stores=[store]).id]
     for _ in range(ROUNDS):
         package_id, code = ready_for_pickup(make, store)
-        outcomes = at_once(app, lambda i: deliver(package_id, code, user_ids[i]), 2)
+        outcomes = at_once(app, lambda i, package_id=package_id, code=code: deliver(package_id, code, user_ids[i]), 2)
         assert_exactly_one_delivery(package_id, outcomes)
 
 
@@ -136,8 +136,8 @@ def test_two_tablets_through_the_web_get_one_success_and_never_a_500(app, make):
     for _ in range(2):
         package_id, code = ready_for_pickup(make, store)
         url = f"/packages/{package_id}/commands/self-service-package-delivery"
-        responses = at_once(app, lambda i: clients[i].post(url, data={"otp": code},
-                                                           headers={"HX-Request": "true"}), 2)
+        responses = at_once(app, lambda i, url=url, code=code: clients[i].post(url, data={"otp": code},
+                                                                               headers={"HX-Request": "true"}), 2)
 
         assert not any(isinstance(r, BaseException) for r in responses), responses
         statuses = sorted(r.status_code for r in responses)

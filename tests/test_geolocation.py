@@ -5,11 +5,16 @@ import socket
 import time
 
 import pytest
-from stubs.geocoding_server import (GOOD_GOOGLE_KEY, GOOD_YANDEX_KEY, NOWHERE, PLACE, QUOTA_KEY,
-                                    geocoding_stub)  # noqa: F401 (fixture)
+from stubs.geocoding_server import (
+    GOOD_GOOGLE_KEY,
+    GOOD_YANDEX_KEY,
+    NOWHERE,
+    PLACE,
+    QUOTA_KEY,
+    geocoding_stub,  # noqa: F401 (fixture)
+)
 
-from portal.geolocation.client import (SAMPLE_ADDRESS, GeocodingError, GoogleGeocoder, YandexGeocoder,
-                                       geocoder_for)
+from portal.geolocation.client import SAMPLE_ADDRESS, GeocodingError, GoogleGeocoder, YandexGeocoder, geocoder_for
 
 
 def _config(stub, timeout: float = 2.0) -> dict:

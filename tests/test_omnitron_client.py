@@ -5,13 +5,29 @@ import threading
 import time
 
 import pytest
+from stubs.omnitron_server import (  # noqa: F401
+    LIMITED_PASSWORD,
+    LIMITED_USERNAME,
+    QuietRequestHandler,
+    free_port,
+    omnitron_sandbox,
+    omnitron_sandbox_factory,
+)
 from werkzeug.serving import make_server
 
-from portal.omnitron import (ADDRESS_PATHS, CHANNELS_PATH, OmnitronAuthError, OmnitronBadResponse, OmnitronClient,
-                             OmnitronError, OmnitronForbidden, OmnitronNotFound, OmnitronServerError, OmnitronTimeout,
-                             OmnitronUnreachable)
-from stubs.omnitron_server import (LIMITED_PASSWORD, LIMITED_USERNAME, QuietRequestHandler, free_port,  # noqa: F401
-                                   omnitron_sandbox, omnitron_sandbox_factory)
+from portal.omnitron import (
+    ADDRESS_PATHS,
+    CHANNELS_PATH,
+    OmnitronAuthError,
+    OmnitronBadResponse,
+    OmnitronClient,
+    OmnitronError,
+    OmnitronForbidden,
+    OmnitronNotFound,
+    OmnitronServerError,
+    OmnitronTimeout,
+    OmnitronUnreachable,
+)
 
 DISTRICTS = ADDRESS_PATHS["district"]
 

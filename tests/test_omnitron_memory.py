@@ -5,8 +5,9 @@ import logging
 import threading
 import tracemalloc
 
-from portal.omnitron import ADDRESS_PATHS, OmnitronClient
 from stubs.omnitron_server import PASSWORD, USERNAME, SandboxProcess
+
+from portal.omnitron import ADDRESS_PATHS, OmnitronClient
 
 DISTRICTS = ADDRESS_PATHS["district"]
 

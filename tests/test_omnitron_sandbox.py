@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import pytest
 import requests
-
-from stubs.omnitron_server import (LIMITED_PASSWORD, LIMITED_USERNAME, PASSWORD, USERNAME,  # noqa: F401
-                                   SandboxServer, omnitron_sandbox, omnitron_sandbox_factory)
+from stubs.omnitron_server import (  # noqa: F401
+    LIMITED_PASSWORD,
+    LIMITED_USERNAME,
+    PASSWORD,
+    USERNAME,
+    SandboxServer,
+    omnitron_sandbox,
+    omnitron_sandbox_factory,
+)
 
 
 def _token(sandbox, username: str = USERNAME, password: str = PASSWORD) -> str:

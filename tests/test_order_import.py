@@ -9,6 +9,8 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 from sqlalchemy import func, select
+from stubs.omnitron_server import PASSWORD, USERNAME, credentials, omnitron_sandbox  # noqa: F401
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
@@ -26,8 +28,6 @@ from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import Channel
 from portal.webhooks import service as webhooks
-from stubs.omnitron_server import PASSWORD, USERNAME, credentials, omnitron_sandbox  # noqa: F401
-from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 WEB, MOBILE, TRENDYOL = 1, 2, 3  # the sandbox's channel ids
 FILTER = {"statuses": ["approved"], "channels": [WEB, MOBILE], "start_date": None, "exclude_test_orders": True,

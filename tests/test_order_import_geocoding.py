@@ -10,6 +10,15 @@ import time
 import pytest
 import requests
 from sqlalchemy import select
+from stubs.geocoding_server import (
+    GOOD_GOOGLE_KEY,
+    GOOD_YANDEX_KEY,
+    NOWHERE,
+    PLACE,
+    QUOTA_KEY,
+    geocoding_stub,  # noqa: F401 (fixture)
+)
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401 (fixture)
 
 from portal.extensions import db
 from portal.orders import service as orders
@@ -19,9 +28,6 @@ from portal.settings import service as settings
 from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import Channel
-from stubs.geocoding_server import (GOOD_GOOGLE_KEY, GOOD_YANDEX_KEY, NOWHERE, PLACE, QUOTA_KEY,
-                                    geocoding_stub)  # noqa: F401 (fixture)
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401 (fixture)
 
 MOBILE = 2  # the sandbox's mobile app channel
 FILTER = {"statuses": ["approved"], "channels": [MOBILE], "start_date": None, "exclude_test_orders": True,

@@ -4,10 +4,10 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import requests
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 from portal.settings.service import ORDER_STATUSES
 from sandbox.places import PROVINCES
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 
 def _token(sandbox) -> str:

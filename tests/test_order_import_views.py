@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -13,7 +14,6 @@ from portal.orders import service as orders
 from portal.orders.models import OrderImportRun
 from portal.packages.models import Package
 from portal.settings import service as settings
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: F401
 
 HX = {"HX-Request": "true"}
 PAGE = "/setup/order-filtering"

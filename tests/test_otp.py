@@ -288,7 +288,7 @@ def test_one_user_guessing_across_many_packages_is_stopped(make, sms):
     packages = [make_ready(make) for _ in range(4)]
     codes = [code_in(m.body) for m in sms.outbox]
 
-    for package, code in zip(packages[:3], codes[:3]):
+    for package, code in zip(packages[:3], codes[:3], strict=True):
         with pytest.raises(InvalidOtp):
             hand_over(package, wrong(code), guesser)
     with pytest.raises(RateLimited):

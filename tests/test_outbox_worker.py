@@ -83,7 +83,7 @@ def test_the_sweep_picks_up_overdue_messages_and_lapsed_leases_only(make, manage
         dict(status="failed", next_attempt_at=now + timedelta(minutes=5)),  # waiting for its retry
         dict(status="sent"),
     ]
-    for message_id, values in zip(ids, shapes):
+    for message_id, values in zip(ids, shapes, strict=True):
         db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
     db.session.commit()
 

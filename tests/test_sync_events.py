@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from stubs.omnitron_server import credentials, omnitron_sandbox  # noqa: F401 (fixture)
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
 from portal.sync import service as sync
 from portal.webhooks import service as webhooks
-from stubs.omnitron_server import credentials, omnitron_sandbox  # noqa: F401 (fixture)
-from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 
 @pytest.fixture

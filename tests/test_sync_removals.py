@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import requests
 from sqlalchemy import func, select, update
+from stubs.omnitron_server import credentials, omnitron_sandbox  # noqa: F401
 
 from portal.accounts import auth
 from portal.db_types import utcnow
@@ -21,7 +22,6 @@ from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.kinds import REMOVED
 from portal.sync.models import AddressNode, Channel, SyncJob
-from stubs.omnitron_server import credentials, omnitron_sandbox  # noqa: F401
 
 PAGE_SIZE = 500
 HX = {"HX-Request": "true"}

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, func, select, update
+from stubs.omnitron_server import USERNAME, credentials, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 from portal.db_types import utcnow
 from portal.errors import ValidationFailed
@@ -18,7 +19,6 @@ from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
 from portal.sync import service as sync
 from portal.sync.models import AddressNode, Channel, SyncJob
-from stubs.omnitron_server import USERNAME, credentials, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 PAGE_SIZE = 500
 

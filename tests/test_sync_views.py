@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-
-import pytest
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
+from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 from portal.db_types import utcnow
 from portal.extensions import db
@@ -16,7 +16,6 @@ from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 from portal.sync import service as sync
 from portal.sync.models import Channel, SyncJob
-from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox, omnitron_sandbox_factory  # noqa: F401
 
 HX = {"HX-Request": "true"}
 PAGES = {"addresses": ("/setup/addresses", "Step 4: Copy addresses"),

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy import func, select, update
+from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
+from stubs.omnitron_server import PASSWORD, USERNAME, SandboxProcess
 
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.settings import service as settings
 from portal.sync import service as sync
 from portal.sync.models import AddressNode, SyncJob
-from stubs.huey_worker import Consumer, queue_file, wait_for  # noqa: F401
-from stubs.omnitron_server import PASSWORD, USERNAME, SandboxProcess
 
 PAGE_SIZE = 500
 

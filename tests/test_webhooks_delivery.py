@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 from portal.errors import CommandRejected, InvalidOtp, NotFound, ValidationFailed
 from portal.extensions import db
@@ -26,7 +27,6 @@ from portal.settings import service as settings
 from portal.settings.models import SettingChange
 from portal.webhooks import events, service
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
-from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 
 @pytest.fixture

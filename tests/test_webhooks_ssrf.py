@@ -9,6 +9,7 @@ import socket
 
 import pytest
 from sqlalchemy import select
+from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -16,7 +17,6 @@ from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
 from portal.webhooks import events, service, ssrf
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
-from stubs.webhook_receivers import receivers  # noqa: F401 (fixture)
 
 PUBLIC_IP = "93.184.216.34"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from portal import crypto
 from portal.extensions import db
-from portal.queue import huey
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
+from portal.queue import huey
 from portal.settings.models import SettingChange
 from portal.webhooks import service as webhooks
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
@@ -308,7 +308,7 @@ def test_the_delivery_log_shows_local_time_and_polls_only_while_something_is_on_
     message = outbox.enqueue_webhook(db.session, subscription.id, "package.created", {"n": 1})
     db.session.flush()
     db.session.add(DeliveryAttempt(subscription_id=subscription.id, message_id=message.id, attempt=1,
-                                   started_at=datetime(2026, 11, 22, 12, 5, tzinfo=timezone.utc), status_code=500,
+                                   started_at=datetime(2026, 11, 22, 12, 5, tzinfo=UTC), status_code=500,
                                    duration_ms=87, response_excerpt="Internal error: database down",
                                    error="The receiver answered 500.", succeeded=False))
     message.status = OutboxMessage.FAILED

@@ -6,7 +6,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from argon2 import PasswordHasher
+from argon2 import DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from flask_babel import gettext as _
@@ -34,10 +34,10 @@ def _hasher_and_dummy() -> tuple[PasswordHasher, str]:
     config = current_app.config if has_app_context() else {}
     key = tuple(config.get(name) for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM"))
     if key not in _HASHERS:
-        if key == (None, None, None):
-            hasher = PasswordHasher()
-        else:
-            hasher = PasswordHasher(time_cost=key[0], memory_cost=key[1], parallelism=key[2])
+        time_cost, memory_cost, parallelism = key  # None: the library's recommended value
+        hasher = PasswordHasher(time_cost=int(time_cost or DEFAULT_TIME_COST),
+                                memory_cost=int(memory_cost or DEFAULT_MEMORY_COST),
+                                parallelism=int(parallelism or DEFAULT_PARALLELISM))
         _HASHERS[key] = (hasher, hasher.hash("not-a-real-password"))
     return _HASHERS[key]
 

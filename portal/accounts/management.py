@@ -37,7 +37,7 @@ class UserInput:
     password: str = ""
 
     @classmethod
-    def from_form(cls, form) -> "UserInput":
+    def from_form(cls, form) -> UserInput:
         """Read a submitted form (a werkzeug MultiDict or a plain dict)."""
         raw_ids = form.getlist("stores") if hasattr(form, "getlist") else form.get("stores", [])
         store_ids = []

@@ -5,6 +5,7 @@ import enum
 import hashlib
 import hmac
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from flask_login import UserMixin
@@ -15,8 +16,11 @@ from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
 from portal.i18n import N_
 
+if TYPE_CHECKING:  # only for the annotation; SQLAlchemy resolves the name through its registry
+    from portal.stores.models import StockLocation
 
-class Role(str, enum.Enum):
+
+class Role(enum.StrEnum):
     """What a user may do in the portal."""
 
     ADMIN = "admin"
@@ -52,10 +56,10 @@ class User(UserMixin, db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    stock_locations: Mapped[list["StockLocation"]] = relationship(  # noqa: F821
+    stock_locations: Mapped[list[StockLocation]] = relationship(
         secondary=user_stock_locations, lazy="selectin", order_by="StockLocation.name"
     )
-    api_tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    api_tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     @property
     def is_active(self) -> bool:

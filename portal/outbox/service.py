@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import and_, event, insert, or_, select, update
+from sqlalchemy import Table, and_, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
 from portal.outbox.models import OutboxMessage, new_uuid
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def _dispatcher() -> Dispatcher:
     return CHANNELS.dispatcher
 
 
-def _remember(session: Session, message_ids: list[int] = (), event_uuids: list[str] = ()) -> None:
+def _remember(session: Session, message_ids: Sequence[int] = (), event_uuids: Sequence[str] = ()) -> None:
     """Note messages (or events whose webhook messages are) written in this transaction, for deliver_after_commit."""
     if message_ids:
         session.info.setdefault(_WRITTEN, []).extend(message_ids)
@@ -180,7 +181,8 @@ def _event_row(new: NewEvent, now: datetime) -> tuple[str, dict]:
         "lease_until": None}
 
 
-_INSERT = insert(OutboxMessage.__table__)
+# A Core INSERT (no ORM bookkeeping). Declarative types __table__ as any FromClause; a mapped class's is a Table.
+_INSERT = insert(cast(Table, OutboxMessage.__table__))
 
 
 def write_events(session: Session, new_events: list[NewEvent]) -> list[RecordedEvent]:
@@ -224,12 +226,12 @@ def fan_out(session: Session, event_uuid: str) -> list[int]:
         session.commit()
         return []
     now = utcnow()
-    taken = session.execute(
+    taken = rowcount(session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.uuid == event_uuid, OutboxMessage.kind == EVENT,
                OutboxMessage.status == OutboxMessage.PENDING)
         .values(status=OutboxMessage.SENT, sent_at=now, body_encrypted=None)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))
     if taken != 1:
         session.rollback()
         return []
@@ -330,25 +332,25 @@ def claim(session: Session, message_id: int, *, now: datetime | None = None, for
     if force:
         condition = or_(condition, OutboxMessage.status.in_(
             [OutboxMessage.PENDING, OutboxMessage.FAILED, OutboxMessage.DEAD]))
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.kind.in_(DELIVERABLE), condition)
         .values(status=OutboxMessage.SENDING, lease_until=lease, attempts=OutboxMessage.attempts + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     session.commit()
     return lease if claimed == 1 else None
 
 
 def finish(session: Session, message_id: int, lease: datetime, **values) -> bool:
     """Store a delivery's outcome if our claim still holds (not committed); False when another worker took over."""
-    return session.execute(
+    return rowcount(session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxMessage.SENDING,
                OutboxMessage.lease_until == lease)
         .values(lease_until=None, **values)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1
 
 
 def process_message(session: Session, message_id: int, *, now: datetime | None = None,

@@ -9,6 +9,7 @@ at each retry time. sweep_outbox runs every minute and queues whatever is due bu
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from huey import crontab
 
@@ -37,7 +38,7 @@ def deliver_message(message_id: int) -> None:
 
 
 @huey.task()
-def deliver_messages(message_ids: list[int], event_uuids: list[str] = ()) -> None:
+def deliver_messages(message_ids: Sequence[int], event_uuids: Sequence[str] = ()) -> None:
     """Queue task: what one transaction wrote (messages, and events to fan out to their subscriptions).
 
     Fans the events out here (their webhook messages are written now, after the command's commit, so
@@ -61,7 +62,7 @@ def deliver_messages(message_ids: list[int], event_uuids: list[str] = ()) -> Non
     deliver_message.call_local(first)
 
 
-def queue_delivery(message_ids: list[int], event_uuids: list[str] = ()) -> None:
+def queue_delivery(message_ids: Sequence[int], event_uuids: Sequence[str] = ()) -> None:
     """Queue the delivery of what a transaction committed: one task, whatever the number of messages."""
     if len(message_ids) == 1 and not event_uuids:
         deliver_message(message_ids[0])

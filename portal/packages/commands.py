@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import SupportsInt
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from portal.db_types import plain_int, utcnow
+from portal.db_types import plain_int, rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
 from portal.i18n import N_
 from portal.otp import service as otp
@@ -52,7 +53,7 @@ class CommandResult:
     """The outcome of a command that ran."""
 
     package: Package
-    transition: Transition
+    transition: Transition | None  # None for resending a pickup code, which changes no state
     from_state: int
     to_state: int
     message: str
@@ -296,6 +297,8 @@ def find_transition(session: Session, transition_id: object = None, slug: object
     transition = None
     if transition_id not in (None, ""):
         try:
+            if not isinstance(transition_id, str | SupportsInt):
+                raise TypeError(transition_id)
             transition = session.get(Transition, int(transition_id))
         except (TypeError, ValueError):
             raise ValidationFailed(_("transition must be a number."), field="transition") from None
@@ -335,7 +338,7 @@ def _lock_package(session: Session, package_id: int, store_ids: list[int] | None
     stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
     if store_ids is not None:
         stmt = stmt.where(Package.stock_location_id.in_(store_ids))
-    if session.execute(stmt.execution_options(synchronize_session=False)).rowcount != 1:
+    if rowcount(session.execute(stmt.execution_options(synchronize_session=False))) != 1:
         raise NotFound(_("Package not found."))
     return session.scalars(
         select(Package).where(Package.id == package_id).execution_options(populate_existing=True)
@@ -380,13 +383,13 @@ def run_command(
             raise
         from_state = package.state
         to_state = ctx.destination if ctx.destination is not None else from_state
-        changed = session.execute(
+        changed = rowcount(session.execute(
             update(Package)
             .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
             .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
                     state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if changed != 1:
             raise ConcurrentChange(_("Someone else changed this package just now."))
         quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))

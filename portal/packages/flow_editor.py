@@ -63,10 +63,15 @@ def form_data(form) -> dict:
     }
 
 
-def _clean_state(raw: object, field: str, label: str, *, nullable: bool = False) -> int | None:
-    """A state code from a code or slug. Raises ValidationFailed for an unknown state."""
-    if raw in (None, "") and nullable:
+def _clean_optional_state(raw: object, field: str, label: str) -> int | None:
+    """Like _clean_state, but an empty value means None (no state)."""
+    if raw in (None, ""):
         return None
+    return _clean_state(raw, field, label)
+
+
+def _clean_state(raw: object, field: str, label: str) -> int:
+    """A state code from a code or slug. Raises ValidationFailed for an unknown state."""
     code = parse_state(raw)
     if code is None:
         label = _(label)  # marked with N_ by the caller
@@ -96,9 +101,16 @@ def _clean_configuration(raw: object) -> dict:
 
 def _clean_visibility(raw: object) -> list[str]:
     """A non-empty subset of OMS_WEB and INSTORE, in that order. Raises ValidationFailed."""
+    values: list[object]
     if isinstance(raw, str):
-        raw = [part for part in re.split(r"[\s,]+", raw) if part]
-    values = list(raw or [])
+        values = [part for part in re.split(r"[\s,]+", raw) if part]
+    elif raw is None:
+        values = []
+    elif isinstance(raw, Iterable):
+        values = list(raw)
+    else:
+        raise ValidationFailed(_("Unknown visibility %(unknown)r; use OMS_WEB and/or INSTORE.", unknown=raw),
+                               field="visibility")
     unknown = [v for v in values if v not in Visibility.ALL]
     if unknown:
         raise ValidationFailed(_("Unknown visibility %(unknown)r; use OMS_WEB and/or INSTORE.", unknown=unknown[0]),
@@ -198,8 +210,7 @@ def validate_transition(session: Session, data: Mapping, transition_id: int | No
         raise ValidationFailed(_("Unknown command code %(code)r; choose one from the list.", code=code) if code
                                else _("Choose a command code."), field="command_code")
     source = _clean_state(data.get("source_state"), "source_state", N_("Source state"))
-    destination = _clean_state(data.get("destination_state"), "destination_state", N_("Destination state"),
-                               nullable=True)
+    destination = _clean_optional_state(data.get("destination_state"), "destination_state", N_("Destination state"))
     if destination is None and code != UNBLOCK_CODE:
         raise ValidationFailed(_("Choose the destination state (only an unblock may return to the state before "
                                  "the block)."), field="destination_state")
@@ -399,7 +410,7 @@ def _layout() -> tuple[dict[int, Box], list[tuple[str, float]], float, float]:
     top = PAD_TOP + (MAIN_ROWS - 1) * ROW_H + BOX_H + LANE_GAP
     for i, code in enumerate(other):
         boxes[code] = Box(PAD_X + i * COL_W, top)
-    lanes = [(N_("Lifecycle"), PAD_TOP - 34), (N_("Exceptions and refunds"), top - 22)]
+    lanes: list[tuple[str, float]] = [(N_("Lifecycle"), PAD_TOP - 34), (N_("Exceptions and refunds"), top - 22)]
     width = PAD_X * 2 + (columns - 1) * COL_W + BOX_W
     height = top + BOX_H + 28
     return boxes, lanes, width, height
@@ -439,13 +450,13 @@ def _route(src: Box, dst: Box, obstacles: list[Box], label: str | None, at: floa
     mx, my = (src.cx + dst.cx) / 2, (src.cy + dst.cy) / 2
     length = math.hypot(dst.cx - src.cx, dst.cy - src.cy) or 1
     nx, ny = -(dst.cy - src.cy) / length, (dst.cx - src.cx) / length
-    best = None
+    best: tuple[float, tuple[float, float], tuple[float, float], tuple[float, float], Box | None] | None = None
     for bend in (0, 36, -36, 72, -72, 110, -110, 150, -150, 200, -200):
         control = (mx + nx * bend, my + ny * bend)
         start = _border_point(src, *control)
         end = _border_point(dst, *control)
-        cost = sum(2 for i in range(1, 24) for box in obstacles if box.contains(*_quad(start, control, end, i / 24)))
-        label_box = None
+        cost: float = sum(2 for i in range(1, 24) for box in obstacles if box.contains(*_quad(start, control, end, i / 24)))
+        label_box: Box | None = None
         if label:
             label_cost = math.inf
             for t in (at, at - 0.15, at + 0.15, at - 0.3, at + 0.3):
@@ -460,6 +471,7 @@ def _route(src: Box, dst: Box, obstacles: list[Box], label: str | None, at: floa
             best = (cost, start, control, end, label_box)
         if cost < 0.01:
             break
+    assert best is not None  # the loop runs at least once
     return best[1:]
 
 
@@ -475,7 +487,7 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
     # A row edited outside the portal may name a state the catalogue lacks: it cannot be drawn.
     active = [t for t in transitions if t.is_active and t.source_state in boxes
               and (t.destination_state is None or t.destination_state in boxes)]
-    back_box = None
+    back_box: Box | None = None
     if any(t.destination_state is None for t in active):
         blocked = boxes[int(State.BLOCKED)]
         back_box = Box(blocked.x + COL_W / 2, blocked.y + ROW_H, BOX_W + 34, 34)
@@ -504,8 +516,8 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
         parts.append(f'<text class="flow-lane" x="{PAD_X}" y="{_fmt(y)}">{escape(_(text))}</text>')
 
     # Six "Block" arrows into Blocked carry the same words: say them once, near the target.
-    shared = defaultdict(int)
-    for (src, dst), names in groups.items():
+    shared: dict[tuple[int | None, tuple[str, ...]], int] = defaultdict(int)
+    for (_src, dst), names in groups.items():
         shared[(dst, tuple(names))] += 1
     labelled: set[tuple[int | None, tuple[str, ...]]] = set()
     placed: list[Box] = []
@@ -513,6 +525,7 @@ def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] |
     for (src, dst), names in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         source_box = boxes[src]
         target_box = boxes[dst] if dst is not None else back_box
+        assert target_box is not None  # back_box is drawn whenever an active command returns to the state before the block
         obstacles = [b for code, b in boxes.items() if code not in (src, dst)]
         label = ", ".join(names)
         key = (dst, tuple(names))

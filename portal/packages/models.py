@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -9,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
 from portal.packages.states import DeliveryType, State, state_info
+
+if TYPE_CHECKING:  # only for the annotations; SQLAlchemy resolves the names through its registry
+    from portal.accounts.models import User
+    from portal.stores.models import StockLocation
 
 
 class Customer(db.Model):
@@ -57,15 +62,15 @@ class Package(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    stock_location: Mapped["StockLocation"] = relationship(lazy="joined")  # noqa: F821
+    stock_location: Mapped[StockLocation] = relationship(lazy="joined")
     customer: Mapped[Customer] = relationship(lazy="joined")
-    items: Mapped[list["PackageItem"]] = relationship(
+    items: Mapped[list[PackageItem]] = relationship(
         back_populates="package", order_by="PackageItem.id", cascade="all, delete-orphan"
     )
-    logs: Mapped[list["PackageLog"]] = relationship(
+    logs: Mapped[list[PackageLog]] = relationship(
         back_populates="package", order_by="PackageLog.id.desc()", cascade="all, delete-orphan"
     )
-    denial_reason: Mapped["DenialReason | None"] = relationship()
+    denial_reason: Mapped[DenialReason | None] = relationship()
 
     @property
     def state_info(self):
@@ -140,4 +145,4 @@ class PackageLog(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     package: Mapped[Package] = relationship(back_populates="logs")
-    user: Mapped["User | None"] = relationship(lazy="joined")  # noqa: F821
+    user: Mapped[User | None] = relationship(lazy="joined")

@@ -25,7 +25,7 @@ class PackageFilters:
     before: int | None = None  # previous page: ids above this one
 
     @classmethod
-    def from_args(cls, args) -> "PackageFilters":
+    def from_args(cls, args) -> PackageFilters:
         """Parse query-string arguments; raises ValidationFailed for values that mean nothing."""
         raw_status = (args.get("status") or "").strip()
         status = parse_state(raw_status)

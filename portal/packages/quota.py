@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from portal.db_types import rowcount
 from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
@@ -54,6 +55,6 @@ def recount(session: Session) -> int:
     counted = (select(func.count(Package.id))
                .where(Package.stock_location_id == StockLocation.id, counted_condition())
                .scalar_subquery())
-    return session.execute(
+    return rowcount(session.execute(
         update(StockLocation).where(StockLocation.quota != counted).values(quota=counted)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))

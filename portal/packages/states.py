@@ -75,7 +75,7 @@ def state_info(code: int | None) -> StateInfo:
     return StateInfo(code or 0, f"unknown_{code}", f"Unknown ({code})", "problem")
 
 
-def parse_state(value: str | int | None) -> int | None:
+def parse_state(value: object) -> int | None:
     """Accept a status code or slug and return the code, or None when it is not a known state."""
     if value is None or value == "":
         return None

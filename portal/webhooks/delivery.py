@@ -118,9 +118,9 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allo
 
 def _reason(exc: Exception) -> str:
     """The innermost, shortest useful text of a requests/urllib3 error."""
-    inner = exc
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__
+    inner: BaseException = exc
+    while (deeper := inner.__cause__ or inner.__context__) is not None:
+        inner = deeper
     text = str(inner) or inner.__class__.__name__
     return text[:300]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 from flask_babel import gettext as _
 
@@ -17,8 +18,9 @@ from portal.i18n import N_
 DAY = 24 * 3600
 MAX_ATTEMPTS_LIMIT = 25
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_CONFIG = {"type": "exponential", "base": 30, "factor": 2, "max_interval": 6 * 3600,
-                  "max_attempts": DEFAULT_MAX_ATTEMPTS}
+# A retry configuration as stored (a JSON object): its values are numbers, and "type" a string.
+DEFAULT_CONFIG: dict[str, Any] = {"type": "exponential", "base": 30, "factor": 2, "max_interval": 6 * 3600,
+                                  "max_attempts": DEFAULT_MAX_ATTEMPTS}
 
 # type -> {parameter: (label, minimum, maximum, default)}; labels are marked with N_ and translated in messages.
 PARAMETERS: dict[str, dict[str, tuple[str, float, float, float]]] = {

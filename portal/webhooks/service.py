@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
-from portal.db_types import utcnow
+from portal.db_types import plain_int, rowcount, utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
@@ -115,10 +115,8 @@ def list_subscriptions(session: Session) -> list[WebhookSubscription]:
 
 def get_subscription(session: Session, subscription_id: object) -> WebhookSubscription:
     """One subscription. Raises NotFound."""
-    try:
-        subscription = session.get(WebhookSubscription, int(subscription_id))
-    except (TypeError, ValueError):
-        subscription = None
+    row_id = plain_int(subscription_id)
+    subscription = session.get(WebhookSubscription, row_id) if row_id is not None else None
     if subscription is None:
         raise NotFound(_("No such webhook subscription."))
     return subscription
@@ -239,15 +237,14 @@ def send_test_event(session: Session, subscription_id: object, *, user_id: int |
     session.commit()
     message_id = message.id
     outbox.deliver_after_commit(session, [message_id])
-    return session.get(OutboxMessage, message_id, populate_existing=True)
+    session.refresh(message)  # the delivery ran in its own transaction: read its outcome
+    return message
 
 
 def _webhook_message(session: Session, message_id: object) -> OutboxMessage:
     """A webhook message. Raises NotFound."""
-    try:
-        message = session.get(OutboxMessage, int(message_id))
-    except (TypeError, ValueError):
-        message = None
+    row_id = plain_int(message_id)
+    message = session.get(OutboxMessage, row_id) if row_id is not None else None
     if message is None or message.kind != outbox.WEBHOOK:
         raise NotFound(_("No such webhook delivery."))
     return message
@@ -258,11 +255,14 @@ def redeliver(session: Session, message_id: object, *, user_id: int | None) -> O
     message = _webhook_message(session, message_id)
     if message.status == OutboxMessage.SENDING and message.lease_until and message.lease_until > utcnow():
         raise ValidationFailed(_("This delivery is being sent right now."))
+    subscription_id = message.subscription_id
+    assert subscription_id is not None  # a webhook message belongs to its subscription (deleted with it)
     outbox.requeue(message)
-    _audit(session, message.subscription_id, "redeliver", user_id)
+    _audit(session, subscription_id, "redeliver", user_id)
     session.commit()
     outbox.deliver_after_commit(session, [message.id])
-    return session.get(OutboxMessage, message.id, populate_existing=True)
+    session.refresh(message)  # the delivery ran in its own transaction: read its outcome
+    return message
 
 
 def redeliver_dead(session: Session, subscription_id: object, *, user_id: int | None) -> int:
@@ -327,9 +327,9 @@ def outbox_summary(session: Session) -> dict[str, dict[str, int]]:
 
 def disable(session: Session, subscription_id: int, reason: str) -> bool:
     """Switch a subscription off because of its deliveries (not committed); False when it already was off."""
-    return session.execute(
+    return rowcount(session.execute(
         update(WebhookSubscription)
         .where(WebhookSubscription.id == subscription_id, WebhookSubscription.is_active.is_(True))
         .values(is_active=False, disabled_reason=reason[:2000], disabled_at=utcnow(), updated_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import requests
@@ -85,7 +86,7 @@ def validate_target_url(url: object, allow_private: bool, *, resolver: Resolver 
     Only http and https with a host and no user:password part. Unless allow_private, the host must
     resolve, and every address it resolves to must be public (see forbidden_reason).
     """
-    def refuse(message: str):
+    def refuse(message: str) -> NoReturn:
         """Raise the validation error for the target URL."""
         raise ValidationFailed(message, field="target_url")
 
@@ -117,7 +118,7 @@ def validate_target_url(url: object, allow_private: bool, *, resolver: Resolver 
                                                  type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         refuse(_("The host %(host)s cannot be resolved.", host=host))
-    addresses = sorted({info[4][0] for info in infos})
+    addresses = sorted({str(info[4][0]) for info in infos})
     if not addresses:
         refuse(_("The host %(host)s cannot be resolved.", host=host))
     for address in addresses:

@@ -32,10 +32,10 @@ from portal.accounts import auth
 from portal.accounts.models import User
 from portal.db_types import utcnow
 from portal.extensions import db
-from portal.queue import huey
 from portal.packages import commands
 from portal.packages.models import Customer, Package, PackageItem
 from portal.packages.states import DeliveryType, State
+from portal.queue import huey
 from portal.sms import MemorySmsProvider
 from portal.stores.models import StockLocation
 

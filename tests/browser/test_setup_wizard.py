@@ -11,6 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
+from stubs.omnitron_server import PASSWORD, USERNAME, SandboxServer
 
 from portal.accounts import auth
 from portal.accounts.models import User
@@ -24,7 +25,6 @@ from portal.setup.models import SetupStep
 from portal.setup.steps import STEPS
 from portal.stores.models import StockLocation
 from portal.sync.models import AddressNode, Channel
-from stubs.omnitron_server import PASSWORD, USERNAME, SandboxServer
 
 ADMIN, ADMIN_PASSWORD = "kurulum", "setup-admin-pass-1"
 # A small Omnitron keeps the copies quick on a loaded 2-core machine.

@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from stubs.http_stub import send_json, serving
 
 GOOD_GOOGLE_KEY = "AIzaSy-good-google-key-0001"

@@ -55,7 +55,7 @@ class SandboxServer:
                                        name="omnitron-sandbox", daemon=True)
         self.http = requests.Session()
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         """Start serving in the background."""
         self.thread.start()
         return self
@@ -67,7 +67,7 @@ class SandboxServer:
         self.server.server_close()
         self.thread.join(timeout=5)
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         """Start on entering a with block."""
         return self.start()
 
@@ -133,7 +133,7 @@ class SandboxProcess:
         self.process: subprocess.Popen | None = None
         self.log = tempfile.TemporaryFile()
 
-    def __enter__(self) -> "SandboxProcess":
+    def __enter__(self) -> SandboxProcess:
         """Start the process and wait until its health endpoint answers."""
         env = {**os.environ, **{k: str(v) for k, v in TEST_CONFIG.items() if not isinstance(v, list)}}
         self.process = subprocess.Popen([sys.executable, "-m", "sandbox", *self.args], cwd=REPO_ROOT, env=env,

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-
 from stubs.http_stub import send_json, serving
 
 USERNAME = "stock-user"

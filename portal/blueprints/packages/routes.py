@@ -1,7 +1,6 @@
 """Routes of the store floor. Each parses the request, calls one domain function and renders."""
 from __future__ import annotations
 
-
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -19,8 +18,24 @@ from portal.packages.states import STATES, State
 from portal.settings import service as settings
 from portal.stores.models import StockLocation
 from portal.web import (
-    answer, check_int_args, hx_redirect, is_fragment_request, page_or_fragment, user_store_ids,
+    answer,
+    check_int_args,
+    hx_redirect,
+    is_fragment_request,
+    page_or_fragment,
+    user_store_ids,
 )
+
+
+def _from_htmx() -> bool:
+    """True for any request htmx sent (htmx-flask sets request.htmx, which the type checker cannot see)."""
+    return bool(getattr(request, "htmx", False))
+
+
+def _htmx_trigger() -> str | None:
+    """The id of the element that triggered an htmx request, or None."""
+    htmx = getattr(request, "htmx", None)
+    return htmx.trigger if htmx else None
 
 
 # URL arguments of the list that must be plain numbers a row id can have.
@@ -49,7 +64,7 @@ def index():
         filters.stock_location, error = None, _("That store is not one of yours.")
     page = queries.list_packages(db.session, filters, store_ids, limit=current_app.config["PAGE_SIZE"])
     opened_by_enter = request.args.get("open") == "1" or (
-        bool(request.htmx) and request.htmx.trigger == "package-filters")
+        _htmx_trigger() == "package-filters")
     if filters.search and opened_by_enter and len(page.packages) == 1 and page.prev_before is None:
         return _open_package(page.packages[0])
     if store_ids is None:
@@ -163,7 +178,7 @@ def run_command(package_id: int, slug: str):
     except DomainError as exc:
         package = queries.get_package(db.session, package_id, store_ids)
         status = exc.http_status if exc.http_status in (409, 429) else 422
-        if not request.htmx:
+        if not _from_htmx():
             flash(exc.message, "error")
             if template:
                 return _command_form_response(package, transition, template, status, exc.message, exc.field,
@@ -174,7 +189,7 @@ def run_command(package_id: int, slug: str):
                                           exc.details)
         return _panel_response(package, status=status, error=exc.message, close_modal=True,
                                toast=(exc.message, "error"))
-    if not request.htmx:
+    if not _from_htmx():
         flash(result.message, "success")
         return redirect(url_for("packages.show", package_id=package.id))
     return _panel_response(result.package, toast=(result.message, "success"), close_modal=True)
@@ -201,7 +216,7 @@ def resend_code(package_id: int):
         abort(404)
     except DomainError as exc:
         package = queries.get_package(db.session, package_id, store_ids)
-        if not request.htmx:
+        if not _from_htmx():
             flash(exc.message, "error")
             return redirect(url_for("packages.show", package_id=package_id))
         return _panel_response(package, status=exc.http_status if exc.http_status == 429 else 422,
@@ -210,7 +225,7 @@ def resend_code(package_id: int):
     message, level = result.message, "success"
     if sms is not None and sms.status in (sms.FAILED, sms.DEAD):
         message, level = _("SMS not sent. Use Retry to send the new code."), "error"
-    if not request.htmx:
+    if not _from_htmx():
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package_id))
     return _panel_response(result.package, toast=(message, level))
@@ -226,13 +241,15 @@ def retry_sms(package_id: int, message_id: int):
     if sms is None or sms.id != message_id:
         abort(404)
     sms = outbox.retry_sms(db.session, message_id)
+    if sms is None:  # deleted since the check above
+        abort(404)
     if sms.status == sms.SENT:
         message, level = _("SMS sent."), "success"
     elif sms.status in (sms.PENDING, sms.SENDING):
         message, level = _("The SMS is on its way."), "success"
     else:
         message, level = _("SMS not sent. The provider did not accept it; try again shortly."), "error"
-    if not request.htmx:
+    if not _from_htmx():
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package.id))
     db.session.refresh(package)

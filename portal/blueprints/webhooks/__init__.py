@@ -1,8 +1,9 @@
 """Webhook subscriptions for brand managers and admins: the list, the form, secrets, the delivery log."""
-from flask import Blueprint, abort, current_app
+from flask import Blueprint, abort
 from flask_login import current_user
 
 from portal.accounts.models import Role
+from portal.extensions import login_manager
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 ROLES = (Role.ADMIN.value, Role.BRAND_MANAGER.value)
@@ -12,7 +13,7 @@ ROLES = (Role.ADMIN.value, Role.BRAND_MANAGER.value)
 def managers_only():
     """Only brand managers and admins may see or change webhooks; store staff get 403."""
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
+        return login_manager.unauthorized()
     if current_user.role not in ROLES:
         abort(403)
     return None

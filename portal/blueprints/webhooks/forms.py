@@ -35,7 +35,7 @@ RETRY_PARAMS: dict[str, list[tuple[str, str, str, str]]] = {
                ("max", N_("Longest wait (seconds)"), "", _DEFAULTS["random"]["max"])],
 }
 PARAM_NAMES = sorted({name for params in RETRY_PARAMS.values() for name, *_ in params})
-DEFAULT_RETRY_TYPE = retry.DEFAULT_CONFIG["type"]
+DEFAULT_RETRY_TYPE: str = retry.DEFAULT_CONFIG["type"]
 DEFAULT_MAX_ATTEMPTS = str(retry.DEFAULT_MAX_ATTEMPTS)
 MAX_HEADER_ROWS = 20
 

@@ -15,7 +15,12 @@ from sqlalchemy import select
 
 from portal.blueprints.webhooks import bp
 from portal.blueprints.webhooks.forms import (
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_TYPE, RETRY_PARAMS, RETRY_TYPES, SubscriptionForm, describe_retry,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_TYPE,
+    RETRY_PARAMS,
+    RETRY_TYPES,
+    SubscriptionForm,
+    describe_retry,
 )
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
@@ -33,7 +38,7 @@ def _event_choices() -> list[tuple[str, str]]:
     return [(catalogue.WILDCARD, _("All events (*)"))] + [(t, t) for t in catalogue.EVENT_TYPES]
 
 
-def _error_slot(field: str | None, retry_type: str) -> str:
+def _error_slot(field: str | None, retry_type: str | None) -> str:
     """Where a service error is shown: beside the form field it concerns, else at the top of the form.
 
     The service names retry parameters by their own names ("interval", "max_attempts", "type").
@@ -45,7 +50,7 @@ def _error_slot(field: str | None, retry_type: str) -> str:
         return "retry_type"
     if field.startswith("retry_"):
         return field
-    if field in {name for name, *_ in RETRY_PARAMS.get(retry_type, [])}:
+    if field in {name for name, *_ in RETRY_PARAMS.get(retry_type or "", [])}:
         return f"retry_{field}"
     if field == "additional_headers":
         return "headers"
@@ -97,7 +102,8 @@ def _form_context(form: SubscriptionForm, subscription=None, errors: dict | None
         header_rows = form.header_rows(request.form)
     elif subscription is not None:
         config = dict(subscription.retry_countdown_config or {})
-        retry_type = config.get("type") if config.get("type") in RETRY_PARAMS else DEFAULT_RETRY_TYPE
+        stored_type = config.get("type")
+        retry_type = stored_type if isinstance(stored_type, str) and stored_type in RETRY_PARAMS else DEFAULT_RETRY_TYPE
         retry_values = {k: str(v) for k, v in config.items() if k not in ("type", "max_attempts")}
         header_rows = list((subscription.additional_headers or {}).items())
     else:
@@ -210,7 +216,7 @@ def _log_context(subscription) -> dict:
     messages = {m.id: m for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))} \
         if ids else {}
     # Attempts come newest first: each message's "Redeliver" sits on its latest attempt only.
-    latest = {}
+    latest: dict[int, int] = {}
     for attempt in attempts:
         latest.setdefault(attempt.message_id, attempt.id)
     return {"subscription": subscription, "attempts": attempts, "messages": messages,
