@@ -117,16 +117,6 @@ def answer(template_name: str, *parts: str, code: int = 200, toast: str | None =
     return htmx_response(body, code, toast=toast, level=level, events=events, headers=headers)
 
 
-def page_or_fragment(template_name: str, block_name: str, status: int = 200, **context) -> Response:
-    """The whole page for a normal visit; only the named block for an htmx swap. Always Vary: HX-Request."""
-    return answer(template_name, block_name, code=status, **context)
-
-
-def with_toast(response: Response, message: str, level: str = "success") -> Response:
-    """Attach a "toast" event that the page shows as a short message (merged into the one HX-Trigger header)."""
-    return add_events(response, toast=message, level=level)
-
-
 def hx_redirect(target: str, *, code: int = 302) -> BaseResponse:
     """Go to another page: a full page load for htmx (HX-Redirect, not HX-Location, whose request would get only
     a fragment), a plain redirect otherwise."""

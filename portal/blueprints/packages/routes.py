@@ -20,23 +20,12 @@ from portal.stores.models import StockLocation
 from portal.web import (
     answer,
     check_int_args,
+    htmx_headers,
     hx_redirect,
     is_fragment_request,
-    page_or_fragment,
+    is_htmx,
     user_store_ids,
 )
-
-
-def _from_htmx() -> bool:
-    """True for any request htmx sent (htmx-flask sets request.htmx, which the type checker cannot see)."""
-    return bool(getattr(request, "htmx", False))
-
-
-def _htmx_trigger() -> str | None:
-    """The id of the element that triggered an htmx request, or None."""
-    htmx = getattr(request, "htmx", None)
-    return htmx.trigger if htmx else None
-
 
 # URL arguments of the list that must be plain numbers a row id can have.
 LIST_INT_ARGS = ("after", "before", "stock_location")
@@ -64,7 +53,7 @@ def index():
         filters.stock_location, error = None, _("That store is not one of yours.")
     page = queries.list_packages(db.session, filters, store_ids, limit=current_app.config["PAGE_SIZE"])
     opened_by_enter = request.args.get("open") == "1" or (
-        _htmx_trigger() == "package-filters")
+        htmx_headers().trigger == "package-filters")
     if filters.search and opened_by_enter and len(page.packages) == 1 and page.prev_before is None:
         return _open_package(page.packages[0])
     if store_ids is None:
@@ -74,7 +63,7 @@ def index():
     else:
         stores = current_user.stock_locations
     waiting = queries.waiting_count(db.session, store_ids) if store_ids is not None else None
-    return page_or_fragment(
+    return answer(
         "packages/index.html", "package_table", page=page, filters=filters, error=error, stores=stores,
         states=list(STATES.values()), waiting=waiting,
         refresh_seconds=current_app.config["LIST_REFRESH_SECONDS"],
@@ -121,7 +110,7 @@ def show(package_id: int):
     package = queries.get_package(db.session, package_id, user_store_ids())
     context = _panel_context(package)
     open_handover = _handover_transition(context) if request.args.get("handover") == "1" else None
-    return page_or_fragment("packages/show.html", "package_panel", open_handover=open_handover, **context)
+    return answer("packages/show.html", "package_panel", open_handover=open_handover, **context)
 
 
 def _command_form_response(package, transition, template, status=200, error=None, field=None, details=None):
@@ -132,7 +121,7 @@ def _command_form_response(package, transition, template, status=200, error=None
                        select(DenialReason).where(DenialReason.is_active.is_(True))
                        .order_by(DenialReason.priority, DenialReason.title))),
                    pickup=otp.latest_code(db.session, package.id), values=request.form)
-    return page_or_fragment("packages/command.html", "command_form", status=status, **context)
+    return answer("packages/command.html", "command_form", code=status, **context)
 
 
 def _visible_transition(package, slug: str) -> Transition:
@@ -178,7 +167,7 @@ def run_command(package_id: int, slug: str):
     except DomainError as exc:
         package = queries.get_package(db.session, package_id, store_ids)
         status = exc.http_status if exc.http_status in (409, 429) else 422
-        if not _from_htmx():
+        if not is_htmx():
             flash(exc.message, "error")
             if template:
                 return _command_form_response(package, transition, template, status, exc.message, exc.field,
@@ -189,7 +178,7 @@ def run_command(package_id: int, slug: str):
                                           exc.details)
         return _panel_response(package, status=status, error=exc.message, close_modal=True,
                                toast=(exc.message, "error"))
-    if not _from_htmx():
+    if not is_htmx():
         flash(result.message, "success")
         return redirect(url_for("packages.show", package_id=package.id))
     return _panel_response(result.package, toast=(result.message, "success"), close_modal=True)
@@ -216,7 +205,7 @@ def resend_code(package_id: int):
         abort(404)
     except DomainError as exc:
         package = queries.get_package(db.session, package_id, store_ids)
-        if not _from_htmx():
+        if not is_htmx():
             flash(exc.message, "error")
             return redirect(url_for("packages.show", package_id=package_id))
         return _panel_response(package, status=exc.http_status if exc.http_status == 429 else 422,
@@ -225,7 +214,7 @@ def resend_code(package_id: int):
     message, level = result.message, "success"
     if sms is not None and sms.status in (sms.FAILED, sms.DEAD):
         message, level = _("SMS not sent. Use Retry to send the new code."), "error"
-    if not _from_htmx():
+    if not is_htmx():
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package_id))
     return _panel_response(result.package, toast=(message, level))
@@ -249,7 +238,7 @@ def retry_sms(package_id: int, message_id: int):
         message, level = _("The SMS is on its way."), "success"
     else:
         message, level = _("SMS not sent. The provider did not accept it; try again shortly."), "error"
-    if not _from_htmx():
+    if not is_htmx():
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package.id))
     db.session.refresh(package)

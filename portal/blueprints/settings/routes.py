@@ -12,16 +12,16 @@ from portal.extensions import db
 from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
-from portal.web import answer, is_htmx, page_or_fragment, role_required
+from portal.web import answer, is_htmx, role_required
 
 
 @bp.get("/settings")
 @role_required(Role.ADMIN.value)
 def index():
     """The application settings page."""
-    return page_or_fragment("settings/index.html", "settings_panel", form=FlaskForm(),
-                            otp_enabled=settings.is_otp_enabled(db.session),
-                            rows=settings.list_settings(db.session), public_value=settings.public_value)
+    return answer("settings/index.html", "settings_panel", form=FlaskForm(),
+                  otp_enabled=settings.is_otp_enabled(db.session),
+                  rows=settings.list_settings(db.session), public_value=settings.public_value)
 
 
 @bp.post("/settings/otp")
@@ -58,5 +58,5 @@ def outbox():
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(100)
     if chosen in OUTBOX_FILTERS:
         stmt = stmt.where(OutboxMessage.status == chosen)
-    return page_or_fragment("settings/outbox.html", "outbox_table", messages=list(db.session.scalars(stmt)),
-                            chosen=chosen, filters=OUTBOX_FILTERS)
+    return answer("settings/outbox.html", "outbox_table", messages=list(db.session.scalars(stmt)),
+                  chosen=chosen, filters=OUTBOX_FILTERS)

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import ValidationFailed
-from portal.web import is_fragment_request, plain_int, with_toast
+from portal.web import add_events, is_fragment_request, plain_int
 
 
 def _context(key: str, **context) -> dict:
@@ -27,7 +27,7 @@ def _respond(template: str, block: str, key: str, code: int = 200, *, state_chan
 def _done(message: str, endpoint: str, fragment, level: str = "success"):
     """After a successful action: the fragment with a toast for htmx, else flash and redirect."""
     if is_fragment_request():
-        return with_toast(fragment(), message, level)
+        return add_events(fragment(), toast=message, level=level)
     flash(message, "success" if level == "success" else "error")
     return redirect(url_for(endpoint))
 

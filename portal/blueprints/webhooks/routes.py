@@ -25,7 +25,7 @@ from portal.blueprints.webhooks.forms import (
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
-from portal.web import answer, hx_redirect, is_fragment_request, page_or_fragment
+from portal.web import answer, hx_redirect, is_fragment_request
 from portal.webhooks import catalogue
 from portal.webhooks import service as webhooks
 
@@ -83,7 +83,7 @@ def _last_delivery(subscription_id: int):
 def index():
     """Every subscription with its state and last delivery; admins also see the outbox by kind."""
     subscriptions = webhooks.list_subscriptions(db.session)
-    return page_or_fragment(
+    return answer(
         "webhooks/index.html", PAGE_BLOCK, subscriptions=subscriptions,
         last_delivery={s.id: _last_delivery(s.id) for s in subscriptions},
         outbox_summary=webhooks.outbox_summary(db.session) if current_user.is_admin else None,
@@ -123,8 +123,8 @@ def _form_context(form: SubscriptionForm, subscription=None, errors: dict | None
 def _form_page(form: SubscriptionForm, subscription=None, errors: dict | None = None, status: int = 200,
                posted: bool = False):
     """The subscription form page, or its #webhook-page block for htmx."""
-    return page_or_fragment("webhooks/form.html", PAGE_BLOCK, status,
-                            **_form_context(form, subscription, errors, posted))
+    return answer("webhooks/form.html", PAGE_BLOCK, code=status,
+                  **_form_context(form, subscription, errors, posted))
 
 
 def _form_errors(form: SubscriptionForm, subscription=None, errors: dict | None = None):
@@ -252,14 +252,14 @@ def _done(subscription_id: int, block: str, message: str, level: str = "success"
 def show(subscription_id: int):
     """A subscription: its settings, state, actions and delivery log."""
     subscription = webhooks.get_subscription(db.session, subscription_id)
-    return page_or_fragment("webhooks/show.html", PAGE_BLOCK, **_show_context(subscription))
+    return answer("webhooks/show.html", PAGE_BLOCK, **_show_context(subscription))
 
 
 @bp.get("/<int:subscription_id>/deliveries")
 def deliveries(subscription_id: int):
     """The delivery log alone: htmx polls it while anything is on its way."""
     subscription = webhooks.get_subscription(db.session, subscription_id)
-    return page_or_fragment("webhooks/show.html", "delivery_log", **_show_context(subscription))
+    return answer("webhooks/show.html", "delivery_log", **_show_context(subscription))
 
 
 def _secret_response(subscription, secret: str, *, created: bool):
