@@ -14,12 +14,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from htmx_flask.requests import HtmxHeaders
+from sqlalchemy.exc import DataError
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.db_types import DB_INT_MAX, plain_int, utcnow
 from portal.errors import DomainError, ValidationFailed
-from portal.extensions import login_manager
+from portal.extensions import db, login_manager
 from portal.i18n import N_
 from portal.packages.states import DeliveryType, State, Visibility, state_info
 
@@ -220,14 +221,10 @@ def init_app(app) -> None:
         """A domain error that reached the web layer unhandled: show its message on an error page."""
         return _error_page(error.http_status, error.message)
 
-    from sqlalchemy.exc import DataError
-
     @app.errorhandler(OverflowError)
     @app.errorhandler(DataError)
     def number_too_large(error: Exception):
         """A value the database cannot hold reached a query (a forged huge id, say): the request's fault, a 400."""
-        from portal.extensions import db
-
         db.session.rollback()
         log.warning("refused %s %s: %s", request.method, request.path, error)
         return _error_page(400, _("A value in the request is too large."))

@@ -1,7 +1,9 @@
 """The 15-step OMS setup wizard (admins only). Each step's routes live in a module of their own
 (step_NN_<key>.py, in the order of portal/setup/steps.py); shared_*.py hold what several steps share."""
-from flask import Blueprint
+from flask import Blueprint, abort
 from flask_login import current_user
+
+from portal.extensions import login_manager
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
 
@@ -9,10 +11,6 @@ bp = Blueprint("setup", __name__, url_prefix="/setup")
 @bp.before_request
 def admins_only():
     """Only admins may use the wizard."""
-    from flask import abort
-
-    from portal.extensions import login_manager
-
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.is_admin:
