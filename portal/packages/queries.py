@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.db_types import plain_int
 from portal.errors import NotFound, ValidationFailed
 from portal.packages.models import Package, PackageLog
-from portal.packages.states import DeliveryType, State, parse_state
+from portal.packages.states import TO_PACK, DeliveryType, State, parse_state
 
 
 @dataclass
@@ -144,3 +144,56 @@ def waiting_count(session: Session, store_ids: list[int] | None) -> int:
     """How many packages wait in the user's stores (an index-only count per store)."""
     stmt = _scoped(select(func.count()).select_from(Package).where(Package.state == State.WAITING), store_ids)
     return session.scalar(stmt) or 0
+
+
+@dataclass
+class PickLine:
+    """One item on the pick list: how many to take off the shelf in all, and for which packages."""
+
+    barcode: str
+    sku: str
+    name: str
+    quantity: int = 0
+    packages: list[tuple[str, int]] = field(default_factory=list)  # (package number, quantity for it)
+
+
+@dataclass
+class PickList:
+    """The items of the packages waiting to be packed, grouped by item, and the packages they came from."""
+
+    lines: list[PickLine]
+    packages: list[Package]
+    limit: int
+    truncated: bool  # more packages wait than the list holds: the oldest `limit` are on it
+
+    @property
+    def total_quantity(self) -> int:
+        """How many pieces the list asks for in all."""
+        return sum(line.quantity for line in self.lines)
+
+
+PICK_LIST_LIMIT = 500
+
+
+def pick_list(session: Session, store_ids: list[int] | None, limit: int = PICK_LIST_LIMIT) -> PickList:
+    """The pick list of the user's stores: every package still to pack (oldest first, at most `limit`), its
+    items summed per item (barcode, SKU and name) so that each shelf is visited once.
+
+    The packages come from the (stock_location_id, state, id) index: one range per store and state.
+    """
+    stmt = _scoped(select(Package).where(Package.state.in_([int(s) for s in TO_PACK])), store_ids)
+    stmt = stmt.options(selectinload(Package.items)).order_by(Package.id.asc()).limit(limit + 1)
+    packages = list(session.scalars(stmt))
+    truncated = len(packages) > limit
+    packages = packages[:limit]
+    lines: dict[tuple[str, str, str], PickLine] = {}
+    for package in packages:
+        for item in package.items:
+            key = (item.barcode, item.sku, item.name)
+            line = lines.get(key)
+            if line is None:
+                line = lines[key] = PickLine(barcode=item.barcode, sku=item.sku, name=item.name)
+            line.quantity += item.quantity
+            line.packages.append((package.number, item.quantity))
+    ordered = sorted(lines.values(), key=lambda line: (line.name.casefold(), line.barcode, line.sku))
+    return PickList(lines=ordered, packages=packages, limit=limit, truncated=truncated)

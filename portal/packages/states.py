@@ -43,28 +43,38 @@ class StateInfo:
     label: str
     category: str  # waiting | working | ready | done | problem
     is_final: bool = False
+    tone: str = "neutral"  # what the chip's colour means to staff: one of TONES
+
+
+# What a chip's colour tells the staff, one meaning per colour (portal.css has a token set for each):
+# todo: the store has work to do; waiting: the store waits for someone else (the customer, a carrier, a
+# transfer, a decision); done: finished as hoped; problem: needs a person; neutral: ended without a result.
+TONES = ("todo", "waiting", "done", "problem", "neutral")
 
 
 _INFO = [
-    StateInfo(State.WAITING, "waiting", N_("Waiting"), "waiting"),
-    StateInfo(State.WAITING_REMOTE_ACTION, "waiting_remote_action", N_("Waiting Remote Action"), "waiting"),
-    StateInfo(State.PREPARING, "preparing", N_("Preparing"), "working"),
-    StateInfo(State.WAITING_FOR_TRANSFER, "waiting_for_transfer", N_("Waiting for Transfer"), "waiting"),
-    StateInfo(State.READY_FOR_PACKAGING, "ready_for_packaging", N_("Ready for Packaging"), "working"),
-    StateInfo(State.PACKED, "packed", N_("Packed All Items"), "working"),
-    StateInfo(State.READY_FOR_CUSTOMER_PICKUP, "ready_for_customer_pickup", N_("Ready for Customer Pickup"), "ready"),
-    StateInfo(State.SHIPPED, "shipped", N_("Shipped"), "ready"),
-    StateInfo(State.ATTEMPTED_DELIVERY, "attempted_delivery", N_("Attempted Delivery"), "problem"),
-    StateInfo(State.DELIVERY_FAILED, "delivery_failed", N_("Delivery Failed"), "problem"),
-    StateInfo(State.DELIVERED, "delivered", N_("Delivered"), "done", is_final=True),
-    StateInfo(State.OUT_OF_STOCK, "out_of_stock", N_("Out of Stock"), "problem"),
-    StateInfo(State.BLOCKED, "blocked", N_("Blocked"), "problem"),
-    StateInfo(State.NEEDS_RESCHEDULING, "needs_rescheduling", N_("Needs Rescheduling"), "problem"),
-    StateInfo(State.CANCELLATION_WAITING, "cancellation_waiting", N_("Cancellation Waiting"), "problem"),
-    StateInfo(State.CANCELLED, "cancelled", N_("Cancelled"), "done", is_final=True),
-    StateInfo(State.PACKED_FOR_REFUND, "packed_for_refund", N_("Packed for Refund"), "done", is_final=True),
+    StateInfo(State.WAITING, "waiting", N_("Waiting"), "waiting", tone="todo"),
+    StateInfo(State.WAITING_REMOTE_ACTION, "waiting_remote_action", N_("Waiting Remote Action"), "waiting", tone="waiting"),
+    StateInfo(State.PREPARING, "preparing", N_("Preparing"), "working", tone="todo"),
+    StateInfo(State.WAITING_FOR_TRANSFER, "waiting_for_transfer", N_("Waiting for Transfer"), "waiting", tone="waiting"),
+    StateInfo(State.READY_FOR_PACKAGING, "ready_for_packaging", N_("Ready for Packaging"), "working", tone="todo"),
+    StateInfo(State.PACKED, "packed", N_("Packed All Items"), "working", tone="todo"),
+    StateInfo(State.READY_FOR_CUSTOMER_PICKUP, "ready_for_customer_pickup", N_("Ready for Customer Pickup"), "ready",
+              tone="waiting"),
+    StateInfo(State.SHIPPED, "shipped", N_("Shipped"), "ready", tone="waiting"),
+    StateInfo(State.ATTEMPTED_DELIVERY, "attempted_delivery", N_("Attempted Delivery"), "problem", tone="problem"),
+    StateInfo(State.DELIVERY_FAILED, "delivery_failed", N_("Delivery Failed"), "problem", tone="problem"),
+    StateInfo(State.DELIVERED, "delivered", N_("Delivered"), "done", is_final=True, tone="done"),
+    StateInfo(State.OUT_OF_STOCK, "out_of_stock", N_("Out of Stock"), "problem", tone="problem"),
+    StateInfo(State.BLOCKED, "blocked", N_("Blocked"), "problem", tone="problem"),
+    StateInfo(State.NEEDS_RESCHEDULING, "needs_rescheduling", N_("Needs Rescheduling"), "problem", tone="problem"),
+    StateInfo(State.CANCELLATION_WAITING, "cancellation_waiting", N_("Cancellation Waiting"), "problem", tone="waiting"),
+    StateInfo(State.CANCELLED, "cancelled", N_("Cancelled"), "done", is_final=True, tone="neutral"),
+    StateInfo(State.PACKED_FOR_REFUND, "packed_for_refund", N_("Packed for Refund"), "done", is_final=True, tone="neutral"),
 ]
 STATES: dict[int, StateInfo] = {info.code: info for info in _INFO}
+# The states whose next step is packing in the store: the pick list and the "To pack" work.
+TO_PACK = (State.WAITING, State.PREPARING, State.READY_FOR_PACKAGING)
 BY_SLUG: dict[str, StateInfo] = {info.slug: info for info in _INFO}
 
 
@@ -72,7 +82,7 @@ def state_info(code: int | None) -> StateInfo:
     """Return the catalogue entry for a status code; unknown codes get a neutral entry."""
     if code is not None and code in STATES:
         return STATES[code]
-    return StateInfo(code or 0, f"unknown_{code}", f"Unknown ({code})", "problem")
+    return StateInfo(code or 0, f"unknown_{code}", f"Unknown ({code})", "problem", tone="problem")
 
 
 def parse_state(value: object) -> int | None:
