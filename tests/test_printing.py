@@ -6,7 +6,7 @@ import re
 import pytest
 
 from portal.extensions import db
-from portal.packages import queries
+from portal.packages import barcodes, queries
 from portal.packages.models import PackageItem
 from portal.packages.states import STATES, TO_PACK, TONES, State
 
@@ -36,7 +36,7 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
-def shared_item(package, quantity: int, barcode: str = "8690000000017", name: str = "Linen shirt") -> None:
+def shared_item(package, quantity: int, barcode: str = "8690000000012", name: str = "Linen shirt") -> None:
     """Put the same item (same barcode) into a package, `quantity` pieces."""
     package.items.append(PackageItem(order_item=package.id * 1000 + 99, sku="SKU-LINEN", name=name,
                                      barcode=barcode, quantity=quantity))
@@ -74,9 +74,9 @@ def test_pick_list_groups_items_sums_quantities_and_names_the_packages(client, m
     page = text(client.get("/packages/pick-list"))
 
     rows = pick_rows(page)
-    assert "Linen shirt" in rows["8690000000017"]
-    assert re.search(r" 3 .*PK\d+ .*PK\d+ ×2", rows["8690000000017"]), rows["8690000000017"]
-    assert first.number in rows["8690000000017"] and second.number in rows["8690000000017"]
+    assert "Linen shirt" in rows["8690000000012"]
+    assert re.search(r" 3 .*PK\d+ .*PK\d+ ×2", rows["8690000000012"]), rows["8690000000012"]
+    assert first.number in rows["8690000000012"] and second.number in rows["8690000000012"]
     assert first.items[0].barcode in rows  # the first package's own item has a row of its own
     assert packed.items[0].barcode not in page and packed.number not in page
     assert "2 packages, 4 pieces" in page
@@ -154,7 +154,7 @@ def test_packing_slip_lists_order_customer_items_and_store(client, make, store, 
     assert "Kadıköy Store" in page
     for item in package.items:
         assert item.barcode in page and item.name in page
-    assert re.search(r'8690000000017</code></td>\s*<td class="num col-qty">3<', page)
+    assert re.search(r'8690000000012</code>\s*</span></td>\s*<td class="num col-qty">3<', page)
     assert re.search(r'Pieces in all</th><td class="num col-qty">5<', page)
     assert package.customer.phone not in page  # the slip goes into the box: no phone number on it
     assert "print.css" in page
@@ -186,3 +186,37 @@ def test_state_chips_carry_their_tone(client, make, store, zeynep):
 
     assert 'class="chip chip-done' in text(client.get(f"/packages/{delivered.id}"))
     assert 'class="chip chip-problem' in text(client.get(f"/packages/{blocked.id}"))
+
+
+def test_ean13_check_digits_and_modules():
+    assert barcodes.is_ean13("4006381333931")  # the textbook example
+    assert not barcodes.is_ean13("4006381333932")  # one off in the check digit
+    assert not barcodes.is_ean13("400638133393")  # twelve digits
+    assert not barcodes.is_ean13("40063813339３1")  # a full-width digit is not a digit a scanner knows
+    modules = barcodes.ean13_modules("4006381333931")
+    assert len(modules) == 95
+    assert modules.startswith("101") and modules.endswith("101") and modules[45:50] == "01010"
+    # First digit 4: the left half is L G L L G G; the 2nd digit 0 in L is 0001101, the 3rd 0 in G is 0100111.
+    assert modules[3:10] == "0001101" and modules[10:17] == "0100111"
+    # The right half in R patterns: the last digit 1 is 1100110.
+    assert modules[85:92] == "1100110"
+
+
+def test_ean13_bars_draw_one_rectangle_per_bar():
+    bars = barcodes.ean13_bars("4006381333931")
+    modules = barcodes.ean13_modules("4006381333931")
+    assert bars.width == 11 + 95 + 7
+    assert bars.path.count("M") == len([run for run in modules.split("0") if run])
+    assert bars.path.startswith("M11 0h1v40h-1z")  # the start guard's first bar, after the quiet zone
+    assert barcodes.ean13_bars("4006381333932") is None
+
+
+def test_paper_draws_bars_only_for_valid_codes(client, make, store, zeynep):
+    package = make.package(store=store, state=State.WAITING, items=0)
+    shared_item(package, 1, barcode="8690000000012")
+    shared_item(package, 1, barcode="8690000000013", name="Wrong check digit")
+
+    for url in ("/packages/pick-list", f"/packages/{package.id}/packing-slip"):
+        page = text(client.get(url))
+        assert page.count('class="barcode-bars"') == 1, url
+        assert "8690000000013" in page  # still printed as digits

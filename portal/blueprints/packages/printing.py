@@ -12,6 +12,7 @@ from portal.blueprints.packages import bp
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.packages import queries
+from portal.packages.barcodes import ean13_bars
 from portal.web import local_time, user_store_ids
 
 
@@ -20,7 +21,8 @@ from portal.web import local_time, user_store_ids
 def pick_list():
     """The pick list: every package still to pack in the user's stores, its items grouped by item."""
     picks = queries.pick_list(db.session, user_store_ids())
-    return render_template("packages/pick_list.html", picks=picks, printed_at=local_time(utcnow()))
+    bars = {line.barcode: ean13_bars(line.barcode) for line in picks.lines}
+    return render_template("packages/pick_list.html", picks=picks, bars=bars, printed_at=local_time(utcnow()))
 
 
 @bp.get("/packages/<int:package_id>/packing-slip")
@@ -28,4 +30,5 @@ def pick_list():
 def packing_slip(package_id: int):
     """The packing slip that goes into one package's box: order, customer, items and store."""
     package = queries.get_package(db.session, package_id, user_store_ids())
-    return render_template("packages/packing_slip.html", package=package, printed_at=local_time(utcnow()))
+    bars = {item.barcode: ean13_bars(item.barcode) for item in package.items}
+    return render_template("packages/packing_slip.html", package=package, bars=bars, printed_at=local_time(utcnow()))
