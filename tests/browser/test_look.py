@@ -8,7 +8,6 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-
 from playwright.sync_api import expect
 
 from portal.packages.models import Package, PackageItem
