@@ -145,7 +145,7 @@ def test_handover_with_a_wrong_code_a_lock_resends_and_delivery_back_to_the_scan
         field.fill(wrong(code))
         field.press("Enter")
         expect(field).to_have_value("")
-    expect(dialog.locator("#code-locked")).to_be_visible()
+    expect(dialog.locator("#otp-error")).to_have_text("Wrong code. The code is now locked; send the customer a new code.")
     expect(dialog.get_by_role("button", name="Confirm delivery")).to_be_disabled()
     resend = dialog.locator("#dialog-resend")
     expect(resend).to_have_class(re.compile(r"\bresend-primary\b"))
@@ -157,7 +157,7 @@ def test_handover_with_a_wrong_code_a_lock_resends_and_delivery_back_to_the_scan
 
     # A new code unlocks it.
     resend.tap()
-    expect(dialog.locator("#code-locked")).to_have_count(0)
+    expect(dialog.locator("#otp-error")).to_have_count(0)
     expect(dialog.get_by_role("button", name="Confirm delivery")).to_be_enabled()
     code = last_code()
 

@@ -4,4 +4,6 @@ from flask import Blueprint
 bp = Blueprint("packages", __name__)
 
 from portal.blueprints.packages import routes  # noqa: E402,F401
+
+# isort: split
 from portal.blueprints.packages import handover_routes  # noqa: E402,F401

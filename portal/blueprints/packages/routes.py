@@ -6,8 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from portal.blueprints.packages import bp
-from portal.blueprints.packages import actions
+from portal.blueprints.packages import actions, bp
 from portal.blueprints.packages.command_forms import form_template, params_from_form
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
