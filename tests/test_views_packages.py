@@ -243,7 +243,9 @@ def test_buttons_carry_the_vendors_command_names(client, make, store, zeynep):
     page = text(client.get(f"/packages/{packed.id}"))
 
     assert command_slugs(page, packed) == {"ready-for-customer-pickup"}
-    assert re.search(r'data-command="READY_FOR_PICKUP">Ready For Customer Pickup</button>', page)
+    # Plain words first, the vendor's command name as the secondary label.
+    assert re.search(r'data-command="READY_FOR_PICKUP"\s+id="primary-action"><span class="command-label">Ready for pickup'
+                     r'</span><small class="command-vendor">Ready For Customer Pickup</small></button>', page)
 
 
 def test_an_admin_sees_the_oms_web_commands(client, make, store, auth_actions):
@@ -447,8 +449,8 @@ def test_with_otp_off_delivery_is_one_tap(client, make, store, zeynep, sms):
     commands.run_command(db.session, package.id, slug="ready-for-customer-pickup", user_id=None, store_ids=None)
 
     page = text(client.get(f"/packages/{package.id}"))
-    assert re.search(r'data-command="SELF_SERVICE_PACKAGE_DELIVERY_COMMAND">Self Service Package Delivery</button>',
-                     page)
+    assert re.search(r'data-command="SELF_SERVICE_PACKAGE_DELIVERY_COMMAND"\s+id="primary-action"><span class="command-label">'
+                     r'Hand over</span><small class="command-vendor">Self Service Package Delivery</small></button>', page)
     assert "Resend code" not in page
 
     response = client.post(f"/packages/{package.id}/commands/self-service-package-delivery", headers=HX)

@@ -7,6 +7,7 @@ and in the encrypted SMS body in the outbox, which is wiped once the SMS is sent
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
-from portal.db_types import utcnow
+from portal.db_types import rowcount, utcnow
 from portal.errors import InvalidOtp, RateLimited, ValidationFailed
 from portal.i18n import N_
 from portal.otp.models import OtpAttempt, PickupCode
@@ -90,19 +91,59 @@ def check_resend_allowed(session: Session, package_id: int) -> None:
                             "Please wait before sending it again.", issued=issued, minutes=minutes))
 
 
-def _check_user_limit(session: Session, user_id: int | None) -> None:
-    """Raise RateLimited when this user typed too many wrong codes recently, on any package."""
-    if user_id is None:
-        return
-    config = current_app.config
-    since = utcnow() - timedelta(minutes=config["OTP_USER_FAILURE_WINDOW_MINUTES"])
-    failures = session.scalar(
-        select(func.count()).select_from(OtpAttempt)
+def _counting_failures(session: Session, user_id: int) -> list:
+    """Times of this user's wrong codes that count towards the per-user limit now, oldest first."""
+    since = utcnow() - timedelta(minutes=current_app.config["OTP_USER_FAILURE_WINDOW_MINUTES"])
+    return list(session.scalars(
+        select(OtpAttempt.created_at)
         .where(OtpAttempt.user_id == user_id, OtpAttempt.success.is_(False), OtpAttempt.created_at >= since)
-    ) or 0
-    if failures >= config["OTP_USER_FAILURE_LIMIT"]:
-        raise RateLimited(_("Too many wrong codes were entered from your account. "
-                            "Please wait a few minutes or ask a manager."))
+        .order_by(OtpAttempt.created_at)
+    ))
+
+
+def user_limit_wait(session: Session, user_id: int | None) -> int:
+    """Whole minutes until this user may check codes again (0: not limited).
+
+    The limit lifts when enough of the wrong codes have left the window to bring the count under
+    OTP_USER_FAILURE_LIMIT, so the wait ends when the oldest of the ones that must leave does.
+    """
+    if user_id is None:
+        return 0
+    config = current_app.config
+    failures = _counting_failures(session, user_id)
+    over = len(failures) - config["OTP_USER_FAILURE_LIMIT"]
+    if over < 0:
+        return 0
+    frees_at = failures[over] + timedelta(minutes=config["OTP_USER_FAILURE_WINDOW_MINUTES"])
+    seconds = (frees_at - utcnow()).total_seconds()
+    return max(1, math.ceil(seconds / 60))
+
+
+def _check_user_limit(session: Session, user_id: int | None) -> None:
+    """Raise RateLimited when this user typed too many wrong codes recently, on any package; it says how long."""
+    minutes = user_limit_wait(session, user_id)
+    if minutes:
+        raise RateLimited(ngettext(
+            "Too many wrong codes were entered from your account. Try again in %(num)d minute, "
+            "or ask a manager to lift the limit.",
+            "Too many wrong codes were entered from your account. Try again in %(num)d minutes, "
+            "or ask a manager to lift the limit.", minutes), details={"wait_minutes": minutes})
+
+
+def lift_user_limit(session: Session, user_id: int) -> int:
+    """Stop this user's recent wrong codes counting towards the per-user limit; returns how many were lifted.
+
+    The attempts stay on record for their packages but no longer name the user (as when a user is deleted).
+    Not committed: the caller writes the audit row in the same transaction.
+    """
+    since = utcnow() - timedelta(minutes=current_app.config["OTP_USER_FAILURE_WINDOW_MINUTES"])
+    result = session.execute(
+        update(OtpAttempt)
+        .where(OtpAttempt.user_id == user_id, OtpAttempt.success.is_(False), OtpAttempt.created_at >= since)
+        .values(user_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
 
 
 def pickup_sms(order_number: str, store_name: str, code: str | None) -> str:

@@ -102,7 +102,7 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     error = dialog.locator("#otp-error")
     expect(error).to_have_text("Wrong code. 4 tries left.")
     expect(code_field).to_have_attribute("aria-invalid", "true")
-    expect(code_field).to_have_attribute("aria-describedby", "otp-error")
+    expect(code_field).to_have_attribute("aria-describedby", "otp-tries otp-error")
     expect(dialog).to_be_visible()
     assert handover.count == 3
     assert store.state_of(package["id"]) == State.READY_FOR_CUSTOMER_PICKUP
@@ -117,7 +117,10 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
     handover.press_enter()
     expect(dialog).to_be_hidden()
     expect(page.locator("#toasts")).to_contain_text(f"Package {package['number']} delivered.")
-    expect(page.locator("#package-status")).to_contain_text("Delivered")
+    # "Delivered to <name>" over the whole screen for a moment, then the home's scan box, focused.
+    expect(page.locator("#delivered-overlay")).to_contain_text("Delivered to ")
+    page.wait_for_url(re.compile(r"/packages$"))
+    expect(page.locator("#search")).to_be_focused()
     assert handover.count == 5  # the three of a handover, plus two for the customer's mistyped code
     assert len(form_loads) == 1  # the modal's form was fetched once, not swapped again while the code was typed
     assert store.state_of(package["id"]) == State.DELIVERED
@@ -130,6 +133,8 @@ def test_staff_readies_a_package_and_hands_it_over_against_the_code(
         when = log.created_at.astimezone(ZoneInfo("Europe/Istanbul")).strftime("%d %b %Y %H:%M")
         pickup = session.scalar(select(PickupCode).where(PickupCode.package_id == package["id"]))
         assert pickup.status == PickupCode.USED
+    page.goto(f"/packages/{package['id']}")
+    expect(page.locator("#package-status")).to_contain_text("Delivered")
     newest = page.locator("#package-history tbody tr").first
     expect(newest).to_contain_text("Ready for Customer Pickup")
     expect(newest).to_contain_text("Delivered")

@@ -1,6 +1,7 @@
 """Which commands ask for input before they run, and how their form fields become input_parameters."""
 from __future__ import annotations
 
+from portal.blueprints.packages.actions import CONFIRM_TEMPLATE, needs_confirmation
 from portal.packages.models import Transition
 from portal.web import plain_int
 
@@ -19,7 +20,10 @@ def form_template(transition: Transition, otp_enabled: bool) -> str | None:
     """The modal form for a command, or None when the command runs with one tap."""
     if transition.command_code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND" and not otp_enabled:
         return None
-    return FORM_TEMPLATES.get(transition.command_code)
+    template = FORM_TEMPLATES.get(transition.command_code)
+    if template is None and needs_confirmation(transition):
+        return CONFIRM_TEMPLATE  # no input, but a confirmation step that names the consequence
+    return template
 
 
 def params_from_form(transition: Transition, form) -> dict:

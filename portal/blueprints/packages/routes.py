@@ -6,13 +6,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from portal.blueprints.packages import bp
+from portal.blueprints.packages import actions, bp
 from portal.blueprints.packages.command_forms import form_template, params_from_form
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import commands, queries
+from portal.packages import commands, handover, queries
 from portal.packages.models import DenialReason, Transition
 from portal.packages.states import STATES, State
 from portal.settings import service as settings
@@ -21,11 +21,15 @@ from portal.web import (
     answer,
     check_int_args,
     htmx_headers,
+    htmx_response,
     hx_redirect,
     is_fragment_request,
     is_htmx,
     user_store_ids,
 )
+
+# Roles that may lift the per-user code limit for their staff.
+MANAGER_ROLES = ("admin", "brand_manager")
 
 # URL arguments of the list that must be plain numbers a row id can have.
 LIST_INT_ARGS = ("after", "before", "stock_location")
@@ -85,9 +89,13 @@ def _panel_context(package, error: str | None = None) -> dict:
     transitions = commands.available_transitions(db.session, package, current_user.visibility)
     sms = outbox.latest_sms(db.session, package.id)
     pickup = otp.latest_code(db.session, package.id) if package.state == State.READY_FOR_CUSTOMER_PICKUP else None
+    pairs = [(t, form_template(t, otp_enabled)) for t in transitions]
+    primary_action, more_actions = actions.arrange(pairs)
     return {
         "package": package,
-        "transitions": [(t, form_template(t, otp_enabled)) for t in transitions],
+        "transitions": pairs, "primary_action": primary_action, "more_actions": more_actions,
+        "held_users": handover.held_users(db.session, package.stock_location_id)
+        if current_user.role in MANAGER_ROLES else [],
         "history": queries.package_history(db.session, package.id),
         # History rows keep the command's slug; staff read the vendor's command name.
         "command_names": {slug: name for slug, name in db.session.execute(select(Transition.slug, Transition.name))},
@@ -120,7 +128,9 @@ def _command_form_response(package, transition, template, status=200, error=None
                    denial_reasons=list(db.session.scalars(
                        select(DenialReason).where(DenialReason.is_active.is_(True))
                        .order_by(DenialReason.priority, DenialReason.title))),
-                   pickup=otp.latest_code(db.session, package.id), values=request.form)
+                   pickup=otp.latest_code(db.session, package.id), values=request.form,
+                   action_label=actions.wording(transition).label,
+                   consequence=actions.wording(transition).consequence)
     return answer("packages/command.html", "command_form", code=status, **context)
 
 
@@ -178,20 +188,47 @@ def run_command(package_id: int, slug: str):
                                           exc.details)
         return _panel_response(package, status=status, error=exc.message, close_modal=True,
                                toast=(exc.message, "error"))
+    delivered_to = None
+    if result.to_state == State.DELIVERED and transition.command_code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND":
+        delivered_to = result.package.customer.full_name
     if not is_htmx():
         flash(result.message, "success")
+        if delivered_to:  # back to the scan box for the next customer
+            return redirect(url_for("packages.index"))
         return redirect(url_for("packages.show", package_id=package.id))
-    return _panel_response(result.package, toast=(result.message, "success"), close_modal=True)
+    return _panel_response(result.package, toast=(result.message, "success"), close_modal=True,
+                           delivered_to=delivered_to)
 
 
 def _panel_response(package, status: int = 200, error: str | None = None, close_modal: bool = False,
-                    toast: tuple[str, str] | None = None):
+                    toast: tuple[str, str] | None = None, delivered_to: str | None = None):
     """The package panel as the answer to an htmx action, retargeted onto the panel."""
     message, level = toast or (None, "success")
     events = {"packages-changed": True, **({"close-modal": True} if close_modal else {})}
     return answer("packages/show.html", "package_panel", code=status, fragment=True, toast=message, level=level,
                   events=events, headers={"HX-Retarget": "#package-panel", "HX-Reswap": "outerHTML"},
-                  open_handover=None, **_panel_context(package, error))
+                  open_handover=None, delivered_to=delivered_to, **_panel_context(package, error))
+
+
+def _dialog_response(package, status: int = 200, error: str | None = None, toast: tuple[str, str] | None = None):
+    """The handover dialog re-rendered after a resend from inside it, with the panel behind it updated out of band.
+
+    The dialog stays open and its resend form stays on the page, so htmx fires the answer's toast on an element
+    the document still hears (closing the dialog first detached the form and the toast was lost).
+    """
+    transition = next((t for t, template in _panel_context(package)["transitions"]
+                       if t.command_code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND" and template), None)
+    if transition is None:  # no longer ready for pickup: show the page as it is
+        return _panel_response(package, status=status, error=error, close_modal=True, toast=toast)
+    message, level = toast or (None, "success")
+    template = form_template(transition, settings.is_otp_enabled(db.session))
+    context = dict(package=package, transition=transition, form_template=template, error=error, error_field="otp",
+                   details={}, denial_reasons=[], pickup=otp.latest_code(db.session, package.id), values={},
+                   action_label=actions.wording(transition).label, consequence=None)
+    body = answer("packages/command.html", "command_form", fragment=True, **context).get_data(as_text=True)
+    panel = answer("packages/show.html", "package_panel", fragment=True, oob=True, open_handover=None,
+                   delivered_to=None, **_panel_context(package)).get_data(as_text=True)
+    return htmx_response(body + panel, status, toast=message, level=level, events={"packages-changed": True})
 
 
 @bp.post("/packages/<int:package_id>/pickup-code")
@@ -208,8 +245,10 @@ def resend_code(package_id: int):
         if not is_htmx():
             flash(exc.message, "error")
             return redirect(url_for("packages.show", package_id=package_id))
-        return _panel_response(package, status=exc.http_status if exc.http_status == 429 else 422,
-                               error=exc.message, toast=(exc.message, "error"))
+        status = exc.http_status if exc.http_status == 429 else 422
+        if request.form.get("in_dialog"):
+            return _dialog_response(package, status=status, error=exc.message, toast=(exc.message, "error"))
+        return _panel_response(package, status=status, error=exc.message, toast=(exc.message, "error"))
     sms = outbox.latest_sms(db.session, package_id)
     message, level = result.message, "success"
     if sms is not None and sms.status in (sms.FAILED, sms.DEAD):
@@ -217,6 +256,8 @@ def resend_code(package_id: int):
     if not is_htmx():
         flash(message, level)
         return redirect(url_for("packages.show", package_id=package_id))
+    if request.form.get("in_dialog"):
+        return _dialog_response(result.package, toast=(message, level))
     return _panel_response(result.package, toast=(message, level))
 
 

@@ -1,0 +1,1 @@
+"""Browser tests: a package, so that their files may share a basename with a unit test (test_handover.py)."""
