@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from portal.db_types import utcnow
@@ -113,7 +113,7 @@ def queue_page(session: Session, tab: str, store_ids: list[int] | None, *, after
     now = now or utcnow()
     states = TAB_STATES[tab]
     sms_ids: set[int] = set()
-    condition = Package.state.in_(states)
+    condition: ColumnElement[bool] = Package.state.in_(states)
     if tab == "problems":
         sms_ids = set(session.scalars(_sms_not_sent_ids(store_ids)))
         condition = or_(condition, Package.id.in_(sms_ids)) if sms_ids else condition
