@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     for name, store_ids in scopes:
         with bench.app.app_context():
             counts = work_queue.queue_counts(db.session, store_ids)
-            timing = timed(lambda ids=store_ids: work_queue.queue_counts(db.session, ids),
+            timing = timed(lambda _i, ids=store_ids: work_queue.queue_counts(db.session, ids),
                            args.iterations, args.warmup)
             statements = _statements(bench, lambda ids=store_ids: work_queue.queue_counts(db.session, ids))
             db.session.remove()
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     client = bench.login(STAFF_USER, STAFF_PASSWORD)
     headers = {"HX-Request": "true"}
     assert client.get("/packages", headers=headers).status_code == 200
-    timing = timed(lambda: client.get("/packages", headers=headers), args.iterations, args.warmup)
+    timing = timed(lambda _i: client.get("/packages", headers=headers), args.iterations, args.warmup)
     rows.append((f"GET /packages (htmx refresh: tabs + To pack cards), {STAFF_USER}", timing, "", True))
 
     lines = [f"## Work queue counts (bench/queue_counts.py, {bench.dialect}, {total:,} packages)", "",

@@ -68,6 +68,9 @@ def test_counts_group_the_active_states_of_the_users_stores_only(make, store):
     assert counts.of("all") is None and counts.of("pickup") == 2
     everywhere = work_queue.queue_counts(db.session, None)
     assert (everywhere.pack, everywhere.pickup, everywhere.problems) == (6, 2, 3)
+    # A count stops at its cap, and says so.
+    capped = work_queue.queue_counts(db.session, [store.id], cap=4)
+    assert (capped.of("pack"), capped.text("pack"), capped.text("pickup")) == (4, "3+", "2")
 
 
 def test_a_ready_package_whose_newest_sms_failed_is_a_problem_until_an_sms_goes_out(make, store):

@@ -4,9 +4,10 @@ Tabs: "pack" (not packed yet, or packed and still in the store's hands), "pickup
 customer), "problems" (a problem state, or a ready package whose pickup SMS did not go out) and "all" (the
 filtered table of portal.packages.queries). Queue tabs list the oldest package first.
 
-Counts come from one grouped count per call over the (stock_location_id, state, id) index (or (state, id) for
-a user of every store): an index-only range per store and active state, never a count over the table. The
-"SMS not sent" count starts from the few failed or dead SMS rows (the (status, next_attempt_at) index).
+Counts come from the (stock_location_id, state, id) index (or (state, id) for a user of every store): an
+index-only range per store and active state, never a count over the table, and each count stops at COUNT_CAP
+("999+" on screen), so that its cost is bounded however many packages pile up. The "SMS not sent" count
+starts from the few failed or dead SMS rows (the (status, next_attempt_at) index).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ TAB_STATES: dict[str, tuple[int, ...]] = {
 TABS: tuple[str, ...] = ("pack", "pickup", "problems", "all")
 QUEUE_TABS: tuple[str, ...] = ("pack", "pickup", "problems")
 _SMS_NOT_SENT = (OutboxMessage.FAILED, OutboxMessage.DEAD)
+# A tab count stops here: the floor needs "a lot", not the exact size of a pile, and a bounded count stays cheap.
+COUNT_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,18 @@ class QueueCounts:
     pack: int = 0
     pickup: int = 0
     problems: int = 0
+    cap: int = COUNT_CAP
 
     def of(self, tab: str) -> int | None:
-        """The count of a tab; None for "all", which has no count."""
-        return getattr(self, tab) if tab in QUEUE_TABS else None
+        """The count of a tab (at most the cap); None for "all", which has no count."""
+        return min(getattr(self, tab), self.cap) if tab in QUEUE_TABS else None
+
+    def text(self, tab: str) -> str:
+        """The count as shown: "999+" once it reaches the cap."""
+        value = self.of(tab)
+        if value is None:
+            return ""
+        return f"{self.cap - 1}+" if value >= self.cap else str(value)
 
 
 @dataclass
@@ -93,16 +104,18 @@ def _sms_not_sent_ids(store_ids: list[int] | None):
     return _scoped(stmt, store_ids)
 
 
-def queue_counts(session: Session, store_ids: list[int] | None) -> QueueCounts:
-    """The count of every queue tab: one grouped index-only count over the active states, one for failed SMS."""
-    wanted = sorted({state for states in TAB_STATES.values() for state in states})
-    by_state = dict(session.execute(
-        _scoped(select(Package.state, func.count()).where(Package.state.in_(wanted)), store_ids)
-        .group_by(Package.state)).tuples().all())
-    sms_ids = _sms_not_sent_ids(store_ids).distinct().subquery()
-    sms_not_sent = session.scalar(select(func.count()).select_from(sms_ids)) or 0
-    counts = QueueCounts(**{tab: sum(by_state.get(s, 0) for s in states) for tab, states in TAB_STATES.items()})
-    counts.problems += sms_not_sent
+def _capped_count(session: Session, stmt, cap: int) -> int:
+    """COUNT(*) of a select, stopping at cap rows."""
+    return session.scalar(select(func.count()).select_from(stmt.limit(cap).subquery())) or 0
+
+
+def queue_counts(session: Session, store_ids: list[int] | None, cap: int = COUNT_CAP) -> QueueCounts:
+    """The count of every queue tab, each an index-only count that stops at cap, and one for failed SMS."""
+    counts = QueueCounts(cap=cap)
+    for tab, states in TAB_STATES.items():
+        stmt = _scoped(select(Package.id).where(Package.state.in_(states)), store_ids)
+        setattr(counts, tab, _capped_count(session, stmt, cap))
+    counts.problems += _capped_count(session, _sms_not_sent_ids(store_ids).distinct(), cap)
     return counts
 
 
