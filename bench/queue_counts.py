@@ -1,11 +1,12 @@
 """Benchmark the work queue's tab counts against a database seeded by bench/seed.py, and write the figures as markdown.
 
-Usage (from the repository root; seed first, e.g. with `BENCH_DATABASES=sqlite bench/run-all` or bench/seed.py):
+Usage (from the repository root; seed first with bench/seed.py, or `BENCH_DATABASES=sqlite bench/run-all`):
 
     DATABASE_URL=sqlite:////tmp/portal-bench/bench-1000000.sqlite .venv/bin/python bench/queue_counts.py
     DATABASE_URL=postgresql+psycopg://portal@127.0.0.1:5433/bench .venv/bin/python bench/queue_counts.py
 
-It measures, each with many iterations after a warm-up, p50 and p95 in milliseconds of
+It first gives the outbox an SMS history (fill_outbox, once). It then measures, each with many iterations
+after a warm-up, p50 and p95 in milliseconds of
 `portal.packages.work_queue.queue_counts()` (the To pack, Ready for pickup and Problems counts) for three scopes:
 the busiest store (bench-staff-1), a member of two stores (bench-floater) and every store (the admin); and the
 server time of the staff home's refresh (GET /packages as an htmx fragment: the tabs with their counts and the
@@ -23,11 +24,53 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, func, select  # noqa: E402
+from sqlalchemy import event, func, select, text  # noqa: E402
 
 from bench.run import FLOATER_USER, STAFF_PASSWORD, STAFF_USER, Bench, timed  # noqa: E402
 
 COUNT_TARGET_MS = 50.0
+OUTBOX_BATCH = 20_000
+
+
+def fill_outbox(bench: Bench) -> int:
+    """Give the outbox the SMS history a live portal has (bench/seed.py writes none), so that the "SMS not sent"
+    count is planned against a full table: a sent SMS for every ready package and for every third shipped or
+    delivered one, then a newer failed SMS for every 20th ready package and a dead one for every 50th. Runs once
+    (it does nothing when SMS rows exist) and outside the timing. Returns the number of rows written."""
+    import uuid
+
+    from portal.db_types import utcnow
+    from portal.outbox.models import OutboxMessage
+    from portal.packages.models import Package
+    from portal.packages.states import State
+
+    db = bench.db
+    with bench.app.app_context():
+        if db.session.scalar(select(func.count()).select_from(
+                select(OutboxMessage.id).where(OutboxMessage.kind == "sms").limit(1).subquery())):
+            return 0
+        now = utcnow()
+        ready = list(db.session.scalars(select(Package.id).where(Package.state == State.READY_FOR_CUSTOMER_PICKUP)))
+        done = list(db.session.scalars(select(Package.id).where(
+            Package.state.in_((State.SHIPPED, State.DELIVERED)), Package.id % 3 == 0)))
+        rows = [(package_id, OutboxMessage.SENT) for package_id in ready + done]
+        rows += [(package_id, OutboxMessage.FAILED) for package_id in ready[::20]]
+        rows += [(package_id, OutboxMessage.DEAD) for package_id in ready[::50]]
+        table = OutboxMessage.__table__
+        for start in range(0, len(rows), OUTBOX_BATCH):
+            db.session.execute(table.insert(), [
+                {"uuid": str(uuid.uuid4()), "kind": "sms", "event_type": "", "package_id": package_id,
+                 "event_uuid": "", "payload": {"to": "+905550000000"}, "status": status, "attempts": 1,
+                 "last_error": "", "provider_id": "", "next_attempt_at": now, "created_at": now}
+                for package_id, status in rows[start:start + OUTBOX_BATCH]])
+        db.session.commit()
+        if bench.postgres:
+            db.session.execute(text("ANALYZE outbox_messages"))
+            db.session.commit()
+        else:
+            db.session.execute(text("ANALYZE"))
+        db.session.remove()
+        return len(rows)
 
 
 def _statements(bench: Bench, fn) -> list[tuple[str, object]]:
@@ -60,6 +103,9 @@ def main(argv=None) -> int:
 
     bench = Bench(args.iterations, args.warmup)
     db = bench.db
+    written = fill_outbox(bench)
+    if written:
+        print(f"Wrote {written:,} SMS rows to the outbox (once; see fill_outbox).")
     with bench.app.app_context():
         staff = db.session.scalar(select(User).where(User.username == STAFF_USER))
         floater = db.session.scalar(select(User).where(User.username == FLOATER_USER))

@@ -115,7 +115,9 @@ def queue_counts(session: Session, store_ids: list[int] | None, cap: int = COUNT
     for tab, states in TAB_STATES.items():
         stmt = _scoped(select(Package.id).where(Package.state.in_(states)), store_ids)
         setattr(counts, tab, _capped_count(session, stmt, cap))
-    counts.problems += _capped_count(session, _sms_not_sent_ids(store_ids).distinct(), cap)
+    # No DISTINCT: only a package's newest SMS can qualify, so each package comes once (and SQLite keeps starting
+    # from the few failed rows instead of walking the outbox in package order).
+    counts.problems += _capped_count(session, _sms_not_sent_ids(store_ids), cap)
     return counts
 
 
