@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, union_all
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from portal.db_types import plain_int
 from portal.errors import NotFound, ValidationFailed
 from portal.packages.models import Package, PackageLog
-from portal.packages.states import DeliveryType, parse_state
+from portal.packages.states import DeliveryType, State, parse_state
 
 
 @dataclass
@@ -139,3 +139,8 @@ def package_history(session: Session, package_id: int) -> list[PackageLog]:
     return list(session.scalars(
         select(PackageLog).where(PackageLog.package_id == package_id).order_by(PackageLog.id.desc())))
 
+
+def waiting_count(session: Session, store_ids: list[int] | None) -> int:
+    """How many packages wait in the user's stores (an index-only count per store)."""
+    stmt = _scoped(select(func.count()).select_from(Package).where(Package.state == State.WAITING), store_ids)
+    return session.scalar(stmt) or 0
