@@ -92,6 +92,9 @@ class Config:
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
     PAGE_SIZE = _int("PAGE_SIZE", 25)
     LIST_REFRESH_SECONDS = _int("LIST_REFRESH_SECONDS", 30)
+    # The work queue's due times: "pack by" is creation + this, "pick up by" is ready + this.
+    QUEUE_PACK_WITHIN_MINUTES = _int("QUEUE_PACK_WITHIN_MINUTES", 240)
+    QUEUE_PICKUP_WITHIN_HOURS = _int("QUEUE_PICKUP_WITHIN_HOURS", 168)
     API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600 per minute")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "") or (
         REDIS_URL if REDIS_URL else "memory://"

@@ -81,7 +81,7 @@ def test_a_boosted_or_history_restore_request_gets_the_whole_page(client, make, 
 def test_each_row_shows_what_staff_need_at_a_glance(client, make, store, zeynep):
     package = make.package(store=store, items=3)
 
-    row = re.search(rf'<tr id="package-row-{package.id}">(.*?)</tr>', text(client.get("/packages")), re.S).group(1)
+    row = re.search(rf'<tr id="package-row-{package.id}">(.*?)</tr>', text(client.get("/packages?tab=all")), re.S).group(1)
 
     for shown in (package.number, package.order_number, package.customer.full_name, "Waiting", "In store", "Yes",
                   ">3<", "min"):
@@ -167,7 +167,8 @@ def test_a_scan_that_matches_nothing_stays_on_the_list(client, make, store, zeyn
     response = client.get("/packages?search=PK9999999&open=1")
 
     assert response.status_code == 200
-    assert "No packages match" in text(response)
+    assert "Nothing matches “PK9999999”" in text(response)
+    assert re.search(r'<input id="search"[^>]*value="PK9999999"[^>]*aria-invalid="true"', text(response))
 
 
 @pytest.mark.parametrize("app_config", [{"PAGE_SIZE": 3}])

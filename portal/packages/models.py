@@ -93,7 +93,8 @@ class PackageItem(db.Model):
     order_item: Mapped[int] = mapped_column()
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(160))
-    barcode: Mapped[str] = mapped_column(String(64))
+    # Indexed: the scan box finds the open package that holds a scanned item.
+    barcode: Mapped[str] = mapped_column(String(64), index=True)
     quantity: Mapped[int] = mapped_column(default=1)
 
     package: Mapped[Package] = relationship(back_populates="items")

@@ -81,6 +81,7 @@ def test_state_chips_have_one_distinct_colour_per_tone_and_readable_text(page, s
     store.package(state=State.PREPARING, age=timedelta(minutes=30))  # a second "todo" state
 
     log_in(page, store)
+    page.locator("#tab-all").tap()  # every state is on the All tab (the home opens on To pack)
     expect(page.locator("#package-table .chip[data-tone]")).to_have_count(len(TONE_STATES) + 1)
     chips = page.evaluate(CHIPS_JS)
 

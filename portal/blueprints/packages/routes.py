@@ -6,13 +6,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from portal.blueprints.packages import actions, bp
+from portal.blueprints.packages import actions, bp, queue
 from portal.blueprints.packages.command_forms import form_template, params_from_form
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import commands, handover, queries
+from portal.packages import commands, handover, queries, work_queue
 from portal.packages.models import DenialReason, Transition
 from portal.packages.states import STATES, State
 from portal.settings import service as settings
@@ -45,9 +45,13 @@ def home():
 @bp.get("/packages")
 @login_required
 def index():
-    """The package list: filters in the URL, the table swapped by htmx, a scan plus Enter opens a match."""
+    """The staff home: the work queue's tabs with live counts, or the filtered list ("All").
+
+    The scan box's Enter (a scanner's or a person's) resolves what was scanned: a package or order number opens
+    the package, an item barcode of one open package its packing screen; nothing found says so in the field.
+    """
     store_ids = user_store_ids()
-    error = None
+    error = scan_error = None
     try:
         check_int_args(request.args, LIST_INT_ARGS)
         filters = queries.PackageFilters.from_args(request.args)
@@ -55,32 +59,42 @@ def index():
         filters, error = queries.PackageFilters(), exc.message
     if filters.stock_location is not None and store_ids is not None and filters.stock_location not in store_ids:
         filters.stock_location, error = None, _("That store is not one of yours.")
-    page = queries.list_packages(db.session, filters, store_ids, limit=current_app.config["PAGE_SIZE"])
-    opened_by_enter = request.args.get("open") == "1" or (
-        htmx_headers().trigger == "package-filters")
-    if filters.search and opened_by_enter and len(page.packages) == 1 and page.prev_before is None:
-        return _open_package(page.packages[0])
+    scope = [filters.stock_location] if filters.stock_location is not None else store_ids
+    is_scan = htmx_headers().trigger == "package-filters" or (
+        not is_htmx() and request.args.get("open") == "1")
+    scanned = filters.search if is_scan else ""
+    if scanned:
+        target, scan_error = queue.scan_target(work_queue.resolve_scan(db.session, scanned, scope))
+        if target is not None:
+            # A full page load for htmx: the package page needs its own layout, and the handover opens from it.
+            return hx_redirect(target)
+        if scan_error:
+            filters.search = ""
+    tab = queue.chosen_tab(request.args, filters)
+    limit = current_app.config["PAGE_SIZE"]
+    if tab == "all":
+        page = queries.list_packages(db.session, filters, scope, limit=limit)
+        queue_page = None
+    else:
+        page = None
+        queue_page = work_queue.queue_page(db.session, tab, scope, after=filters.after, limit=limit,
+                                           allowance=queue.allowance())
     if store_ids is None:
         # Only the full page shows the store filter; (id, name) rows cost a tenth of 500 loaded entities.
         stores = [] if is_fragment_request() else db.session.execute(
             select(StockLocation.id, StockLocation.name).order_by(StockLocation.name)).all()
     else:
         stores = current_user.stock_locations
-    waiting = queries.waiting_count(db.session, store_ids) if store_ids is not None else None
+    # The tab goes in the list's own URLs unless the filters already imply it (a bare URL is "To pack").
+    implied = tab == ("all" if filters.status is not None or filters.delivery_type or filters.search else "pack")
+    tab_arg = None if implied and (tab == "all" or filters.after is None) else tab
+    parts = ("package_table", "scan_field") if is_scan and is_htmx() else ("package_table",)
     return answer(
-        "packages/index.html", "package_table", page=page, filters=filters, error=error, stores=stores,
-        states=list(STATES.values()), waiting=waiting,
+        "packages/index.html", *parts, page=page, queue_page=queue_page, tab=tab, tab_arg=tab_arg,
+        counts=work_queue.queue_counts(db.session, scope), filters=filters, error=error, stores=stores,
+        states=list(STATES.values()), scanned=scanned, scan_error=scan_error, oob=is_htmx(),
         refresh_seconds=current_app.config["LIST_REFRESH_SECONDS"],
     )
-
-
-def _open_package(package):
-    """Go to a package's page; a package ready for pickup opens straight on the handover form."""
-    args = {"package_id": package.id}
-    if package.state == State.READY_FOR_CUSTOMER_PICKUP:
-        args["handover"] = 1
-    # A full page load for htmx: the package page needs its own layout, and the handover modal opens from it.
-    return hx_redirect(url_for("packages.show", **args))
 
 
 def _panel_context(package, error: str | None = None) -> dict:

@@ -1,0 +1,198 @@
+"""The store floor's work queue: tabs of packages that need the staff, their counts, due times, and the scan box.
+
+Tabs: "pack" (not packed yet, or packed and still in the store's hands), "pickup" (ready, waiting for the
+customer), "problems" (a problem state, or a ready package whose pickup SMS did not go out) and "all" (the
+filtered table of portal.packages.queries). Queue tabs list the oldest package first.
+
+Counts come from the (stock_location_id, state, id) index (or (state, id) for a user of every store): an
+index-only range per store and active state, never a count over the table, and each count stops at COUNT_CAP
+("999+" on screen), so that its cost is bounded however many packages pile up. The "SMS not sent" count
+starts from the few failed or dead SMS rows (the (status, next_attempt_at) index).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from portal.db_types import utcnow
+from portal.outbox.models import OutboxMessage
+from portal.outbox.service import SMS
+from portal.packages.models import Package, PackageItem
+from portal.packages.states import State
+
+# Packages whose items can still be scanned for packing.
+OPEN_TO_PACK: tuple[int, ...] = (State.WAITING, State.PREPARING, State.READY_FOR_PACKAGING)
+TAB_STATES: dict[str, tuple[int, ...]] = {
+    "pack": (*OPEN_TO_PACK, State.PACKED),
+    "pickup": (State.READY_FOR_CUSTOMER_PICKUP,),
+    "problems": (State.ATTEMPTED_DELIVERY, State.DELIVERY_FAILED, State.OUT_OF_STOCK, State.BLOCKED,
+                 State.NEEDS_RESCHEDULING, State.CANCELLATION_WAITING),
+}
+TABS: tuple[str, ...] = ("pack", "pickup", "problems", "all")
+QUEUE_TABS: tuple[str, ...] = ("pack", "pickup", "problems")
+_SMS_NOT_SENT = (OutboxMessage.FAILED, OutboxMessage.DEAD)
+# A tab count stops here: the floor needs "a lot", not the exact size of a pile, and a bounded count stays cheap.
+COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How long a package may take: packing from its creation, pickup from when it became ready."""
+
+    pack: timedelta = timedelta(hours=4)
+    pickup: timedelta = timedelta(days=7)
+
+
+@dataclass
+class QueueCounts:
+    """How many packages each queue tab holds."""
+
+    pack: int = 0
+    pickup: int = 0
+    problems: int = 0
+    cap: int = COUNT_CAP
+
+    def of(self, tab: str) -> int | None:
+        """The count of a tab (at most the cap); None for "all", which has no count."""
+        return min(getattr(self, tab), self.cap) if tab in QUEUE_TABS else None
+
+    def text(self, tab: str) -> str:
+        """The count as shown: "999+" once it reaches the cap."""
+        value = self.of(tab)
+        if value is None:
+            return ""
+        return f"{self.cap - 1}+" if value >= self.cap else str(value)
+
+
+@dataclass
+class Card:
+    """One package in a queue tab, with its due time when one applies."""
+
+    package: Package
+    due_kind: str | None = None   # "pack" (pack by) or "pickup" (pick up by)
+    due_at: datetime | None = None
+    overdue: bool = False
+    sms_not_sent: bool = False
+
+
+@dataclass
+class QueuePage:
+    """A page of a queue tab, oldest first, with the cursor to the next page."""
+
+    tab: str
+    cards: list[Card] = field(default_factory=list)
+    next_after: int | None = None
+
+
+def _scoped(stmt, store_ids: list[int] | None):
+    """Limit a statement on packages to the given stores (None: every store)."""
+    return stmt if store_ids is None else stmt.where(Package.stock_location_id.in_(store_ids))
+
+
+def _sms_not_sent_ids(store_ids: list[int] | None):
+    """Ready packages in the stores whose newest SMS failed or is dead, as a select of package ids."""
+    newer = aliased(OutboxMessage)
+    stmt = (select(OutboxMessage.package_id)
+            .join(Package, Package.id == OutboxMessage.package_id)
+            .where(OutboxMessage.status.in_(_SMS_NOT_SENT), OutboxMessage.kind == SMS,
+                   Package.state == State.READY_FOR_CUSTOMER_PICKUP,
+                   ~select(newer.id).where(newer.package_id == OutboxMessage.package_id, newer.kind == SMS,
+                                           newer.id > OutboxMessage.id).exists()))
+    return _scoped(stmt, store_ids)
+
+
+def _capped_count(session: Session, stmt, cap: int) -> int:
+    """COUNT(*) of a select, stopping at cap rows."""
+    return session.scalar(select(func.count()).select_from(stmt.limit(cap).subquery())) or 0
+
+
+def queue_counts(session: Session, store_ids: list[int] | None, cap: int = COUNT_CAP) -> QueueCounts:
+    """The count of every queue tab, each an index-only count that stops at cap, and one for failed SMS."""
+    counts = QueueCounts(cap=cap)
+    for tab, states in TAB_STATES.items():
+        stmt = _scoped(select(Package.id).where(Package.state.in_(states)), store_ids)
+        setattr(counts, tab, _capped_count(session, stmt, cap))
+    # No DISTINCT: only a package's newest SMS can qualify, so each package comes once (and SQLite keeps starting
+    # from the few failed rows instead of walking the outbox in package order).
+    counts.problems += _capped_count(session, _sms_not_sent_ids(store_ids), cap)
+    return counts
+
+
+def queue_page(session: Session, tab: str, store_ids: list[int] | None, *, after: int | None = None,
+               limit: int = 25, allowance: Allowance | None = None, now: datetime | None = None) -> QueuePage:
+    """A page of a queue tab in the user's stores, oldest first (ids above `after`)."""
+    allowance = allowance or Allowance()
+    now = now or utcnow()
+    states = TAB_STATES[tab]
+    sms_ids: set[int] = set()
+    condition: ColumnElement[bool] = Package.state.in_(states)
+    if tab == "problems":
+        sms_ids = set(session.scalars(_sms_not_sent_ids(store_ids)))
+        condition = or_(condition, Package.id.in_(sms_ids)) if sms_ids else condition
+    stmt = _scoped(select(Package).where(condition), store_ids)
+    if after is not None:
+        stmt = stmt.where(Package.id > after)
+    rows = list(session.scalars(stmt.order_by(Package.id.asc()).limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    cards = [_card(package, allowance, now, package.id in sms_ids) for package in rows]
+    return QueuePage(tab=tab, cards=cards, next_after=rows[-1].id if rows and has_more else None)
+
+
+def _card(package: Package, allowance: Allowance, now: datetime, sms_not_sent: bool) -> Card:
+    """A package's card: "pack by" from its creation, "pick up by" from when it was last changed (made ready)."""
+    card = Card(package=package, sms_not_sent=sms_not_sent)
+    if package.state in OPEN_TO_PACK:
+        card.due_kind, card.due_at = "pack", package.created_at + allowance.pack
+    elif package.state == State.READY_FOR_CUSTOMER_PICKUP:
+        card.due_kind, card.due_at = "pickup", package.updated_at + allowance.pickup
+    card.overdue = card.due_at is not None and card.due_at < now
+    return card
+
+
+@dataclass
+class ScanMatch:
+    """What a scan found: a package (by its number or its order's), an item of one open package, or nothing.
+
+    kind: "package", "item" (package + barcode: open its packing screen), "several" (an order number or a
+    barcode that several packages share: show them in the list) or "none".
+    """
+
+    kind: str
+    text: str
+    package: Package | None = None
+    barcode: str | None = None
+
+
+def resolve_scan(session: Session, raw: str, store_ids: list[int] | None) -> ScanMatch:
+    """Find what a scanned or typed text means in the user's stores.
+
+    A package number, then an order number, then an item barcode of a package still to pack. Every lookup
+    is one indexed equality (packages.number, packages.order_number, package_items.barcode). Pickup codes
+    are not looked up: they are stored as hashes bound to their package, so no index can find one.
+    """
+    text = raw.strip()[:64]
+    if not text:
+        return ScanMatch("none", text)
+    term = text.upper()
+    package = session.scalar(_scoped(select(Package).where(Package.number == term), store_ids))
+    if package is not None:
+        return ScanMatch("package", text, package)
+    by_order = list(session.scalars(
+        _scoped(select(Package).where(Package.order_number == term), store_ids).order_by(Package.id).limit(2)))
+    if len(by_order) == 1:
+        return ScanMatch("package", text, by_order[0])
+    if by_order:
+        return ScanMatch("several", text)
+    ids = list(session.scalars(
+        _scoped(select(Package.id).join(PackageItem, and_(PackageItem.package_id == Package.id))
+                .where(PackageItem.barcode == text, Package.state.in_(OPEN_TO_PACK)), store_ids)
+        .distinct().limit(2)))
+    if len(ids) == 1:
+        return ScanMatch("item", text, session.get(Package, ids[0]), barcode=text)
+    if ids:
+        return ScanMatch("several", text, barcode=text)
+    return ScanMatch("none", text)
