@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("packages", __name__)
 
-from portal.blueprints.packages import routes  # noqa: E402,F401
+from portal.blueprints.packages import packing, routes  # noqa: E402,F401
