@@ -210,3 +210,18 @@ def test_the_api_packs_without_the_screen_and_leaves_its_note_empty(make, store)
                          params={"barcodes": [{"order_item": i.order_item, "barcode": i.barcode}
                                               for i in package.items]})
     assert state_of(package) == State.PACKED and last_log(package).note == ""
+
+
+def test_the_demo_data_has_quantities_above_one_and_same_named_items_with_their_own_barcodes(app):
+    from portal.packages.models import PackageItem
+    from portal.seed import seed_packages, seed_stores, seed_users
+
+    seed_stores(db.session)
+    seed_users(db.session)
+    seed_packages(db.session, count=12)
+    items = list(db.session.scalars(select(PackageItem)))
+    assert any(item.quantity > 1 for item in items)
+    by_package: dict[tuple[int, str], set[str]] = {}
+    for item in items:
+        by_package.setdefault((item.package_id, item.name), set()).add(item.barcode)
+    assert any(len(barcodes) > 1 for barcodes in by_package.values())
