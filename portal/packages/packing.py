@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ class Line:
     item: PackageItem
     scanned: int = 0
     by_hand: int = 0
+    has_row: bool = True  # False until the packing screen created the line's packing_scans row
 
     @property
     def done(self) -> int:
@@ -75,44 +76,61 @@ class Tick:
     line: Line
 
 
-def _command(session: Session, package: Package, code: str, visibility: str | None) -> Transition | None:
-    """The first command with this code that starts from the package's state and is shown to this user."""
+def _commands(session: Session, package: Package, visibility: str | None) -> dict[str, Transition]:
+    """The first command of each code that starts from the package's state and is shown to this user."""
+    found: dict[str, Transition] = {}
     for transition in commands.available_transitions(session, package, visibility):
-        if transition.command_code == code:
-            return transition
-    return None
+        found.setdefault(transition.command_code, transition)
+    return found
+
+
+def _commit_keeping_loaded(session: Session) -> None:
+    """Commit without expiring what the session holds: the answer renders from it without reloading it.
+
+    Only packing_scans rows change here (by a Core UPDATE or INSERT), and the Line counts are kept by hand.
+    """
+    real = session() if callable(session) else session  # the scoped session's own Session
+    keep = real.expire_on_commit
+    real.expire_on_commit = False
+    try:
+        real.commit()
+    finally:
+        real.expire_on_commit = keep
 
 
 def _lines(session: Session, package: Package) -> list[Line]:
-    """The package's lines with their tick counts, in list order; missing rows count as nothing ticked."""
-    counts = {row.package_item_id: row for row in session.scalars(
-        select(PackingScan).where(PackingScan.package_id == package.id))}
+    """The package's lines with their tick counts, in list order; a line without its row yet has has_row False."""
+    counts = {row.package_item_id: (row.scanned, row.by_hand) for row in session.execute(
+        select(PackingScan.package_item_id, PackingScan.scanned, PackingScan.by_hand)
+        .where(PackingScan.package_id == package.id))}
     lines = []
     for item in package.items:
-        row = counts.get(item.id)
-        lines.append(Line(item, row.scanned if row else 0, row.by_hand if row else 0))
+        scanned, by_hand = counts.get(item.id, (0, 0))
+        lines.append(Line(item, scanned, by_hand, has_row=item.id in counts))
     return lines
 
 
 def _ensure_rows(session: Session, package: Package, lines: list[Line]) -> None:
     """Create the zero rows of lines that have none yet; another tablet creating them first is fine."""
-    existing = set(session.scalars(select(PackingScan.package_item_id).where(PackingScan.package_id == package.id)))
-    missing = [line.item.id for line in lines if line.item.id not in existing]
+    missing = [line.item.id for line in lines if not line.has_row]
     if not missing:
         return
     try:
-        session.add_all(PackingScan(package_item_id=item_id, package_id=package.id, scanned=0, by_hand=0,
-                                    updated_at=utcnow()) for item_id in missing)
-        session.commit()
+        session.execute(insert(PackingScan), [
+            {"package_item_id": item_id, "package_id": package.id, "scanned": 0, "by_hand": 0, "updated_at": utcnow()}
+            for item_id in missing])
+        _commit_keeping_loaded(session)
     except IntegrityError:
         session.rollback()
+    for line in lines:
+        line.has_row = True
 
 
 def load(session: Session, package_id: int, store_ids: list[int] | None, visibility: str | None) -> Packing:
     """The packing state of a package in the user's stores (NotFound otherwise)."""
     package = queries.get_package(session, package_id, store_ids)
-    return Packing(package, _lines(session, package), _command(session, package, PACK_CODE, visibility),
-                   _command(session, package, REFUSE_CODE, visibility))
+    found = _commands(session, package, visibility)
+    return Packing(package, _lines(session, package), found.get(PACK_CODE), found.get(REFUSE_CODE))
 
 
 def open_packing(session: Session, package_id: int, store_ids: list[int] | None,
@@ -143,7 +161,7 @@ def _bump(session: Session, packing: Packing, line: Line, by_hand: bool) -> bool
     if changed != 1:
         session.rollback()
         return False
-    session.commit()
+    _commit_keeping_loaded(session)
     if by_hand:
         line.by_hand += 1
     else:
