@@ -225,3 +225,16 @@ def test_the_demo_data_has_quantities_above_one_and_same_named_items_with_their_
     for item in items:
         by_package.setdefault((item.package_id, item.name), set()).add(item.barcode)
     assert any(len(barcodes) > 1 for barcodes in by_package.values())
+
+
+def test_start_over_removes_every_tick_but_only_while_the_package_waits_to_be_packed(client, make, store, zeynep):
+    package = three_lines(make, store)
+    shirt = package.items[0]
+    scan(client, package, shirt.barcode)
+    client.post(f"/packages/{package.id}/pack/items/{package.items[1].id}/tick", headers=HX)
+    assert "Start over" in text(client.get(f"/packages/{package.id}/pack"))
+    reset = client.post(f"/packages/{package.id}/pack/reset", headers=HX)
+    assert reset.headers["HX-Redirect"] == f"/packages/{package.id}/pack"
+    page = text(client.get(f"/packages/{package.id}/pack"))
+    assert "Every tick was removed" in page and "0 of 4 items" in page
+    assert set(ticks(package).values()) == {(0, 0)}

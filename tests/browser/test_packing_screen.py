@@ -173,6 +173,14 @@ def test_a_tap_ticks_a_line_whose_label_will_not_scan(page, store, log_in, csp_v
     page.locator(f"#packing-line-{unreadable['id']}").get_by_role("button", name=re.compile(r"^Tick by hand")).tap()
     expect(page.locator("#packing-feedback")).to_have_text(f"{unreadable['name']} ticked by hand. 2 of 2 items.")
     expect(page.get_by_label("Scan the items, in any order")).to_be_focused()
+
+    # A tick by mistake: start over, and every line is unticked again (the page is reloaded).
+    page.get_by_role("button", name="Start over: remove every tick").tap()
+    expect(page.locator("#packing-counter")).to_have_text("0 of 2 items")
+    expect(page.locator(".packing-line.is-done")).to_have_count(0)
+    expect(page.get_by_label("Scan the items, in any order")).to_be_focused()
+    _scan(page, first["barcode"])
+    page.locator(f"#packing-line-{unreadable['id']}").get_by_role("button", name=re.compile(r"^Tick by hand")).tap()
     page.get_by_role("button", name="All ticked: finish packing").tap()
     page.wait_for_url(re.compile(rf"/packages/{package['id']}$"))
     assert store.state_of(package["id"]) == State.PACKED

@@ -150,6 +150,17 @@ def pack_complete(package_id: int):
     return hx_redirect(url_for("packages.show", package_id=package_id))
 
 
+@bp.post("/packages/<int:package_id>/pack/reset")
+@login_required
+def pack_reset(package_id: int):
+    """Start over: every tick of the package goes (a line ticked by mistake, items put back on the shelf)."""
+    state = _state_or_404(package_id)
+    if state.transition is not None:
+        packing.clear(db.session, package_id)
+        flash(_("Every tick was removed; scan the items again."), "info")
+    return hx_redirect(_pack_url(package_id))
+
+
 def _state_or_404(package_id: int) -> packing.Packing:
     """The packing state of a package in the user's stores; 404 otherwise."""
     try:
