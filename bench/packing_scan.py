@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             select(Package.id).where(Package.stock_location_id == store, Package.state.in_(packable))
             .order_by(Package.id.desc()).limit(wanted)))
         user, password, scope = STAFF_USER, STAFF_PASSWORD, f"staff of store {store} (the busiest)"
-        if len(package_ids) * 2 < wanted:  # a small database: the admin packs in every store
+        if len(package_ids) < 100:  # a small database: the admin packs in every store
             package_ids = list(db.session.scalars(select(Package.id).where(Package.state.in_(packable))
                                                   .order_by(Package.id.desc()).limit(wanted)))
             user, password, scope = ADMIN_USER, ADMIN_PASSWORD, "the admin, every store"
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
         refusals: list[float] = []
         opens: list[float] = []
         per_tick: list[int] = []
+        tick_cpu: list[float] = []  # this process's CPU time: what other work on a shared machine cannot inflate
         done = 0
         for package_id in package_ids:
             if len(ticks) >= args.scans:
@@ -114,15 +115,17 @@ def main(argv=None) -> int:
             headers = {**HX, "X-CSRFToken": token}
             for barcode in reversed(items[package_id]):  # out of list order, as the shelf gives them
                 before = len(statements)
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 response = client.post(f"/packages/{package_id}/pack/scan", data={"barcode": barcode},
                                        headers=headers)
                 elapsed = (time.perf_counter() - started) * 1000
+                cpu = (time.thread_time() - cpu_started) * 1000
                 if response.status_code != 200:
                     raise SystemExit(f"A scan answered {response.status_code}: {response.get_data(as_text=True)}")
                 done += 1
                 if done > args.warmup:
                     ticks.append(elapsed)
+                    tick_cpu.append(cpu)
                     per_tick.append(len(statements) - before)
             started = time.perf_counter()
             wrong = client.post(f"/packages/{package_id}/pack/scan", data={"barcode": "0000000000000"},
@@ -153,7 +156,9 @@ def main(argv=None) -> int:
           f"{max(values, default=float('nan')):.2f} |" for what, values in rows],
         "",
         f"Target: a tick's p95 under {TARGET_P95_MS:.0f} ms: {p95:.2f} ms, "
-        f"{'met' if p95 < TARGET_P95_MS else 'MISSED'}.",
+        f"{'met' if p95 < TARGET_P95_MS else 'MISSED'}. The app's own CPU time for a tick (the database "
+        f"server's time not included on PostgreSQL): p50 {percentile(tick_cpu, 50):.2f} ms, "
+        f"p95 {percentile(tick_cpu, 95):.2f} ms.",
         "",
     ]
     report = "\n".join(lines)
