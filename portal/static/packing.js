@@ -40,25 +40,31 @@
     document.body.setAttribute("data-last-scan", ok ? "ok" : "refused");
   }
 
-  function send(barcode) {
-    var scan = form();
-    var token = scan.querySelector("input[name=csrf_token]").value;
+  function send(url, values) {
+    // One request at a time, in the order asked: a tap during a scan cannot overtake it and leave the
+    // counter showing the older answer.
+    var token = form().querySelector("input[name=csrf_token]").value;
+    values.csrf_token = token;
     queue = queue.then(function () {
-      return htmx.ajax("POST", scan.getAttribute("data-scan-url"), {
-        target: "#packing-feedback", swap: "innerHTML",
-        values: { barcode: barcode, csrf_token: token }, headers: { "X-CSRFToken": token },
+      return htmx.ajax("POST", url, {
+        target: "#packing-feedback", swap: "innerHTML", values: values, headers: { "X-CSRFToken": token },
       });
     }).catch(function () { /* the toast from portal.js says what failed; the next scan still goes */ });
   }
 
   document.addEventListener("submit", function (event) {
-    if (event.target !== form()) { return; }
+    var target = event.target;
+    if (!target.matches || !target.matches("form[data-packing-queue]")) { return; }
     event.preventDefault();
-    var input = field();
-    var barcode = input.value.trim();
-    input.value = "";
-    input.focus();
-    if (barcode) { send(barcode); }
+    if (target === form()) {
+      var input = field();
+      var barcode = input.value.trim();
+      input.value = "";
+      input.focus();
+      if (barcode) { send(target.action, { barcode: barcode }); }
+    } else {
+      send(target.action, {});
+    }
   });
 
   document.addEventListener("packing-tick", function () { feedback(true); });
