@@ -7,7 +7,15 @@ from portal.jobs.models import JobRun, ScheduledJob
 from portal.orders.models import OrderImportRun
 from portal.otp.models import OtpAttempt, PickupCode
 from portal.outbox.models import OutboxMessage
-from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog, Transition
+from portal.packages.models import (
+    Customer,
+    DenialReason,
+    Package,
+    PackageItem,
+    PackageLog,
+    PackingScan,
+    Transition,
+)
 from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings.models import ApplicationSetting, SettingChange
 from portal.setup.models import SetupStep
@@ -18,7 +26,7 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
     "DenialReason", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
-    "PackageItem", "PackageLog", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
+    "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
     "user_stock_locations", "WebhookSubscription",
 ]

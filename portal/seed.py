@@ -115,13 +115,25 @@ def seed_packages(session: Session, count: int = 200, seed: int = 42) -> int:
             delivery_from_store=click_collect, created_at=created, updated_at=created, state=State.WAITING)
         for i in range(rng.randrange(1, 5)):
             name, sku = rng.choice(PRODUCTS)
+            # Every fifth line asks for 2 or 3 units (packing counts them up), without touching rng's sequence.
+            quantity = 2 + n % 2 if (n + i) % 5 == 0 else 1
             package.items.append(PackageItem(order_item=n * 10 + i, sku=f"{sku}-{rng.randrange(100, 999)}",
-                                             name=name, barcode=ean13(rng), quantity=1))
+                                             name=name, barcode=ean13(rng), quantity=quantity))
+        if n % 4 == 0:
+            _add_same_name_item(package, n)
         package.item_count = len(package.items)
         session.add(package)
         session.commit()
         _move(session, package, target, system, reason)
     return count
+
+
+def _add_same_name_item(package: Package, n: int) -> None:
+    """A second line with the first line's name but another size, SKU and barcode, as packing meets them."""
+    first = package.items[0]
+    other = random.Random(n)
+    package.items.append(PackageItem(order_item=n * 10 + 9, sku=f"{first.sku.split('-')[0]}-{other.randrange(100, 999)}",
+                                     name=first.name, barcode=ean13(other), quantity=1))
 
 
 def _move(session: Session, package: Package, target: State, user: User, reason: DenialReason) -> None:

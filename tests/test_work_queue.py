@@ -184,8 +184,7 @@ def test_a_scanned_item_barcode_opens_the_packing_screen_with_the_item(client, m
 
     response = client.get(f"/packages?search={barcode}", headers=SCAN)
 
-    assert response.headers["HX-Redirect"] == (
-        f"/packages/{package.id}/commands/complete-packaging-from-waiting?scan={barcode}")
+    assert response.headers["HX-Redirect"] == f"/packages/{package.id}/pack?scan={barcode}"
 
 
 def test_a_scan_that_matches_nothing_says_so_in_the_field_with_the_scanned_text(client, make, store, zeynep):

@@ -23,7 +23,7 @@ from portal.otp import service as otp
 from portal.outbox import service as outbox
 from portal.packages import quota
 from portal.packages.events import READY_FOR_PICKUP_EVENT, package_payload, transition_events
-from portal.packages.models import DenialReason, Package, PackageLog, Transition
+from portal.packages.models import DenialReason, Package, PackageItem, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
 from portal.webhooks import events
@@ -145,6 +145,33 @@ class CompletePackagingWithShipment(Handler):
         if wrong:
             raise ValidationFailed(_("Barcode does not match %(name)s.", name=wrong[0].name), field="barcodes",
                                    details={"mismatched": [i.order_item for i in wrong]})
+        if "ticked_by_hand" in ctx.params:
+            ctx.note = packing_note(items, ctx.params.get("ticked_by_hand"))
+
+
+def packing_note(items: dict[int, PackageItem], raw: object) -> str:
+    """The audit note of a package packed on the packing screen: which lines were scanned, which ticked by hand.
+
+    raw maps order_item -> units ticked by hand; the rest of each line's units were scanned.
+    """
+    by_hand: dict[int, int] = {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            order_item, count = plain_int(key), plain_int(value)
+            if order_item in items and count:
+                by_hand[order_item] = min(count, items[order_item].quantity)
+
+    def units(item: PackageItem, count: int) -> str:
+        """An item's name, with the unit count when it is not the whole of a one-unit line."""
+        return item.name if item.quantity == 1 else f"{item.name} ×{count}"
+
+    scanned = [units(item, item.quantity - by_hand.get(key, 0)) for key, item in items.items()
+               if item.quantity - by_hand.get(key, 0) > 0]
+    manual = [units(items[key], count) for key, count in by_hand.items()]
+    note = _("Scanned: %(items)s.", items=", ".join(scanned)) if scanned else ""
+    if manual:
+        note = (note + " " if note else "") + _("Ticked by hand: %(items)s.", items=", ".join(manual))
+    return note
 
 
 @handler("READY_FOR_PICKUP")
@@ -241,6 +268,11 @@ class RefuseWithDenialReason(Handler):
             raise ValidationFailed(_("Choose a denial reason."), field="denial_reason")
         ctx.package.denial_reason_id = reason.id
         ctx.note = reason.title
+        missing = ctx.params.get("not_found")
+        if isinstance(missing, list):
+            names = [item.name for item in ctx.package.items if item.order_item in missing]
+            if names:
+                ctx.note = _("%(reason)s: %(items)s", reason=reason.title, items=", ".join(names))
 
 
 @handler("SHIP_PACKAGE")

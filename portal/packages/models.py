@@ -147,3 +147,20 @@ class PackageLog(db.Model):
 
     package: Mapped[Package] = relationship(back_populates="logs")
     user: Mapped[User | None] = relationship(lazy="joined")
+
+
+class PackingScan(db.Model):
+    """How many units of one package line were ticked on the packing screen, by scan or by hand.
+
+    One row per package line, created when the packing screen first opens; a scan is one conditional
+    UPDATE of one row, so two tablets scanning the same package cannot tick more units than a line has.
+    """
+
+    __tablename__ = "packing_scans"
+
+    package_item_id: Mapped[int] = mapped_column(
+        ForeignKey("package_items.id", ondelete="CASCADE"), primary_key=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), index=True)
+    scanned: Mapped[int] = mapped_column(default=0)
+    by_hand: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

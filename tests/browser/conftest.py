@@ -185,7 +185,7 @@ class Store:
             session.add(package)
             session.commit()
             return {"id": package.id, "number": package.number, "order_number": package.order_number,
-                    "items": [{"order_item": it.order_item, "name": it.name, "barcode": it.barcode}
+                    "items": [{"id": it.id, "order_item": it.order_item, "name": it.name, "barcode": it.barcode}
                               for it in package.items]}
 
     def make_ready(self, package: dict) -> dict:

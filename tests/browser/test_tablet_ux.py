@@ -50,10 +50,10 @@ def test_staff_pages_meet_the_touch_size_and_accessibility_targets(
     screenshot(page, "detail")
 
     page.locator("#primary-action").tap()  # "Pack" (Complete Packaging): the one primary action of a Waiting package
-    expect(page.locator("dialog#modal")).to_be_visible()
-    expect(page.get_by_label(waiting["items"][0]["name"]).first).to_be_focused()
-    problems += _problems("barcode modal", ux.check(page, "modal-barcodes", scope="dialog[open]"))
-    screenshot(page, "modal-barcodes", full_page=False)
+    page.wait_for_url(re.compile(rf"/packages/{waiting['id']}/pack$"))
+    expect(page.get_by_label("Scan the items, in any order")).to_be_focused()
+    problems += _problems("packing screen", ux.check(page, "packing"))
+    screenshot(page, "packing", full_page=False)
 
     page.goto(f"/packages/{ready['id']}?handover=1")
     code_field = page.get_by_label("Code from the customer's SMS")

@@ -1,6 +1,6 @@
-"""The store floor: the work queue, a package's page, its commands, the handover and the printed paper."""
+"""The store floor: the work queue, a package's page, its commands, packing, the handover and the printed paper."""
 from flask import Blueprint
 
 bp = Blueprint("packages", __name__)
 
-from portal.blueprints.packages import handover_routes, printing, queue, routes  # noqa: E402,F401
+from portal.blueprints.packages import handover_routes, packing, printing, queue, routes  # noqa: E402,F401

@@ -42,7 +42,7 @@ def packing_url(package, barcode: str) -> str:
     """The package's packing screen with the scanned item ticked, or its page when packing is not offered here."""
     for transition in commands.available_transitions(db.session, package, current_user.visibility):
         if transition.command_code == PACKING_COMMAND:
-            return url_for("packages.command_form", package_id=package.id, slug=transition.slug, scan=barcode)
+            return url_for("packages.pack", package_id=package.id, scan=barcode)
     return url_for("packages.show", package_id=package.id)
 
 

@@ -166,6 +166,8 @@ def command_form(package_id: int, slug: str):
     """The form a command asks for (handover code, barcodes, denial reason...)."""
     package = queries.get_package(db.session, package_id, user_store_ids())
     transition = _visible_transition(package, slug)
+    if transition.command_code == "COMPLETE_PACKAGING":  # packed on the packing screen, in any order
+        return hx_redirect(url_for("packages.pack", package_id=package.id, scan=request.args.get("scan") or None))
     template = form_template(transition, settings.is_otp_enabled(db.session))
     if template is None:
         return redirect(url_for("packages.show", package_id=package.id))
