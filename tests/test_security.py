@@ -103,12 +103,13 @@ def test_a_plain_form_post_with_its_hidden_token_works(client, make):
     make.user("zeynep", stores=[store])
     package = make.package(store=store, state=State.WAITING)
     log_in(client, "zeynep")
-    page = client.get(f"/packages/{package.id}").get_data(as_text=True)
+    # Releasing the reservation asks for a confirmation first: its page holds the plain form.
+    page = client.get(f"/packages/{package.id}/commands/deallocate-package-reservations").get_data(as_text=True)
     form = re.search(r'<form method="post" action="/packages/\d+/commands/deallocate-package-reservations"'
                      r'.*?</form>', page, re.S).group(0)
 
     response = client.post(f"/packages/{package.id}/commands/deallocate-package-reservations",
-                           data={"version": 1, "csrf_token": hidden_token(form)})
+                           data={"version": 1, "confirmed": "1", "csrf_token": hidden_token(form)})
 
     assert response.status_code == 302
     assert state_of(package) == State.PREPARING
