@@ -224,3 +224,71 @@ def test_the_real_path_still_runs_after_a_preview(make, sms):
 def token(user) -> dict:
     """An API token header for the user."""
     return {"Authorization": f"Token {auth.create_api_token(db.session, user)}"}
+
+
+def preview_url(package) -> str:
+    """The dry-run endpoint of a package."""
+    return f"/api/v1/oms/packages/{package.id}/command/preview/"
+
+
+def test_api_preview_answers_the_preview_and_writes_nothing(client, make, sms):
+    store = make.store()
+    staff = make.user("kadikoy", stores=[store])
+    headers = token(staff)
+    subscribe("*", "https://hooks.example.com/all")
+    package = make.package(store=store, state=State.PACKED)
+    before = snapshot()
+
+    answer = client.post(preview_url(package), headers=headers,
+                         json={"slug": "ready-for-customer-pickup", "input_parameters": {"package": package.id}})
+
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["from_status"]["value"] == "packed"
+    assert body["to_status"]["value"] == "ready_for_customer_pickup"
+    assert body["pickup_code_issued"] is True
+    assert [e["event_type"] for e in body["events"]] == ["package.ready_for_customer_pickup",
+                                                        "package.status.transitioned"]
+    assert all(e["webhooks"][0]["target_url"] == "https://hooks.example.com/all" for e in body["events"])
+    assert dry_run.MASK * 6 in body["sms"][0]["body"]
+    assert body["audit"]["user"] == staff.id and body["audit"]["command"] == "ready-for-customer-pickup"
+    assert snapshot() == before
+    assert sms.outbox == []
+
+
+def test_api_preview_answers_the_same_errors_as_the_command(client, make):
+    store = make.store()
+    staff = make.user("kadikoy", stores=[store])
+    headers = token(staff)
+    package = make.package(store=store, state=State.WAITING)
+    elsewhere = make.package(state=State.WAITING)
+    before = snapshot()
+    bodies = [
+        {"slug": "complete-packaging-from-waiting",
+         "input_parameters": {"barcodes": [{"order_item": package.items[0].order_item, "barcode": "x"}]}},
+        {"slug": "self-service-package-delivery"},
+        {"slug": "no-such-command"},
+        {"transition": "x"},
+        {"slug": "ready-for-customer-pickup", "input_parameters": {"package": package.id + 1}},
+    ]
+    for body in bodies:
+        dry = client.post(preview_url(package), headers=headers, json=body)
+        real = client.post(f"/api/v1/oms/packages/{package.id}/command/", headers=headers, json=body)
+        assert dry.status_code == real.status_code == 400, (body, dry.get_json())
+        assert dry.get_json() == real.get_json()
+    hidden = client.post(preview_url(elsewhere), headers=headers, json={"slug": "cancel-package-from-out-of-stock"})
+    assert hidden.status_code == 404
+    assert snapshot() == before
+
+
+def test_api_preview_of_a_delivery_spends_no_try(client, make, sms):
+    store = make.store()
+    staff = make.user("kadikoy", stores=[store])
+    package = ready_package(make, store)
+    before = snapshot()
+    for _ in range(8):
+        answer = client.post(preview_url(package), headers=token(staff),
+                             json={"slug": "self-service-package-delivery", "input_parameters": {"otp": "123456"}})
+        assert answer.status_code == 200
+        assert answer.get_json()["to_status"]["value"] == "delivered"
+    assert snapshot() == before
