@@ -292,3 +292,44 @@ def test_api_preview_of_a_delivery_spends_no_try(client, make, sms):
         assert answer.status_code == 200
         assert answer.get_json()["to_status"]["value"] == "delivered"
     assert snapshot() == before
+
+
+def test_the_package_page_offers_a_preview_of_each_command_to_managers_and_it_writes_nothing(
+        client, make, auth_actions, sms):
+    store = make.store()
+    make.user("boss", role="brand_manager", stores=[store])
+    subscribe("*", "https://hooks.example.com/all")
+    package = make.package(store=store, state=State.PACKED)
+    auth_actions.login("boss")
+    page = client.get(f"/packages/{package.id}").get_data(as_text=True)
+    assert 'data-preview="ready-for-customer-pickup"' in page
+    before = snapshot()
+
+    answer = client.get(f"/packages/{package.id}/preview/ready-for-customer-pickup", headers={"HX-Request": "true"})
+
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "<html" not in html and 'id="dry-run"' in html
+    assert "package.ready_for_customer_pickup" in html and "https://hooks.example.com/all" in html
+    assert dry_run.MASK * 6 in html
+    assert "Nothing was done." in html
+    assert snapshot() == before and sms.outbox == []
+
+
+def test_a_preview_of_a_refused_command_says_why_and_staff_get_no_preview(client, make, auth_actions):
+    store = make.store()
+    make.user("boss", role="admin")
+    make.user("clerk", stores=[store])
+    package = make.package(store=store, state=State.WAITING)
+    auth_actions.login("clerk")
+    assert 'data-preview=' not in client.get(f"/packages/{package.id}").get_data(as_text=True)
+    assert client.get(f"/packages/{package.id}/preview/cancel-package-from-out-of-stock").status_code == 403
+    auth_actions.logout()
+    auth_actions.login("boss")
+    before = snapshot()
+
+    answer = client.get(f"/packages/{package.id}/preview/ship-the-package")
+
+    assert answer.status_code == 200
+    assert 'id="dry-run-error"' in answer.get_data(as_text=True)
+    assert snapshot() == before

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from portal import crypto
 from portal.outbox.models import OutboxMessage
-from portal.packages import commands, quota
+from portal.packages import commands, flow_editor, quota
 from portal.packages.models import DenialReason, Package, Transition
 from portal.packages.states import state_info
 from portal.webhooks.models import WebhookSubscription
@@ -193,3 +193,25 @@ def sample_package_id(session: Session, source_state: int, store_ids: list[int] 
 def state_label(state: int) -> str:
     """A state's label, for the preview's screens."""
     return str(state_info(state).label)
+
+
+def preview_edited_command(session: Session, data: dict, *, transition_id: int | None, user_id: int | None,
+                           store_ids: list[int] | None) -> tuple[int | None, CommandPreview | None]:
+    """Dry-run a command as the transitions editor has it (saved or not) on a sample package.
+
+    data is the editor's form (flow_editor.form_data); it is validated as saving would. The sample is the
+    newest package in the command's source state; with none there, (None, None): no synthetic package is
+    made up. Returns (the sample's id, the preview); raises ValidationFailed, CommandRejected...
+    """
+    fields = flow_editor.validate_transition(session, data, transition_id)
+    edited = Transition(id=transition_id, position=0, **fields)  # transient: never added to the session
+    sample = sample_package_id(session, fields["source_state"], store_ids)
+    if sample is None:
+        session.rollback()
+        return None, None
+    package = session.get(Package, sample)
+    if package is None:
+        return None, None
+    params = sample_params(session, package, edited)
+    return sample, preview_command(session, sample, transition=edited, params=params, user_id=user_id,
+                                   store_ids=store_ids)
