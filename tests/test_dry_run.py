@@ -333,3 +333,53 @@ def test_a_preview_of_a_refused_command_says_why_and_staff_get_no_preview(client
     assert answer.status_code == 200
     assert 'id="dry-run-error"' in answer.get_data(as_text=True)
     assert snapshot() == before
+
+
+def edited_form(**overrides) -> dict:
+    """The transitions editor's form for a command from Packed to Ready for Customer Pickup."""
+    data = {"form": "edit-transition", "name": "Ready (edited)", "slug": "ready-for-customer-pickup",
+            "command_code": "READY_FOR_PICKUP", "source_state": str(int(State.PACKED)),
+            "destination_state": str(int(State.READY_FOR_CUSTOMER_PICKUP)), "visibility": ["OMS_WEB"],
+            "configuration": "", "is_active": "on"}
+    data.update(overrides)
+    return data
+
+
+def test_setup_step_13_previews_an_edited_command_on_the_newest_package_in_its_source_state(
+        client, make, auth_actions, sms):
+    make.user("ayse", role="admin")
+    auth_actions.login("ayse")
+    ready = db.session.scalar(select(Transition).where(Transition.slug == "ready-for-customer-pickup"))
+    make.package(state=State.PACKED)
+    newest = make.package(state=State.PACKED)
+    page = client.get(f"/setup/package-commands/{ready.id}/edit").get_data(as_text=True)
+    assert f"/setup/package-commands/{ready.id}/preview" in page
+    before = snapshot()
+
+    answer = client.post(f"/setup/package-commands/{ready.id}/preview", data=edited_form(),
+                         headers={"HX-Request": "true"})
+
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert newest.number in html and 'id="dry-run-state"' in html
+    assert dry_run.MASK * 6 in html
+    assert snapshot() == before and sms.outbox == []
+    db.session.expire_all()
+    assert db.session.get(Transition, ready.id).name == "Ready For Customer Pickup"  # the edit was not saved
+
+    refused = client.post(f"/setup/package-commands/{ready.id}/preview", headers={"HX-Request": "true"},
+                          data=edited_form(command_code="SHIP_PACKAGE", destination_state=str(int(State.SHIPPED))))
+    assert refused.status_code == 200
+    assert 'id="dry-run-error"' in refused.get_data(as_text=True) and newest.number in refused.get_data(as_text=True)
+
+    invalid = client.post(f"/setup/package-commands/{ready.id}/preview", data=edited_form(command_code="NOPE"),
+                          headers={"HX-Request": "true"})
+    assert invalid.status_code == 422
+    assert 'id="transition-preview-error"' in invalid.get_data(as_text=True)
+
+    nobody = client.post("/setup/package-commands/preview", headers={"HX-Request": "true"}, data=edited_form(
+        form="new-transition", slug="deliver-blocked", command_code="CANCEL_PACKAGE",
+        source_state=str(int(State.BLOCKED)), destination_state=str(int(State.CANCELLED))))
+    assert nobody.status_code == 200
+    assert 'id="transition-preview-none"' in nobody.get_data(as_text=True)
+    assert snapshot() == before

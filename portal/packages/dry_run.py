@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, scoped_session
 
 from portal import crypto
+from portal.errors import DomainError
 from portal.outbox.models import OutboxMessage
 from portal.packages import commands, flow_editor, quota
 from portal.packages.models import DenialReason, Package, Transition
@@ -155,7 +156,7 @@ def _describe(session: Session, ctx: commands.CommandContext, from_state: int, t
         message = session.get(OutboxMessage, message_id)
         if message is not None:
             sms.append(SmsPreview(to=message.payload.get("to", ""), purpose=message.payload.get("purpose", ""),
-                                  body=mask(crypto.decrypt(message.body_encrypted), secrets)))
+                                  body=mask(crypto.decrypt(message.body_encrypted or ""), secrets)))
     delta = quota.change_for(from_state, to_state)
     return CommandPreview(
         package_id=package.id, package_number=package.number, transition_id=transition.id, slug=transition.slug,
@@ -195,23 +196,36 @@ def state_label(state: int) -> str:
     return str(state_info(state).label)
 
 
+@dataclass
+class EditedPreview:
+    """The transitions editor's preview: the sample package, and what the command would do to it or why it
+    would be refused. sample_id is None when no package is in the command's source state."""
+
+    sample_id: int | None
+    preview: CommandPreview | None = None
+    refused: str | None = None
+
+
 def preview_edited_command(session: Session, data: dict, *, transition_id: int | None, user_id: int | None,
-                           store_ids: list[int] | None) -> tuple[int | None, CommandPreview | None]:
+                           store_ids: list[int] | None) -> EditedPreview:
     """Dry-run a command as the transitions editor has it (saved or not) on a sample package.
 
-    data is the editor's form (flow_editor.form_data); it is validated as saving would. The sample is the
-    newest package in the command's source state; with none there, (None, None): no synthetic package is
-    made up. Returns (the sample's id, the preview); raises ValidationFailed, CommandRejected...
+    data is the editor's form (flow_editor.form_data); it is validated as saving would (ValidationFailed
+    naming the field). The sample is the newest package in the command's source state; with none there,
+    no synthetic package is made up. Nothing is written; the session is rolled back.
     """
-    fields = flow_editor.validate_transition(session, data, transition_id)
-    edited = Transition(id=transition_id, position=0, **fields)  # transient: never added to the session
-    sample = sample_package_id(session, fields["source_state"], store_ids)
-    if sample is None:
+    try:
+        fields = flow_editor.validate_transition(session, data, transition_id)
+        sample = sample_package_id(session, fields["source_state"], store_ids)
+        package = session.get(Package, sample) if sample is not None else None
+    finally:
         session.rollback()
-        return None, None
-    package = session.get(Package, sample)
     if package is None:
-        return None, None
+        return EditedPreview(sample_id=None)
+    edited = Transition(id=transition_id, position=0, **fields)  # transient: never added to the session
     params = sample_params(session, package, edited)
-    return sample, preview_command(session, sample, transition=edited, params=params, user_id=user_id,
-                                   store_ids=store_ids)
+    try:
+        return EditedPreview(sample, preview_command(session, package.id, transition=edited, params=params,
+                                                     user_id=user_id, store_ids=store_ids))
+    except DomainError as exc:
+        return EditedPreview(sample, refused=exc.message)
