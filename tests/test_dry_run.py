@@ -383,3 +383,20 @@ def test_setup_step_13_previews_an_edited_command_on_the_newest_package_in_its_s
     assert nobody.status_code == 200
     assert 'id="transition-preview-none"' in nobody.get_data(as_text=True)
     assert snapshot() == before
+
+
+def test_the_package_pages_preview_of_packing_assumes_every_item_scanned_and_shows_the_quota(
+        client, make, auth_actions):
+    store = make.store()
+    make.user("boss", role="brand_manager", stores=[store])
+    package = make.package(store=store, state=State.WAITING)
+    db.session.execute(StockLocation.__table__.update().values(quota=5))
+    db.session.commit()
+    auth_actions.login("boss")
+    before = snapshot()
+
+    html = client.get(f"/packages/{package.id}/preview/complete-packaging-from-waiting").get_data(as_text=True)
+
+    assert "every item&#39;s barcode is scanned" in html or "every item's barcode is scanned" in html
+    assert "5 → 4 (-1)" in html
+    assert snapshot() == before
