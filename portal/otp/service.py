@@ -156,6 +156,17 @@ def pickup_sms(order_number: str, store_name: str, code: str | None) -> str:
              order=order_number, store=store_name)
 
 
+def clean_code(code: object) -> str:
+    """The customer's code as typed, without spaces; raises ValidationFailed when missing or malformed."""
+    text = str(code or "").strip().replace(" ", "")
+    length = current_app.config["OTP_LENGTH"]
+    if not text:
+        raise ValidationFailed(_("Enter the code from the customer's SMS."), field="otp")
+    if not text.isdigit() or len(text) != length:
+        raise ValidationFailed(_("The code has %(length)s digits.", length=length), field="otp")
+    return text
+
+
 def verify_code(session: Session, package_id: int, code: object, user_id: int | None) -> PickupCode:
     """Check the customer's code for a package and mark it used.
 
@@ -163,12 +174,7 @@ def verify_code(session: Session, package_id: int, code: object, user_id: int | 
     session and InvalidOtp is raised: the caller commits that bookkeeping and nothing else.
     Raises ValidationFailed for a missing or malformed code, RateLimited past the per-user limit.
     """
-    text = str(code or "").strip().replace(" ", "")
-    length = current_app.config["OTP_LENGTH"]
-    if not text:
-        raise ValidationFailed(_("Enter the code from the customer's SMS."), field="otp")
-    if not text.isdigit() or len(text) != length:
-        raise ValidationFailed(_("The code has %(length)s digits.", length=length), field="otp")
+    text = clean_code(code)
     _check_user_limit(session, user_id)
     pickup = active_code(session, package_id)
     if pickup is None:

@@ -46,6 +46,10 @@ class CommandContext:
     toast: str = ""
     # Events the handler raises; written with the transition's own events, in the command's transaction.
     events: list[outbox.NewEvent] = field(default_factory=list)
+    # A dry run (portal.packages.dry_run): check what can be checked without spending anything (no code tries).
+    dry_run: bool = False
+    # Values a preview must mask wherever they appear (the pickup code in the SMS and the event).
+    secrets: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -190,6 +194,8 @@ class ReadyForPickup(Handler):
         """Issue the code (when OTP is on), queue the SMS (unless an Extension application sends it) and the event."""
         package = ctx.package
         code = otp.issue_code(ctx.session, package.id, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
+        if code:
+            ctx.secrets.append(code)
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
@@ -217,7 +223,10 @@ class SelfServicePackageDelivery(Handler):
         """Verify the code."""
         if settings.is_otp_enabled(ctx.session):
             code = ctx.params.get("otp", ctx.params.get("code"))
-            otp.verify_code(ctx.session, ctx.package.id, code, ctx.user_id)
+            if ctx.dry_run:  # a dry run is no free guess: only the code's shape is checked, no try is spent
+                otp.clean_code(code)
+            else:
+                otp.verify_code(ctx.session, ctx.package.id, code, ctx.user_id)
             ctx.note = _("Pickup code verified.")
         else:
             ctx.note = _("Delivered without a code (IS_OTP_ENABLED is false).")
@@ -377,6 +386,62 @@ def _lock_package(session: Session, package_id: int, store_ids: list[int] | None
     ).one()
 
 
+def checked_command(
+    session: Session, package_id: int, *, transition_id: object = None, slug: object = None,
+    transition: Transition | None = None, store_ids: list[int] | None, visibility: str | None = None,
+    expected_version: int | None = None,
+) -> tuple[Package, Transition, Handler]:
+    """Lock the package and check that the command may run on it; the first half of run_command.
+
+    transition, when given, is used as is (the transitions editor previews an unsaved command);
+    otherwise it is found by transition_id or slug. Raises like run_command; commits nothing.
+    """
+    package = _lock_package(session, package_id, store_ids)
+    if transition is None:
+        transition = find_transition(session, transition_id, slug)
+    if visibility and visibility not in (transition.visibility or []):
+        raise CommandRejected(_("%(name)s is not available here.", name=transition.name))
+    if expected_version is not None and package.version != expected_version:
+        raise ConcurrentChange(_("Someone else changed this package just now. The page shows it as it is now."))
+    if transition.source_state != package.state:
+        raise CommandRejected(
+            _("%(name)s runs on %(source)s packages; this package is %(state)s.", name=transition.name,
+              source=_(state_info(transition.source_state).label), state=_(package.state_info.label)))
+    impl = HANDLERS.get(transition.command_code)
+    if impl is None:
+        raise CommandRejected(_("No implementation for command code %(code)s.", code=transition.command_code))
+    reason = impl.applies_to(package)
+    if reason:
+        raise CommandRejected(reason)
+    return package, transition, impl
+
+
+def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]:
+    """Write what a handler decided: the new state, the quota, the audit row and the events (not committed).
+
+    The second half of run_command; returns (from_state, to_state, the events written).
+    """
+    session, package, transition = ctx.session, ctx.package, ctx.transition
+    from_state = package.state
+    to_state = ctx.destination if ctx.destination is not None else from_state
+    changed = rowcount(session.execute(
+        update(Package)
+        .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
+        .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
+                state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id)
+        .execution_options(synchronize_session=False)
+    ))
+    if changed != 1:
+        raise ConcurrentChange(_("Someone else changed this package just now."))
+    quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
+    session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
+                           transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,
+                           note=ctx.note))
+    raised = ctx.events + transition_events(package, transition, from_state, to_state)
+    events.record_events(session, raised)
+    return from_state, to_state, raised
+
+
 def run_command(
     session: Session, package_id: int, *, transition_id: object = None, slug: object = None,
     params: dict | None = None, user_id: int | None, store_ids: list[int] | None,
@@ -390,22 +455,9 @@ def run_command(
     """
     params = dict(params or {})
     try:
-        package = _lock_package(session, package_id, store_ids)
-        transition = find_transition(session, transition_id, slug)
-        if visibility and visibility not in (transition.visibility or []):
-            raise CommandRejected(_("%(name)s is not available here.", name=transition.name))
-        if expected_version is not None and package.version != expected_version:
-            raise ConcurrentChange(_("Someone else changed this package just now. The page shows it as it is now."))
-        if transition.source_state != package.state:
-            raise CommandRejected(
-                _("%(name)s runs on %(source)s packages; this package is %(state)s.", name=transition.name,
-                  source=_(state_info(transition.source_state).label), state=_(package.state_info.label)))
-        impl = HANDLERS.get(transition.command_code)
-        if impl is None:
-            raise CommandRejected(_("No implementation for command code %(code)s.", code=transition.command_code))
-        reason = impl.applies_to(package)
-        if reason:
-            raise CommandRejected(reason)
+        package, transition, impl = checked_command(
+            session, package_id, transition_id=transition_id, slug=slug, store_ids=store_ids,
+            visibility=visibility, expected_version=expected_version)
         ctx = CommandContext(session=session, package=package, transition=transition, params=params,
                              user_id=user_id, destination=transition.destination_state)
         try:
@@ -413,22 +465,7 @@ def run_command(
         except InvalidOtp:
             session.commit()  # keep the counted attempt; the package itself was not changed
             raise
-        from_state = package.state
-        to_state = ctx.destination if ctx.destination is not None else from_state
-        changed = rowcount(session.execute(
-            update(Package)
-            .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
-            .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
-                    state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id)
-            .execution_options(synchronize_session=False)
-        ))
-        if changed != 1:
-            raise ConcurrentChange(_("Someone else changed this package just now."))
-        quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
-        session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
-                               transition_id=transition.id, command=transition.slug, user_id=user_id,
-                               note=ctx.note))
-        events.record_events(session, ctx.events + transition_events(package, transition, from_state, to_state))
+        from_state, to_state, _raised = apply_command(ctx)
         session.commit()
     except DomainError:
         session.rollback()

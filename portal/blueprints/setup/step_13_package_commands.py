@@ -15,11 +15,12 @@ from portal.blueprints.setup.shared_editors import (
     _not_found,
     _page,
 )
-from portal.errors import DomainError, NotFound
+from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
-from portal.packages import commands, flow_editor
-from portal.packages.states import STATES, Visibility
-from portal.web import is_fragment_request
+from portal.packages import commands, dry_run, flow_editor
+from portal.packages.models import Package
+from portal.packages.states import STATES, Visibility, parse_state, state_info
+from portal.web import answer, is_fragment_request
 
 COMMANDS = "package_commands"
 
@@ -131,3 +132,20 @@ def check_flow():
     return _fragments("setup/package_commands.html", COMMANDS, ["flow_panel", "step_state_oob"],
                       toast=(flow.message, level),
                       **_commands_context())
+
+
+@bp.post("/package-commands/preview", defaults={"transition_id": None})
+@bp.post("/package-commands/<int:transition_id>/preview")
+def preview_transition(transition_id: int | None):
+    """Dry-run the command as the form has it (saved or not) on the newest package in its source state."""
+    try:
+        result = dry_run.preview_edited_command(db.session, flow_editor.form_data(request.form),
+                                                transition_id=transition_id, user_id=current_user.id,
+                                                store_ids=None)
+    except ValidationFailed as exc:
+        return answer("setup/transition_preview.html", "preview_result", code=422, form_error=exc.message,
+                      result=None, sample=None, preview=None, preview_error=None)
+    sample = db.session.get(Package, result.sample_id) if result.sample_id is not None else None
+    return answer("setup/transition_preview.html", "preview_result", form_error=None, result=result,
+                  sample=sample, preview=result.preview, preview_error=result.refused,
+                  source_label=_(state_info(parse_state(request.form.get("source_state"))).label))
