@@ -6,7 +6,7 @@ bp = Blueprint("packages", __name__)
 from portal.blueprints.packages import (  # noqa: E402,F401
     handover_routes,
     packing,
-    preview,  # noqa: E402,F401
+    preview,
     printing,
     queue,
     routes,
