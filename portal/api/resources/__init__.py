@@ -13,6 +13,7 @@ from portal.api.resources import (  # noqa: F401
     document,
     jobs,
     order_import,
+    override,
     packages,
     scenarios,
     settings,
