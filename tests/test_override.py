@@ -260,3 +260,56 @@ def test_openapi_documents_the_override(client, make):
         "manager-override" in path for path in document["paths"])
     assert "OverrideInput" in json.dumps(document)
     assert re.search(r"manager_password", json.dumps(document))
+
+
+# -- web ---------------------------------------------------------------------------------------------------
+
+def form(**extra) -> dict:
+    """The override fields of the handover dialog."""
+    return {"override_reason": "phone_battery", "override_note": "", "override_id_checked": "on", **extra}
+
+
+def test_web_the_dialog_offers_the_override_and_a_manager_hands_over(client, make, store, manager, sms,
+                                                                     auth_actions):
+    package = ready(make, store, sms)
+    auth_actions.login("mert")
+    dialog = client.get(f"/packages/{package.id}/commands/{DELIVER}", headers=HX).get_data(as_text=True)
+    assert 'id="override"' in dialog and "Phone out of battery" in dialog
+    assert 'name="manager_password"' not in dialog  # the manager authorises it themself
+
+    response = client.post(f"/packages/{package.id}/override", data=form(), headers=HX)
+
+    assert response.status_code == 200
+    assert json.loads(response.headers["HX-Trigger"])["toast"]["level"] == "success"
+    assert state_of(package) == State.DELIVERED
+
+
+def test_web_staff_need_a_managers_login_and_a_wrong_one_answers_in_the_dialog(client, make, store, staff, manager,
+                                                                              sms, auth_actions):
+    package = ready(make, store, sms)
+    auth_actions.login("zeynep")
+    dialog = client.get(f"/packages/{package.id}/commands/{DELIVER}", headers=HX).get_data(as_text=True)
+    assert 'name="manager_password"' in dialog
+
+    refused = client.post(f"/packages/{package.id}/override", data=form(), headers=HX)
+    assert refused.status_code == 403 and 'id="override-error"' in refused.get_data(as_text=True)
+    wrong = client.post(f"/packages/{package.id}/override",
+                        data=form(manager_username="mert", manager_password="not-it"), headers=HX)
+    assert wrong.status_code == 422 and "Wrong manager username or password" in wrong.get_data(as_text=True)
+    assert state_of(package) == State.READY_FOR_CUSTOMER_PICKUP
+
+    done = client.post(f"/packages/{package.id}/override",
+                       data=form(manager_username="mert", manager_password=PASSWORD), headers=HX)
+    assert done.status_code == 200 and state_of(package) == State.DELIVERED
+
+
+def test_web_a_store_that_switched_it_off_shows_no_override_and_refuses(client, make, store, manager, sms,
+                                                                        auth_actions):
+    package = ready(make, store, sms)
+    override.set_store_allowed(db.session, store.id, False)
+    auth_actions.login("mert")
+    dialog = client.get(f"/packages/{package.id}/commands/{DELIVER}", headers=HX).get_data(as_text=True)
+    assert 'id="override"' not in dialog
+    response = client.post(f"/packages/{package.id}/override", data=form(), headers=HX)
+    assert response.status_code == 422
+    assert state_of(package) == State.READY_FOR_CUSTOMER_PICKUP
