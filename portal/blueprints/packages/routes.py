@@ -242,7 +242,8 @@ def _dialog_response(package, status: int = 200, error: str | None = None, toast
     template = form_template(transition, settings.is_otp_enabled(db.session))
     context = dict(package=package, transition=transition, form_template=template, error=error, error_field="otp",
                    details={}, denial_reasons=[], pickup=otp.latest_code(db.session, package.id), values={},
-                   action_label=actions.wording(transition).label, consequence=None)
+                   action_label=actions.wording(transition).label, consequence=None,
+                   override_reasons=override.REASONS)
     body = answer("packages/command.html", "command_form", fragment=True, **context).get_data(as_text=True)
     panel = answer("packages/show.html", "package_panel", fragment=True, oob=True, open_handover=None,
                    delivered_to=None, **_panel_context(package)).get_data(as_text=True)
