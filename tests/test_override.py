@@ -292,7 +292,7 @@ def test_web_staff_need_a_managers_login_and_a_wrong_one_answers_in_the_dialog(c
     assert 'name="manager_password"' in dialog
 
     refused = client.post(f"/packages/{package.id}/override", data=form(), headers=HX)
-    assert refused.status_code == 403 and 'id="override-error"' in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="override-error"' in refused.get_data(as_text=True)
     wrong = client.post(f"/packages/{package.id}/override",
                         data=form(manager_username="mert", manager_password="not-it"), headers=HX)
     assert wrong.status_code == 422 and "Wrong manager username or password" in wrong.get_data(as_text=True)

@@ -53,6 +53,7 @@ def test_staff_hand_over_without_a_code_with_a_managers_login(page, store, live_
     form.get_by_label("Manager's password").fill("not-the-password")
     form.get_by_role("button", name="Hand over without a code").tap()
     expect(dialog.locator("#override-error")).to_have_text("Wrong manager username or password.")
+    expect(dialog.locator("#override-error")).to_be_focused()  # not the code field: the answer is read out
     assert store.state_of(package["id"]) == State.READY_FOR_CUSTOMER_PICKUP
     assert_clean(ux, page, "override refused", "dialog[open]")
     screenshot(page, "override-refused", full_page=False)

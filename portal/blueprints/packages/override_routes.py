@@ -53,7 +53,7 @@ def deliver_with_override(package_id: int):
         abort(404)
     except DomainError as exc:
         package = queries.get_package(db.session, package_id, store_ids)
-        status = exc.http_status if exc.http_status in (403, 409, 429) else 422
+        status = exc.http_status if exc.http_status in (409, 429) else 422  # htmx swaps these (base.html)
         if not is_htmx():
             flash(exc.message, "error")
         return _command_form_response(package, transition, HANDOVER_FORM, status, override_error=exc.message,
