@@ -232,13 +232,14 @@ def test_a_manager_lifts_the_limit_with_an_audit_row(client, make, store, zeynep
     page = text(client.get(f"/packages/{package.id}"))
     assert 'id="code-limit"' in page and f'data-lift-user="{zeynep.id}"' in page
 
-    response = client.post(f"/packages/{package.id}/code-limit/{zeynep.id}/lift", headers=HX)
+    response = client.post(f"/packages/{package.id}/code-limit/{zeynep.id}/lift",
+                           data={"reason": "Customer waiting, codes typed by a new colleague"}, headers=HX)
 
     assert response.status_code == 200 and toast(response)["level"] == "success"
     assert 'id="code-limit"' not in text(response)
     assert otp.user_limit_wait(db.session, zeynep.id) == 0
     log = db.session.scalar(select(PackageLog).where(PackageLog.command == "lift-code-limit"))
-    assert log.package_id == package.id and "zeynep" in log.note
+    assert log.package_id == package.id and "zeynep" in log.note and "new colleague" in log.note
     # The wrong codes stay on record for the package.
     assert db.session.scalar(select(func.count()).select_from(OtpAttempt).where(
         OtpAttempt.package_id == package.id, OtpAttempt.success.is_(False))) == app.config["OTP_USER_FAILURE_LIMIT"]
@@ -258,6 +259,20 @@ def test_staff_may_not_lift_the_limit(client, make, store, zeynep, sms, app):
     assert 'id="code-limit"' not in page
     assert client.post(f"/packages/{package.id}/code-limit/{zeynep.id}/lift", headers=HX).status_code == 403
     assert otp.user_limit_wait(db.session, zeynep.id) > 0
+
+
+def test_lifting_the_limit_needs_a_reason(client, make, store, zeynep, sms, app, auth_actions):
+    package, _code = ready(make, store, sms)
+    fail_codes(zeynep, package, app.config["OTP_USER_FAILURE_LIMIT"])
+    auth_actions.logout()
+    make.user("manager", role="brand_manager")
+    auth_actions.login("manager")
+
+    response = client.post(f"/packages/{package.id}/code-limit/{zeynep.id}/lift", data={"reason": " "}, headers=HX)
+
+    assert toast(response)["level"] == "error"
+    assert otp.user_limit_wait(db.session, zeynep.id) > 0
+    assert db.session.scalar(select(PackageLog).where(PackageLog.command == "lift-code-limit")) is None
 
 
 def test_the_handover_dialog_shows_the_name_the_items_and_the_tries(client, make, store, zeynep, sms):

@@ -21,8 +21,13 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import quota
-from portal.packages.events import READY_FOR_PICKUP_EVENT, package_payload, transition_events
+from portal.packages import override, quota
+from portal.packages.events import (
+    READY_FOR_PICKUP_EVENT,
+    delivered_with_override,
+    package_payload,
+    transition_events,
+)
 from portal.packages.models import DenialReason, Package, PackageItem, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
@@ -44,6 +49,8 @@ class CommandContext:
     note: str = ""
     sms_ids: list[int] = field(default_factory=list)
     toast: str = ""
+    # The manager who authorised the command (a manager override); written on the audit row.
+    authorised_by: int | None = None
     # Events the handler raises; written with the transition's own events, in the command's transaction.
     events: list[outbox.NewEvent] = field(default_factory=list)
     # A dry run (portal.packages.dry_run): check what can be checked without spending anything (no code tries).
@@ -220,7 +227,10 @@ class SelfServicePackageDelivery(Handler):
     description = N_("Checks the customer's pickup code (when OTP is enabled) and marks the package delivered.")
 
     def run(self, ctx: CommandContext) -> None:
-        """Verify the code."""
+        """Verify the code, or the manager override given instead of it."""
+        if ctx.params.get("override") is not None:
+            self.run_override(ctx)
+            return
         if settings.is_otp_enabled(ctx.session):
             code = ctx.params.get("otp", ctx.params.get("code"))
             if ctx.dry_run:  # a dry run is no free guess: only the code's shape is checked, no try is spent
@@ -231,6 +241,22 @@ class SelfServicePackageDelivery(Handler):
         else:
             ctx.note = _("Delivered without a code (IS_OTP_ENABLED is false).")
         ctx.toast = _("Package %(number)s delivered.", number=ctx.package.number)
+
+    def run_override(self, ctx: CommandContext) -> None:
+        """Hand over without a code: a manager authorised it; raise the override event and text the customer."""
+        package = ctx.package
+        authorisation = override.authorise(ctx.session, package, ctx.params["override"], ctx.user_id)
+        if package.state != State.READY_FOR_CUSTOMER_PICKUP:  # reloaded: the manager's login committed
+            raise ConcurrentChange(_("Someone else changed this package just now. The page shows it as it is now."))
+        ctx.authorised_by = authorisation.manager.id
+        ctx.note = override.audit_note(authorisation)
+        ctx.events.append(delivered_with_override(package, reason=authorisation.reason, note=authorisation.note,
+                                                  performed_by=ctx.user_id, authorised_by=authorisation.manager))
+        sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone,
+                                 body=override.notice_sms(package.order_number, package.stock_location.name),
+                                 package_id=package.id, purpose="override_notice")
+        ctx.sms_ids.append(sms.id)
+        ctx.toast = _("Package %(number)s delivered without a code (manager override).", number=package.number)
 
 
 @handler("BLOCK_PACKAGE_FOR_ACTION")
@@ -436,7 +462,7 @@ def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]
     quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
     session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                            transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,
-                           note=ctx.note))
+                           authorised_by_id=ctx.authorised_by, note=ctx.note))
     raised = ctx.events + transition_events(package, transition, from_state, to_state)
     events.record_events(session, raised)
     return from_state, to_state, raised

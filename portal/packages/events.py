@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import User
 from portal.outbox import service as outbox
 from portal.packages.models import Package, Transition
 from portal.packages.states import State, state_info
@@ -54,6 +55,15 @@ def transition_events(package: Package, transition: Transition, from_state: int,
     if specific and to_state != from_state:
         raised.append(outbox.NewEvent(specific, payload, package_id=package.id))
     return raised
+
+
+def delivered_with_override(package: Package, *, reason: str, note: str, performed_by: int | None,
+                            authorised_by: User) -> outbox.NewEvent:
+    """package.delivered_with_override: the package handed over without a code, with the reason and both users."""
+    payload = package_payload(package, State.DELIVERED)
+    payload["override"] = {"reason": reason, "note": note, "performed_by": {"id": performed_by},
+                           "authorised_by": {"id": authorised_by.id, "username": authorised_by.username}}
+    return outbox.NewEvent(catalogue.PACKAGE_DELIVERED_WITH_OVERRIDE, payload, package_id=package.id)
 
 
 def package_created(session: Session, package: Package) -> outbox.RecordedEvent | None:

@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from portal.accounts.models import User
 from portal.db_types import utcnow
-from portal.errors import CommandRejected, NotFound
+from portal.errors import CommandRejected, NotFound, ValidationFailed
 from portal.otp import service as otp
 from portal.otp.models import OtpAttempt
 from portal.packages.models import Package, PackageLog
 
 LIFT_COMMAND = "lift-code-limit"
+LIFT_REASON_MAX_LENGTH = 300
 
 
 @dataclass
@@ -47,11 +48,15 @@ def held_users(session: Session, stock_location_id: int) -> list[HeldUser]:
 
 
 def lift_code_limit(session: Session, package_id: int, held_user_id: int, *, user_id: int,
-                    store_ids: list[int] | None) -> str:
-    """A manager lets a held user check codes again; an audit row on the package records it. Returns the toast.
+                    store_ids: list[int] | None, reason: str) -> str:
+    """A manager lets a held user check codes again, with a reason; an audit row on the package records both.
 
-    Raises NotFound for a package outside store_ids or an unknown user, CommandRejected when the user is not held.
+    Returns the toast. Raises ValidationFailed without a reason, NotFound for a package outside store_ids or an
+    unknown user, CommandRejected when the user is not held.
     """
+    reason = (reason or "").strip()[:LIFT_REASON_MAX_LENGTH]
+    if not reason:
+        raise ValidationFailed(_("Say why the limit is lifted."), field="reason")
     stmt = select(Package).where(Package.id == package_id)
     if store_ids is not None:
         stmt = stmt.where(Package.stock_location_id.in_(store_ids))
@@ -65,7 +70,7 @@ def lift_code_limit(session: Session, package_id: int, held_user_id: int, *, use
     lifted = otp.lift_user_limit(session, held.id)
     session.add(PackageLog(package_id=package.id, from_state=package.state, to_state=package.state,
                            command=LIFT_COMMAND, user_id=user_id,
-                           note=_("Code limit lifted for %(name)s (%(count)s wrong codes no longer count).",
-                                  name=name, count=lifted)))
+                           note=_("Code limit lifted for %(name)s (%(count)s wrong codes no longer count). "
+                                  "Reason: %(reason)s", name=name, count=lifted, reason=reason)))
     session.commit()
     return _("%(name)s can check codes again.", name=name)

@@ -142,11 +142,14 @@ class PackageLog(db.Model):
     transition_id: Mapped[int | None] = mapped_column(ForeignKey("transitions.id", ondelete="SET NULL"))
     command: Mapped[str] = mapped_column(String(120))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The manager who authorised the command on the user's tablet (a manager override), if any.
+    authorised_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     package: Mapped[Package] = relationship(back_populates="logs")
-    user: Mapped[User | None] = relationship(lazy="joined")
+    user: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[user_id])
+    authorised_by: Mapped[User | None] = relationship(foreign_keys=[authorised_by_id])
 
 
 class PackingScan(db.Model):

@@ -14,6 +14,7 @@ PACKAGE_PACKED = "package.status.packed"
 PACKAGE_CANCELLED = "package.status.cancelled"
 PACKAGE_SHIPPED = "package.status.shipped"
 PACKAGE_DELIVERED = "package.status.delivered"
+PACKAGE_DELIVERED_WITH_OVERRIDE = "package.delivered_with_override"
 READY_FOR_CUSTOMER_PICKUP = "package.ready_for_customer_pickup"
 STOCK_LOCATION_CREATED = "stock_location.created"
 STOCK_LOCATION_UPDATED = "stock_location.updated"
@@ -28,6 +29,8 @@ EVENT_TYPES: dict[str, str] = {
     PACKAGE_CANCELLED: N_("A package was cancelled."),
     PACKAGE_SHIPPED: N_("A package was handed to the cargo company."),
     PACKAGE_DELIVERED: N_("A package was delivered to the customer."),
+    PACKAGE_DELIVERED_WITH_OVERRIDE: N_("A package was handed over without the pickup code, after a manager checked "
+                                        "the customer's ID (manager override); carries the reason and both users."),
     READY_FOR_CUSTOMER_PICKUP: N_("A click & collect package is ready for pickup "
                                   "(PackageReadyForCustomerPickupWhispererEvent); carries the pickup code "
                                   "only when PICKUP_CODE_DELIVERY is extension_app."),

@@ -14,6 +14,7 @@ from portal.api.resources import (  # noqa: F401
     dry_run,
     jobs,
     order_import,
+    override,
     packages,
     scenarios,
     settings,

@@ -164,6 +164,20 @@ class ItemBarcode(Body):
     barcode: str = Field(max_length=200)
 
 
+class OverrideInput(Body):
+    """Hand over without the pickup code after checking the customer's ID (manager override)."""
+
+    reason: Literal["lost_sms", "phone_battery", "code_not_received", "other"] = Field(
+        description="Why there is no code: lost_sms, phone_battery, code_not_received, or other (then a note).")
+    note: str = Field("", max_length=500, description="Free text; required when reason is other.")
+    id_checked: bool = Field(description="The customer's ID was checked; must be true.")
+    manager_username: str | None = Field(None, max_length=150, description="Store staff: the authorising "
+                                                                           "manager's username.")
+    manager_password: str | None = Field(None, max_length=200, description="Store staff: the authorising "
+                                                                           "manager's password (wrong ones count "
+                                                                           "toward a limit).")
+
+
 class CommandInput(Body):
     """What a command needs; each command reads only its own parameters."""
 
@@ -176,6 +190,10 @@ class CommandInput(Body):
     denial_reason: RowId | None = Field(None, description="Refuse with denial reason: its id.")
     tracking_number: str | None = Field(None, max_length=200, description="Ship the package.")
     reason: str | None = Field(None, max_length=2000, description="Block the package.")
+    override: OverrideInput | None = Field(
+        None, description="Self-service-package-delivery without a code: a manager (admin or brand manager token, "
+                          "or a staff token with a manager's username and password) authorises it. Refused when "
+                          "the store switched the override off.")
 
 
 class CommandRequest(Body):
@@ -188,7 +206,7 @@ class CommandRequest(Body):
 
 
 @operation("POST", "/oms/packages/<int:package_id>/command/", summary="Run a command on a package.",
-           access=Access.ANY, body=CommandRequest, errors=("404", "409", "422"), status=204, tag="packages",
+           access=Access.ANY, body=CommandRequest, errors=("403", "404", "409", "422"), status=204, tag="packages",
            renames=RENAMES,
            is_idempotent=True,
            example={"slug": "complete-packaging-from-waiting",

@@ -5,6 +5,7 @@ bp = Blueprint("packages", __name__)
 
 from portal.blueprints.packages import (  # noqa: E402,F401
     handover_routes,
+    override_routes,
     packing,
     preview,
     printing,

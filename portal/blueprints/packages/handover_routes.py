@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, flash, redirect, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from portal.blueprints.packages import bp
@@ -29,11 +29,11 @@ def clock_time(value: datetime | None, tz_name: str | None = None) -> str:
 @login_required
 @role_required(*MANAGER_ROLES)
 def lift_code_limit(package_id: int, user_id: int):
-    """Let a user held by the per-user code limit check codes again (managers and admins; audited on the package)."""
+    """Let a user held by the per-user code limit check codes again, with a reason (managers; audited)."""
     store_ids = user_store_ids()
     try:
         message = handover.lift_code_limit(db.session, package_id, user_id, user_id=current_user.id,
-                                           store_ids=store_ids)
+                                           store_ids=store_ids, reason=request.form.get("reason", ""))
         level = "success"
     except NotFound:
         abort(404)

@@ -12,7 +12,7 @@ from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import commands, handover, queries, work_queue
+from portal.packages import commands, handover, override, queries, work_queue
 from portal.packages.models import DenialReason, Transition
 from portal.packages.states import STATES, State
 from portal.settings import service as settings
@@ -135,8 +135,9 @@ def show(package_id: int):
     return answer("packages/show.html", "package_panel", open_handover=open_handover, **context)
 
 
-def _command_form_response(package, transition, template, status=200, error=None, field=None, details=None):
-    """The command's form: a modal fragment for htmx, a page of its own otherwise."""
+def _command_form_response(package, transition, template, status=200, error=None, field=None, details=None,
+                           **extra):
+    """The command's form: a modal fragment for htmx, a page of its own otherwise (extra: more template context)."""
     context = dict(package=package, transition=transition, form_template=template, error=error,
                    error_field=field, details=details or {},
                    denial_reasons=list(db.session.scalars(
@@ -144,7 +145,8 @@ def _command_form_response(package, transition, template, status=200, error=None
                        .order_by(DenialReason.priority, DenialReason.title))),
                    pickup=otp.latest_code(db.session, package.id), values=request.form,
                    action_label=actions.wording(transition).label,
-                   consequence=actions.wording(transition).consequence)
+                   consequence=actions.wording(transition).consequence,
+                   override_reasons=override.REASONS, **extra)
     return answer("packages/command.html", "command_form", code=status, **context)
 
 
@@ -240,7 +242,8 @@ def _dialog_response(package, status: int = 200, error: str | None = None, toast
     template = form_template(transition, settings.is_otp_enabled(db.session))
     context = dict(package=package, transition=transition, form_template=template, error=error, error_field="otp",
                    details={}, denial_reasons=[], pickup=otp.latest_code(db.session, package.id), values={},
-                   action_label=actions.wording(transition).label, consequence=None)
+                   action_label=actions.wording(transition).label, consequence=None,
+                   override_reasons=override.REASONS)
     body = answer("packages/command.html", "command_form", fragment=True, **context).get_data(as_text=True)
     panel = answer("packages/show.html", "package_panel", fragment=True, oob=True, open_handover=None,
                    delivered_to=None, **_panel_context(package)).get_data(as_text=True)
