@@ -185,3 +185,74 @@ def test_two_staff_taking_one_slot_at_once_on_sqlite(app, make, database):
     if database.name != "sqlite":
         pytest.skip("the PostgreSQL race is test_two_staff_taking_one_slot_at_once_on_postgresql")
     _two_staff_one_slot(app, make)
+
+
+API = "/api/v1/oms"
+
+
+def token(user) -> dict:
+    """The Authorization header of a new token of this user."""
+    from portal.accounts import auth
+    return {"Authorization": f"Token {auth.create_api_token(db.session, user)}"}
+
+
+def test_api_managers_define_slots_and_staff_put_packages_on_them(client, make):
+    store, other = make.store(), make.store()
+    manager = token(make.user(role="brand_manager"))
+    staff = token(make.user(stores=[store]))
+
+    created = client.post(f"{API}/stores/{store.id}/shelf-slots/", json={"label": "A1", "barcode": "SHELF-A1"},
+                          headers=manager)
+    assert created.status_code == 201, created.json
+    slot = created.json
+    assert slot["label"] == "A1" and slot["store"] == store.id and slot["is_active"] is True
+    assert client.post(f"{API}/stores/{store.id}/shelf-slots/", json={"label": "A2"}, headers=staff).status_code == 403
+    dup = client.post(f"{API}/stores/{store.id}/shelf-slots/", json={"label": "A3", "barcode": "SHELF-A1"},
+                      headers=manager)
+    assert dup.status_code == 400 and "barcode" in dup.get_data(as_text=True)
+    assert client.get(f"{API}/stores/{other.id}/shelf-slots/", headers=staff).status_code == 404
+    assert [s["label"] for s in client.get(f"{API}/stores/{store.id}/shelf-slots/", headers=staff).json] == ["A1"]
+
+    package_id, _ = ready(make, store)
+    put = client.put(f"{API}/packages/{package_id}/shelf-slot/", json={"barcode": "SHELF-A1"}, headers=staff)
+    assert put.status_code == 200, put.json
+    assert put.json["slot_label"] == "A1" and put.json["since"].endswith("Z")
+    view = client.get(f"{API}/stores/{store.id}/shelf/", headers=staff).json
+    assert view["shared_slots_allowed"] is False
+    assert [p["package"] for p in view["slots"][0]["packages"]] == [package_id]
+
+    second, _ = ready(make, store)
+    taken = client.put(f"{API}/packages/{second}/shelf-slot/", json={"slot": slot["id"]}, headers=staff)
+    assert taken.status_code == 409
+    shared = client.put(f"{API}/stores/{store.id}/shelf-settings/", json={"shared_slots_allowed": True},
+                        headers=manager)
+    assert shared.status_code == 200 and shared.json["shared_slots_allowed"] is True
+    assert client.put(f"{API}/packages/{second}/shelf-slot/", json={"slot": slot["id"]},
+                      headers=staff).status_code == 200
+
+    busy = client.patch(f"{API}/shelf-slots/{slot['id']}/", json={"is_active": False}, headers=manager)
+    assert busy.status_code == 409
+    renamed = client.patch(f"{API}/shelf-slots/{slot['id']}/", json={"label": "A1 top"}, headers=manager)
+    assert renamed.status_code == 200 and renamed.json["label"] == "A1 top"
+
+    assert client.delete(f"{API}/packages/{package_id}/shelf-slot/", headers=staff).status_code == 204
+    assert shelf.current(db.session, package_id) is None
+    assert len(logs(package_id, shelf.FREE)) == 1
+
+
+def test_api_refuses_other_stores_and_packages_not_ready(client, make):
+    store, other = make.store(), make.store()
+    outsider = token(make.user(stores=[other]))
+    staff = token(make.user(stores=[store]))
+    slot = shelf.create_slot(db.session, store.id, label="Z9", store_ids=None)
+    package_id, _ = ready(make, store)
+    waiting = make.package(store=store)
+    assert client.put(f"{API}/packages/{package_id}/shelf-slot/", json={"slot": slot.id},
+                      headers=outsider).status_code == 404
+    assert client.get(f"{API}/stores/{store.id}/shelf/", headers=outsider).status_code == 404
+    assert client.put(f"{API}/packages/{waiting.id}/shelf-slot/", json={"slot": slot.id},
+                      headers=staff).status_code == 400
+    assert client.put(f"{API}/packages/{package_id}/shelf-slot/", json={"barcode": "nope"},
+                      headers=staff).status_code == 400
+    assert client.patch(f"{API}/shelf-slots/{slot.id}/", json={"label": "x"}, headers=staff).status_code == 403
+    assert client.get(f"{API}/stores/999999/shelf/", headers=token(make.user(role="admin"))).status_code == 404

@@ -22,9 +22,17 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, NotFou
 from portal.packages.models import Package, PackageLog
 from portal.packages.shelf_models import ShelfAssignment, ShelfSettings, ShelfSlot
 from portal.packages.states import State
+from portal.stores.models import StockLocation
 
 ASSIGN, MOVE, FREE = "shelf-assign", "shelf-move", "shelf-free"
 LABEL_MAX, BARCODE_MAX = 40, 64
+
+
+class SlotTaken(CommandRejected):
+    """The slot holds another package (and the store does not share slots), or holds one and cannot close."""
+
+    code = "slot_taken"
+    http_status = 409
 
 
 @dataclass
@@ -35,10 +43,12 @@ class ShelfRow:
     assignments: list[ShelfAssignment]
 
 
-def _store_allowed(store_id: int, store_ids: list[int] | None) -> None:
-    """Raise NotFound unless the actor may see this store (store_ids None: every store)."""
-    if store_ids is not None and store_id not in store_ids:
+def check_store(session: Session, store_id: int, store_ids: list[int] | None) -> StockLocation:
+    """The store, or NotFound unless it exists and the actor may see it (store_ids None: every store)."""
+    store = session.get(StockLocation, store_id)
+    if store is None or (store_ids is not None and store_id not in store_ids):
         raise NotFound(_("Store not found."))
+    return store
 
 
 def shared_slots_allowed(session: Session, store_id: int) -> bool:
@@ -98,7 +108,7 @@ def _save_slot(session: Session, slot: ShelfSlot) -> ShelfSlot:
 def create_slot(session: Session, store_id: int, *, label: str, barcode: str = "",
                 store_ids: list[int] | None) -> ShelfSlot:
     """Add a slot to a store. Without a barcode the slot gets "SLOT-<store>-<label>" (printable as Code 128)."""
-    _store_allowed(store_id, store_ids)
+    check_store(session, store_id, store_ids)
     label = (label or "").strip()
     barcode = (barcode or "").strip() or f"SLOT-{store_id}-{label.replace(' ', '-')}".upper()
     label, barcode = _clean(label, barcode)
@@ -112,7 +122,7 @@ def update_slot(session: Session, slot_id: int, *, store_ids: list[int] | None, 
     new_label, new_barcode = _clean(slot.label if label is None else label,
                                     slot.barcode if barcode is None else barcode)
     if is_active is False and slot.is_active and occupants(session, slot.id):
-        raise CommandRejected(_("Slot %(label)s holds a package: move it first.", label=slot.label))
+        raise SlotTaken(_("Slot %(label)s holds a package: move it first.", label=slot.label))
     slot.label, slot.barcode = new_label, new_barcode
     if is_active is not None:
         slot.is_active = is_active
@@ -143,7 +153,7 @@ def current_slots(session: Session, package_ids: list[int]) -> dict[int, ShelfSl
 
 def shelf(session: Session, store_id: int, store_ids: list[int] | None) -> list[ShelfRow]:
     """The shelf view: every slot of the store (active first) with the packages on it."""
-    _store_allowed(store_id, store_ids)
+    check_store(session, store_id, store_ids)
     slots = list_slots(session, store_id)
     held: dict[int, list[ShelfAssignment]] = {slot.id: [] for slot in slots}
     rows = session.scalars(
@@ -217,7 +227,7 @@ def assign(session: Session, package_id: int, *, user_id: int | None, store_ids:
         shared = shared_slots_allowed(session, package.stock_location_id)
         others = [a for a in occupants(session, slot.id) if a.package_id != package.id]
         if others and not shared:
-            raise CommandRejected(_("Slot %(label)s already holds package %(number)s.", label=slot.label,
+            raise SlotTaken(_("Slot %(label)s already holds package %(number)s.", label=slot.label,
                                     number=others[0].package.number), field="slot")
         now = utcnow()
         _release_rows(session, package.id, user_id, now)
@@ -236,7 +246,7 @@ def assign(session: Session, package_id: int, *, user_id: int | None, store_ids:
         raise
     except IntegrityError as exc:
         session.rollback()
-        raise CommandRejected(_("Someone else put a package on this slot just now: choose another slot."),
+        raise SlotTaken(_("Someone else put a package on this slot just now: choose another slot."),
                               field="slot") from exc
     except OperationalError as exc:
         session.rollback()
