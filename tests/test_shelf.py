@@ -256,3 +256,78 @@ def test_api_refuses_other_stores_and_packages_not_ready(client, make):
                       headers=staff).status_code == 400
     assert client.patch(f"{API}/shelf-slots/{slot.id}/", json={"label": "x"}, headers=staff).status_code == 403
     assert client.get(f"{API}/stores/999999/shelf/", headers=token(make.user(role="admin"))).status_code == 404
+
+
+def test_a_slot_without_a_barcode_gets_a_free_in_store_ean13(app, make):
+    from portal.packages.barcodes import is_ean13
+    store = make.store()
+    first = shelf.create_slot(db.session, store.id, label="K1", store_ids=None)
+    second = shelf.create_slot(db.session, store.id, label="K2", store_ids=None)
+    assert is_ean13(first.barcode) and is_ean13(second.barcode) and first.barcode != second.barcode
+    assert first.barcode.startswith("29")
+
+
+def test_the_package_knows_its_shelf_location(app, make):
+    store = make.store()
+    slot = shelf.create_slot(db.session, store.id, label="L1", store_ids=None)
+    package_id, _ = ready(make, store)
+    shelf.assign(db.session, package_id, slot_id=slot.id, user_id=None, store_ids=None)
+    db.session.expire_all()
+    assert db.session.get(commands.Package, package_id).shelf_location == "L1"
+    shelf.free(db.session, package_id, user_id=None, store_ids=None)
+    db.session.expire_all()
+    assert db.session.get(commands.Package, package_id).shelf_location == ""
+
+
+HX = {"HX-Request": "true"}
+
+
+def test_web_staff_scan_a_slot_on_the_package_page_and_see_it_in_the_handover_and_queue(client, make, auth_actions):
+    store = make.store()
+    make.user("clerk", stores=[store])
+    slot = shelf.create_slot(db.session, store.id, label="A1", store_ids=None)
+    package_id, _ = ready(make, store)
+    auth_actions.login("clerk")
+
+    page = client.get(f"/packages/{package_id}").get_data(as_text=True)
+    assert 'id="shelf-barcode"' in page and "data-shelf-focus" in page
+    answer = client.post(f"/packages/{package_id}/shelf", data={"barcode": slot.barcode}, headers=HX)
+    assert answer.status_code == 200
+    assert "On slot" in answer.get_data(as_text=True) and "A1" in answer.get_data(as_text=True)
+    handover = client.get(f"/packages/{package_id}/commands/self-service-package-delivery").get_data(as_text=True)
+    assert 'id="handover-shelf"' in handover and "Shelf A1" in handover
+    queue = client.get("/packages?tab=pickup").get_data(as_text=True)
+    assert 'data-shelf="A1"' in queue
+
+    taken_by_other, _ = ready(make, store)
+    refused = client.post(f"/packages/{taken_by_other}/shelf", data={"slot": slot.id}, headers=HX)
+    assert refused.status_code == 409 and "already holds" in refused.get_data(as_text=True)
+    freed = client.post(f"/packages/{package_id}/shelf/free", headers=HX)
+    assert freed.status_code == 200 and shelf.current(db.session, package_id) is None
+
+
+def test_web_the_shelf_view_and_slot_management(client, make, auth_actions):
+    store, other = make.store(), make.store()
+    make.user("boss", role="brand_manager")
+    make.user("clerk", stores=[store])
+    auth_actions.login("clerk")
+    assert client.get(f"/packages/shelf?store={other.id}").status_code == 404
+    assert client.post(f"/packages/shelf/{store.id}/slots", data={"label": "Z"}).status_code == 403
+    auth_actions.logout()
+    auth_actions.login("boss")
+    added = client.post(f"/packages/shelf/{store.id}/slots", data={"label": "B7"}, headers=HX)
+    assert added.status_code == 200 and 'data-slot="B7"' in added.get_data(as_text=True)
+    slot = shelf.list_slots(db.session, store.id)[0]
+    package_id, _ = ready(make, store)
+    shelf.assign(db.session, package_id, slot_id=slot.id, user_id=None, store_ids=None)
+    view = client.get(f"/packages/shelf?store={store.id}").get_data(as_text=True)
+    assert 'data-package="' in view and "1 of 1 active slots" in view
+    closing = client.post(f"/packages/shelf/slots/{slot.id}", data={"active": "0"}, headers=HX)
+    assert closing.status_code == 409
+    second = shelf.create_slot(db.session, store.id, label="B8", store_ids=None)
+    moved = client.post(f"/packages/{package_id}/shelf", data={"slot": second.id, "from": "shelf"}, headers=HX)
+    assert moved.status_code == 200 and shelf.current(db.session, package_id).slot_id == second.id
+    labels = client.get(f"/packages/shelf/{store.id}/labels").get_data(as_text=True)
+    assert "B7" in labels and "barcode-bars" in labels
+    toggled = client.post(f"/packages/shelf/{store.id}/settings", data={"shared": "1"}, headers=HX)
+    assert toggled.status_code == 200 and shelf.shared_slots_allowed(db.session, store.id)

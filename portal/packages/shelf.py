@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from portal.db_types import rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, NotFound, ValidationFailed
+from portal.packages.barcodes import ean13_check_digit
 from portal.packages.models import Package, PackageLog
 from portal.packages.shelf_models import ShelfAssignment, ShelfSettings, ShelfSlot
 from portal.packages.states import State
@@ -94,6 +95,22 @@ def _clean(label: str, barcode: str) -> tuple[str, str]:
     return label, barcode
 
 
+def default_barcode(session: Session, store_id: int) -> str:
+    """A free in-store EAN-13 for a new slot: 29, the store id in 5 digits, a slot number in 5, the check digit.
+
+    The 2 prefix is the range GS1 leaves to in-store use, so a slot label never reads as a product; the labels
+    print it as bars (portal/packages/barcodes.py) that the scan box reads like any item barcode.
+    """
+    taken = set(session.scalars(select(ShelfSlot.barcode).where(ShelfSlot.stock_location_id == store_id)))
+    number = len(taken) + 1
+    while True:
+        first12 = f"29{store_id % 100000:05d}{number % 100000:05d}"
+        code = first12 + str(ean13_check_digit(first12))
+        if code not in taken:
+            return code
+        number += 1
+
+
 def _save_slot(session: Session, slot: ShelfSlot) -> ShelfSlot:
     """Commit a new or changed slot; a barcode already used in the store is refused."""
     try:
@@ -107,11 +124,9 @@ def _save_slot(session: Session, slot: ShelfSlot) -> ShelfSlot:
 
 def create_slot(session: Session, store_id: int, *, label: str, barcode: str = "",
                 store_ids: list[int] | None) -> ShelfSlot:
-    """Add a slot to a store. Without a barcode the slot gets "SLOT-<store>-<label>" (printable as Code 128)."""
+    """Add a slot to a store. Without a barcode the slot gets an in-store EAN-13 (see default_barcode)."""
     check_store(session, store_id, store_ids)
-    label = (label or "").strip()
-    barcode = (barcode or "").strip() or f"SLOT-{store_id}-{label.replace(' ', '-')}".upper()
-    label, barcode = _clean(label, barcode)
+    label, barcode = _clean(label, (barcode or "").strip() or default_barcode(session, store_id))
     return _save_slot(session, ShelfSlot(stock_location_id=store_id, label=label, barcode=barcode))
 
 

@@ -3,4 +3,11 @@ from flask import Blueprint
 
 bp = Blueprint("packages", __name__)
 
-from portal.blueprints.packages import handover_routes, packing, printing, queue, routes  # noqa: E402,F401
+from portal.blueprints.packages import (  # noqa: E402,F401
+    handover_routes,
+    packing,
+    printing,
+    queue,
+    routes,
+    shelf_routes,
+)
