@@ -16,6 +16,7 @@ from portal.packages.models import (
     PackingScan,
     Transition,
 )
+from portal.packages.shelf_models import ShelfAssignment, ShelfSettings, ShelfSlot
 from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings.models import ApplicationSetting, SettingChange
 from portal.setup.models import SetupStep
@@ -27,6 +28,7 @@ __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
     "DenialReason", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
+    "ShelfAssignment", "ShelfSettings", "ShelfSlot",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
     "user_stock_locations", "WebhookSubscription",
 ]

@@ -1,7 +1,7 @@
 """Packing in any order: how many units of each package line were ticked, by scan or by hand.
 
 Revision ID: 0009
-Revises: 0007 (helper floorq may add 0008; the chain is fixed at merge)
+Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op

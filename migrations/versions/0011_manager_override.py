@@ -1,13 +1,13 @@
 """Manager override: a per-store switch, and the manager who authorised a command on its audit row.
 
 Revision ID: 0011
-Revises: 0009 (other helpers of issue 9 may add 0010; the chain is fixed at merge)
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

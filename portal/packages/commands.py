@@ -21,7 +21,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import override, quota
+from portal.packages import override, quota, shelf
 from portal.packages.events import (
     READY_FOR_PICKUP_EVENT,
     delivered_with_override,
@@ -459,6 +459,8 @@ def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]
     ))
     if changed != 1:
         raise ConcurrentChange(_("Someone else changed this package just now."))
+    if from_state == State.READY_FOR_CUSTOMER_PICKUP and to_state != from_state:
+        shelf.release(session, package, user_id=ctx.user_id)  # leaving the counter frees the shelf slot
     quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
     session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                            transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,

@@ -13,6 +13,7 @@ from portal.packages.states import DeliveryType, State, state_info
 
 if TYPE_CHECKING:  # only for the annotations; SQLAlchemy resolves the names through its registry
     from portal.accounts.models import User
+    from portal.packages.shelf_models import ShelfAssignment
     from portal.stores.models import StockLocation
 
 
@@ -71,6 +72,15 @@ class Package(db.Model):
         back_populates="package", order_by="PackageLog.id.desc()", cascade="all, delete-orphan"
     )
     denial_reason: Mapped[DenialReason | None] = relationship()
+    # The pickup shelf slot the package is on now (portal/packages/shelf.py); loaded only when read.
+    current_shelf: Mapped[ShelfAssignment | None] = relationship(
+        primaryjoin="and_(ShelfAssignment.package_id == Package.id, ShelfAssignment.released_at.is_(None))",
+        viewonly=True, uselist=False)
+
+    @property
+    def shelf_location(self) -> str:
+        """The label of the shelf slot the package waits on, or "" (the handover dialog shows it)."""
+        return self.current_shelf.slot.label if self.current_shelf else ""
 
     @property
     def state_info(self):

@@ -18,6 +18,7 @@ from portal.api.resources import (  # noqa: F401
     packages,
     scenarios,
     settings,
+    shelf,
     stock_integration,
     sync,
     transitions,

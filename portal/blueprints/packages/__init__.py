@@ -1,4 +1,5 @@
-"""The store floor: the work queue, a package's page, its commands, packing, the handover and the printed paper."""
+"""The store floor: the work queue, a package's page, its commands, packing, the handover, the pickup shelf and the
+printed paper."""
 from flask import Blueprint
 
 bp = Blueprint("packages", __name__)
@@ -11,4 +12,5 @@ from portal.blueprints.packages import (  # noqa: E402,F401
     printing,
     queue,
     routes,
+    shelf_routes,
 )
