@@ -10,6 +10,7 @@ from portal.outbox.models import OutboxMessage
 from portal.packages.models import (
     Customer,
     DenialReason,
+    HoldSweepRun,
     Package,
     PackageItem,
     PackageLog,
@@ -25,7 +26,7 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
-    "DenialReason", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
+    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
     "user_stock_locations", "WebhookSubscription",

@@ -29,6 +29,8 @@ class StockLocation(db.Model):
     max_quota: Mapped[int] = mapped_column(default=0)
     quota: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # How many days a ready package waits for its customer here (None: OTP_HOLD_DAYS); see portal.packages.hold.
+    hold_days: Mapped[int | None] = mapped_column()
     remote_modified_at: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -11,6 +11,7 @@ every route is documented follow by themselves.
 from portal.api.resources import (  # noqa: F401
     cargo,
     document,
+    hold,
     jobs,
     order_import,
     packages,

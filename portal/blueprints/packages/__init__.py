@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("packages", __name__)
 
-from portal.blueprints.packages import handover_routes, packing, printing, queue, routes  # noqa: E402,F401
+from portal.blueprints.packages import handover_routes, hold_routes, packing, printing, queue, routes  # noqa: E402,F401
