@@ -15,7 +15,7 @@ from portal.jobs import job_types
 from portal.otp import service as otp
 from portal.otp.models import PickupCode
 from portal.outbox.models import OutboxMessage
-from portal.packages import commands, hold, work_queue
+from portal.packages import commands, hold, hold_sweep, work_queue
 from portal.packages.models import HoldSweepRun, Package, PackageLog
 from portal.packages.states import State
 from portal.runs import service as runs
@@ -60,7 +60,7 @@ def logs(package: Package, command: str) -> list[PackageLog]:
 
 def sweep() -> HoldSweepRun:
     """Run one hold sweep to its end (the test queue runs tasks at once)."""
-    run = hold.start_sweep(db.session)
+    run = hold_sweep.start_sweep(db.session)
     assert run.status == run.DONE, run.error
     return run
 
@@ -142,7 +142,7 @@ def test_a_crash_after_the_reminder_is_written_but_before_commit_sends_nothing_a
         raise RuntimeError("worker died")
 
     monkeypatch.setattr(runs, "save_progress", crash)
-    run = hold.start_sweep(db.session)
+    run = hold_sweep.start_sweep(db.session)
     assert run.status == run.FAILED
     assert reminders(package) == 0 and fresh(package).hold_reminder_sent_at is None and not sms.outbox
     monkeypatch.undo()
@@ -157,7 +157,7 @@ def test_a_run_taken_over_mid_way_carries_on_from_its_cursor_without_reminding_t
     run = HoldSweepRun(task_id=runs.new_token(), cursor={"after": 0}, progress={})
     db.session.add(run)
     db.session.commit()
-    hold.step(db.session, run.id, run.task_id, limit=1)  # two slices of one package
+    hold_sweep.step(db.session, run.id, run.task_id, limit=1)  # two slices of one package
     run = db.session.get(HoldSweepRun, run.id, populate_existing=True)
     assert run.status == run.DONE and run.reminded == 2
     # A stale run (its worker died after the first slice committed) requeued from its cursor: nothing twice.
@@ -166,7 +166,7 @@ def test_a_run_taken_over_mid_way_carries_on_from_its_cursor_without_reminding_t
         if row.payload.get("purpose") == hold.REMINDER_PURPOSE:
             db.session.delete(row)
     db.session.commit()
-    resumed = hold.start_sweep(db.session, after=first.id)
+    resumed = hold_sweep.start_sweep(db.session, after=first.id)
     assert resumed.reminded == 1
     assert reminders(first) == 1 and reminders(second) == 1
 

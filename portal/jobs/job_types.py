@@ -25,7 +25,7 @@ from portal.orders import service as orders
 from portal.otp.models import PickupCode
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
-from portal.packages import hold
+from portal.packages import hold_sweep
 from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
@@ -120,7 +120,7 @@ def import_orders(session: Session, params: dict) -> str:
 
 def sweep_holds(session: Session, params: dict) -> str:
     """Start a hold sweep run: reminders before ready packages' holds end, and the expiry after (portal.packages.hold)."""
-    run = hold.start_sweep(session)
+    run = hold_sweep.start_sweep(session)
     if run.status == run.FAILED:
         raise CommandRejected(_("Hold sweep run #%(id)s failed: %(error)s", id=run.id, error=run.error))
     if run.status == run.DONE:

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
-from portal.runs.models import RunMixin
 from portal.packages.states import DeliveryType, State, state_info
+from portal.runs.models import RunMixin
 
 if TYPE_CHECKING:  # only for the annotations; SQLAlchemy resolves the names through its registry
     from portal.accounts.models import User

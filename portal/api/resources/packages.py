@@ -45,7 +45,7 @@ class Package(Answer):
     item_count: int
     created_at: Timestamp | None
     updated_at: Timestamp | None
-    hold_until: Timestamp | None = Field(None, description="Pick up by: when a ready package's hold ends (null "
+    hold_until: Timestamp | None = Field(description="Pick up by: when a ready package's hold ends (null "
                                                            "until it is made ready for pickup).")
     version: int = Field(description="Grows by one with every change of state.")
 
