@@ -322,4 +322,4 @@ def test_staff_extend_the_hold_on_the_package_page(client, make, auth_actions, s
     assert fresh(package).hold_until == before + timedelta(days=4)
     missing = client.post(f"/packages/{package.id}/hold/extend", data={"days": "4", "reason": ""},
                           headers={"HX-Request": "true"})
-    assert missing.status_code == 400 and b"Say why the hold is extended." in missing.data
+    assert missing.status_code == 422 and b"Say why the hold is extended." in missing.data

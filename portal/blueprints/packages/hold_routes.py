@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from portal.blueprints.packages import bp
 from portal.blueprints.packages.routes import _panel_response
 from portal.db_types import utcnow
-from portal.errors import DomainError, NotFound
+from portal.errors import ConcurrentChange, DomainError, NotFound
 from portal.extensions import db
 from portal.packages import hold, queries
 from portal.packages.models import Package, Transition
@@ -57,7 +57,8 @@ def extend_hold(package_id: int):
             flash(exc.message, "error")
             return redirect(url_for("packages.show", package_id=package_id))
         package = queries.get_package(db.session, package_id, store_ids)
-        return _panel_response(package, status=exc.http_status, error=exc.message)
+        # htmx swaps 409 and 422 answers (base.html's htmx-config): the panel shows why, the form stays open.
+        return _panel_response(package, status=409 if isinstance(exc, ConcurrentChange) else 422, error=exc.message)
     message = _("The hold of package %(number)s was extended to %(date)s.", number=package.number,
                 date=hold.pick_up_by_text(package))
     if not is_htmx():
