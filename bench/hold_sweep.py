@@ -9,7 +9,8 @@ Usage (from the repository root):
 For each size it builds a fresh database (SQLite: a new file under BENCH_DIR, default /tmp/portal-bench; another
 DATABASE_URL: its tables are dropped and made again) holding that many packages, all Ready for Customer Pickup:
 1 % with a hold ending within the reminder lead time, 1 % with a hold that has ended, the rest ending in a week.
-A first, unreported sweep over 2,000 packages warms the process up. It then runs one sweep (a recorded run of kind "hold_sweep" carried out by its step, slices of SWEEP_BATCH) twice:
+A first, unreported sweep over 2,000 packages warms the process up. It then runs one sweep (a recorded run of
+kind "hold_sweep" carried out by its step, slices of SWEEP_BATCH) twice:
 
 1. under tracemalloc, for the peak of Python allocations during the sweep: it must stay flat as the table grows
    (the sweep holds one slice at a time);
