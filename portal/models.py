@@ -10,6 +10,7 @@ from portal.outbox.models import OutboxMessage
 from portal.packages.models import (
     Customer,
     DenialReason,
+    HoldSweepRun,
     Package,
     PackageItem,
     PackageLog,
@@ -26,7 +27,7 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
-    "DenialReason", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
+    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
     "ShelfAssignment", "ShelfSettings", "ShelfSlot",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",

@@ -37,7 +37,7 @@ def test_a_package_in_the_list_has_every_documented_field(client, make):
         "delivery_type": "in_store", "delivery_from_store": True,
         "stock_location": {"id": store.id, "erp_code": "IST-KDK", "name": "Kadikoy"},
         "customer": {"first_name": "Ada", "last_name": package.customer.last_name, "phone": "+905551112233"},
-        "item_count": 3, "version": 1,
+        "item_count": 3, "hold_until": None, "version": 1,
     }
 
 

@@ -25,6 +25,7 @@ from portal.orders import service as orders
 from portal.otp.models import PickupCode
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
+from portal.packages import hold_sweep
 from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
@@ -117,6 +118,17 @@ def import_orders(session: Session, params: dict) -> str:
     return text
 
 
+def sweep_holds(session: Session, params: dict) -> str:
+    """Start a hold sweep run: reminders before ready packages' holds end, and the expiry after (portal.packages.hold)."""
+    run = hold_sweep.start_sweep(session)
+    if run.status == run.FAILED:
+        raise CommandRejected(_("Hold sweep run #%(id)s failed: %(error)s", id=run.id, error=run.error))
+    if run.status == run.DONE:
+        return _("Hold sweep run #%(id)s: %(checked)s ready package(s) checked, %(reminded)s reminded, "
+                 "%(expired)s expired.", id=run.id, checked=run.checked, reminded=run.reminded, expired=run.expired)
+    return _("Hold sweep run #%(id)s was queued.", id=run.id)
+
+
 JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
     JobType("release_expired_pickup_codes", N_("Release expired pickup codes"),
             N_("Marks pickup codes past their expiry as replaced and reports how many."),
@@ -136,6 +148,10 @@ JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
                "placed by the channel's scenario (step 11) or at its click & collect store."), import_orders,
             (Param("full", 0, 0, 1, N_("1 reads every order from the start date again (after fixing skipped "
                                        "ones); 0 reads only orders changed since the last run.")),)),
+    JobType("hold_sweep", N_("Sweep pickup holds"),
+            N_("Texts a reminder before a ready package's hold ends, and marks the packages whose hold ended "
+               "(Problems tab), releasing their codes and running the expiry command when one is set."),
+            sweep_holds),
 ]}
 CHOICES = [(t.key, t.label) for t in JOB_TYPES.values()]  # English labels: translate them where they show
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -59,8 +59,11 @@ def latest_code(session: Session, package_id: int) -> PickupCode | None:
     )
 
 
-def issue_code(session: Session, package_id: int, user_id: int | None) -> str:
-    """Replace any active code of the package with a new one and return it (not committed)."""
+def issue_code(session: Session, package_id: int, user_id: int | None, expires_at: datetime | None = None,
+               now: datetime | None = None) -> str:
+    """Replace any active code of the package with a new one and return it (not committed).
+
+    It expires at expires_at (the package's pick-up-by time), or OTP_HOLD_DAYS from now."""
     session.execute(
         update(PickupCode)
         .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
@@ -68,10 +71,10 @@ def issue_code(session: Session, package_id: int, user_id: int | None) -> str:
         .execution_options(synchronize_session=False)
     )
     code = generate_code()
-    now = utcnow()
+    now = now or utcnow()
     session.add(PickupCode(
         package_id=package_id, code_hash=_hash(package_id, code), created_by_id=user_id, created_at=now,
-        expires_at=now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
+        expires_at=expires_at or now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
     ))
     session.flush()
     return code
@@ -146,14 +149,22 @@ def lift_user_limit(session: Session, user_id: int) -> int:
     return rowcount(result)
 
 
-def pickup_sms(order_number: str, store_name: str, code: str | None) -> str:
+def pickup_sms(order_number: str, store_name: str, code: str | None, pick_up_by: str = "") -> str:
     """The customer's SMS for a package ready for pickup: the SMS_TEMPLATE with the code, or, with pickup codes
-    off, a notice to bring the message. Both go through the catalogue of the current locale."""
+    off, a notice to bring the message. Both go through the catalogue of the current locale.
+
+    pick_up_by (the hold's end, as a date) fills the template's {pick_up_by}; a template without that
+    placeholder (written before it existed) gets a sentence saying it added."""
     if code:
-        return _(current_app.config["SMS_TEMPLATE"]).format(code=code, order_number=order_number,
-                                                             store_name=store_name)
-    return _("Your order %(order)s is ready for pickup at %(store)s. Bring this message with you.",
-             order=order_number, store=store_name)
+        template = _(current_app.config["SMS_TEMPLATE"])
+        body = template.format(code=code, order_number=order_number, store_name=store_name, pick_up_by=pick_up_by)
+    else:
+        template = ""
+        body = _("Your order %(order)s is ready for pickup at %(store)s. Bring this message with you.",
+                 order=order_number, store=store_name)
+    if pick_up_by and "{pick_up_by}" not in template:
+        body += " " + _("Pick it up by %(date)s.", date=pick_up_by)
+    return body
 
 
 def clean_code(code: object) -> str:

@@ -21,7 +21,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import override, quota, shelf
+from portal.packages import hold, override, quota, shelf
 from portal.packages.events import (
     READY_FOR_PICKUP_EVENT,
     delivered_with_override,
@@ -200,7 +200,10 @@ class ReadyForPickup(Handler):
     def run(self, ctx: CommandContext) -> None:
         """Issue the code (when OTP is on), queue the SMS (unless an Extension application sends it) and the event."""
         package = ctx.package
-        code = otp.issue_code(ctx.session, package.id, ctx.user_id) if settings.is_otp_enabled(ctx.session) else None
+        now = utcnow()
+        until = hold.start_hold(package, now)
+        code = (otp.issue_code(ctx.session, package.id, ctx.user_id, expires_at=until, now=now)
+                if settings.is_otp_enabled(ctx.session) else None)
         if code:
             ctx.secrets.append(code)
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
@@ -212,7 +215,7 @@ class ReadyForPickup(Handler):
             ctx.toast = _("Package %(number)s is ready for pickup; the Extension application texts the customer.",
                           number=package.number)
             return
-        body = otp.pickup_sms(package.order_number, package.stock_location.name, code)
+        body = otp.pickup_sms(package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package))
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
                                  purpose="pickup_code")
         ctx.sms_ids.append(sms.id)
@@ -454,7 +457,9 @@ def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]
         update(Package)
         .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
         .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
-                state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id)
+                state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id,
+                hold_until=package.hold_until, hold_reminder_sent_at=package.hold_reminder_sent_at,
+                hold_expired_at=package.hold_expired_at)
         .execution_options(synchronize_session=False)
     ))
     if changed != 1:
@@ -519,7 +524,8 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
         if not settings.is_otp_enabled(session):
             raise CommandRejected(_("Pickup codes are switched off (IS_OTP_ENABLED is false)."))
         otp.check_resend_allowed(session, package.id)
-        code = otp.issue_code(session, package.id, user_id)
+        until = package.hold_until if package.hold_until is not None and package.hold_until > utcnow() else None
+        code = otp.issue_code(session, package.id, user_id, expires_at=until)
         sms_ids = []
         if settings.pickup_code_delivery(session) == settings.EXTENSION_APP:
             # The Extension application texts the customer: it gets the new code in a fresh event.
@@ -528,7 +534,8 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
             message = _("A new code for package %(number)s was passed to the Extension application, "
                         "which texts the customer.", number=package.number)
         else:
-            body = otp.pickup_sms(package.order_number, package.stock_location.name, code)
+            body = otp.pickup_sms(package.order_number, package.stock_location.name, code,
+                                  hold.pick_up_by_text(package))
             sms_ids.append(outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
                                               purpose="pickup_code").id)
             message = _("A new code was sent to the customer of package %(number)s.", number=package.number)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.db_types import UTCDateTime, utcnow
 from portal.extensions import db
 from portal.packages.states import DeliveryType, State, state_info
+from portal.runs.models import RunMixin
 
 if TYPE_CHECKING:  # only for the annotations; SQLAlchemy resolves the names through its registry
     from portal.accounts.models import User
@@ -44,6 +45,8 @@ class Package(db.Model):
         Index("ix_packages_location_id", "stock_location_id", "id"),
         Index("ix_packages_state_id", "state", "id"),
         Index("ix_packages_delivery_type_id", "delivery_type", "id"),
+        # The Problems tab's "Hold expired": ready packages whose pick-up-by time has passed.
+        Index("ix_packages_state_hold_until", "state", "hold_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,6 +65,10 @@ class Package(db.Model):
     omnitron_order_id: Mapped[int | None] = mapped_column(index=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The hold (portal.packages.hold): pick up by this time once ready; the reminder SMS and the expiry, once each.
+    hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hold_reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hold_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     stock_location: Mapped[StockLocation] = relationship(lazy="joined")
     customer: Mapped[Customer] = relationship(lazy="joined")
@@ -177,3 +184,17 @@ class PackingScan(db.Model):
     scanned: Mapped[int] = mapped_column(default=0)
     by_hand: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HoldSweepRun(RunMixin, db.Model):
+    """A run of the hold sweep: reminders before a hold ends, and the expiry after it (kind "hold_sweep").
+
+    cursor {"after": package id} is where a resumed run carries on; the counters say what it did.
+    """
+
+    __tablename__ = "hold_sweep_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked: Mapped[int] = mapped_column(default=0)
+    reminded: Mapped[int] = mapped_column(default=0)
+    expired: Mapped[int] = mapped_column(default=0)

@@ -31,6 +31,8 @@ class StockLocation(db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     # Whether a manager may hand a package over without the customer's code here (issue 9).
     manager_override_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # How many days a ready package waits for its customer here (None: OTP_HOLD_DAYS); see portal.packages.hold.
+    hold_days: Mapped[int | None] = mapped_column()
     remote_modified_at: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -12,6 +12,7 @@ from portal.api.resources import (  # noqa: F401
     cargo,
     document,
     dry_run,
+    hold,
     jobs,
     order_import,
     override,

@@ -45,6 +45,8 @@ class Package(Answer):
     item_count: int
     created_at: Timestamp | None
     updated_at: Timestamp | None
+    hold_until: Timestamp | None = Field(description="Pick up by: when a ready package's hold ends (null "
+                                                           "until it is made ready for pickup).")
     version: int = Field(description="Grows by one with every change of state.")
 
     @classmethod
@@ -59,7 +61,7 @@ class Package(Answer):
             customer=Customer(first_name=package.customer.first_name, last_name=package.customer.last_name,
                               phone=package.customer.phone),
             item_count=package.item_count, created_at=package.created_at, updated_at=package.updated_at,
-            version=package.version)
+            hold_until=package.hold_until, version=package.version)
 
     @classmethod
     def of(cls, package: PackageRow) -> Package:

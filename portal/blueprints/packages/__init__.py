@@ -6,6 +6,7 @@ bp = Blueprint("packages", __name__)
 
 from portal.blueprints.packages import (  # noqa: E402,F401
     handover_routes,
+    hold_routes,
     override_routes,
     packing,
     preview,
