@@ -258,3 +258,17 @@ def immediate_queue(app):
 
     assert huey.immediate
     return huey
+
+
+@pytest.fixture
+def store(make):
+    """The store Zeynep works in (the store-floor tests; browser tests have their own)."""
+    return make.store("IST-KDK", "Kadıköy Store")
+
+
+@pytest.fixture
+def zeynep(make, store, auth_actions):
+    """Staff of the Kadıköy store, logged in."""
+    user = make.user("zeynep", stores=[store])
+    assert auth_actions.login("zeynep").status_code == 302
+    return user

@@ -16,8 +16,8 @@ from portal.otp.models import OtpAttempt, PickupCode
 from portal.packages import commands
 from portal.packages.models import Package, PackageLog
 from portal.packages.states import State
+from tests.floor import HX, text
 
-HX = {"HX-Request": "true"}
 DELIVER = "self-service-package-delivery"
 
 
@@ -25,25 +25,6 @@ DELIVER = "self-service-package-delivery"
 def app_config():
     """A roomy resend limit, so that a resend's answer is tested and not the limit (except where stated)."""
     return {"OTP_RESEND_LIMIT": 20}
-
-
-@pytest.fixture
-def store(make):
-    """The store Zeynep works in."""
-    return make.store("IST-KDK", "Kadıköy Store")
-
-
-@pytest.fixture
-def zeynep(make, store, auth_actions):
-    """Staff of the Kadıköy store, logged in."""
-    user = make.user("zeynep", stores=[store])
-    assert auth_actions.login("zeynep").status_code == 302
-    return user
-
-
-def text(response) -> str:
-    """The response body as text."""
-    return response.get_data(as_text=True)
 
 
 def state_of(package) -> int:

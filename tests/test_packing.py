@@ -3,34 +3,13 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.packages import commands, packing
 from portal.packages.models import Package, PackageLog, PackingScan
 from portal.packages.states import State
-
-HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def store(make):
-    """The store Zeynep works in."""
-    return make.store("IST-KDK", "Kadıköy Store")
-
-
-@pytest.fixture
-def zeynep(make, store, auth_actions):
-    """Staff of the Kadıköy store, logged in."""
-    user = make.user("zeynep", stores=[store])
-    assert auth_actions.login("zeynep").status_code == 302
-    return user
-
-
-def text(response) -> str:
-    """The response body as text."""
-    return response.get_data(as_text=True)
+from tests.floor import HX, text
 
 
 def three_lines(make, store) -> Package:

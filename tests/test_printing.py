@@ -9,31 +9,13 @@ from portal.extensions import db
 from portal.packages import barcodes, queries
 from portal.packages.models import PackageItem
 from portal.packages.states import STATES, TO_PACK, TONES, State
-
-
-@pytest.fixture
-def store(make):
-    """The store Zeynep works in."""
-    return make.store("IST-KDK", "Kadıköy Store")
+from tests.floor import text
 
 
 @pytest.fixture
 def other_store(make):
     """A store Zeynep does not work in."""
     return make.store("IST-BSK", "Beşiktaş Store")
-
-
-@pytest.fixture
-def zeynep(make, store, auth_actions):
-    """Staff of the Kadıköy store, logged in."""
-    user = make.user("zeynep", stores=[store])
-    assert auth_actions.login("zeynep").status_code == 302
-    return user
-
-
-def text(response) -> str:
-    """The response body as text."""
-    return response.get_data(as_text=True)
 
 
 def shared_item(package, quantity: int, barcode: str = "8690000000012", name: str = "Linen shirt") -> None:

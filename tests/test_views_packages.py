@@ -13,27 +13,7 @@ from portal.packages import commands
 from portal.packages.models import Package, PackageLog
 from portal.packages.states import State
 from portal.settings import service as settings
-
-HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def store(make):
-    """The store Zeynep works in."""
-    return make.store("IST-KDK", "Kadıköy Store")
-
-
-@pytest.fixture
-def zeynep(make, store, auth_actions):
-    """Staff of the Kadıköy store, logged in."""
-    user = make.user("zeynep", stores=[store])
-    assert auth_actions.login("zeynep").status_code == 302
-    return user
-
-
-def text(response) -> str:
-    """The response body as text."""
-    return response.get_data(as_text=True)
+from tests.floor import HX, text
 
 
 def state_of(package) -> int:

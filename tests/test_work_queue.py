@@ -4,35 +4,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
-
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
 from portal.packages import work_queue
 from portal.packages.states import State
+from tests.floor import HX, text
 
-HX = {"HX-Request": "true"}
 SCAN = {**HX, "HX-Trigger": "package-filters"}
-
-
-@pytest.fixture
-def store(make):
-    """The store Zeynep works in."""
-    return make.store("IST-KDK", "Kadıköy Store")
-
-
-@pytest.fixture
-def zeynep(make, store, auth_actions):
-    """Staff of the Kadıköy store, logged in."""
-    user = make.user("zeynep", stores=[store])
-    assert auth_actions.login("zeynep").status_code == 302
-    return user
-
-
-def text(response) -> str:
-    """The response body as text."""
-    return response.get_data(as_text=True)
 
 
 def sms(package, status: str) -> OutboxMessage:
