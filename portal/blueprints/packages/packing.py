@@ -58,14 +58,15 @@ def _fragment(state: packing.Packing, line: packing.Line | None, message: str, *
                   counter=_counter(state), events={"packing-tick" if ok else "packing-refused": True})
 
 
-@bp.post("/packages/<int:package_id>/pack/scan")
-@login_required
-def pack_scan(package_id: int):
-    """One scan: tick the first unticked unit with this barcode, or refuse the barcode with its text."""
+def _tick_answer(package_id: int, do_tick, message: str):
+    """Run one tick (a scan or a tap) and answer it: the changed line and counter for htmx, else the page again.
+
+    `do_tick(store_ids, visibility)` returns the tick; `message` names the item and the counter
+    (%(name)s, %(counter)s). A refusal keeps every line as it was and says why.
+    """
     store_ids, visibility = user_store_ids(), current_user.visibility
     try:
-        tick = packing.scan(db.session, package_id, request.form.get("barcode", ""), store_ids=store_ids,
-                            visibility=visibility)
+        tick = do_tick(store_ids, visibility)
     except NotFound:
         abort(404)
     except DomainError as exc:
@@ -74,33 +75,30 @@ def pack_scan(package_id: int):
             return redirect(_pack_url(package_id))
         state = packing.load(db.session, package_id, store_ids, visibility)
         return _fragment(state, None, exc.message, ok=False, code=422)
-    message = _("%(name)s ticked. %(counter)s.", name=tick.line.item.name, counter=_counter(tick.packing))
+    said = message % {"name": tick.line.item.name, "counter": _counter(tick.packing)}
     if not is_htmx():
-        flash(message, "success")
+        flash(said, "success")
         return redirect(_pack_url(package_id))
-    return _fragment(tick.packing, tick.line, message, ok=True)
+    return _fragment(tick.packing, tick.line, said, ok=True)
+
+
+@bp.post("/packages/<int:package_id>/pack/scan")
+@login_required
+def pack_scan(package_id: int):
+    """One scan: tick the first unticked unit with this barcode, or refuse the barcode with its text."""
+    barcode = request.form.get("barcode", "")
+    return _tick_answer(package_id, lambda store_ids, visibility: packing.scan(
+        db.session, package_id, barcode, store_ids=store_ids, visibility=visibility),
+        _("%(name)s ticked. %(counter)s."))
 
 
 @bp.post("/packages/<int:package_id>/pack/items/<int:item_id>/tick")
 @login_required
 def pack_tick(package_id: int, item_id: int):
     """Tick one unit of a line by tap, where a label will not scan; the audit row records it as ticked by hand."""
-    store_ids, visibility = user_store_ids(), current_user.visibility
-    try:
-        tick = packing.tick_by_hand(db.session, package_id, item_id, store_ids=store_ids, visibility=visibility)
-    except NotFound:
-        abort(404)
-    except DomainError as exc:
-        if not is_htmx():
-            flash(exc.message, "error")
-            return redirect(_pack_url(package_id))
-        state = packing.load(db.session, package_id, store_ids, visibility)
-        return _fragment(state, None, exc.message, ok=False, code=422)
-    message = _("%(name)s ticked by hand. %(counter)s.", name=tick.line.item.name, counter=_counter(tick.packing))
-    if not is_htmx():
-        flash(message, "success")
-        return redirect(_pack_url(package_id))
-    return _fragment(tick.packing, tick.line, message, ok=True)
+    return _tick_answer(package_id, lambda store_ids, visibility: packing.tick_by_hand(
+        db.session, package_id, item_id, store_ids=store_ids, visibility=visibility),
+        _("%(name)s ticked by hand. %(counter)s."))
 
 
 @bp.get("/packages/<int:package_id>/pack/items/<int:item_id>/not-found")
