@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal.db_types import plain_int, rowcount, utcnow
-from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, NotFound, ValidationFailed
+from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, ValidationFailed
 from portal.i18n import N_
 from portal.otp import service as otp
 from portal.outbox import service as outbox
@@ -28,6 +28,7 @@ from portal.packages.events import (
     package_payload,
     transition_events,
 )
+from portal.packages.locks import lock_package
 from portal.packages.models import DenialReason, Package, PackageItem, PackageLog, Transition
 from portal.packages.states import State, state_info
 from portal.settings import service as settings
@@ -403,18 +404,6 @@ def available_transitions(session: Session, package: Package, visibility: str | 
     return result
 
 
-def _lock_package(session: Session, package_id: int, store_ids: list[int] | None) -> Package:
-    """Take the package's row lock (a no-op UPDATE works on PostgreSQL and SQLite alike) and reload it."""
-    stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
-    if store_ids is not None:
-        stmt = stmt.where(Package.stock_location_id.in_(store_ids))
-    if rowcount(session.execute(stmt.execution_options(synchronize_session=False))) != 1:
-        raise NotFound(_("Package not found."))
-    return session.scalars(
-        select(Package).where(Package.id == package_id).execution_options(populate_existing=True)
-    ).one()
-
-
 def checked_command(
     session: Session, package_id: int, *, transition_id: object = None, slug: object = None,
     transition: Transition | None = None, store_ids: list[int] | None, visibility: str | None = None,
@@ -425,7 +414,7 @@ def checked_command(
     transition, when given, is used as is (the transitions editor previews an unsaved command);
     otherwise it is found by transition_id or slug. Raises like run_command; commits nothing.
     """
-    package = _lock_package(session, package_id, store_ids)
+    package = lock_package(session, package_id, store_ids)
     if transition is None:
         transition = find_transition(session, transition_id, slug)
     if visibility and visibility not in (transition.visibility or []):
@@ -518,7 +507,7 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
                        store_ids: list[int] | None) -> CommandResult:
     """Issue a new pickup code (the old one stops working) and text it. Raises RateLimited past the limit."""
     try:
-        package = _lock_package(session, package_id, store_ids)
+        package = lock_package(session, package_id, store_ids)
         if package.state != State.READY_FOR_CUSTOMER_PICKUP:
             raise CommandRejected(_("A code can only be sent for packages ready for customer pickup."))
         if not settings.is_otp_enabled(session):

@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal.db_types import plain_int, rowcount, utcnow
-from portal.errors import CommandRejected, ConcurrentChange, DomainError, NotFound, ValidationFailed
+from portal.errors import CommandRejected, ConcurrentChange, DomainError, ValidationFailed
 from portal.otp.models import PickupCode
+from portal.packages.locks import lock_package
 from portal.packages.models import Package, PackageLog, Transition
 from portal.packages.states import State
 from portal.settings import service as settings
@@ -164,13 +165,7 @@ def extend_hold(session: Session, package_id: int, *, days: object, reason: obje
     if not text:
         raise ValidationFailed(_("Say why the hold is extended."), field="reason")
     try:
-        stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
-        if store_ids is not None:
-            stmt = stmt.where(Package.stock_location_id.in_(store_ids))
-        if rowcount(session.execute(stmt.execution_options(synchronize_session=False))) != 1:
-            raise NotFound(_("Package not found."))
-        package = session.scalars(select(Package).where(Package.id == package_id)
-                                  .execution_options(populate_existing=True)).one()
+        package = lock_package(session, package_id, store_ids)
         if package.state != State.READY_FOR_CUSTOMER_PICKUP:
             raise CommandRejected(_("Only a package ready for customer pickup has a hold to extend."))
         now = utcnow()

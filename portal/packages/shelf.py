@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from portal.db_types import rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, NotFound, ValidationFailed
 from portal.packages.barcodes import ean13_check_digit
+from portal.packages.locks import lock_package
 from portal.packages.models import Package, PackageLog
 from portal.packages.shelf_models import ShelfAssignment, ShelfSettings, ShelfSlot
 from portal.packages.states import State
@@ -198,14 +199,8 @@ def find_slot(session: Session, store_id: int, *, slot_id: int | None = None, ba
 
 
 def _lock_ready_package(session: Session, package_id: int, store_ids: list[int] | None) -> Package:
-    """Take the package's row lock (a no-op UPDATE) and check it waits for pickup."""
-    stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
-    if store_ids is not None:
-        stmt = stmt.where(Package.stock_location_id.in_(store_ids))
-    if rowcount(session.execute(stmt.execution_options(synchronize_session=False))) != 1:
-        raise NotFound(_("Package not found."))
-    package = session.scalars(select(Package).where(Package.id == package_id)
-                              .execution_options(populate_existing=True)).one()
+    """Take the package's row lock and check it waits for pickup."""
+    package = lock_package(session, package_id, store_ids)
     if package.state != State.READY_FOR_CUSTOMER_PICKUP:
         raise CommandRejected(_("Only packages ready for customer pickup go on the pickup shelf."))
     return package
