@@ -26,6 +26,7 @@ TEST_TRANSLATIONS = {
     "Wrong username or password.": "Kullanıcı adı veya parola yanlış.",
     "Ready for Customer Pickup": "Müşteri teslimine hazır",
     DEFAULT_SMS_TEMPLATE: "{order_number} siparişinizin kodu {code}. Paketinizi {store_name} mağazasından alın.",
+    "Pick it up by %(date)s.": "Son teslim alma tarihi: %(date)s.",
 }
 
 
@@ -135,7 +136,7 @@ def test_the_customer_sms_goes_through_the_catalogue(client, make, auth_actions,
 
     body = sms.outbox[-1].body
     assert body.startswith(f"{package.order_number} siparişinizin kodu ")
-    assert body.endswith(f"Paketinizi {package.stock_location.name} mağazasından alın.")
+    assert f"Paketinizi {package.stock_location.name} mağazasından alın. Son teslim alma tarihi: " in body
 
 
 def test_n_marks_without_translating():
