@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import g
@@ -15,6 +14,7 @@ from flask_babel import get_locale
 from portal import i18n
 from portal.i18n import N_
 from portal.otp.service import DEFAULT_SMS_TEMPLATE
+from tests.i18n_catalogue import turkish_catalogue_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "portal" / "translations"
@@ -33,14 +33,7 @@ TEST_TRANSLATIONS = {
 @pytest.fixture
 def app_config(tmp_path):
     """The portal's catalogues plus a Turkish test catalogue, and "tr" among the supported locales."""
-    catalog = Catalog(locale="tr")
-    for msgid, msgstr in TEST_TRANSLATIONS.items():
-        catalog.add(msgid, msgstr)
-    target = tmp_path / "tr" / "LC_MESSAGES"
-    target.mkdir(parents=True)
-    with open(target / "messages.mo", "wb") as handle:
-        write_mo(handle, catalog)
-    return {"BABEL_TRANSLATION_DIRECTORIES": f"translations;{tmp_path}"}
+    return turkish_catalogue_config(tmp_path, TEST_TRANSLATIONS)
 
 
 def _forget_cached_locale() -> None:

@@ -7,8 +7,6 @@ but translate where a message or a screen shows them.
 from __future__ import annotations
 
 import pytest
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
 from flask import g
 from flask_babel import gettext
 
@@ -21,6 +19,7 @@ from portal.orders.models import OrderImportRun
 from portal.sync import kinds
 from portal.sync import service as sync
 from portal.sync.models import SyncJob
+from tests.i18n_catalogue import turkish_catalogue_config
 
 TEST_TRANSLATIONS = {
     "Unknown sync kind %(kind)r; use one of %(kinds)s.": "Bilinmeyen kopya türü %(kind)r; şunlardan biri: %(kinds)s.",
@@ -46,14 +45,7 @@ TEST_TRANSLATIONS = {
 @pytest.fixture
 def app_config(tmp_path):
     """The portal's catalogues plus the made-up Turkish one."""
-    catalog = Catalog(locale="tr")
-    for msgid, msgstr in TEST_TRANSLATIONS.items():
-        catalog.add(msgid, msgstr)
-    target = tmp_path / "tr" / "LC_MESSAGES"
-    target.mkdir(parents=True)
-    with open(target / "messages.mo", "wb") as handle:
-        write_mo(handle, catalog)
-    return {"BABEL_TRANSLATION_DIRECTORIES": f"translations;{tmp_path}"}
+    return turkish_catalogue_config(tmp_path, TEST_TRANSLATIONS)
 
 
 @pytest.fixture

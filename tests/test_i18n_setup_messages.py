@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 import requests
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
 from flask import g
 
 from portal import i18n
@@ -22,6 +20,7 @@ from portal.integrations import service as integrations
 from portal.integrations.engines import ENGINES
 from portal.omnitron import OmnitronClient, OmnitronUnreachable
 from portal.scenarios import service as scenarios
+from tests.i18n_catalogue import turkish_catalogue_config
 
 TEST_TRANSLATIONS = {
     "Unknown rule %(rule)s.": "Bilinmeyen kural %(rule)s.",
@@ -43,14 +42,7 @@ TEST_TRANSLATIONS = {
 @pytest.fixture
 def app_config(tmp_path):
     """The portal's catalogues plus the made-up Turkish one."""
-    catalog = Catalog(locale="tr")
-    for msgid, msgstr in TEST_TRANSLATIONS.items():
-        catalog.add(msgid, msgstr)
-    target = tmp_path / "tr" / "LC_MESSAGES"
-    target.mkdir(parents=True)
-    with open(target / "messages.mo", "wb") as handle:
-        write_mo(handle, catalog)
-    return {"BABEL_TRANSLATION_DIRECTORIES": f"translations;{tmp_path}"}
+    return turkish_catalogue_config(tmp_path, TEST_TRANSLATIONS)
 
 
 @pytest.fixture

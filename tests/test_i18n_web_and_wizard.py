@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
 from flask import g
 
 from portal import i18n, web
@@ -20,6 +18,7 @@ from portal.extensions import babel, db
 from portal.setup import service as wizard
 from portal.setup.models import SetupStep
 from portal.setup.steps import BY_KEY
+from tests.i18n_catalogue import turkish_catalogue_config
 
 TEST_TRANSLATIONS = {
     "Control OMS machine": "OMS makinesini kontrol et",
@@ -38,14 +37,7 @@ TEST_TRANSLATIONS = {
 @pytest.fixture
 def app_config(tmp_path):
     """The portal's catalogues plus the made-up Turkish one."""
-    catalog = Catalog(locale="tr")
-    for msgid, msgstr in TEST_TRANSLATIONS.items():
-        catalog.add(msgid, msgstr)
-    target = tmp_path / "tr" / "LC_MESSAGES"
-    target.mkdir(parents=True)
-    with open(target / "messages.mo", "wb") as handle:
-        write_mo(handle, catalog)
-    return {"BABEL_TRANSLATION_DIRECTORIES": f"translations;{tmp_path}"}
+    return turkish_catalogue_config(tmp_path, TEST_TRANSLATIONS)
 
 
 def _forget_cached_locale() -> None:
