@@ -114,6 +114,8 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None
     DISPLAY_TIMEZONE = os.environ.get("DISPLAY_TIMEZONE", "Europe/Istanbul")
+    # The language of customers' SMS when neither their order nor their store names one ("en", "tr").
+    CUSTOMER_LANGUAGE = os.environ.get("CUSTOMER_LANGUAGE", "en")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     TESTING = False
 

@@ -72,7 +72,8 @@ def seed_stores(session: Session) -> dict[str, StockLocation]:
         store = session.scalar(select(StockLocation).where(StockLocation.erp_code == code))
         if store is None:
             store = StockLocation(erp_code=code, name=name, city=city, kind=kind, latitude=Decimal(lat),
-                                  longitude=Decimal(lon), max_quota=500, address=f"{name}, {city}")
+                                  longitude=Decimal(lon), max_quota=500, address=f"{name}, {city}",
+                                  language="tr")  # Istanbul stores: their customers read Turkish
             session.add(store)
         stores[code] = store
     session.commit()

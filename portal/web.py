@@ -6,8 +6,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import wraps
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 from flask import Response, abort, current_app, make_response, redirect, render_template, request
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
@@ -153,14 +155,45 @@ def user_store_ids():
     return None if current_user.sees_all_stores else current_user.store_ids
 
 
+def _zone(tz_name: str | None) -> ZoneInfo:
+    """The named time zone (a store's), else the brand's DISPLAY_TIMEZONE; UTC for a name the system lacks."""
+    try:
+        return ZoneInfo(tz_name or current_app.config["DISPLAY_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _locale() -> str:
+    """The current locale's name for babel ("en", "tr")."""
+    return str(get_locale() or current_app.config.get("BABEL_DEFAULT_LOCALE", "en"))
+
+
 def local_time(value: datetime | None, tz_name: str | None = None) -> str:
-    """A datetime in the store's time zone, the same way everywhere: 22 Nov 2026 14:05."""
+    """A datetime in the store's time zone, the same way everywhere, month named in the locale: 22 Nov 2026 14:05,
+    22 Kas 2026 14:05. Every template shows moments through this filter (clock_time, for a time of today, has digits only)."""
     if value is None:
         return ""
-    tz = ZoneInfo(tz_name or current_app.config["DISPLAY_TIMEZONE"])
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(tz).strftime("%d %b %Y %H:%M")
+    return babel_dates.format_datetime(value, "d MMM y HH:mm", tzinfo=_zone(tz_name), locale=_locale())
+
+
+def number(value: float | int | None) -> str:
+    """A number as the locale writes it: 1,234.5 in English, 1.234,5 in Turkish."""
+    if value is None:
+        return ""
+    return babel_numbers.format_decimal(value, locale=_locale())
+
+
+def phone(value: str | None) -> str:
+    """A phone number grouped for reading aloud: +90 532 123 45 67 (Turkish numbers, in either language); other
+    numbers as stored."""
+    text = (value or "").strip()
+    digits = text.replace(" ", "")
+    if digits.startswith("+90") and len(digits) == 13 and digits[1:].isdigit():
+        national = digits[3:]
+        return f"+90 {national[:3]} {national[3:6]} {national[6:8]} {national[8:]}"
+    return text
 
 
 def age(value: datetime | None) -> str:
@@ -185,6 +218,8 @@ def html_lang() -> str:
 def init_app(app) -> None:
     """Register filters, globals and error pages."""
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["phone"] = phone
     app.jinja_env.filters["age"] = age
     app.jinja_env.globals.update(
         html_lang=html_lang, state_info=state_info, DeliveryType=DeliveryType, Visibility=Visibility, State=State,

@@ -115,17 +115,19 @@ def test_state_labels_are_translated_at_display_and_stay_english_in_data(client,
 
 
 def test_the_customer_sms_goes_through_the_catalogue(client, make, auth_actions, sms, with_turkish):
-    """The pickup SMS uses the catalogue's text of SMS_TEMPLATE; the default template is in the catalogue."""
+    """The pickup SMS uses the catalogue's text of SMS_TEMPLATE; the default template is in the catalogue. The SMS is
+    written in the customer's language (here the store's), not the staff member's."""
     from portal.packages.states import State
 
     pot = _read(TRANSLATIONS / "messages.pot")
     assert DEFAULT_SMS_TEMPLATE in {message.id for message in pot}
     assert client.application.config["SMS_TEMPLATE"] == DEFAULT_SMS_TEMPLATE  # the setting's default is marked
     package = make.package(state=State.PACKED)
+    package.stock_location.language = "tr"
     make.user("zeynep", stores=[package.stock_location])
     auth_actions.login("zeynep")
 
-    client.post(f"/packages/{package.id}/commands/ready-for-customer-pickup", headers={"Accept-Language": "tr"})
+    client.post(f"/packages/{package.id}/commands/ready-for-customer-pickup", headers={"Accept-Language": "en"})
 
     body = sms.outbox[-1].body
     assert body.startswith(f"{package.order_number} siparişinizin kodu ")

@@ -17,7 +17,7 @@ from portal.accounts.models import ApiToken, Role, User
 from portal.db_types import utcnow
 from portal.errors import RateLimited, ValidationFailed
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, supported
 from portal.stores.models import StockLocation
 
 GENERIC_LOGIN_ERROR = N_("Wrong username or password.")  # translated where it is raised
@@ -167,3 +167,15 @@ def user_for_token(session: Session, key: str) -> User | None:
         token.last_used_at = now
         session.commit()
     return token.user
+
+
+def set_language(session: Session, user: User, language: str) -> str:
+    """Save the language the portal is shown in for the user ("" follows the browser); returns it. Commits.
+
+    Raises ValidationFailed for a language the portal has no catalogue for."""
+    code = supported(language) if language else ""
+    if code is None:
+        raise ValidationFailed(_("The portal is not translated into that language."), field="language")
+    user.language = code
+    session.commit()
+    return code

@@ -57,7 +57,7 @@ from portal.db_types import utcnow
 from portal.errors import DomainError, ValidationFailed
 from portal.geolocation.client import Coordinates, Geocoder, GeocodingError
 from portal.geolocation.service import saved_geocoder
-from portal.i18n import N_
+from portal.i18n import N_, order_language
 from portal.omnitron import OmnitronClient, OmnitronError
 from portal.omnitron.errors import OmnitronNotFound
 from portal.orders.models import OrderImportRun
@@ -518,6 +518,8 @@ def parse_order(order: object) -> dict:
         "city": _text(city.get("name") if isinstance(city, dict) else city, 80) or None,
         "lat": _coordinate(address.get("latitude")), "lon": _coordinate(address.get("longitude")),
         "address": address_text(address), "items": items,
+        # Omnitron's orders carry the language the customer shopped in ("language_code": "tr-TR"); kept for SMS.
+        "language": order_language(order.get("language_code") or order.get("language")),
     }
 
 
@@ -532,7 +534,8 @@ def _create_package(session: Session, order: dict, location: StockLocation, why:
                       customer=customer, state=State.WAITING.value, delivery_type=order["delivery_type"],
                       # Click & collect is handed over at the store; cargo leaves from a store or a warehouse.
                       delivery_from_store=in_store or location.kind == "store",
-                      item_count=len(order["items"]), omnitron_order_id=order["id"], created_at=now, updated_at=now)
+                      item_count=len(order["items"]), omnitron_order_id=order["id"], created_at=now, updated_at=now,
+                      language=order.get("language", ""))
     for item in order["items"]:
         package.items.append(PackageItem(**item))
     package.logs.append(PackageLog(from_state=State.WAITING.value, to_state=State.WAITING.value,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from portal.db_types import plain_int, rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, ValidationFailed
-from portal.i18n import N_
+from portal.i18n import N_, in_customer_language
 from portal.otp import service as otp
 from portal.outbox import service as outbox
 from portal.packages import hold, override, quota, shelf
@@ -216,7 +216,8 @@ class ReadyForPickup(Handler):
             ctx.toast = _("Package %(number)s is ready for pickup; the Extension application texts the customer.",
                           number=package.number)
             return
-        body = otp.pickup_sms(package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package))
+        body = in_customer_language(package, lambda: otp.pickup_sms(
+            package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package)))
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
                                  purpose="pickup_code")
         ctx.sms_ids.append(sms.id)
@@ -257,7 +258,8 @@ class SelfServicePackageDelivery(Handler):
         ctx.events.append(delivered_with_override(package, reason=authorisation.reason, note=authorisation.note,
                                                   performed_by=ctx.user_id, authorised_by=authorisation.manager))
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone,
-                                 body=override.notice_sms(package.order_number, package.stock_location.name),
+                                 body=in_customer_language(package, lambda: override.notice_sms(
+                                     package.order_number, package.stock_location.name)),
                                  package_id=package.id, purpose="override_notice")
         ctx.sms_ids.append(sms.id)
         ctx.toast = _("Package %(number)s delivered without a code (manager override).", number=package.number)
@@ -523,8 +525,8 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
             message = _("A new code for package %(number)s was passed to the Extension application, "
                         "which texts the customer.", number=package.number)
         else:
-            body = otp.pickup_sms(package.order_number, package.stock_location.name, code,
-                                  hold.pick_up_by_text(package))
+            body = in_customer_language(package, lambda: otp.pickup_sms(
+                package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package)))
             sms_ids.append(outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
                                               purpose="pickup_code").id)
             message = _("A new code was sent to the customer of package %(number)s.", number=package.number)

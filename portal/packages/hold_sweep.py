@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from portal.db_types import rowcount, utcnow
 from portal.errors import DomainError
+from portal.i18n import in_customer_language
 from portal.outbox import service as outbox
 from portal.packages import commands, hold
 from portal.packages.models import HoldSweepRun, Package, PackageLog
@@ -81,7 +82,8 @@ def _remind(session: Session, package_id: int, now: datetime) -> int | None:
     package = session.get(Package, package_id)
     if package is None:
         return None
-    sms = outbox.enqueue_sms(session, to=package.customer.phone, body=hold.reminder_sms(package), package_id=package_id,
+    body = in_customer_language(package, lambda: hold.reminder_sms(package))
+    sms = outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package_id,
                              purpose=hold.REMINDER_PURPOSE)
     return sms.id
 

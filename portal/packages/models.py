@@ -63,6 +63,8 @@ class Package(db.Model):
     version: Mapped[int] = mapped_column(default=1)
     # The Omnitron order this package was imported from (portal.orders); None for packages made here.
     omnitron_order_id: Mapped[int | None] = mapped_column(index=True, unique=True)
+    # The customer's language for SMS, from the order when Omnitron sends one; empty: the store's language.
+    language: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The hold (portal.packages.hold): pick up by this time once ready; the reminder SMS and the expiry, once each.

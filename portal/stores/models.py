@@ -24,6 +24,9 @@ class StockLocation(db.Model):
     city: Mapped[str] = mapped_column(String(80), default="")
     address: Mapped[str] = mapped_column(String(255), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Istanbul")
+    # The language its customers' SMS are written in when their order names none ("" : CUSTOMER_LANGUAGE); the
+    # demo's Istanbul stores say "tr". See portal.i18n.sms_locale.
+    language: Mapped[str] = mapped_column(String(8), default="", server_default="")
     latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     max_quota: Mapped[int] = mapped_column(default=0)

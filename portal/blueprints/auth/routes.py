@@ -7,7 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.accounts import auth
 from portal.blueprints.auth import bp
-from portal.blueprints.auth.forms import LoginForm, TokenForm
+from portal.blueprints.auth.forms import LanguageForm, LoginForm, TokenForm
 from portal.errors import DomainError
 from portal.extensions import db, limiter
 
@@ -66,8 +66,22 @@ def profile():
     new_key = None
     if form.validate_on_submit():
         new_key = auth.create_api_token(db.session, current_user)
-    return render_template("auth/profile.html", form=form, new_key=new_key,
+    language_form = LanguageForm(formdata=None, language=current_user.language or "")
+    return render_template("auth/profile.html", form=form, new_key=new_key, language_form=language_form,
                            tokens=sorted(current_user.api_tokens, key=lambda t: t.id, reverse=True))
+
+
+@bp.post("/profile/language")
+@login_required
+def set_language():
+    """Save the language the user chose (empty: follow the browser); the next page is shown in it."""
+    form = LanguageForm()
+    if form.validate_on_submit():
+        auth.set_language(db.session, current_user, form.language.data or "")
+        flash(_("Language saved."), "success")
+    else:
+        flash(_("Choose a language from the list."), "error")
+    return redirect(url_for("auth.profile"))
 
 
 @bp.post("/profile/tokens/<int:token_id>/revoke")
