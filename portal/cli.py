@@ -1,4 +1,4 @@
-"""Flask CLI commands: seed-demo, create-user, create-api-token, outbox-retry."""
+"""Flask CLI commands: seed-demo, create-user, create-api-token, outbox-retry, store-language."""
 from __future__ import annotations
 
 import click
@@ -79,3 +79,18 @@ def register_cli(app: Flask) -> None:
         for message in messages:
             outbox.deliver_sms(db.session, message.id)
         click.echo(f"Tried {len(messages)} message(s).")
+
+    @app.cli.command("store-language")
+    @click.argument("erp_code")
+    @click.option("--language", help='Language of its customers\' SMS when the order names none ("tr", "en"; "" '
+                                     "for CUSTOMER_LANGUAGE).")
+    @click.option("--timezone", help="Time zone its pages show times in, e.g. Europe/Istanbul.")
+    def store_language_command(erp_code: str, language: str | None, timezone: str | None):
+        """Show or change a store's customer language and time zone."""
+        from portal.stores.language import set_store_language
+
+        try:
+            store = set_store_language(db.session, erp_code, language=language, timezone=timezone)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"{store.erp_code}: language {store.language or '(CUSTOMER_LANGUAGE)'}, time zone {store.timezone}")

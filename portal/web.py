@@ -175,7 +175,7 @@ def local_time(value: datetime | None, tz_name: str | None = None) -> str:
         return ""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return babel_dates.format_datetime(value, "d MMM y HH:mm", tzinfo=_zone(tz_name), locale=_locale())
+    return babel_dates.format_datetime(value, "dd MMM y HH:mm", tzinfo=_zone(tz_name), locale=_locale())
 
 
 def number(value: float | int | None) -> str:

@@ -192,7 +192,7 @@ def test_a_package_page_shows_its_times_in_the_store_zone(client, staff):
     package.created_at = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
     db.session.commit()
     page = _page(client, f"/packages/{package.id}", "tr")
-    assert "2 Mar 2026 05:00" in page
+    assert "02 Mar 2026 05:00" in page
     assert "+90 555 111 22 33" in page
 
 
@@ -261,3 +261,26 @@ def test_an_expired_hold_page_is_turkish(client, staff):
     db.session.commit()
     page = _page(client, f"/packages/{package.id}", "tr")
     assert "Son teslim alma" in page and _lang(page) == "tr"
+
+
+def test_a_store_language_and_zone_are_set_from_the_command_line(runner, make):
+    """`flask store-language` sets what the SMS and the pages follow, and refuses what the portal cannot do."""
+    store = make.store(code="IST-KDK")
+    result = runner.invoke(args=["store-language", "IST-KDK", "--language", "tr-TR", "--timezone", "Asia/Tokyo"])
+    assert result.exit_code == 0, result.output
+    assert "IST-KDK: language tr, time zone Asia/Tokyo" in result.output
+    db.session.refresh(store)
+    assert (store.language, store.timezone) == ("tr", "Asia/Tokyo")
+
+    for args, error in ((["--language", "de"], "language must be one of: en, tr."),
+                        (["--timezone", "Mars/Olympus"], "Unknown time zone 'Mars/Olympus'."),
+                        ([], None)):
+        result = runner.invoke(args=["store-language", "IST-KDK", *args])
+        if error:
+            assert result.exit_code != 0 and error in result.output
+    db.session.refresh(store)
+    assert (store.language, store.timezone) == ("tr", "Asia/Tokyo")  # refusals changed nothing
+    assert runner.invoke(args=["store-language", "NOPE", "--language", "en"]).exit_code != 0
+    assert runner.invoke(args=["store-language", "IST-KDK", "--language", ""]).exit_code == 0
+    db.session.refresh(store)
+    assert store.language == ""
