@@ -90,6 +90,7 @@ class Config:
 
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
+    LOGIN_SESSION_HOURS = _int("LOGIN_SESSION_HOURS", 24)
 
     # Request bodies beyond this are refused with 413 before they are read (the largest form is a few kB).
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
