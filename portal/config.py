@@ -120,9 +120,10 @@ class Config:
 
 
 class ProductionConfig(Config):
-    """Production: cookies are secure and a real secret and encryption key are required."""
+    """Production: HTTPS and secure cookies by default; a real secret, encryption key and SMS provider are required."""
 
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    FORCE_HTTPS = _bool("FORCE_HTTPS", True)
 
 
 class TestingConfig(Config):
@@ -145,10 +146,14 @@ class ConfigurationError(RuntimeError):
 
 
 def check_production(config: dict) -> None:
-    """Refuse to run in production with the development secret or without an encryption key."""
+    """Refuse to run in production with the development secret, without an encryption key, or with an SMS
+    provider that sends nothing."""
     if config.get("ENV_NAME") != "production":
         return
     if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET_KEY or len(config["SECRET_KEY"]) < 32:
         raise ConfigurationError("SECRET_KEY must be set to a random value of 32+ characters in production.")
     if not config.get("ENCRYPTION_KEYS"):
         raise ConfigurationError("ENCRYPTION_KEYS must be set in production (see README).")
+    if config.get("SMS_PROVIDER") in ("console", "memory"):
+        raise ConfigurationError(f"SMS_PROVIDER={config.get('SMS_PROVIDER')} only writes codes to the log; customers "
+                                 "would get nothing. Set SMS_PROVIDER=twilio and its TWILIO_* settings in production.")
