@@ -109,30 +109,33 @@ def _reserve_attempt(session: Session, key: str, now: datetime) -> tuple[int, da
     return failures, locked_until
 
 
+def _not_locked(now: datetime):
+    """SQL condition: no lock is in force on the throttle row."""
+    return or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now)
+
+
 def _lock(session: Session, key: str, now: datetime) -> None:
     """Lock the username for LOGIN_LOCK_MINUTES (unless a lock is already in force) and start counting afresh."""
-    table = LoginThrottle.__table__
     session.execute(
-        update(table).where(table.c.key == key, or_(table.c.locked_until.is_(None), table.c.locked_until <= now))
+        update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
         .values(locked_until=now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"]), failures=0)
+        .execution_options(synchronize_session=False)
     )
 
 
 def _clear_after_success(session: Session, key: str, now: datetime) -> bool:
     """Forget the failures after a right password; False when a lock came into force meanwhile (then refuse)."""
-    table = LoginThrottle.__table__
     result = session.execute(
-        update(table).where(table.c.key == key, or_(table.c.locked_until.is_(None), table.c.locked_until <= now))
+        update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
         .values(failures=0, locked_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
     return rowcount(result) == 1
 
 
 def _forget_old_throttles(session: Session, now: datetime) -> None:
     """Delete throttle rows untouched for a day (typos and unknown names would otherwise pile up)."""
-    table = LoginThrottle.__table__
-    session.execute(delete(table).where(table.c.updated_at < now - timedelta(days=1),
-                                        or_(table.c.locked_until.is_(None), table.c.locked_until <= now)))
+    session.execute(delete(LoginThrottle).where(LoginThrottle.updated_at < now - timedelta(days=1), _not_locked(now)))
 
 
 def _refused() -> ValidationFailed:
