@@ -90,6 +90,7 @@ class Config:
 
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
+    LOGIN_SESSION_HOURS = _int("LOGIN_SESSION_HOURS", 24)
 
     # Request bodies beyond this are refused with 413 before they are read (the largest form is a few kB).
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
@@ -121,9 +122,10 @@ class Config:
 
 
 class ProductionConfig(Config):
-    """Production: cookies are secure and a real secret and encryption key are required."""
+    """Production: HTTPS and secure cookies by default; a real secret, encryption key and SMS provider are required."""
 
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    FORCE_HTTPS = _bool("FORCE_HTTPS", True)
 
 
 class TestingConfig(Config):
@@ -146,10 +148,14 @@ class ConfigurationError(RuntimeError):
 
 
 def check_production(config: dict) -> None:
-    """Refuse to run in production with the development secret or without an encryption key."""
+    """Refuse to run in production with the development secret, without an encryption key, or with an SMS
+    provider that sends nothing."""
     if config.get("ENV_NAME") != "production":
         return
     if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET_KEY or len(config["SECRET_KEY"]) < 32:
         raise ConfigurationError("SECRET_KEY must be set to a random value of 32+ characters in production.")
     if not config.get("ENCRYPTION_KEYS"):
         raise ConfigurationError("ENCRYPTION_KEYS must be set in production (see README).")
+    if config.get("SMS_PROVIDER") in ("console", "memory"):
+        raise ConfigurationError(f"SMS_PROVIDER={config.get('SMS_PROVIDER')} only writes codes to the log; customers "
+                                 "would get nothing. Set SMS_PROVIDER=twilio and its TWILIO_* settings in production.")

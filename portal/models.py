@@ -1,5 +1,5 @@
 """Imports every model so that Alembic and create_all see the whole schema."""
-from portal.accounts.models import ApiToken, Role, User, user_stock_locations
+from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User, user_stock_locations
 from portal.cargo.models import CargoCompany
 from portal.idempotency.models import IdempotencyRecord
 from portal.integrations.models import StockIntegration
@@ -27,7 +27,8 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
-    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
+    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "LoginSession", "LoginThrottle",
+    "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
     "ShelfAssignment", "ShelfSettings", "ShelfSlot",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",

@@ -12,6 +12,7 @@ from stubs.omnitron_server import PASSWORD, USERNAME, omnitron_sandbox  # noqa: 
 
 from portal.accounts import auth
 from portal.accounts.models import User
+from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.orders import service as orders
@@ -239,14 +240,15 @@ def test_a_user_change_is_all_or_nothing(client, admin, headers):
 
 def test_an_admin_sets_a_new_password_which_lifts_the_lock(client, make, admin, headers):
     user = make.user("locked-out", role="brand_manager")
-    user.failed_logins = 9
-    db.session.commit()
+    for _ in range(client.application.config["LOGIN_MAX_FAILURES"]):
+        with pytest.raises(ValidationFailed):
+            auth.authenticate(db.session, "locked-out", "wrong-guess-1")
+    assert client.get(f"{API}/users/{user.id}/", headers=headers).json["is_locked"] is True
     response = client.post(f"{API}/users/{user.id}/reset_password/", headers=headers,
                            json={"password": "brand-new-pass"})
     assert response.status_code == 200 and response.json["is_locked"] is False
     assert "brand-new-pass" not in response.get_data(as_text=True)
-    db.session.expire_all()
-    assert db.session.get(User, user.id).failed_logins == 0
+    assert auth.login_lock(db.session, "locked-out") is None
     assert auth.authenticate(db.session, "locked-out", "brand-new-pass").id == user.id
     assert audit_rows("user") == [("locked-out", "reset_password", admin.id)]
 

@@ -68,13 +68,21 @@ def test_patch_by_id_in_the_body_or_the_url(client, make):
     assert one.json == {"id": setting_id, "key": "IS_OTP_ENABLED", "json_value": True}
 
 
-def test_a_new_key_is_created(client, make):
+def test_a_known_key_not_stored_yet_is_created(client, make):
+    headers = token_headers(make.user(role="admin"))
+    response = client.patch(URL, headers=headers, json={"key": "PICKUP_CODE_DELIVERY", "json_value": "portal_sms"})
+    assert response.status_code == 200
+    stored = db.session.scalar(select(ApplicationSetting).where(ApplicationSetting.key == "PICKUP_CODE_DELIVERY"))
+    assert stored.json_value == "portal_sms"
+    assert response.json == {"id": stored.id, "key": "PICKUP_CODE_DELIVERY", "json_value": "portal_sms"}
+
+
+def test_an_unknown_key_is_refused_and_nothing_is_stored(client, make):
     headers = token_headers(make.user(role="admin"))
     response = client.patch(URL, headers=headers, json={"key": "STORE_GREETING", "json_value": {"text": "Hi"}})
-    assert response.status_code == 200
-    stored = db.session.scalar(select(ApplicationSetting).where(ApplicationSetting.key == "STORE_GREETING"))
-    assert stored.json_value == {"text": "Hi"}
-    assert response.json == {"id": stored.id, "key": "STORE_GREETING", "json_value": {"text": "Hi"}}
+    assert response.status_code == 400 and response.json["field"] == "key"
+    assert "IS_OTP_ENABLED" in response.json["detail"]  # says which keys exist
+    assert db.session.scalar(select(ApplicationSetting).where(ApplicationSetting.key == "STORE_GREETING")) is None
 
 
 def test_secrets_are_stored_encrypted_and_never_returned(client, make):

@@ -168,6 +168,8 @@ def test_the_session_cookie_is_http_only_and_same_site(client, make, auth_action
 
 GOOD_SECRET = "a" * 48
 GOOD_KEY = "uJ0DfIm8Fv2mJ0M5d8e1sH4y2rN3kQ7wZ9xC6vB1nA0="
+TWILIO = {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t" * 32,
+          "TWILIO_FROM_NUMBER": "+15005550006"}
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -175,10 +177,12 @@ GOOD_KEY = "uJ0DfIm8Fv2mJ0M5d8e1sH4y2rN3kQ7wZ9xC6vB1nA0="
     ({"SECRET_KEY": ""}, "SECRET_KEY"),
     ({"SECRET_KEY": "too-short"}, "SECRET_KEY"),
     ({"ENCRYPTION_KEYS": ""}, "ENCRYPTION_KEYS"),
+    ({"SMS_PROVIDER": "console"}, "SMS_PROVIDER=console"),
+    ({"SMS_PROVIDER": "memory"}, "SMS_PROVIDER=memory"),
 ])
 def test_production_refuses_to_start_with_unsafe_settings(overrides, message):
     config = {"ENV_NAME": "production", "SECRET_KEY": GOOD_SECRET, "ENCRYPTION_KEYS": GOOD_KEY,
-              "SQLALCHEMY_DATABASE_URI": "sqlite:///:memory:", **overrides}
+              "SQLALCHEMY_DATABASE_URI": "sqlite:///:memory:", **TWILIO, **overrides}
 
     with pytest.raises(ConfigurationError, match=message):
         create_app(config)
@@ -186,7 +190,9 @@ def test_production_refuses_to_start_with_unsafe_settings(overrides, message):
 
 def test_production_starts_with_a_real_secret_and_key_and_secure_cookies():
     app = create_app({"ENV_NAME": "production", "SECRET_KEY": GOOD_SECRET, "ENCRYPTION_KEYS": GOOD_KEY,
-                      "SQLALCHEMY_DATABASE_URI": "sqlite:///:memory:"})
+                      "SQLALCHEMY_DATABASE_URI": "sqlite:///:memory:", **TWILIO})
 
     assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["FORCE_HTTPS"] is True  # as the README says: on by default in production
+    assert app.test_client().get("/login").status_code in (301, 302)  # plain HTTP is sent to HTTPS
     assert app.config["ENV_NAME"] == "production"

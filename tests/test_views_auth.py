@@ -1,13 +1,14 @@
 """Logging in and out, login throttling per account, roles, and the admin's IS_OTP_ENABLED switch."""
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from portal.accounts import auth
-from portal.accounts.models import User
+from portal.accounts import auth, management
+from portal.accounts.models import LoginSession, LoginThrottle, User
 from portal.db_types import utcnow
 from portal.extensions import db
 from portal.settings import service as settings
@@ -75,6 +76,12 @@ def test_a_wrong_login_gets_one_generic_message(client, make, auth_actions, user
     assert not logged_in(client)
 
 
+def throttle(username: str) -> LoginThrottle | None:
+    """The failed-login record of a typed username, as the database has it now."""
+    db.session.expire_all()
+    return db.session.get(LoginThrottle, hashlib.sha256(username.encode()).hexdigest())
+
+
 def test_repeated_wrong_passwords_lock_that_account_only(client, app, make, auth_actions):
     make.user("zeynep")
     make.user("can")
@@ -84,35 +91,91 @@ def test_repeated_wrong_passwords_lock_that_account_only(client, app, make, auth
         assert auth_actions.login("zeynep", "guess-guess-1").status_code == 401
     locked = auth_actions.login("zeynep", PASSWORD)
 
-    assert locked.status_code == 429
-    assert "Too many failed logins" in locked.get_data(as_text=True)
+    assert locked.status_code == 401
+    assert "Wrong username or password." in locked.get_data(as_text=True)
     assert not logged_in(client)
-    assert user_row("zeynep").locked_until > utcnow()
+    assert throttle("zeynep").locked_until > utcnow()
 
     assert auth_actions.login("can", PASSWORD).status_code == 302
     assert logged_in(client)
+
+
+def test_a_locked_account_and_an_unknown_name_get_the_same_answer(client, app, make, auth_actions):
+    make.user("zeynep")
+    answers = {}
+    for name in ("zeynep", "nobody-here"):
+        for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+            auth_actions.login(name, "guess-guess-1")
+        response = auth_actions.login(name, PASSWORD)
+        answers[name] = (response.status_code, response.get_data(as_text=True).replace(name, "NAME"))
+
+    assert answers["zeynep"] == answers["nobody-here"]
+    assert throttle("nobody-here").locked_until > utcnow()  # unknown names lock alike
 
 
 def test_a_locked_account_opens_again_after_the_lock_time(client, app, make, auth_actions):
     make.user("zeynep")
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         auth_actions.login("zeynep", "guess-guess-1")
-    user = user_row("zeynep")
-    user.locked_until = utcnow() - timedelta(seconds=1)
+    row = throttle("zeynep")
+    row.locked_until = utcnow() - timedelta(seconds=1)
     db.session.commit()
 
     assert auth_actions.login("zeynep", PASSWORD).status_code == 302
-    assert user_row("zeynep").failed_logins == 0
+    assert throttle("zeynep").failures == 0
 
 
 def test_a_good_login_resets_the_failure_count(client, app, make, auth_actions):
     make.user("zeynep")
     for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
         auth_actions.login("zeynep", "guess-guess-1")
-    assert user_row("zeynep").failed_logins == app.config["LOGIN_MAX_FAILURES"] - 1
+    assert throttle("zeynep").failures == app.config["LOGIN_MAX_FAILURES"] - 1
 
     assert auth_actions.login("zeynep", PASSWORD).status_code == 302
-    assert user_row("zeynep").failed_logins == 0
+    assert throttle("zeynep").failures == 0
+
+
+def test_the_throttle_keeps_no_typed_text(client, make, auth_actions):
+    auth_actions.login("my-secret-password-typed-as-name", "guess-guess-1")
+
+    keys = [row.key for row in db.session.scalars(select(LoginThrottle))]
+    assert keys == [hashlib.sha256(b"my-secret-password-typed-as-name").hexdigest()]
+
+
+def test_logout_ends_the_session_on_the_server(client, make, auth_actions):
+    make.user("zeynep")
+    auth_actions.login("zeynep")
+    copied = client.get_cookie("session").value  # someone copies the cookie before logout
+
+    auth_actions.logout()
+    client.set_cookie("session", copied)
+
+    assert not logged_in(client)
+    assert db.session.scalar(select(func.count()).select_from(LoginSession)) == 0
+
+
+def test_a_password_reset_ends_sessions_and_api_tokens(client, app, make, auth_actions):
+    user = make.user("zeynep")
+    auth_actions.login("zeynep")
+    key = auth.create_api_token(db.session, user_row("zeynep"))
+    assert client.get("/api/v1/oms/transitions/", headers={"Authorization": f"Token {key}"}).status_code != 401
+    assert logged_in(client)
+
+    management.reset_password(db.session, user.id, "a-brand-new-pass", actor_id=None)
+
+    assert not logged_in(client)
+    assert client.get("/api/v1/oms/transitions/", headers={"Authorization": f"Token {key}"}).status_code == 401
+    assert auth_actions.login("zeynep", "a-brand-new-pass").status_code == 302
+
+
+def test_a_login_session_expires(client, app, make, auth_actions):
+    make.user("zeynep")
+    auth_actions.login("zeynep")
+    for row in db.session.scalars(select(LoginSession)):
+        row.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+    assert not logged_in(client)
 
 
 def test_a_deactivated_user_cannot_log_in_and_loses_their_session(client, make, auth_actions):

@@ -4,23 +4,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
+from flask import session as flask_session
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from portal.accounts.models import ApiToken, Role, User
-from portal.db_types import utcnow
-from portal.errors import RateLimited, ValidationFailed
+from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User
+from portal.db_types import rowcount, utcnow
+from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.i18n import N_, supported
 from portal.stores.models import StockLocation
 
-GENERIC_LOGIN_ERROR = N_("Wrong username or password.")  # translated where it is raised
+# Translated where it is raised. The same for a locked account and an unknown name, so it reveals neither.
+GENERIC_LOGIN_ERROR = N_("Wrong username or password. After several wrong tries the account is locked for a few "
+                         "minutes.")
+SESSION_KEY = "login_session"  # the signed session cookie's entry naming the LoginSession
 _HASHERS: dict[tuple, tuple[PasswordHasher, str]] = {}
 
 
@@ -65,43 +71,188 @@ def init_login_manager(login_manager) -> None:
 
     @login_manager.user_loader
     def load_user(session_id: str):
-        """Load the logged-in user, or None when deactivated, gone, or their password changed since login."""
+        """Load the logged-in user, or None when logged out, deactivated, gone, or their password changed since login."""
         user_id, _, stamp = str(session_id).partition(".")
         if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 18:
             return None
-        user = db.session.get(User, int(user_id))
-        if user is None or not user.active:
+        user = user_for_session(db.session, int(user_id), flask_session.get(SESSION_KEY))
+        if user is None:
             return None
         return user if hmac.compare_digest(stamp.encode(), user.session_stamp().encode()) else None
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """Check a login. Raises ValidationFailed for a wrong login and RateLimited while the account is locked.
+def _throttle_key(username: str) -> str:
+    """The login_throttles key of a typed username: its SHA-256, so typed text is not kept."""
+    return hashlib.sha256(username.encode()).hexdigest()
 
-    Failures are counted per account: after LOGIN_MAX_FAILURES in a row the account is locked for
-    LOGIN_LOCK_MINUTES, whoever is trying, so guessing from many addresses does not help.
+
+def _upsert(session: Session):
+    """The INSERT construct with ON CONFLICT support for this session's database."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _reserve_attempt(session: Session, key: str, now: datetime) -> tuple[int, datetime | None]:
+    """Count this login attempt before its password is checked, in one atomic statement.
+
+    Returns (failures counted so far including this one, locked_until). While a lock is in force the count is
+    left as it is. Counting before checking is what makes the limit hold under concurrency: of any number of
+    attempts sent at once, only the first LOGIN_MAX_FAILURES get their password checked.
+    """
+    table = LoginThrottle.__table__
+    insert = _upsert(session)(table).values(key=key, failures=1, locked_until=None, updated_at=now)
+    locked = table.c.locked_until.is_not(None) & (table.c.locked_until > now)
+    stmt = insert.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={"failures": case((locked, table.c.failures), else_=table.c.failures + 1), "updated_at": now},
+    ).returning(table.c.failures, table.c.locked_until)
+    failures, locked_until = session.execute(stmt).one()
+    return failures, locked_until
+
+
+def _not_locked(now: datetime):
+    """SQL condition: no lock is in force on the throttle row."""
+    return or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now)
+
+
+def _lock(session: Session, key: str, now: datetime) -> None:
+    """Lock the username for LOGIN_LOCK_MINUTES (unless a lock is already in force) and start counting afresh."""
+    session.execute(
+        update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
+        .values(locked_until=now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"]), failures=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _clear_after_success(session: Session, key: str, now: datetime) -> bool:
+    """Forget the failures after a right password; False when a lock came into force meanwhile (then refuse)."""
+    result = session.execute(
+        update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
+        .values(failures=0, locked_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def _forget_old_throttles(session: Session, now: datetime) -> None:
+    """Delete throttle rows untouched for a day (typos and unknown names would otherwise pile up)."""
+    session.execute(delete(LoginThrottle).where(LoginThrottle.updated_at < now - timedelta(days=1), _not_locked(now)))
+
+
+def _refused() -> ValidationFailed:
+    """The one answer for a wrong password, an unknown username, a deactivated account and a locked one."""
+    return ValidationFailed(_(GENERIC_LOGIN_ERROR))
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """Check a login. Raises ValidationFailed for any refused login, whatever the reason.
+
+    Attempts are counted per typed username, known or not, before the password is checked: after
+    LOGIN_MAX_FAILURES failures in a row the username is locked for LOGIN_LOCK_MINUTES, whoever is trying,
+    so guessing from many addresses or many connections at once does not help. A locked account, an
+    unknown username and a wrong password get the same answer, so the answer tells nobody which accounts
+    exist.
     """
     config = current_app.config
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    typed = username.strip()
+    key = _throttle_key(typed)
     now = utcnow()
+    failures, locked_until = _reserve_attempt(session, key, now)
+    if locked_until is not None and locked_until > now:
+        session.commit()
+        verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
+        raise _refused()
+    if failures > config["LOGIN_MAX_FAILURES"]:
+        _lock(session, key, now)
+        session.commit()
+        verify_password(_hasher_and_dummy()[1], password)
+        raise _refused()
+    session.commit()  # the attempt is counted before the (slow) check, so concurrent ones see it
+    user = session.scalar(select(User).where(User.username == typed))
     if user is None:
         verify_password(_hasher_and_dummy()[1], password)
-        raise ValidationFailed(_(GENERIC_LOGIN_ERROR))
-    if user.locked_until and user.locked_until > now:
-        raise RateLimited(_("Too many failed logins for this account. Try again in a few minutes."))
-    if not verify_password(user.password_hash, password) or not user.active:
-        user.failed_logins += 1
-        if user.failed_logins >= config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-            user.failed_logins = 0
+        ok = False
+    else:
+        ok = verify_password(user.password_hash, password) and user.active
+    if not ok:
+        if failures >= config["LOGIN_MAX_FAILURES"]:
+            _lock(session, key, utcnow())
+        if secrets.randbelow(100) == 0:
+            _forget_old_throttles(session, now)
         session.commit()
-        raise ValidationFailed(_(GENERIC_LOGIN_ERROR))
-    user.failed_logins = 0
-    user.locked_until = None
+        raise _refused()
+    assert user is not None
+    if not _clear_after_success(session, key, utcnow()):
+        session.commit()
+        raise _refused()
     if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     session.commit()
     return user
+
+
+def login_lock(session: Session, username: str) -> datetime | None:
+    """Until when this username is locked after failed logins (None: it is not locked now)."""
+    throttle = session.get(LoginThrottle, _throttle_key(username))
+    if throttle is None or throttle.locked_until is None or throttle.locked_until <= utcnow():
+        return None
+    return throttle.locked_until
+
+
+def recent_login_failures(session: Session, username: str) -> int:
+    """Failed logins for this username since the last success or lock."""
+    throttle = session.get(LoginThrottle, _throttle_key(username))
+    return throttle.failures if throttle is not None else 0
+
+
+def clear_login_lock(session: Session, username: str) -> None:
+    """Forget this username's failed logins and any lock (not committed)."""
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == _throttle_key(username)))
+
+
+def _session_digest(key: str) -> str:
+    """SHA-256 of a login session key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def start_login_session(session: Session, user: User) -> str:
+    """Record a new logged-in browser for the user and return its key (kept in the signed session cookie)."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(LoginSession(key_digest=_session_digest(key), user_id=user.id, created_at=now,
+                             expires_at=now + timedelta(hours=current_app.config["LOGIN_SESSION_HOURS"])))
+    session.commit()
+    return key
+
+
+def end_login_session(session: Session, key: str | None) -> None:
+    """End one logged-in browser (logout); a missing or unknown key is fine."""
+    if key:
+        session.execute(delete(LoginSession).where(LoginSession.key_digest == _session_digest(str(key))))
+        session.commit()
+
+
+def end_all_login_sessions(session: Session, user_id: int) -> int:
+    """End every logged-in browser of the user (password reset, deactivation); not committed. Returns how many."""
+    return rowcount(session.execute(delete(LoginSession).where(LoginSession.user_id == user_id)))
+
+
+def revoke_all_api_tokens(session: Session, user_id: int) -> int:
+    """Revoke every API token of the user (password reset); not committed. Returns how many were live."""
+    return rowcount(session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False)).values(revoked=True)
+        .execution_options(synchronize_session=False)
+    ))
+
+
+def user_for_session(session: Session, user_id: int, key: str | None) -> User | None:
+    """The active user of a live login session with this key, or None (logged out, expired, or ended)."""
+    if not key:
+        return None
+    return session.scalar(
+        select(User).join(LoginSession, LoginSession.user_id == User.id)
+        .where(User.id == user_id, User.active.is_(True), LoginSession.key_digest == _session_digest(str(key)),
+               LoginSession.expires_at > utcnow())
+    )
 
 
 def create_user(

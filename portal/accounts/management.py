@@ -7,14 +7,14 @@ admin can be neither deactivated nor demoted. Each change writes an audit row (n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from portal.accounts import auth
 from portal.accounts.models import Role, User, user_stock_locations
-from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.settings import service as settings
 from portal.setup import service as wizard
@@ -169,6 +169,8 @@ def _apply_active(session: Session, user: User, active: bool, *, actor_id: int |
                                field="stores")
     if user.active != active:
         user.active = active
+        if not active:
+            auth.end_all_login_sessions(session, user.id)
         settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA,
                        action="activate" if active else "deactivate")
 
@@ -211,24 +213,43 @@ def set_active(session: Session, user_id: int, active: bool, *, actor_id: int | 
 
 
 def reset_password(session: Session, user_id: int, password: str, *, actor_id: int | None) -> User:
-    """Set a new password chosen by an admin; clears failed logins and any lock.
+    """Set a new password chosen by an admin; clears failed logins and any lock, and ends the user's sessions
+    and API tokens (whoever knew the old password may have made them).
 
     Raises NotFound or ValidationFailed.
     """
     user = get_user(session, user_id)
     _check_password(password)
     user.password_hash = auth.hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    auth.clear_login_lock(session, user.username)
+    auth.end_all_login_sessions(session, user.id)
+    auth.revoke_all_api_tokens(session, user.id)
     settings.audit(session, user.username, user_id=actor_id, area=AUDIT_AREA, action="reset_password")
     refresh_step(session, user_id=actor_id)
     session.commit()
     return user
 
 
+def _session_of(user: User) -> Session:
+    """The session the user row was loaded in."""
+    session = object_session(user)
+    assert session is not None, "a user loaded from the database"
+    return session
+
+
+def locked_until(user: User) -> datetime | None:
+    """Until when too many failed logins keep the account locked (None: not locked now)."""
+    return auth.login_lock(_session_of(user), user.username)
+
+
 def is_locked(user: User) -> bool:
     """True while too many failed logins keep the account locked."""
-    return bool(user.locked_until and user.locked_until > utcnow())
+    return locked_until(user) is not None
+
+
+def failed_logins(user: User) -> int:
+    """Failed logins for the account since its last success or lock."""
+    return auth.recent_login_failures(_session_of(user), user.username)
 
 
 def step_check(session: Session) -> tuple[bool, str]:

@@ -52,8 +52,6 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default=Role.STAFF.value)
     active: Mapped[bool] = mapped_column(default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The language the portal is shown in for this user ("en", "tr"); empty: the browser's languages decide.
     language: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -117,3 +115,32 @@ class ApiToken(db.Model):
     revoked: Mapped[bool] = mapped_column(default=False)
 
     user: Mapped[User] = relationship(back_populates="api_tokens")
+
+
+class LoginThrottle(db.Model):
+    """Failed logins counted per typed username, known or not, so a locked account and an unknown name answer alike.
+
+    The key is the SHA-256 of the username as typed (stripped), so nothing typed into the username field is kept.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class LoginSession(db.Model):
+    """One logged-in browser: the session cookie names it, and deleting the row ends that session on the server.
+
+    Only the SHA-256 of the random session key is stored. Logout deletes its row; a password reset or
+    deactivation deletes all of the user's rows.
+    """
+
+    __tablename__ = "login_sessions"
+
+    key_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

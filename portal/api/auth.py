@@ -29,6 +29,7 @@ class ApiCaller:
     user_id: int | None
     role: str | None
     store_ids: list[int] | None  # None: every store (admins and brand managers)
+    visibility: str | None  # which commands the user's screens offer (INSTORE or OMS_WEB); a token acts with it
     token_digest: str | None
     problem: str | None  # "missing" or "invalid" when user_id is None
 
@@ -37,16 +38,16 @@ def _resolve() -> ApiCaller:
     """Read the Authorization header and look the token up once per request."""
     header = request.headers.get("Authorization", "").strip()
     if not header:
-        return ApiCaller(None, None, None, None, "missing")
+        return ApiCaller(None, None, None, None, None, "missing")
     scheme, _, key = header.partition(" ")
     key = key.strip()
     if scheme.lower() != SCHEME.lower() or not key or len(key) > _MAX_KEY_LENGTH:
-        return ApiCaller(None, None, None, None, "invalid")
+        return ApiCaller(None, None, None, None, None, "invalid")
     user = auth.user_for_token(db.session, key)
     if user is None:
-        return ApiCaller(None, None, None, None, "invalid")
+        return ApiCaller(None, None, None, None, None, "invalid")
     store_ids = None if user.sees_all_stores else user.store_ids
-    return ApiCaller(user.id, user.role, store_ids, hashlib.sha256(key.encode()).hexdigest(), None)
+    return ApiCaller(user.id, user.role, store_ids, user.visibility, hashlib.sha256(key.encode()).hexdigest(), None)
 
 
 def caller() -> ApiCaller:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import crypto
+from portal.accounts.models import User
 from portal.db_types import rowcount, utcnow
 from portal.errors import InvalidOtp, RateLimited, ValidationFailed
 from portal.i18n import N_
@@ -123,7 +124,15 @@ def user_limit_wait(session: Session, user_id: int | None) -> int:
 
 
 def _check_user_limit(session: Session, user_id: int | None) -> None:
-    """Raise RateLimited when this user typed too many wrong codes recently, on any package; it says how long."""
+    """Raise RateLimited when this user typed too many wrong codes recently, on any package; it says how long.
+
+    The user's row is locked first (a no-op UPDATE, on PostgreSQL and SQLite alike) and stays locked until the
+    caller commits the attempt, so checks by one user on several packages at once are counted one after the
+    other: the count and the insert that follows it are atomic. Lock order: the package, then the user.
+    """
+    if user_id is not None:
+        session.execute(update(User).where(User.id == user_id).values(full_name=User.full_name)
+                        .execution_options(synchronize_session=False))
     minutes = user_limit_wait(session, user_id)
     if minutes:
         raise RateLimited(ngettext(

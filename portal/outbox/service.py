@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Table, and_, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -368,7 +369,31 @@ def process_message(session: Session, message_id: int, *, now: datetime | None =
     message = session.get(OutboxMessage, message_id, populate_existing=True)
     if message is None:  # deleted (its subscription was) since the claim
         return None
-    return CHANNELS.senders[message.kind](session, message, lease)
+    attempts, kind = message.attempts, message.kind
+    try:
+        return CHANNELS.senders[kind](session, message, lease)
+    except Exception as exc:  # noqa: BLE001 - a sender's bug must not leave the message "sending" for ever
+        session.rollback()
+        log.exception("outbox message %s (%s) failed unexpectedly on attempt %s", message_id, kind, attempts)
+        return _failed_unexpectedly(session, message_id, lease, attempts, exc)
+
+
+# How many unexpected failures (a sender's bug, not a refusal by the receiver) a message gets before it is dead.
+UNEXPECTED_MAX_ATTEMPTS = 8
+
+
+def _failed_unexpectedly(session: Session, message_id: int, lease: datetime, attempts: int,
+                         exc: Exception) -> Outcome:
+    """Record an unexpected failure as a failed attempt: retried with backoff, dead after UNEXPECTED_MAX_ATTEMPTS."""
+    error = _("The delivery failed unexpectedly (%(kind)s: %(reason)s).", kind=exc.__class__.__name__,
+              reason=str(exc)[:300])
+    dead = attempts >= UNEXPECTED_MAX_ATTEMPTS
+    delay = None if dead else float(min(300, 15 * 2 ** attempts))
+    status = OutboxMessage.DEAD if dead else OutboxMessage.FAILED
+    finish(session, message_id, lease, status=status, last_error=error,
+           next_attempt_at=utcnow() + timedelta(seconds=delay or 0))
+    session.commit()
+    return Outcome(message_id, status, delay)
 
 
 def deliver_sms(session: Session, message_id: int) -> OutboxMessage | None:

@@ -102,10 +102,8 @@ def _manager_from_credentials(session: Session, package: Package, raw: dict, use
     if recent_failures(session, user_id) >= current_app.config["OVERRIDE_MAX_FAILURES"]:
         raise RateLimited(_("Too many wrong manager passwords. Try again in a few minutes."))
     try:
+        # A locked manager account answers like a wrong password (authenticate tells nobody which accounts exist).
         manager = auth.authenticate(session, username, password)
-    except RateLimited:
-        raise RateLimited(_("This manager's account is locked after wrong passwords. Try again in a few "
-                            "minutes.")) from None
     except ValidationFailed:
         _refuse(session, package, user_id, _("Manager override refused: wrong manager username or password."))
         raise ValidationFailed(_("Wrong manager username or password."), field="override.manager_password") from None

@@ -314,7 +314,9 @@ def after_save(key: str) -> Callable[[AfterSave], AfterSave]:
 def set_value(session: Session, key: str, value: object, *, user_id: int | None, setting_id: int | None = None):
     """Validate and store a setting, creating it when new; records who changed which key.
 
-    Raises ValidationFailed for a bad value or an id/key mismatch, NotFound for an unknown id.
+    Only known keys are accepted, each checked by its validator (VALIDATORS; other packages register theirs
+    at start-up). Raises ValidationFailed for an unknown key, a bad value or an id/key mismatch, NotFound for an
+    unknown id.
     """
     if setting_id is not None:
         setting = session.get(ApplicationSetting, setting_id)
@@ -328,8 +330,10 @@ def set_value(session: Session, key: str, value: object, *, user_id: int | None,
             raise ValidationFailed(_("key is required."), field="key")
         setting = session.scalar(select(ApplicationSetting).where(ApplicationSetting.key == key))
     validator = VALIDATORS.get(key)
-    if validator is not None:
-        value = validator(key, value)
+    if validator is None:
+        raise ValidationFailed(_("%(key)s is not a setting the portal knows. Known settings: %(known)s.", key=key,
+                                 known=", ".join(sorted(VALIDATORS))), field="key")
+    value = validator(key, value)
     for check in CHECKS.get(key, []):
         check(session, value)
     value = _seal_secrets(key, value, setting.json_value if setting is not None else None)

@@ -73,7 +73,8 @@ def request_headers(extra: dict | None, secret: str, msg_id: str, body: bytes,
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool) -> HttpResult:
-    """POST once, never following redirects; errors come back in the result, never raised."""
+    """POST once, never following redirects; errors come back in the result, never raised (an unexpected one
+    too: it is logged and becomes a failed attempt, so the message is retried and dead-lettered as usual)."""
     started = time.perf_counter()
 
     def took() -> int:
@@ -114,6 +115,10 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allo
         return HttpResult(None, "", _("Could not connect: %(reason)s", reason=_reason(exc)), took())
     except requests.exceptions.RequestException as exc:
         return HttpResult(None, "", _("Request failed: %(reason)s", reason=_reason(exc)), took())
+    except Exception as exc:  # noqa: BLE001 - anything else is a failed attempt that follows the retry rules
+        log.exception("webhook delivery to %s failed unexpectedly", url)
+        return HttpResult(None, "", _("The delivery failed unexpectedly (%(kind)s: %(reason)s).",
+                                      kind=exc.__class__.__name__, reason=_reason(exc)), took())
 
 
 def _reason(exc: Exception) -> str:
@@ -143,6 +148,7 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
     subscription_id = subscription.id
     config = subscription.retry_countdown_config or retry.DEFAULT_CONFIG
     url, extra = subscription.target_url, dict(subscription.additional_headers or {})
+    carries_secret = bool(message.body_encrypted)
     try:
         secret = crypto.decrypt(subscription.secret_encrypted)
         body = encode_body(message)
@@ -158,9 +164,13 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
                   timeout=float(config_app.get("WEBHOOK_TIMEOUT_SECONDS", 10)),
                   allow_private=bool(config_app.get("WEBHOOK_ALLOW_PRIVATE_TARGETS")))
     succeeded = result.status_code is not None and 200 <= result.status_code < 300
+    # A receiver may echo what it got: an excerpt of the answer to a body that carried a pickup code (the
+    # Extension-app mode's encrypted envelope) is never stored, as brand managers read the delivery log.
+    excerpt = result.excerpt if not carries_secret else (_("(not kept: this delivery carried a pickup code)")
+                                                        if result.excerpt else "")
     session.add(DeliveryAttempt(subscription_id=subscription_id, message_id=message_id, attempt=attempt,
                                 started_at=started_at, status_code=result.status_code,
-                                duration_ms=result.duration_ms, response_excerpt=result.excerpt,
+                                duration_ms=result.duration_ms, response_excerpt=excerpt,
                                 error=result.error[:2000], succeeded=succeeded))
     now = utcnow()
     if succeeded:

@@ -57,7 +57,8 @@ def validate_headers(raw: object) -> dict[str, str]:
     """Additional headers as {name: value}; accepts a dict, a list of {name|key, value}, or JSON text.
 
     Names must be HTTP tokens and may not be ones the portal sets (content-type, webhook-*, ...);
-    values are text without line breaks. Raises ValidationFailed (field additional_headers).
+    values are one line of printable ASCII (HTTP cannot carry "İstanbul" in a header). Raises ValidationFailed
+    (field additional_headers).
     """
     def refuse(message: str):
         """Raise the validation error for the headers."""
@@ -95,6 +96,11 @@ def validate_headers(raw: object) -> dict[str, str]:
             value = str(value)
         if not isinstance(value, str) or any(ch in value for ch in "\r\n\0") or len(value) > 4000:
             refuse(_("The value of %(name)s must be one line of text (at most 4000 characters).", name=name))
+        odd = next((ch for ch in value if not " " <= ch <= "~" and ch != "\t"), None)
+        if odd is not None:
+            # http.client can only send Latin-1, and receivers read anything past ASCII differently.
+            refuse(_("The value of %(name)s has a character HTTP headers cannot carry (%(char)s): use plain ASCII "
+                     "letters, digits and punctuation, or percent-encode the value.", name=name, char=odd))
         headers[name] = value.strip()
     if len(headers) > MAX_HEADERS:
         refuse(_("At most %(num)s additional headers.", num=MAX_HEADERS))

@@ -5,6 +5,7 @@ Modes (set `mode`, or queue one-off answers in `answers`, used first and in orde
   "slow"     waits `slow_seconds` before answering 200 (past the portal's timeout in the tests that use it);
   "500"      answers 500;
   "410"      answers 410 Gone;
+  "echo"     answers 200 with the request's body (as careless receivers do);
   "redirect" answers 302 to a loopback address on this same server (/internal), which must never be visited.
 When `secret` is set, each request is checked with portal.webhooks.signing.verify on arrival, the way a
 brand's receiver would, and the outcome is kept on the recorded request (verified / verify_error).
@@ -113,6 +114,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 "ok": (200, {}, b'{"received": true}'),
                 "500": (500, {}, b"Internal Server Error: the receiver broke"),
                 "410": (410, {}, b"Gone"),
+                "echo": (200, {}, body),
                 "redirect": (302, {"Location": f"{receiver.url}/internal"}, b""),
             }[mode]
             try:

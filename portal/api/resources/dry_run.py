@@ -111,4 +111,4 @@ def preview_command(package_id: int, body: CommandRequest):
     current = caller()
     return CommandPreview.of(dry_run.preview_command(
         db.session, package_id, transition_id=body.transition, slug=body.slug or None, params=params,
-        user_id=current.user_id, store_ids=current.store_ids))
+        user_id=current.user_id, store_ids=current.store_ids, visibility=current.visibility))

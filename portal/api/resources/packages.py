@@ -214,7 +214,10 @@ class CommandRequest(Body):
            example={"slug": "complete-packaging-from-waiting",
                     "input_parameters": {"package": 12, "barcodes": {"order_item": 12, "barcode": "868000956286"}}},
            description="The command is named by transition id or slug. Running it from a state it does not "
-                       "start from is a validation error (400).")
+                       "start from is a validation error (400). A token acts with its user's visibility: a store "
+                       "staff token runs the commands the store screens offer (INSTORE), and refuses the OMS WEB-only "
+                       "ones (unblock, cancel, reschedule, shipment status updates) as the screens do; integrations "
+                       "that need those use a token of an admin or brand manager.")
 def run_command(package_id: int, body: CommandRequest):
     """Run a command on a package, named by transition id or slug; 204 when it ran."""
     params = body.input_parameters.model_dump(mode="json", exclude_unset=True) if body.input_parameters else {}
@@ -223,5 +226,6 @@ def run_command(package_id: int, body: CommandRequest):
                                field="input_parameters.package")
     current = caller()
     commands.run_command(db.session, package_id, transition_id=body.transition, slug=body.slug or None,
-                         params=params, user_id=current.user_id, store_ids=current.store_ids)
+                         params=params, user_id=current.user_id, store_ids=current.store_ids,
+                         visibility=current.visibility)
 

@@ -150,7 +150,8 @@ def update_user(user_id: int, body: UserPatch):
 
 
 @operation("POST", "/oms/users/<int:user_id>/reset_password/", body=NewPassword, answer=User, errors=("404",),
-           tag="users", summary="Set a new password; any login lock is lifted (admins only).")
+           tag="users", summary="Set a new password; any login lock is lifted, and the user's sessions and API tokens end "
+                   "(admins only).")
 def reset_user_password(user_id: int, body: NewPassword):
     """Set a new password chosen by the admin, as the wizard does."""
     return User.of(management.reset_password(db.session, user_id, body.password, actor_id=caller().user_id))

@@ -35,7 +35,7 @@ def login():
             # validate_on_submit() passed DataRequired, so both are filled in.
             user = auth.authenticate(db.session, form.username.data or "", form.password.data or "")
         except DomainError as exc:
-            error, status = exc.message, exc.http_status if exc.http_status == 429 else 401
+            error, status = exc.message, 401
         else:
             # A fresh session: nothing from before the login (a CSRF token someone planted with their own
             # cookie, say) carries over into the logged-in one.
@@ -43,6 +43,7 @@ def login():
             # Flask-WTF also keeps this request's token in g; it belonged to the old session.
             g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
             login_user(user)
+            session[auth.SESSION_KEY] = auth.start_login_session(db.session, user)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400
@@ -52,7 +53,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Log out."""
+    """Log out: the session ends on the server too, so a copy of the cookie stops working."""
+    auth.end_login_session(db.session, session.pop(auth.SESSION_KEY, None))
     logout_user()
     flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))

@@ -27,6 +27,7 @@ def _users_context(**extra) -> dict:
     ok, note = management.step_check(db.session)
     context = dict(users=management.list_users(db.session), stores=management.list_stores(db.session),
                    roles=management.ROLE_CHOICES, check_ok=ok, check_note=note, is_locked=management.is_locked,
+                   locked_until=management.locked_until, failed_logins=management.failed_logins,
                    error=None, error_field=None, values={}, editing=None, panel_error=None, oob=False)
     context.update(extra)
     return context

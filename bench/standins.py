@@ -1,0 +1,198 @@
+"""Stand-ins for the outside systems of the production profile (scripts/run-scale): an SMS provider with Twilio's
+Messages API and webhook receivers, on one local port, that count what they get so a run can be checked.
+
+    .venv/bin/python bench/standins.py --port 8300 [--account-sid AC... --auth-token ...]
+
+Twilio: POST /2010-04-01/Accounts/{AccountSid}/Messages.json (basic auth AccountSid:AuthToken, form To/From/Body)
+answers 201 with a message resource like Twilio's. The portal points TWILIO_API_BASE_URL here.
+Webhooks: POST /hooks/{name} answers 200 and records the webhook-id header (a retry of a message that already
+arrived counts as a duplicate delivery).
+Control and figures (JSON):
+  GET  /__stats__                       counts: SMS received, webhooks received, distinct ids, duplicates
+  GET  /__sms__?to=+90555...            the newest SMS body sent to that number (the load test reads codes here)
+  POST /__mode__?sms=down|ok            the SMS provider answers 503 (down) or works
+  POST /__mode__?hooks=down|slow|ok     receivers answer 503, answer after --slow-seconds, or answer at once
+  POST /__reset__                       forget everything received
+The server is threaded, keeps HTTP/1.1 connections alive, and logs nothing per request.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import itertools
+import json
+import re
+import threading
+import time
+from collections import Counter
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-fA-F]{32})/Messages\.json$")
+
+
+class State:
+    """What the stand-ins received, and how they answer now."""
+
+    def __init__(self, account_sid: str, auth_token: str, slow_seconds: float):
+        self.account_sid = account_sid
+        self.auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self.slow_seconds = slow_seconds
+        self.lock = threading.Lock()
+        self.sids = itertools.count(1)
+        self.sms_mode = "ok"
+        self.hooks_mode = "ok"
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything received."""
+        with self.lock:
+            self.sms_count = 0
+            self.sms_refused = 0
+            self.last_sms: dict[str, str] = {}
+            self.sms_bodies: Counter[str] = Counter()
+            self.hook_ids: Counter[str] = Counter()
+            self.hooks_refused = 0
+
+    def stats(self) -> dict:
+        """The figures a run is checked against."""
+        with self.lock:
+            return {
+                "sms_received": self.sms_count, "sms_refused": self.sms_refused,
+                "sms_duplicate_bodies": sum(n - 1 for n in self.sms_bodies.values() if n > 1),
+                "webhooks_received": sum(self.hook_ids.values()), "webhook_ids": len(self.hook_ids),
+                "webhook_duplicates": sum(n - 1 for n in self.hook_ids.values() if n > 1),
+                "webhooks_refused": self.hooks_refused, "sms_mode": self.sms_mode, "hooks_mode": self.hooks_mode,
+            }
+
+
+def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
+    """The request handler bound to the stand-ins' state."""
+
+    class Handler(BaseHTTPRequestHandler):
+        """Answers as Twilio, as a webhook receiver, or with figures."""
+
+        protocol_version = "HTTP/1.1"  # keep-alive, as the portal's webhook sessions expect
+
+        def _reply(self, status: int, body: dict | str) -> None:
+            """Send a JSON (or text) answer with its length, so the connection can be reused."""
+            data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json" if isinstance(body, dict) else "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            """The request body."""
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            """Figures and the newest SMS to a number."""
+            url = urlsplit(self.path)
+            if url.path == "/__stats__":
+                return self._reply(200, state.stats())
+            if url.path == "/__sms__":
+                to = parse_qs(url.query).get("to", [""])[0]
+                with state.lock:
+                    body = state.last_sms.get(to)
+                return self._reply(200, {"to": to, "body": body}) if body else self._reply(404, {"to": to})
+            return self._reply(404, {"detail": "not found"})
+
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            """Twilio messages, webhook deliveries and the control endpoints."""
+            url = urlsplit(self.path)
+            body = self._body()
+            if url.path.startswith("/hooks/"):
+                return self._hook()
+            if (match := MESSAGES.match(url.path)) is not None:
+                return self._sms(match["sid"], body)
+            if url.path == "/__mode__":
+                query = parse_qs(url.query)
+                with state.lock:
+                    state.sms_mode = query.get("sms", [state.sms_mode])[0]
+                    state.hooks_mode = query.get("hooks", [state.hooks_mode])[0]
+                return self._reply(200, state.stats())
+            if url.path == "/__reset__":
+                state.reset()
+                return self._reply(200, state.stats())
+            return self._reply(404, {"detail": "not found"})
+
+        def _sms(self, sid: str, raw: bytes) -> None:
+            """Twilio's Messages API: 201 with a message resource, 401 for wrong credentials, 503 when down."""
+            if self.headers.get("Authorization") != state.auth or sid != state.account_sid:
+                return self._reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            form = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+            with state.lock:
+                if state.sms_mode == "down":
+                    state.sms_refused += 1
+                    down = True
+                else:
+                    down = False
+                    state.sms_count += 1
+                    state.last_sms[form.get("To", "")] = form.get("Body", "")
+                    state.sms_bodies[form.get("To", "") + "\n" + form.get("Body", "")] += 1
+                    message_sid = f"SM{next(state.sids):032x}"
+            if down:
+                return self._reply(503, {"code": 20503, "message": "Service unavailable", "status": 503})
+            now = formatdate(usegmt=True)
+            return self._reply(201, {
+                "account_sid": sid, "api_version": "2010-04-01", "body": form.get("Body", ""), "date_created": now,
+                "date_sent": None, "date_updated": now, "direction": "outbound-api", "error_code": None,
+                "error_message": None, "from": form.get("From"), "messaging_service_sid": None, "num_media": "0",
+                "num_segments": "1", "price": None, "price_unit": "USD", "sid": message_sid, "status": "queued",
+                "to": form.get("To"), "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
+            })
+
+        def _hook(self) -> None:
+            """A webhook receiver: counts each webhook-id; 503 while down, late while slow."""
+            mode = state.hooks_mode
+            if mode == "down":
+                with state.lock:
+                    state.hooks_refused += 1
+                return self._reply(503, "receiver down")
+            if mode == "slow":
+                time.sleep(state.slow_seconds)
+            with state.lock:
+                state.hook_ids[self.headers.get("webhook-id", "")] += 1
+            return self._reply(200, {"received": True})
+
+        def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
+            """No line per request."""
+
+    return Handler
+
+
+def serve(port: int, account_sid: str, auth_token: str, slow_seconds: float = 3.0,
+          host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, State]:
+    """Start the stand-ins on a thread; returns the server (call shutdown()) and its state."""
+    state = State(account_sid, auth_token, slow_seconds)
+    server = ThreadingHTTPServer((host, port), make_handler(state))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="standins", daemon=True).start()
+    return server, state
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8300)
+    parser.add_argument("--account-sid", default="AC" + "0" * 32)
+    parser.add_argument("--auth-token", default="standin-auth-token")
+    parser.add_argument("--slow-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    server, _ = serve(args.port, args.account_sid, args.auth_token, args.slow_seconds)
+    print(f"Stand-ins (Twilio Messages API, webhook receivers /hooks/<name>) on http://127.0.0.1:{args.port}",
+          flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
