@@ -23,7 +23,8 @@ TRANSLATIONS = ROOT / "portal" / "translations"
 TEST_TRANSLATIONS = {
     "Log in": "Giriş yap",
     "You are logged out.": "Çıkış yaptınız.",
-    "Wrong username or password.": "Kullanıcı adı veya parola yanlış.",
+    "Wrong username or password. After several wrong tries the account is locked for a few minutes.":
+        "Kullanıcı adı veya parola yanlış. Birkaç yanlış denemeden sonra hesap kilitlenir.",
     "Ready for Customer Pickup": "Müşteri teslimine hazır",
     DEFAULT_SMS_TEMPLATE: "{order_number} siparişinizin kodu {code}. Paketinizi {store_name} mağazasından alın.",
     "Pick it up by %(date)s.": "Son teslim alma tarihi: %(date)s.",
