@@ -3,6 +3,8 @@
 // Delegated from the document, so a secret swapped in by htmx (Rotate secret) works too. No inline scripts (CSP).
 (function () {
   "use strict";
+  if (window.portalCopyButtons) { return; }  // loaded once per page, whatever htmx swaps in
+  window.portalCopyButtons = true;
 
   function say(button, text) {
     var status = document.getElementById(button.getAttribute("aria-describedby"));

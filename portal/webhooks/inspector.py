@@ -90,7 +90,9 @@ def _sender(session: Session, webhook_id: str) -> tuple[WebhookSubscription | No
 def receive(session: Session, method: str, headers: list[tuple[str, str]], body: bytes) -> InspectedRequest:
     """Keep one received request with its signature verdict, drop the oldest beyond KEEP, and commit."""
     text = body.decode("utf-8", errors="replace")[:MAX_BODY_CHARS]
-    lookup = {name.lower(): value for name, value in headers}
+    # Header names are case-insensitive and WSGI does not keep the sender's case: kept in lower case, as HTTP/2 does.
+    headers = [(name.lower(), value) for name, value in headers]
+    lookup = dict(headers)
     webhook_id = lookup.get(signing.ID_HEADER, "").strip()
     subscription, event_type = _sender(session, webhook_id)
     now = utcnow()
