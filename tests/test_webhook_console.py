@@ -391,7 +391,7 @@ def test_a_subscription_is_titled_by_its_event_and_url_with_a_copy_button_for_it
 
     page = page_text(client.get(f"/webhooks/{subscription.id}"))
     assert "<title>Ready for customer pickup to the built-in inspector" in page
-    assert "Subscription %s" % subscription.id not in page.split("<main", 1)[1].split("Received by", 1)[0]
+    assert f"Subscription {subscription.id}" not in page.split("<main", 1)[1].split("Received by", 1)[0]
     assert "PackageReadyForCustomerPickupWhispererEvent" in page
 
     rotated = client.post(f"/webhooks/{subscription.id}/rotate-secret", headers=HTMX)

@@ -160,14 +160,15 @@ def create_subscription(session: Session, *, event_type: object, target_url: obj
     The same event to the same URL twice is refused with DuplicateSubscription (naming the existing one)
     unless allow_duplicate: a receiver would get every event twice.
     """
+    event, target = validate_event_type(event_type), validate_target(target_url)
     values = {
-        "event_type": validate_event_type(event_type),
-        "target_url": validate_target(target_url),
+        "event_type": event,
+        "target_url": target,
         "retry_countdown_config": retry.validate_retry_config(retry_countdown_config),
         "additional_headers": validate_headers(additional_headers),
         "is_active": _validate_active(is_active),
     }
-    existing = find_duplicate(session, values["event_type"], values["target_url"])
+    existing = find_duplicate(session, event, target)
     if existing is not None and not allow_duplicate:
         raise DuplicateSubscription(
             _("Subscription %(id)s already sends this event to this URL: the receiver would get every event twice.",

@@ -21,6 +21,7 @@ from portal.web import answer
 from portal.webhooks import catalogue, console, event_names, inspector, signing
 from portal.webhooks import service as webhooks
 
+
 def _inspector_on() -> None:
     """404 unless the built-in inspector is on (development and the demo)."""
     if not inspector.enabled(current_app.config):
@@ -41,8 +42,8 @@ def _inspector_context(subscription_id: int | None) -> dict:
     return {"received": inspector.received(db.session, subscription_id, limit=20 if subscription_id else 50),
             "explain": console.explain, "inspector_url": inspector.url(current_app.config),
             "poll_seconds": POLL_SECONDS, "keep": inspector.KEEP, "show_subscription": subscription_id is None,
-            "received_url": url_for("webhooks.inspector_requests",
-                                    **({"subscription": subscription_id} if subscription_id else {}))}
+            "received_url": (url_for("webhooks.inspector_requests", subscription=subscription_id) if subscription_id
+                             else url_for("webhooks.inspector_requests"))}
 
 
 @bp.get("/inspector")
