@@ -434,3 +434,15 @@ def test_a_failed_test_event_says_nothing_will_be_retried(client, manager, app_c
     outbox.deliver_after_commit(db.session, [message.id])
     log = page_text(client.get(f"/webhooks/{subscription.id}")).split('id="delivery-log"', 1)[1]
     assert "Dead-lettered" in log.split("</section>", 1)[0]
+
+
+def test_deleting_a_subscription_keeps_what_the_inspector_received_without_its_sender(client, manager, served):
+    subscription = create_to_inspector(client)
+    client.post(f"/webhooks/{subscription.id}/test", headers=HTMX)
+
+    assert client.post(f"/webhooks/{subscription.id}/delete").status_code == 302
+
+    [row] = received_rows()
+    assert (row.subscription_id, row.verdict) == (None, signing.VALID)
+    page = page_text(client.get("/webhooks/inspector"))
+    assert "Valid signature" in page and "Sent by subscription" not in page
