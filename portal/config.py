@@ -69,6 +69,12 @@ class Config:
     # A subscription whose deliveries are dead-lettered this many times in a row is switched off.
     WEBHOOK_DISABLE_AFTER_FAILURES = _int("WEBHOOK_DISABLE_AFTER_FAILURES", 5)
     WEBHOOK_USER_AGENT = os.environ.get("WEBHOOK_USER_AGENT", "OMS-Portal-Webhooks/1.0")
+    # The built-in request inspector (development and the demo, never production): a receiver inside the portal
+    # that subscriptions may target, so a delivery succeeds offline. Only this exact URL is let past the SSRF
+    # guard (never loopback in general); it must be the portal's own address as the worker reaches it.
+    WEBHOOK_INSPECTOR = _bool("WEBHOOK_INSPECTOR", True)
+    WEBHOOK_INSPECTOR_URL = os.environ.get("WEBHOOK_INSPECTOR_URL", "") or (
+        f"http://127.0.0.1:{os.environ.get('PORT', '') or 5000}/webhooks/inspector/receive")
     # How long a worker's claim on a message lasts; must exceed WEBHOOK_TIMEOUT_SECONDS (a dead worker's
     # claim runs out after this and the message is delivered again, with the same webhook-id).
     OUTBOX_LEASE_SECONDS = _int("OUTBOX_LEASE_SECONDS", 60)
@@ -126,6 +132,8 @@ class ProductionConfig(Config):
 
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     FORCE_HTTPS = _bool("FORCE_HTTPS", True)
+    # Production never receives its own webhooks: the inspector is off whatever the environment says.
+    WEBHOOK_INSPECTOR = False
 
 
 class TestingConfig(Config):

@@ -53,3 +53,25 @@ class DeliveryAttempt(db.Model):
     succeeded: Mapped[bool] = mapped_column(default=False)
 
     subscription: Mapped[WebhookSubscription] = relationship()
+
+
+class InspectedRequest(db.Model):
+    """A request the built-in inspector received (development and the demo only), newest kept, older dropped.
+
+    The headers and body are kept encrypted (a delivery in extension mode carries a pickup code); the
+    signature verdict is worked out when the request arrives, with the sending subscription's secret.
+    """
+
+    __tablename__ = "webhook_inspected_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    method: Mapped[str] = mapped_column(String(10))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="SET NULL"), index=True)
+    webhook_id: Mapped[str] = mapped_column(String(200), default="")
+    event_type: Mapped[str] = mapped_column(String(120), default="")
+    # {"headers": [[name, value], ...], "body": text}, encrypted with portal.crypto.
+    content_encrypted: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(24))
+    verdict_detail: Mapped[str] = mapped_column(String(200), default="")

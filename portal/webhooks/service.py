@@ -21,7 +21,7 @@ from portal.errors import NotFound, ValidationFailed
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
-from portal.webhooks import catalogue, coverage, retry, signing, ssrf
+from portal.webhooks import catalogue, coverage, inspector, retry, signing, ssrf
 from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 AUDIT_AREA = "webhook_subscription"
@@ -49,8 +49,32 @@ def validate_event_type(event_type: object) -> str:
 
 
 def validate_target(url: object) -> str:
-    """A target URL that passes the SSRF checks (private targets only when the config allows them)."""
+    """A target URL that passes the SSRF checks (private targets only when the config allows them).
+
+    The built-in inspector's exact URL passes too while the inspector is on (development and the demo).
+    """
+    if inspector.is_inspector_url(url, current_app.config):
+        return str(url).strip()
     return ssrf.validate_target_url(url, bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE_TARGETS")))
+
+
+class DuplicateSubscription(ValidationFailed):
+    """The same event already goes to the same URL; `existing` is that subscription's id."""
+
+    def __init__(self, message: str, existing: int):
+        super().__init__(message, field="target_url")
+        self.existing = existing
+
+
+def find_duplicate(session: Session, event_type: str, target_url: str,
+                   exclude_id: int | None = None) -> WebhookSubscription | None:
+    """A subscription that already sends this event type to this URL (the oldest), if any."""
+    stmt = (select(WebhookSubscription)
+            .where(WebhookSubscription.event_type == event_type, WebhookSubscription.target_url == target_url)
+            .order_by(WebhookSubscription.id).limit(1))
+    if exclude_id is not None:
+        stmt = stmt.where(WebhookSubscription.id != exclude_id)
+    return session.scalar(stmt)
 
 
 def validate_headers(raw: object) -> dict[str, str]:
@@ -135,15 +159,26 @@ def secret_of(subscription: WebhookSubscription) -> str:
 
 def create_subscription(session: Session, *, event_type: object, target_url: object,
                         retry_countdown_config: object = None, additional_headers: object = None,
-                        is_active: bool = True, user_id: int | None) -> tuple[WebhookSubscription, str]:
-    """Validate and save a subscription with a new secret; returns it and the secret (shown once)."""
+                        is_active: bool = True, user_id: int | None,
+                        allow_duplicate: bool = False) -> tuple[WebhookSubscription, str]:
+    """Validate and save a subscription with a new secret; returns it and the secret (shown once).
+
+    The same event to the same URL twice is refused with DuplicateSubscription (naming the existing one)
+    unless allow_duplicate: a receiver would get every event twice.
+    """
+    event, target = validate_event_type(event_type), validate_target(target_url)
     values = {
-        "event_type": validate_event_type(event_type),
-        "target_url": validate_target(target_url),
+        "event_type": event,
+        "target_url": target,
         "retry_countdown_config": retry.validate_retry_config(retry_countdown_config),
         "additional_headers": validate_headers(additional_headers),
         "is_active": _validate_active(is_active),
     }
+    existing = find_duplicate(session, event, target)
+    if existing is not None and not allow_duplicate:
+        raise DuplicateSubscription(
+            _("Subscription %(id)s already sends this event to this URL: the receiver would get every event twice.",
+              id=existing.id), existing.id)
     secret = signing.generate_secret()
     subscription = WebhookSubscription(**values, secret_encrypted=crypto.encrypt(secret), created_by_id=user_id,
                                        disabled_reason="", consecutive_failures=0)
@@ -245,6 +280,32 @@ def send_test_event(session: Session, subscription_id: object, *, user_id: int |
     outbox.deliver_after_commit(session, [message_id])
     session.refresh(message)  # the delivery ran in its own transaction: read its outcome
     return message
+
+
+def send_sample(session: Session, subscription_id: object, event_type: object, payload: dict, *,
+                user_id: int | None) -> OutboxMessage:
+    """Send one sample event of a type this subscription receives (payload: a made-up package's), once.
+
+    Like a test event it gets one attempt and no retries (its payload says "sample": true); a type the
+    subscription does not receive is refused.
+    """
+    subscription = get_subscription(session, subscription_id)
+    if not isinstance(event_type, str) or event_type not in catalogue.EVENT_TYPES or (
+            subscription.event_type not in (catalogue.WILDCARD, event_type)):
+        raise ValidationFailed(_("This subscription does not receive that event."), field="event_type")
+    message = outbox.enqueue_webhook(session, subscription.id, event_type, {**payload, "sample": True},
+                                     vendor_name=catalogue.VENDOR_NAMES.get(event_type, ""))
+    _audit(session, subscription.id, "send_sample", user_id)
+    session.commit()
+    outbox.deliver_after_commit(session, [message.id])
+    session.refresh(message)  # the delivery ran in its own transaction: read its outcome
+    return message
+
+
+def is_trial(message: OutboxMessage) -> bool:
+    """True for a test event or a sample: sent once, never retried, never counted against the subscription."""
+    data = message.payload.get("payload") if isinstance(message.payload, dict) else None
+    return message.event_type == catalogue.WEBHOOK_TEST or (isinstance(data, dict) and data.get("sample") is True)
 
 
 def _webhook_message(session: Session, message_id: object) -> OutboxMessage:

@@ -91,3 +91,57 @@ def verify(secret: str, request_headers: Mapping[str, str], body: bytes | str, *
         if version == VERSION and hmac.compare_digest(signature.encode(), expected.encode()):
             return msg_id
     raise SignatureError("no matching signature")
+
+
+# What check() found: a code a screen can explain, and a technical detail (a header name, a number of seconds).
+VALID = "valid"
+MISSING_HEADER = "missing_header"
+MALFORMED_TIMESTAMP = "malformed_timestamp"
+STALE_TIMESTAMP = "stale_timestamp"
+MALFORMED_SIGNATURE = "malformed_signature"
+MALFORMED_SECRET = "malformed_secret"
+NO_MATCH = "no_match"
+
+
+def _well_formed(candidate: str) -> bool:
+    """True for "v1,<base64 of 32 bytes>" (one entry of webhook-signature)."""
+    version, sep, signature = candidate.partition(",")
+    if not sep or version != VERSION:
+        return False
+    try:
+        return len(base64.b64decode(signature, validate=True)) == hashlib.sha256().digest_size
+    except (binascii.Error, ValueError):
+        return False
+
+
+def check(secret: str, request_headers: Mapping[str, str], body: bytes | str, *,
+          tolerance: int = TOLERANCE_SECONDS, now: float | None = None) -> tuple[str, str]:
+    """Why a request is (not) validly signed with this secret: (code, detail), e.g. ("missing_header", "webhook-id").
+
+    The same rules as verify(), with the reason spelled out for a person: a malformed secret or header, a
+    timestamp outside the tolerance (detail: seconds off, negative when in the future), or no signature
+    that matches (a wrong secret, or a body or header changed on the way: the two look the same).
+    """
+    try:
+        _key(secret.strip())
+    except SignatureError:
+        return MALFORMED_SECRET, ""
+    for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
+        try:
+            _header(request_headers, name)
+        except SignatureError:
+            return MISSING_HEADER, name
+    raw_timestamp = _header(request_headers, TIMESTAMP_HEADER).strip()
+    if not raw_timestamp.isdigit() or not raw_timestamp.isascii():
+        return MALFORMED_TIMESTAMP, raw_timestamp[:40]
+    candidates = _header(request_headers, SIGNATURE_HEADER).split()
+    if not candidates or not any(_well_formed(c) for c in candidates):
+        return MALFORMED_SIGNATURE, ""
+    now = time.time() if now is None else now
+    if abs(now - int(raw_timestamp)) > tolerance:
+        return STALE_TIMESTAMP, str(int(now - int(raw_timestamp)))
+    try:
+        verify(secret.strip(), request_headers, body, tolerance=tolerance, now=now)
+    except SignatureError:
+        return NO_MATCH, ""
+    return VALID, ""

@@ -113,13 +113,16 @@ def test_a_brand_manager_subscribes_copies_the_secret_once_and_sends_a_test_even
     assert figures["axe_violations"] == []
     screenshot(page, "webhook-secret-once")
     page.reload()
-    expect(page.get_by_role("heading", name=f"Subscription {subscription_id}")).to_be_visible()
+    # Titled by its event and URL, not by its number.
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Package changed state")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(url)
     assert secret not in page.content()
     expect(page.locator("#secret-key")).to_have_count(0)
 
     page.get_by_role("button", name="Send test event").click()
-    expect(page.locator("#toasts")).to_contain_text("Test event queued")
+    expect(page.locator("#toasts")).to_contain_text("Test event delivered")
     expect(page.locator("#delivery-log")).to_contain_text("Delivered")
+    expect(page.locator("#delivery-log")).to_contain_text("Test event")
     expect(page.locator("#delivery-log")).to_contain_text("webhook.test")
     [headers] = seen
     assert headers["x-brand-token"] == "erp-123"

@@ -6,7 +6,7 @@ subscription's page swap only the panel they change and say what happened in a t
 """
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
@@ -26,16 +26,25 @@ from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
 from portal.web import answer, hx_redirect, is_fragment_request
-from portal.webhooks import catalogue
+from portal.webhooks import catalogue, console, event_names, inspector
 from portal.webhooks import service as webhooks
 
 PAGE_BLOCK = "webhook_page"
 POLL_SECONDS = 2
 
 
+@bp.record_once
+def webhook_words(state) -> None:
+    """Template globals for events and attempts (globals, so imported macros see them; setup step 12 too)."""
+    state.app.jinja_env.globals.update(
+        event_plain_name=event_names.plain_name, event_vendor_label=event_names.vendor_label,
+        is_trial_message=webhooks.is_trial, failure_summary=console.failure_summary)
+
+
 def _event_choices() -> list[tuple[str, str]]:
     """The event select: every event, then each event of the catalogue."""
-    return [(catalogue.WILDCARD, _("All events (*)"))] + [(t, t) for t in catalogue.EVENT_TYPES]
+    return [(catalogue.WILDCARD, _("All events (*)"))] + [
+        (t, f"{event_names.plain_name(t)} · {event_names.vendor_label(t)}") for t in catalogue.EVENT_TYPES]
 
 
 def _error_slot(field: str | None, retry_type: str | None) -> str:
@@ -87,7 +96,7 @@ def index():
         "webhooks/index.html", PAGE_BLOCK, subscriptions=subscriptions,
         last_delivery={s.id: _last_delivery(s.id) for s in subscriptions},
         outbox_summary=webhooks.outbox_summary(db.session) if current_user.is_admin else None,
-        wildcard=catalogue.WILDCARD)
+        wildcard=catalogue.WILDCARD, inspector_on=inspector.enabled(current_app.config))
 
 
 # The form
@@ -112,8 +121,16 @@ def _form_context(form: SubscriptionForm, subscription=None, errors: dict | None
         retry_values.setdefault(name, default)
         if not posted and not retry_values[name]:
             retry_values[name] = default
+    inspector_url = inspector.url(current_app.config)
+    if posted:
+        target_choice = "inspector" if request.form.get("target_choice") == "inspector" and inspector_url else "url"
+    elif subscription is not None:
+        target_choice = "inspector" if inspector_url and subscription.target_url == inspector_url else "url"
+    else:
+        target_choice = "inspector" if request.args.get("target") == "inspector" and inspector_url else "url"
     # One empty row to type a new header into.
     return {"form": form, "subscription": subscription, "errors": errors or {}, "retry_type": retry_type,
+            "inspector_url": inspector_url, "target_choice": target_choice, "duplicate_of": None,
             "retry_types": RETRY_TYPES, "event_choices": _event_choices(),
             "retry_params": RETRY_PARAMS[retry_type], "retry_values": retry_values,
             "header_rows": header_rows + [("", "")], "event_types": catalogue.EVENT_TYPES,
@@ -127,12 +144,16 @@ def _form_page(form: SubscriptionForm, subscription=None, errors: dict | None = 
                   **_form_context(form, subscription, errors, posted))
 
 
-def _form_errors(form: SubscriptionForm, subscription=None, errors: dict | None = None):
-    """The posted form again with the errors beside their fields (422, which htmx swaps); nothing was saved."""
+def _form_errors(form: SubscriptionForm, subscription=None, errors: dict | None = None,
+                 duplicate_of: int | None = None):
+    """The posted form again with the errors beside their fields (422, which htmx swaps); nothing was saved.
+
+    duplicate_of: the subscription that already sends this event to this URL (offered to open instead).
+    """
+    context = {**_form_context(form, subscription, errors, posted=True), "duplicate_of": duplicate_of}
     if is_fragment_request():
-        return answer("webhooks/form.html", "subscription_form", code=422,
-                      **_form_context(form, subscription, errors, posted=True))
-    return _form_page(form, subscription, errors, 422, posted=True)
+        return answer("webhooks/form.html", "subscription_form", code=422, **context)
+    return answer("webhooks/form.html", PAGE_BLOCK, code=422, **context)
 
 
 @bp.get("/new")
@@ -163,19 +184,29 @@ def header_row():
 
 
 def _save(form: SubscriptionForm, subscription=None):
-    """Parse the form and create or update through the service; returns (subscription, secret or None)."""
+    """Parse the form and create or update through the service; returns (subscription, secret or None).
+
+    "Use the built-in inspector" (target_choice=inspector, while the inspector is on) targets its URL.
+    """
     fields = form.subscription_fields(request.form)
+    inspector_url = inspector.url(current_app.config)
+    if request.form.get("target_choice") == "inspector" and inspector_url:
+        fields["target_url"] = inspector_url
     if subscription is None:
-        return webhooks.create_subscription(db.session, **fields, user_id=current_user.id)
+        return webhooks.create_subscription(db.session, **fields, user_id=current_user.id,
+                                            allow_duplicate=request.form.get("allow_duplicate") == "1")
     return webhooks.update_subscription(db.session, subscription.id, user_id=current_user.id, **fields), None
 
 
 @bp.post("/")
 def create():
-    """Create a subscription and show its secret, once."""
+    """Create a subscription and show its secret, once; the same event to the same URL again needs a yes."""
     form = SubscriptionForm()
     try:
         subscription, secret = _save(form)
+    except webhooks.DuplicateSubscription as exc:
+        db.session.rollback()
+        return _form_errors(form, errors={"duplicate": exc.message}, duplicate_of=exc.existing)
     except ValidationFailed as exc:
         db.session.rollback()
         return _form_errors(form, errors={_error_slot(exc.field, form.retry_type.data): exc.message})
@@ -228,9 +259,16 @@ def _log_context(subscription) -> dict:
 
 
 def _show_context(subscription) -> dict:
-    """Everything the subscription page shows."""
+    """Everything the subscription page shows: settings, the delivery log, samples, and what the inspector got."""
+    to_inspector = inspector.is_inspector_url(subscription.target_url, current_app.config)
+    sample_types = [t for t in catalogue.EVENT_TYPES
+                    if subscription.event_type in (catalogue.WILDCARD, t) and t != catalogue.WEBHOOK_TEST]
     return {"event_types": catalogue.EVENT_TYPES, "wildcard": catalogue.WILDCARD, "describe_retry": describe_retry,
-            "form": FlaskForm(), **_log_context(subscription)}
+            "form": FlaskForm(), "to_inspector": to_inspector, "sample_types": sample_types,
+            "where": _("the built-in inspector") if to_inspector else subscription.target_url,
+            "explain": console.explain, "show_subscription": False,
+            "received": inspector.received(db.session, subscription.id, limit=20) if to_inspector else [],
+            **_log_context(subscription)}
 
 
 def _block(block: str, subscription, status: int = 200, toast: str = "", level: str = "success"):
@@ -264,7 +302,8 @@ def deliveries(subscription_id: int):
 
 def _secret_response(subscription, secret: str, *, created: bool):
     """The new secret, shown this once: a panel for htmx, a page otherwise; never cached."""
-    context = {"subscription": subscription, "secret": secret, "created": created, "wildcard": catalogue.WILDCARD}
+    context = {"subscription": subscription, "secret": secret, "created": created, "wildcard": catalogue.WILDCARD,
+               "to_inspector": inspector.is_inspector_url(subscription.target_url, current_app.config)}
     message = _("Subscription created. Copy its secret now.") if created else _("New secret made. Copy it now.")
     if is_fragment_request() and created:
         # The whole page becomes the secret page; reloading it shows the subscription, never the secret.
@@ -318,12 +357,18 @@ def _log_action(subscription_id: int, action) -> tuple[str, str]:
 def send_test(subscription_id: int):
     """Queue a test event for this subscription; the log shows its delivery."""
 
-    def send() -> str:
-        """Queue it and say so."""
-        webhooks.send_test_event(db.session, subscription_id, user_id=current_user.id)
-        return _("Test event queued. Its delivery appears in the log below.")
-    message, level = _log_action(subscription_id, send)
-    return _done(subscription_id, "delivery_log", message, level)
+    message = webhooks.send_test_event(db.session, subscription_id, user_id=current_user.id)
+    text, level = _trial_outcome(message, _("Test event"))
+    return _done(subscription_id, "delivery_log", text, level)
+
+
+def _trial_outcome(message: OutboxMessage, what: str) -> tuple[str, str]:
+    """What a test event or sample came to, for a toast: delivered, failed (never retried), or on its way."""
+    if message.status == OutboxMessage.SENT:
+        return _("%(what)s delivered. The log below shows the receiver's answer.", what=what), "success"
+    if message.status == OutboxMessage.DEAD:
+        return _("Test failed: nothing will be retried. The log below says why."), "error"
+    return _("%(what)s queued. Its delivery appears in the log below.", what=what), "success"
 
 
 @bp.post("/<int:subscription_id>/deliveries/<int:message_id>/redeliver")
