@@ -330,3 +330,52 @@ def test_a_store_without_hours_or_address_shows_neither(client, make, store, sms
     _package, _code, token = ready(make, store, sms)
     page = text(client.get(customer_link.PATH + token))
     assert "Opening hours" not in page and "<address" not in page and "Kadıköy Store" in page
+
+
+# The API ----------------------------------------------------------------------------------------------------------
+
+
+def token_headers(user) -> dict:
+    """Authorization header with a new API token of the user."""
+    from portal.accounts import auth
+
+    return {"Authorization": f"Token {auth.create_api_token(db.session, user)}"}
+
+
+def test_the_api_reads_a_link_like_the_page_and_refuses_what_the_page_refuses(client, make, store, sms):
+    store.opening_hours = "Mon-Sat 10:00-22:00"
+    db.session.commit()
+    package, code, token = ready(make, store, sms)
+    staff = token_headers(make.user("ayse", stores=[store]))
+    outsider = token_headers(make.user("mehmet"))
+    response = client.get(f"/api/v1/oms/customer-links/{token}/", headers=staff)
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["code"] == code and body["qr_content"] == customer_link.qr_payload(token)
+    assert body["store_name"] == "Kadıköy Store" and body["opening_hours"] == ["Mon-Sat 10:00-22:00"]
+    assert body["pick_up_by"] == hold.pick_up_by_text(fresh(package)) and body["hold_until"]
+    assert set(body) == {"code", "qr_content", "store_name", "address", "opening_hours", "pick_up_by", "hold_until"}
+    assert client.get(f"/api/v1/oms/customer-links/{token}/", headers=outsider).status_code == 404
+    assert client.get(f"/api/v1/oms/customer-links/{flip(token, 1)}/", headers=staff).status_code == 404
+    assert client.get(f"/api/v1/oms/customer-links/{token}/").status_code == 401
+    commands.resend_pickup_code(db.session, package.id, user_id=None, store_ids=None)
+    assert client.get(f"/api/v1/oms/customer-links/{token}/", headers=staff).status_code == 404
+
+
+def test_managers_set_a_stores_opening_hours_and_staff_may_not(client, make, store):
+    manager = token_headers(make.user("boss", role="brand_manager"))
+    staff = token_headers(make.user("ayse", stores=[store]))
+    url = f"/api/v1/oms/stock-locations/{store.id}/opening-hours/"
+    response = client.put(url, json={"opening_hours": [" Mon-Sat 10:00-22:00 ", "", "Sun 12:00-20:00"]},
+                          headers=manager)
+    assert response.status_code == 200, response.json
+    assert response.json == {"stock_location": store.id, "opening_hours": ["Mon-Sat 10:00-22:00", "Sun 12:00-20:00"]}
+    assert client.get(url, headers=manager).json["opening_hours"] == ["Mon-Sat 10:00-22:00", "Sun 12:00-20:00"]
+    db.session.expire_all()
+    assert store.opening_hours == "Mon-Sat 10:00-22:00\nSun 12:00-20:00"
+    assert client.put(url, json={"opening_hours": ["x" * 81]}, headers=manager).status_code in (400, 422)
+    assert client.put(url, json={"opening_hours": ["a\nb"]}, headers=manager).status_code in (400, 422)
+    assert client.put(url, json={"opening_hours": ["a\x00b"]}, headers=manager).status_code in (400, 422)
+    assert client.put(url, json={"opening_hours": ["a"] * 15}, headers=manager).status_code in (400, 422)
+    assert client.put(url, json={"opening_hours": []}, headers=staff).status_code == 403
+    assert client.get("/api/v1/oms/stock-locations/99999/opening-hours/", headers=manager).status_code == 404

@@ -30,11 +30,12 @@ from sqlalchemy.orm import Session
 
 from portal import crypto
 from portal.db_types import utcnow
-from portal.errors import CommandRejected
+from portal.errors import CommandRejected, NotFound, ValidationFailed
 from portal.otp import service as otp
 from portal.packages import hold
 from portal.packages.models import Package
 from portal.packages.states import State
+from portal.stores.models import StockLocation
 
 # The customer page's path; the blueprint serves PATH + "<token>".
 PATH = "/c/"
@@ -43,6 +44,8 @@ QR_PREFIX = "OMSQR"
 # Bound into every token: a token of another purpose or a later format never reads as one of these.
 _ASSOCIATED = b"oms-portal/customer-link/v1"
 _BASE32 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+# A store's opening hours: at most this many lines of this many characters.
+MAX_HOURS_LINES, MAX_HOURS_LINE = 14, 80
 # 16 bytes of synthetic IV + 1 to 20 bytes of plain text, in base32.
 _MIN_TOKEN, _MAX_TOKEN = 28, 60
 
@@ -204,10 +207,13 @@ class CustomerView:
 
     code: str | None
     qr: Markup
+    qr_content: str
+    store_id: int
     store_name: str
     address: str
     opening_hours: list[str]
     pick_up_by: str
+    hold_until: datetime | None
 
 
 def customer_view(session: Session, token: str, now: datetime | None = None) -> CustomerView:
@@ -217,10 +223,48 @@ def customer_view(session: Session, token: str, now: datetime | None = None) -> 
     assert claim is not None  # check_claim refused None
     store = package.stock_location
     address = ", ".join(part for part in (store.address.strip(), store.city.strip()) if part)
-    hours = [line.strip() for line in (store.opening_hours or "").splitlines() if line.strip()]
-    return CustomerView(code=claim.code, qr=qr_svg(qr_payload(make_token(package.id, claim.code))),
-                        store_name=store.name, address=address, opening_hours=hours,
-                        pick_up_by=hold.pick_up_by_text(package))
+    content = qr_payload(make_token(package.id, claim.code))
+    return CustomerView(code=claim.code, qr=qr_svg(content), qr_content=content, store_id=store.id,
+                        store_name=store.name,
+                        address=address, opening_hours=hours_lines(store.opening_hours),
+                        pick_up_by=hold.pick_up_by_text(package), hold_until=package.hold_until)
+
+
+def hours_lines(text: str | None) -> list[str]:
+    """A store's opening hours as the lines the customer reads (blank lines dropped)."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _store(session: Session, store_id: int) -> StockLocation:
+    """The stock location, or NotFound."""
+    store = session.get(StockLocation, store_id)
+    if store is None:
+        raise NotFound(_("Stock location not found."))
+    return store
+
+
+def opening_hours(session: Session, store_id: int) -> list[str]:
+    """A store's opening hours, one line per row. Raises NotFound."""
+    return hours_lines(_store(session, store_id).opening_hours)
+
+
+def set_opening_hours(session: Session, store_id: int, lines: list[str]) -> list[str]:
+    """Replace a store's opening hours (one line per row, e.g. "Mon-Sat 10:00-22:00"); commits and returns them.
+
+    Raises NotFound, or ValidationFailed for more than MAX_HOURS_LINES lines or a line over MAX_HOURS_LINE
+    characters or with a line break or another control character inside."""
+    clean = [str(line).strip() for line in lines if str(line).strip()]
+    if len(clean) > MAX_HOURS_LINES:
+        raise ValidationFailed(_("Give at most %(count)s lines of opening hours.", count=MAX_HOURS_LINES),
+                               field="opening_hours")
+    for line in clean:
+        if len(line) > MAX_HOURS_LINE or len(line.splitlines()) != 1 or not line.isprintable():
+            raise ValidationFailed(_("Each line of opening hours is one line of at most %(count)s characters.",
+                                     count=MAX_HOURS_LINE), field="opening_hours")
+    store = _store(session, store_id)
+    store.opening_hours = "\n".join(clean)
+    session.commit()
+    return clean
 
 
 @dataclass(frozen=True)
