@@ -48,4 +48,13 @@
   document.addEventListener("focusout", function (event) {
     if (event.target.id === "otp") { buffer = null; }
   });
+
+  // A scan from the scan box lands on /packages/<id>?handover=1&qr=<token>: the dialog has already been asked
+  // for (data-open-modal), so the token leaves the address bar and the tablet's history.
+  if (window.history && window.history.replaceState && /[?&]qr=/.test(window.location.search)) {
+    var params = new URLSearchParams(window.location.search);
+    params.delete("qr");
+    var rest = params.toString();
+    window.history.replaceState(window.history.state, "", window.location.pathname + (rest ? "?" + rest : ""));
+  }
 })();
