@@ -379,3 +379,15 @@ def test_managers_set_a_stores_opening_hours_and_staff_may_not(client, make, sto
     assert client.put(url, json={"opening_hours": ["a"] * 15}, headers=manager).status_code in (400, 422)
     assert client.put(url, json={"opening_hours": []}, headers=staff).status_code == 403
     assert client.get("/api/v1/oms/stock-locations/99999/opening-hours/", headers=manager).status_code == 404
+
+
+def test_a_dry_run_of_ready_for_pickup_masks_the_link_as_it_masks_the_code(app, make, store, sms):
+    from portal.packages import dry_run
+
+    package = make.package(store=store, state=State.PACKED)
+    result = dry_run.preview_command(db.session, package.id, slug="ready-for-customer-pickup", params={},
+                                     user_id=None, store_ids=None)
+    body = result.sms[0].body
+    assert BASE + customer_link.PATH in body
+    assert not re.search(customer_link.PATH + "[A-Z2-7]{20}", body)
+    assert sms.outbox == [] and fresh(package).state == State.PACKED

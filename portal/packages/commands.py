@@ -206,7 +206,7 @@ class ReadyForPickup(Handler):
         code = (otp.issue_code(ctx.session, package.id, ctx.user_id, expires_at=until, now=now)
                 if settings.is_otp_enabled(ctx.session) else None)
         if code:
-            ctx.secrets.append(code)
+            ctx.secrets += [code, customer_link.make_token(package.id, code)]  # a dry run masks the link too
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
