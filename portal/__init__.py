@@ -69,6 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.accounts import auth
     from portal.api import bp as api_bp
     from portal.blueprints.auth import bp as auth_bp
+    from portal.blueprints.customer import bp as customer_bp
     from portal.blueprints.packages import bp as packages_bp
     from portal.blueprints.settings import bp as settings_bp
     from portal.blueprints.setup import bp as setup_bp
@@ -85,6 +86,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(settings_bp)
     app.register_blueprint(setup_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(customer_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     web.init_app(app)

@@ -40,6 +40,8 @@ class Config:
         "SMS_TEMPLATE",
         "Your code for order {order_number} is {code}. Show it at {store_name} to collect your package.",
     )
+    # The customer page's address in the ready-for-pickup SMS (https://shop.example); empty: the request's host.
+    CUSTOMER_LINK_BASE_URL = os.environ.get("CUSTOMER_LINK_BASE_URL", "")
     TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
     TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
     TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")

@@ -37,6 +37,11 @@ def _hash(package_id: int, code: str) -> str:
     return crypto.keyed_hash(_PURPOSE, f"{package_id}:{code}")
 
 
+def code_matches(pickup: PickupCode, code: str) -> bool:
+    """True when code is this pickup code's (constant-time); no attempt is recorded: for codes the portal made."""
+    return hmac.compare_digest(pickup.code_hash, _hash(pickup.package_id, code))
+
+
 def generate_code(length: int | None = None) -> str:
     """A random numeric code of OTP_LENGTH digits."""
     length = length or current_app.config["OTP_LENGTH"]

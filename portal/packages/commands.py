@@ -21,7 +21,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_, in_customer_language
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import hold, override, quota, shelf
+from portal.packages import customer_link, hold, override, quota, shelf
 from portal.packages.events import (
     READY_FOR_PICKUP_EVENT,
     delivered_with_override,
@@ -206,18 +206,18 @@ class ReadyForPickup(Handler):
         code = (otp.issue_code(ctx.session, package.id, ctx.user_id, expires_at=until, now=now)
                 if settings.is_otp_enabled(ctx.session) else None)
         if code:
-            ctx.secrets.append(code)
+            ctx.secrets += [code, customer_link.make_token(package.id, code)]  # a dry run masks the link too
         payload = package_payload(package, State.READY_FOR_CUSTOMER_PICKUP)
         if settings.pickup_code_delivery(ctx.session) == settings.EXTENSION_APP:
             # The vendor's mode: the Extension application texts the customer, so the event carries the
             # code (encrypted in the outbox, wiped once delivered) and the portal sends no SMS.
             ctx.events.append(outbox.NewEvent(READY_FOR_PICKUP_EVENT, payload, package_id=package.id,
-                                              secret_payload={"pickup_code": code} if code else None))
+                                              secret_payload=customer_link.secret_payload(package.id, code)))
             ctx.toast = _("Package %(number)s is ready for pickup; the Extension application texts the customer.",
                           number=package.number)
             return
-        body = in_customer_language(package, lambda: otp.pickup_sms(
-            package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package)))
+        body = in_customer_language(package, lambda: customer_link.with_link(otp.pickup_sms(
+            package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package)), package, code))
         sms = outbox.enqueue_sms(ctx.session, to=package.customer.phone, body=body, package_id=package.id,
                                  purpose="pickup_code")
         ctx.sms_ids.append(sms.id)
@@ -521,12 +521,13 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
         if settings.pickup_code_delivery(session) == settings.EXTENSION_APP:
             # The Extension application texts the customer: it gets the new code in a fresh event.
             events.record_event(session, READY_FOR_PICKUP_EVENT, {**package_payload(package), "resent": True},
-                                package_id=package.id, secret_payload={"pickup_code": code})
+                                package_id=package.id, secret_payload=customer_link.secret_payload(package.id, code))
             message = _("A new code for package %(number)s was passed to the Extension application, "
                         "which texts the customer.", number=package.number)
         else:
-            body = in_customer_language(package, lambda: otp.pickup_sms(
-                package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package)))
+            body = in_customer_language(package, lambda: customer_link.with_link(otp.pickup_sms(
+                package.order_number, package.stock_location.name, code, hold.pick_up_by_text(package)), package,
+                code))
             sms_ids.append(outbox.enqueue_sms(session, to=package.customer.phone, body=body, package_id=package.id,
                                               purpose="pickup_code").id)
             message = _("A new code was sent to the customer of package %(number)s.", number=package.number)

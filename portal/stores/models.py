@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Numeric, String, true
+from sqlalchemy import Numeric, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_types import UTCDateTime, utcnow
@@ -36,6 +36,8 @@ class StockLocation(db.Model):
     manager_override_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
     # How many days a ready package waits for its customer here (None: OTP_HOLD_DAYS); see portal.packages.hold.
     hold_days: Mapped[int | None] = mapped_column()
+    # Opening hours as the customer page shows them: free text, one line per row ("Mon-Sat 10:00-22:00").
+    opening_hours: Mapped[str] = mapped_column(Text, default="", server_default="")
     remote_modified_at: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

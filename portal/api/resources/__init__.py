@@ -10,6 +10,7 @@ every route is documented follow by themselves.
 """
 from portal.api.resources import (  # noqa: F401
     cargo,
+    customer_link,
     document,
     dry_run,
     hold,

@@ -1,4 +1,5 @@
-"""Handover routes: a manager lifting the per-user code limit from a package's page."""
+"""Handover routes: a manager lifting the per-user code limit from a package's page; the customer's QR code
+opening the handover with the code filled in."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -8,10 +9,16 @@ from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from portal.blueprints.packages import bp
-from portal.blueprints.packages.routes import MANAGER_ROLES, _panel_response
-from portal.errors import DomainError, NotFound
+from portal.blueprints.packages.routes import (
+    MANAGER_ROLES,
+    _command_form_response,
+    _handover_transition,
+    _panel_context,
+    _panel_response,
+)
+from portal.errors import CommandRejected, DomainError, NotFound
 from portal.extensions import db
-from portal.packages import handover, queries
+from portal.packages import customer_link, handover, queries
 from portal.web import is_htmx, role_required, user_store_ids
 
 
@@ -44,3 +51,30 @@ def lift_code_limit(package_id: int, user_id: int):
         return redirect(url_for("packages.show", package_id=package_id))
     package = queries.get_package(db.session, package_id, store_ids)
     return _panel_response(package, toast=(message, level))
+
+
+@bp.get("/packages/<int:package_id>/handover/qr")
+@login_required
+def qr_handover(package_id: int):
+    """The handover dialog opened by the customer's QR code (token: its content), with the code filled in.
+
+    A QR code of another package or store, a forged one, or one that no longer works (delivered, expired, a new
+    code sent) is refused with the reason at the code field; nothing counts as a wrong code. Confirming posts
+    the code like a typed one: the command door checks it with the usual limits and writes the audit row.
+    """
+    store_ids = user_store_ids()
+    package = queries.get_package(db.session, package_id, store_ids)
+    context = _panel_context(package)
+    transition = _handover_transition(context)
+    try:
+        scanned = customer_link.scan(db.session, request.args.get("token", ""), store_ids, package_id=package.id)
+    except CommandRejected as exc:
+        if transition is None:
+            return _panel_response(package, status=422, error=exc.message, close_modal=True,
+                                   toast=(exc.message, "error"))
+        template = next(t for tr, t in context["transitions"] if tr.id == transition.id)
+        return _command_form_response(package, transition, template, 422, exc.message, "otp")
+    if transition is None:  # codes are off: the package page's own delivery button hands it over
+        return _panel_response(package, close_modal=True)
+    template = next(t for tr, t in context["transitions"] if tr.id == transition.id)
+    return _command_form_response(package, transition, template, prefill_code=scanned.code or "")

@@ -7,9 +7,11 @@ from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal.errors import CommandRejected
 from portal.extensions import db
-from portal.packages import commands, queries, work_queue
+from portal.packages import commands, customer_link, queries, work_queue
 from portal.packages.states import State
+from portal.web import user_store_ids
 
 PACKING_COMMAND = "COMPLETE_PACKAGING"
 
@@ -46,8 +48,19 @@ def packing_url(package, barcode: str) -> str:
     return url_for("packages.show", package_id=package.id)
 
 
+def qr_target(text: str) -> tuple[str | None, str | None]:
+    """A customer's QR code opens its package's handover with the code filled in, or says why it may not."""
+    try:
+        scanned = customer_link.scan(db.session, text, user_store_ids())
+    except CommandRejected as exc:
+        return None, exc.message
+    return url_for("packages.show", package_id=scanned.package.id, handover=1, qr=scanned.token), None
+
+
 def scan_target(match: work_queue.ScanMatch) -> tuple[str | None, str | None]:
     """Where a scan leads (a URL), or the message the scan box shows instead (None, None: show the list)."""
+    if match.kind == "none" and customer_link.is_qr_payload(match.text):
+        return qr_target(match.text)
     if match.kind == "package" and match.package is not None:
         return package_url(match.package), None
     if match.kind == "item" and match.package is not None and match.barcode:
