@@ -210,7 +210,9 @@ def test_the_inspector_url_is_allowed_while_other_loopback_urls_stay_refused(cli
 def test_in_production_the_inspector_is_off(database, served):
     app = create_app({"ENV_NAME": "production", "SQLALCHEMY_DATABASE_URI": database.url, "SECRET_KEY": "p" * 40,
                       "ENCRYPTION_KEYS": Fernet.generate_key().decode(), "WEBHOOK_INSPECTOR": True,
-                      "WEBHOOK_INSPECTOR_URL": served + INSPECTOR_PATH, "RATELIMIT_ENABLED": False})
+                      "WEBHOOK_INSPECTOR_URL": served + INSPECTOR_PATH, "RATELIMIT_ENABLED": False,
+                      "FORCE_HTTPS": False, "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                      "TWILIO_AUTH_TOKEN": "t" * 32, "TWILIO_FROM_NUMBER": "+15005550006"})
 
     assert app.config["WEBHOOK_INSPECTOR"] is True  # even switched on by hand, production has no inspector
     assert not inspector.enabled(app.config) and inspector.url(app.config) is None
