@@ -13,6 +13,7 @@ from portal.blueprints.setup.shared_settings import (
     _omnitron_context,
     _respond,
 )
+from portal import explain
 from portal.extensions import db
 from portal.omnitron import OmnitronError, OmnitronUnreachable
 from portal.setup import service as wizard
@@ -51,5 +52,6 @@ def machine_check():
     try:
         latency = check_machine(db.session, current_app.config, user_id=current_user.id)
     except OmnitronError as exc:
-        return _respond(*MACHINE, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code))
+        return _respond(*MACHINE, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code,
+                                                     problem=explain.omnitron(exc)))
     return _respond(*MACHINE, **_omnitron_context(db.session, latency=latency))

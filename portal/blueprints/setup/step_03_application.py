@@ -15,6 +15,7 @@ from portal.blueprints.setup.shared_settings import (
     _respond,
 )
 from portal.errors import DomainError, ValidationFailed
+from portal import explain
 from portal.extensions import db
 from portal.omnitron import LoginResult, OmnitronError, OmnitronUnreachable
 from portal.setup import service as wizard
@@ -56,7 +57,8 @@ def application_check():
     try:
         login = check_application(db.session, current_app.config, user_id=current_user.id)
     except OmnitronError as exc:
-        return _respond(*APPLICATION, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code))
+        return _respond(*APPLICATION, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code,
+                                                     problem=explain.omnitron(exc)))
     except DomainError as exc:
         db.session.rollback()
         return _respond(*APPLICATION, http_status=422,
