@@ -233,7 +233,9 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
     page.get_by_label("Type").select_option("release_expired_pickup_codes")
     # The type's own description, which only the swapped-in fragment has ("Parameters" is there before it).
     expect(page.locator("#new-job-params")).to_contain_text("Marks pickup codes past their expiry")
-    page.get_by_role("textbox", name=re.compile("^Schedule")).fill("0 3 * * *")
+    # The schedule builder starts at every day, 03:00: the preview says so before anything is touched.
+    expect(page.get_by_role("radio", name="Every day")).to_be_checked()
+    expect(page.locator("#new-schedule-preview")).to_contain_text("Every day at 03:00")
     expect(page.locator("#new-schedule-preview")).to_contain_text("Next runs:")
     page.get_by_role("button", name="Add job").click()
     expect(page.locator("#toasts")).to_contain_text("Job Nightly pickup code release saved.")

@@ -46,6 +46,17 @@ def schedule_fields(values, job) -> dict[str, str]:
             "weekday": str(sch.weekday), "cron": job.schedule if job else sch.expression()}
 
 
+def builder_preview(fields: dict[str, str]) -> tuple[str | None, list]:
+    """The schedule the builder's fields show, in words, and its next runs; (None, []) when it is not valid."""
+    try:
+        built = schedules.from_form({"schedule_kind": fields["kind"], "schedule_every": fields["every"],
+                                     "schedule_minute": fields["minute"], "schedule_time": fields["time"],
+                                     "schedule_weekday": fields["weekday"], "schedule": fields["cron"]})
+        return schedules.read(built.expression()).describe(), scheduler.describe_next_runs(built.expression())
+    except DomainError:
+        return None, []
+
+
 def param_fields(job_type, values, job) -> dict[str, object]:
     """Each parameter field's value (param_<name>): as posted, else the job's stored value, else the default."""
     if job_type is None:
@@ -65,6 +76,7 @@ def _jobs_context(**extra) -> dict:
                    job_types=job_types.JOB_TYPES, type_choices=job_types.CHOICES, error=None, error_field=None,
                    values={}, editing=None, oob=False, runs_oob=False, preview=None, problem=None, described=None,
                    as_json=_as_json, schedule_fields=schedule_fields, param_fields=param_fields,
+                   builder_preview=builder_preview,
                    schedule_kinds=schedules.KINDS, weekdays=schedules.WEEKDAYS, read_schedule=schedules.read,
                    param_text=_param_text)
     context.update(extra)
