@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.geolocation.client import GeocodingError
 from portal.integrations import service as integrations
 from portal.integrations.engines import ENGINES, ProbeResult
-from portal.jobs import job_types, schedules, scheduler
+from portal.jobs import job_types, scheduler, schedules
 from portal.jobs.models import ScheduledJob
 from portal.omnitron import OmnitronAuthError, OmnitronUnreachable
 from portal.seed import seed_omnitron_login

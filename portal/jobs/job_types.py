@@ -30,7 +30,6 @@ from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
 
-
 NUMBER = "number"
 SWITCH = "switch"
 

@@ -13,8 +13,8 @@ from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
 from portal.settings import summary
-from portal.webhooks import catalogue
 from portal.web import answer, is_htmx, role_required
+from portal.webhooks import catalogue
 
 
 def _summaries(rows) -> dict[str, list[tuple[str, str]]]:

@@ -12,11 +12,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import explain
 from portal.accounts.models import User
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import frame, step_answer
 from portal.errors import DomainError
-from portal import explain
 from portal.extensions import db
 from portal.i18n import N_
 from portal.omnitron import OmnitronError

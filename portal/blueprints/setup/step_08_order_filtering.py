@@ -62,9 +62,9 @@ def _order_filtering_context(session: Session, values: dict | None = None, error
                   "exclude_test_orders": base.get("exclude_test_orders", True),
                   "page_size": base.get("page_size", 100)}
     channels = list(session.scalars(select(Channel).order_by(Channel.name, Channel.omnitron_id)))
-    names = {c.omnitron_id: c.name for c in channels}
+    names = {str(c.omnitron_id): c.name for c in channels}
     pairs = summary.summarize(settings.ORDER_FILTERING, stored,
-                              {"channels": lambda cid: names.get(cid, f"#{cid}")}) if stored is not None else []
+                              {"channels": lambda cid: names.get(str(cid), f"#{cid}")}) if stored is not None else []
     return {"values": values, "errors": errors or {}, "stored": stored, "stored_summary": pairs, "channels": channels,
             "order_statuses": settings.ORDER_STATUSES, "channels_step": BY_KEY["channels"],
             **order_import_context(session)}

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from portal import explain
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
     _errors,
@@ -13,7 +14,6 @@ from portal.blueprints.setup.shared_settings import (
     _saved,
 )
 from portal.errors import DomainError
-from portal import explain
 from portal.extensions import db
 from portal.geolocation import service as geocoding
 from portal.geolocation.client import SAMPLE_ADDRESS, GeocodingError

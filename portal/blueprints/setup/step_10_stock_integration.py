@@ -5,10 +5,10 @@ from flask import render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal import explain
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_catalog import _context, _done, _form_int, _respond
 from portal.errors import DomainError
-from portal import explain
 from portal.extensions import db
 from portal.integrations import service as integrations
 from portal.integrations.engines import ENGINES, get_engine

@@ -17,7 +17,7 @@ from portal.blueprints.setup.shared_editors import (
 )
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
-from portal.jobs import job_types, schedules, scheduler
+from portal.jobs import job_types, scheduler, schedules
 from portal.runs.service import is_live
 from portal.web import is_fragment_request
 
