@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from portal import crypto, explain
 from portal.extensions import db
+from portal.geolocation import service as geocoding
 from portal.geolocation.client import GeocodingError
 from portal.integrations import service as integrations
 from portal.integrations.engines import ENGINES, ProbeResult
@@ -406,3 +407,17 @@ def test_a_failed_stock_test_shows_what_to_do_with_the_detail_behind_a_disclosur
     page = client.get("/setup/stock-integration").get_data(as_text=True)
     advice = re.search(r'id="stock-test-\d+-advice">(.*?)</p>', page, re.S).group(1)
     assert advice.startswith("This engine needs no credentials") and "Check the URL" in advice
+
+
+def test_a_failed_geocoding_test_says_what_to_do_once(client, admin, app):
+    url = _closed_port_url()
+    app.config["GEOCODING_GOOGLE_BASE_URL"] = url
+    geocoding.save_settings(db.session, "google", "AIza-some-key-000", user_id=None)
+
+    response = client.post("/setup/geolocation/test", headers=HX, data={"address": "Kadıköy"})
+
+    html = response.get_data(as_text=True)
+    assert 'id="geolocation-result-advice">The address could not be reached: check the URL' in html
+    assert html.count(f"could not be reached at {url}") == 1  # the detail, not again as the step's note
+    assert '<div id="step-note" hx-swap-oob="true"></div>' in html
+    assert wizard.status(db.session, "geolocation").state == SetupStep.NEEDS_ATTENTION
