@@ -61,7 +61,8 @@ def test_the_page_lists_the_catalogue_with_the_subscriptions_that_cover_each_eve
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "Step 12: Event list" in html and "No events chosen yet." in html
-    assert "<code>package.status.shipped</code>" in html and "<code>stock_location.updated</code>" in html
+    assert '<code class="vendor-name">package.status.shipped</code>' in html and "Package shipped" in html
+    assert '<code class="vendor-name">stock_location.updated</code>' in html and "Store or warehouse changed" in html
     assert "webhook.test" not in html  # the test event is not something a brand wants
     assert f'href="/webhooks/{exact.id}"' in html and f'href="/webhooks/{everything.id}"' in html
     assert "(active)" in html and "(turned off)" in html  # the "*" one was created switched off

@@ -381,8 +381,9 @@ def test_admin_edits_and_deletes_a_job(client, admin, queue):
 
 def test_the_form_helpers_show_parameters_and_next_runs(client, admin):
     params = client.get("/setup/jobs/parameters?job_type=purge_idempotency_records&prefix=new", headers=HX)
-    assert '<textarea id="new-parameters" name="parameters"' in params.get_data(as_text=True)
-    assert '{&#34;days&#34;: 7}' in params.get_data(as_text=True)
+    html = params.get_data(as_text=True)
+    assert '<input id="new-param_days" name="param_days" type="number" value="7"' in html
+    assert 'min="1" max="365"' in html and "Keep for (days)" in html
 
     preview = client.get("/setup/jobs/schedule-preview?schedule=0+3+*+*+*&prefix=new", headers=HX)
     assert "Next runs:" in preview.get_data(as_text=True) and "03:00" in preview.get_data(as_text=True)

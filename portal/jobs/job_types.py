@@ -30,16 +30,27 @@ from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
 
+NUMBER = "number"
+SWITCH = "switch"
+
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a job type: a whole number within bounds, with a default."""
+    """One parameter of a job type, as the job form shows it: a whole number within bounds, or a switch
+    (stored as 0 or 1), with a label, a help text and a default. The form's field is named param_<name>."""
 
     name: str
     default: int
     minimum: int
     maximum: int
     help: str
+    label: str = ""
+    type: str = NUMBER
+
+    @property
+    def field(self) -> str:
+        """The form field's name."""
+        return f"param_{self.name}"
 
 
 @dataclass(frozen=True)
@@ -135,19 +146,21 @@ JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
             release_expired_pickup_codes),
     JobType("outbox_retry", N_("Retry failed SMS"),
             N_("Sends SMS from the outbox that are pending or failed and due for a retry."), retry_outbox,
-            (Param("limit", 100, 1, 1000, N_("At most this many SMS per run.")),)),
+            (Param("limit", 100, 1, 1000, N_("At most this many SMS per run."), N_("SMS per run")),)),
     JobType("purge_idempotency_records", N_("Purge idempotency records"),
             N_("Deletes stored API answers kept for Idempotency-Key replays once they are old."),
             purge_idempotency_records,
-            (Param("days", 7, 1, 365, N_("Delete records older than this many days.")),)),
+            (Param("days", 7, 1, 365, N_("Delete records older than this many days."), N_("Keep for (days)")),)),
     JobType("report_waiting_packages", N_("Report waiting packages"),
             N_("Counts the packages still waiting after a number of hours, per store."), report_waiting_packages,
-            (Param("hours", 24, 1, 720, N_("Count packages waiting longer than this many hours.")),)),
+            (Param("hours", 24, 1, 720, N_("Count packages waiting longer than this many hours."),
+                   N_("Waiting longer than (hours)")),)),
     JobType("import_orders", N_("Import orders from Omnitron"),
             N_("Fetches the orders the order filtering (step 8) chooses and creates a package for each new one, "
                "placed by the channel's scenario (step 11) or at its click & collect store."), import_orders,
-            (Param("full", 0, 0, 1, N_("1 reads every order from the start date again (after fixing skipped "
-                                       "ones); 0 reads only orders changed since the last run.")),)),
+            (Param("full", 0, 0, 1, N_("On: every order from the start date is read again (after fixing skipped "
+                                       "ones). Off: only orders changed since the last run."),
+                   N_("Read every order again"), SWITCH),)),
     JobType("hold_sweep", N_("Sweep pickup holds"),
             N_("Texts a reminder before a ready package's hold ends, and marks the packages whose hold ended "
                "(Problems tab), releasing their codes and running the expiry command when one is set."),
@@ -207,3 +220,31 @@ def validate_parameters(key: str, raw: object) -> dict:
                                      minimum=param.minimum, maximum=param.maximum), field="parameters")
         result[name] = value
     return result
+
+
+def parameters_from_form(key: str, form: Mapping) -> dict:
+    """The parameters a job form posts as one field per parameter (param_<name>), checked and complete.
+
+    An empty number field takes the default; a switch is on when posted. Raises ValidationFailed naming the
+    field, with the parameter's label in the message.
+    """
+    result = {}
+    for param in get_type(key).params:
+        label = _(param.label) if param.label else param.name
+        if param.type == SWITCH:
+            result[param.name] = 1 if form.get(param.field) in ("on", "1", "true", True) else 0
+            continue
+        raw = str(form.get(param.field) or "").strip()
+        if not raw:
+            result[param.name] = param.default
+            continue
+        if not raw.isdigit() or not param.minimum <= int(raw) <= param.maximum:
+            raise ValidationFailed(_("%(label)s must be a whole number from %(minimum)s to %(maximum)s.",
+                                     label=label, minimum=param.minimum, maximum=param.maximum), field=param.field)
+        result[param.name] = int(raw)
+    return result
+
+
+def has_parameter_fields(form: Mapping) -> bool:
+    """True when a job form posts its parameters as fields (the form marks that with params_form)."""
+    return form.get("params_form") == "1"

@@ -26,7 +26,7 @@ from portal.accounts.models import User
 from portal.db_types import rowcount, utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
-from portal.jobs import job_types
+from portal.jobs import job_types, schedules
 from portal.jobs.models import JobRun, ScheduledJob
 from portal.queue import app_context, huey
 from portal.runs import service as runs
@@ -190,9 +190,15 @@ class JobInput:
 
     @classmethod
     def from_form(cls, form: Mapping) -> JobInput:
-        """Read a submitted form."""
-        return cls(name=str(form.get("name") or "").strip(), job_type=str(form.get("job_type") or ""),
-                   schedule=str(form.get("schedule") or "").strip(), parameters=form.get("parameters", ""),
+        """Read a submitted form: the schedule from the builder's fields (or cron text), the parameters from
+        one field each (or JSON text). Raises ValidationFailed for a builder field or parameter that is wrong."""
+        job_type = str(form.get("job_type") or "")
+        if job_types.has_parameter_fields(form) and job_type in job_types.JOB_TYPES:
+            parameters: object = job_types.parameters_from_form(job_type, form)
+        else:
+            parameters = form.get("parameters", "")
+        return cls(name=str(form.get("name") or "").strip(), job_type=job_type,
+                   schedule=schedules.from_form(form).expression().strip(), parameters=parameters,
                    enabled=form.get("enabled") in ("on", "true", "1", True))
 
 

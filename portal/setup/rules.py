@@ -57,3 +57,25 @@ def geolocation_saved(session: Session, before: object, after: object, *, user_i
     if _geocoding(after) != _geocoding(before) or state in (SetupStep.NOT_STARTED, SetupStep.SKIPPED):
         wizard.mark(session, "geolocation", SetupStep.IN_PROGRESS, user_id=user_id, commit=False,
                     note=_("Saved; the key is not tested yet."))
+
+
+def settle_saved_settings(session: Session) -> bool:
+    """Mark done the settings steps whose setting is saved but whose step was never settled; True if any changed.
+
+    A setting saved before these rules existed (a demo database seeded by an older version, whose seed
+    found the login already stored and left it alone) or written straight into the table left step 7
+    "Not started" although its login is saved. A saved, readable setting is the truth: steps 7 and 8 are
+    done. Only steps with no state yet are touched; a step someone skipped or that needs attention keeps its
+    state. Not committed.
+    """
+    changed = False
+    login = settings.get_value(session, settings.OMNITRON_CLIENT_SETTINGS)
+    username, password = _login(login)
+    if username and password and wizard.status(session, "omnitron_credentials").state == SetupStep.NOT_STARTED:
+        wizard.mark(session, "omnitron_credentials", SetupStep.DONE, user_id=None, commit=False)
+        changed = True
+    filtering = settings.get_value(session, settings.ORDER_FILTERING)
+    if isinstance(filtering, dict) and wizard.status(session, "order_filtering").state == SetupStep.NOT_STARTED:
+        wizard.mark(session, "order_filtering", SetupStep.DONE, user_id=None, commit=False)
+        changed = True
+    return changed

@@ -13,7 +13,7 @@ from portal.db_types import rowcount, utcnow
 from portal.errors import ValidationFailed
 from portal.i18n import N_
 from portal.setup.models import SetupStep
-from portal.setup.steps import BY_KEY, STEPS, Step
+from portal.setup.steps import BY_KEY, STEPS, Step, prerequisites
 
 # State -> label, marked with N_ and translated where it is shown (StepStatus.label).
 STATE_LABELS = {
@@ -54,6 +54,37 @@ class StepStatus:
         """The chip colour of the state."""
         return STATE_CATEGORY[self.state]
 
+    @property
+    def finished(self) -> bool:
+        """Done or skipped."""
+        return self.state in FINISHED
+
+    @property
+    def reason(self) -> str:
+        """Why a step needs attention (its note), or "" for any other state."""
+        if self.state == SetupStep.NEEDS_ATTENTION and self.record is not None:
+            return self.record.note
+        return ""
+
+
+@dataclass
+class Guide:
+    """What the wizard home leads with: the next step to do and the steps that need attention."""
+
+    statuses: list[StepStatus]
+    next: StepStatus | None
+    attention: list[StepStatus]
+
+    @property
+    def finished(self) -> int:
+        """How many steps are done or skipped."""
+        return sum(1 for s in self.statuses if s.finished)
+
+    @property
+    def total(self) -> int:
+        """How many steps there are."""
+        return len(self.statuses)
+
 
 def _records(session: Session) -> dict[str, SetupStep]:
     """Every recorded step by key."""
@@ -67,13 +98,24 @@ def _state_of(records: dict[str, SetupStep], key: str) -> str:
 
 
 def statuses(session: Session) -> list[StepStatus]:
-    """All 15 steps in order with their state and unmet dependencies."""
+    """All 15 steps in order with their state and the steps they still wait for, in the order to do them."""
     records = _records(session)
     result = []
     for step in STEPS:
-        waiting = [BY_KEY[k] for k in step.depends_on if _state_of(records, k) not in FINISHED]
+        waiting = [s for s in prerequisites(step) if _state_of(records, s.key) not in FINISHED]
         result.append(StepStatus(step, records.get(step.key), waiting))
     return result
+
+
+def next_step(states: list[StepStatus]) -> StepStatus | None:
+    """The step to do next: the first unfinished one whose prerequisites are finished (None when all are)."""
+    return next((s for s in states if not s.finished and not s.waiting_for), None)
+
+
+def guide(session: Session) -> Guide:
+    """The steps with the next one to do and those needing attention (in step order)."""
+    states = statuses(session)
+    return Guide(states, next_step(states), [s for s in states if s.state == SetupStep.NEEDS_ATTENTION])
 
 
 def status(session: Session, key: str) -> StepStatus:

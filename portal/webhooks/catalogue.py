@@ -46,6 +46,37 @@ VENDOR_NAMES: dict[str, str] = {
 }
 
 
+# type -> plain name, the one place every screen takes an event's name from (the wizard's step 12, the
+# webhook pages, settings); marked with N_, translated by plain_name(). The type (or the vendor's class name)
+# is shown beside it as a secondary label: vendor_label().
+PLAIN_NAMES: dict[str, str] = {
+    PACKAGE_CREATED: N_("Package created"),
+    PACKAGE_TRANSITIONED: N_("Package changed state"),
+    PACKAGE_PACKED: N_("Package packed"),
+    PACKAGE_CANCELLED: N_("Package cancelled"),
+    PACKAGE_SHIPPED: N_("Package shipped"),
+    PACKAGE_DELIVERED: N_("Package delivered"),
+    PACKAGE_DELIVERED_WITH_OVERRIDE: N_("Package handed over without a code"),
+    READY_FOR_CUSTOMER_PICKUP: N_("Package ready for pickup"),
+    STOCK_LOCATION_CREATED: N_("Store or warehouse added"),
+    STOCK_LOCATION_UPDATED: N_("Store or warehouse changed"),
+    SHIPMENT_CREATED: N_("Shipment created"),
+    WEBHOOK_TEST: N_("Test event"),
+    WILDCARD: N_("Every event"),
+}
+
+
+def plain_name(event_type: str) -> str:
+    """An event's plain name in the request's language ("Package ready for pickup"); an unknown type as it is."""
+    name = PLAIN_NAMES.get(event_type)
+    return _(name) if name else event_type
+
+
+def vendor_label(event_type: str) -> str:
+    """The technical name shown beside the plain one: the vendor's class name where it has one, else the type."""
+    return VENDOR_NAMES.get(event_type, event_type)
+
+
 def choices() -> list[tuple[str, str]]:
     """(value, label) pairs for a form: the wildcard first, then every event type."""
     return [(WILDCARD, _("* (every event)"))] + [(t, t) for t in EVENT_TYPES]

@@ -12,7 +12,23 @@ from portal.extensions import db
 from portal.i18n import N_
 from portal.outbox.models import OutboxMessage
 from portal.settings import service as settings
+from portal.settings import summary
 from portal.web import answer, is_htmx, role_required
+from portal.webhooks import catalogue
+
+
+def _summaries(rows) -> dict[str, list[tuple[str, str]]]:
+    """Each stored setting's value in words, by key (wanted events by their plain names)."""
+    formatters = {settings.WANTED_EVENTS: lambda t: catalogue.plain_name(str(t)),
+                  settings.PICKUP_CODE_DELIVERY: lambda m: str(settings.PICKUP_CODE_DELIVERY_MODES.get(str(m), m))}
+    return {row.key: summary.summarize(row.key, row.json_value, formatters) for row in rows}
+
+
+def _panel_context(otp_enabled: bool) -> dict:
+    """What the settings panel shows: the pickup code switch, and every stored setting in words."""
+    rows = settings.list_settings(db.session)
+    return {"otp_enabled": otp_enabled, "rows": rows, "public_value": settings.public_value,
+            "summaries": _summaries(rows), "setting_name": summary.setting_name}
 
 
 @bp.get("/settings")
@@ -20,8 +36,7 @@ from portal.web import answer, is_htmx, role_required
 def index():
     """The application settings page."""
     return answer("settings/index.html", "settings_panel", form=FlaskForm(),
-                  otp_enabled=settings.is_otp_enabled(db.session),
-                  rows=settings.list_settings(db.session), public_value=settings.public_value)
+                  **_panel_context(settings.is_otp_enabled(db.session)))
 
 
 @bp.post("/settings/otp")
@@ -38,8 +53,8 @@ def toggle_otp():
     message = _("Pickup codes are on.") if enabled else \
         _("Pickup codes are off: packages are handed over without a code.")
     if is_htmx():
-        return answer("settings/index.html", "settings_panel", toast=message, form=form, otp_enabled=enabled,
-                      rows=settings.list_settings(db.session), public_value=settings.public_value)
+        return answer("settings/index.html", "settings_panel", toast=message, form=form,
+                      **_panel_context(enabled))
     flash(message, "success")
     return redirect(url_for("settings.index"))
 

@@ -3,7 +3,9 @@
 from flask import Blueprint, abort
 from flask_login import current_user
 
-from portal.extensions import login_manager
+from portal.extensions import db, login_manager
+from portal.setup import service as wizard
+from portal.setup.steps import STEPS
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
 
@@ -15,6 +17,17 @@ def admins_only():
         return login_manager.unauthorized()
     if not current_user.is_admin:
         abort(403)
+
+
+@bp.context_processor
+def wizard_guide() -> dict:
+    """Every wizard page can ask for the step to do next (read when a template asks) and the number of steps."""
+
+    def wizard_next() -> wizard.StepStatus | None:
+        """The step to do next, as the wizard home shows it."""
+        return wizard.next_step(wizard.statuses(db.session))
+
+    return {"wizard_next": wizard_next, "step_count": len(STEPS)}
 
 
 from portal.blueprints.setup import (  # noqa: E402,F401

@@ -9,16 +9,22 @@ from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import step_url
 from portal.errors import DomainError
 from portal.extensions import db
+from portal.setup import rules
 from portal.setup import service as wizard
 from portal.setup.steps import BY_KEY
 
 
 @bp.get("/")
 def home():
-    """The 15 steps with their state, who completed them, and overall progress."""
-    finished, total = wizard.progress(db.session)
-    return render_template("setup/home.html", statuses=wizard.statuses(db.session), finished=finished, total=total,
-                           step_url=step_url)
+    """What to do next, the steps needing attention with their reason, then the 15 steps in order.
+
+    Settings saved before their step's rule existed are settled first, so a pre-filled step reads as done.
+    """
+    if rules.settle_saved_settings(db.session):
+        db.session.commit()
+    guide = wizard.guide(db.session)
+    return render_template("setup/home.html", guide=guide, statuses=guide.statuses, finished=guide.finished,
+                           total=guide.total, step_url=step_url)
 
 
 @bp.post("/<key>/skip")

@@ -67,6 +67,6 @@ def _omnitron_context(session: Session, **extra) -> dict:
     mask = stored.get("auth", {}).get("password") if isinstance(stored, dict) else None
     context = {"omnitron_url": current_app.config.get("OMNITRON_URL", ""), "username": username,
                "password_mask": mask, "credentials_step": BY_KEY["omnitron_credentials"],
-               "latency": None, "login": None, "error": "", "error_kind": ""}
+               "latency": None, "login": None, "error": "", "error_kind": "", "problem": None}
     context.update(extra)
     return context

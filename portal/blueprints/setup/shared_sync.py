@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import explain
 from portal.accounts.models import User
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared import frame, step_answer
@@ -51,6 +52,7 @@ def _kind(slug: str) -> str:
 
 
 def _context(kind: str, *, message: str = "", message_level: str = "error", check=None, check_error: str = "",
+             check_problem=None,
              lazy_check: bool = True) -> dict:
     """What a sync step shows: the latest job and its progress, the last jobs, and the is_required check."""
     copier = sync.copier_for(kind)
@@ -69,6 +71,7 @@ def _context(kind: str, *, message: str = "", message_level: str = "error", chec
         "percent": panel.percent, "where": sync.where_text(job) if is_live(job) else "",
         "waiting_for_worker": panel.waiting_for_worker, "summary": sync.summary_text,
         "message": message, "message_level": message_level, "check": check, "check_error": check_error,
+        "check_problem": check_problem,
         "lazy_check": lazy_check,
     }
 
@@ -105,7 +108,10 @@ def sync_required(slug: str):
     try:
         check = sync.check_required(db.session, kind)
         return _respond(kind, ("sync_required",), check=check, lazy_check=False)
-    except (OmnitronError, DomainError) as exc:
+    except OmnitronError as exc:
+        return _respond(kind, ("sync_required",), check_error=exc.message, check_problem=explain.omnitron(exc),
+                        lazy_check=False)
+    except DomainError as exc:
         return _respond(kind, ("sync_required",), check_error=exc.message, lazy_check=False)
 
 

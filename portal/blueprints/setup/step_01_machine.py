@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from portal import explain
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
     UNREACHABLE_HINT,
@@ -51,5 +52,6 @@ def machine_check():
     try:
         latency = check_machine(db.session, current_app.config, user_id=current_user.id)
     except OmnitronError as exc:
-        return _respond(*MACHINE, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code))
+        return _respond(*MACHINE, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code,
+                                                     problem=explain.omnitron(exc)))
     return _respond(*MACHINE, **_omnitron_context(db.session, latency=latency))

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from portal import explain
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
     UNREACHABLE_HINT,
@@ -56,7 +57,8 @@ def application_check():
     try:
         login = check_application(db.session, current_app.config, user_id=current_user.id)
     except OmnitronError as exc:
-        return _respond(*APPLICATION, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code))
+        return _respond(*APPLICATION, **_omnitron_context(db.session, error=exc.message, error_kind=exc.code,
+                                                     problem=explain.omnitron(exc)))
     except DomainError as exc:
         db.session.rollback()
         return _respond(*APPLICATION, http_status=422,

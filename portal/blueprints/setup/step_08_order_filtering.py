@@ -26,6 +26,7 @@ from portal.extensions import db
 from portal.orders import service as orders
 from portal.runs.service import panel_state
 from portal.settings import service as settings
+from portal.settings import summary
 from portal.setup.steps import BY_KEY
 from portal.sync.models import Channel
 from portal.web import answer, is_fragment_request, plain_int
@@ -61,7 +62,10 @@ def _order_filtering_context(session: Session, values: dict | None = None, error
                   "exclude_test_orders": base.get("exclude_test_orders", True),
                   "page_size": base.get("page_size", 100)}
     channels = list(session.scalars(select(Channel).order_by(Channel.name, Channel.omnitron_id)))
-    return {"values": values, "errors": errors or {}, "stored": stored, "channels": channels,
+    names = {str(c.omnitron_id): c.name for c in channels}
+    pairs = summary.summarize(settings.ORDER_FILTERING, stored,
+                              {"channels": lambda cid: names.get(str(cid), f"#{cid}")}) if stored is not None else []
+    return {"values": values, "errors": errors or {}, "stored": stored, "stored_summary": pairs, "channels": channels,
             "order_statuses": settings.ORDER_STATUSES, "channels_step": BY_KEY["channels"],
             **order_import_context(session)}
 

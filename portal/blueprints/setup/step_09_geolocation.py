@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from portal import explain
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_settings import (
     _errors,
@@ -22,7 +23,7 @@ GEOLOCATION = ("setup/geolocation.html", "geolocation_panel", "geolocation")
 
 
 def _geolocation_context(session: Session, values: dict | None = None, errors: dict | None = None,
-                         result=None, test_error: str = "", address: str = "") -> dict:
+                         result=None, test_error: str = "", address: str = "", test_problem=None) -> dict:
     """What the geolocation page shows: provider and key mask, errors, and the last test's result."""
     stored = settings.public_value(settings.GEOLOCATION_DISCOVERY,
                                    settings.get_value(session, settings.GEOLOCATION_DISCOVERY))
@@ -31,7 +32,7 @@ def _geolocation_context(session: Session, values: dict | None = None, errors: d
         values = {"provider": stored.get("provider") or ""}
     return {"values": values, "errors": errors or {}, "key_mask": stored.get("api_key"),
             "stored_provider": stored.get("provider"), "providers": settings.GEOLOCATION_PROVIDERS,
-            "result": result, "test_error": test_error, "address": address or SAMPLE_ADDRESS,
+            "result": result, "test_error": test_error, "test_problem": test_problem, "address": address or SAMPLE_ADDRESS,
             "sample_address": SAMPLE_ADDRESS}
 
 
@@ -62,7 +63,8 @@ def geolocation_test():
                                             address=address)
     except GeocodingError as exc:
         return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2],
-                        **_geolocation_context(db.session, test_error=exc.message, address=address))
+                        **_geolocation_context(db.session, test_error=exc.message, address=address,
+                                              test_problem=explain.geocoding(exc)))
     except DomainError as exc:
         db.session.rollback()
         return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2], http_status=422,

@@ -5,6 +5,7 @@ from flask import render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal import explain
 from portal.blueprints.setup import bp
 from portal.blueprints.setup.shared_catalog import _context, _done, _form_int, _respond
 from portal.errors import DomainError
@@ -31,7 +32,8 @@ def _stock_response(code: int = 200, *, editing=None, values=None, state_changed
     return _respond(STOCK_TEMPLATE, "stock_panel", integrations.STEP_KEY, code, state_changed=state_changed,
                     engines=ENGINES, integrations=integrations.list_integrations(db.session), editing=editing,
                     values=values, engine=get_engine(values.get("stock_engine_type") or ""),
-                    password_mask=integrations.password_mask, keeps_password=integrations.keeps_password, **context)
+                    password_mask=integrations.password_mask, keeps_password=integrations.keeps_password,
+                    stock_problem=explain.stock_record, **context)
 
 
 @bp.get("/stock-integration")
@@ -86,12 +88,15 @@ def test_stock_integration(integration_id: int):
     def row():
         """The tested integration's row and the step's state chip."""
         context = _context(integrations.STEP_KEY, integration=outcome.integration,
-                           engines=ENGINES, password_mask=integrations.password_mask)
+                           engines=ENGINES, password_mask=integrations.password_mask,
+                           stock_problem=explain.stock_record)
         return answer("setup/_stock_row.html", "setup/_stock_row.html", "setup/_step_state_oob.html",
                       fragment=True, **context)
 
     level = "success" if outcome.result.ok else "error"
-    return _done(outcome.result.message, "setup.stock_integration", row, level)
+    problem = explain.stock_test(outcome.result, get_engine(outcome.integration.stock_engine_type),
+                                 outcome.integration.url)
+    return _done(problem.advice if problem else outcome.result.message, "setup.stock_integration", row, level)
 
 
 @bp.post("/stock-integration/<int:integration_id>/delete")

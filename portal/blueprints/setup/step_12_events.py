@@ -30,7 +30,8 @@ def _context(errors: dict | None = None, chosen: list[str] | None = None) -> dic
     saved = wanted_events(db.session)
     rows = coverage(db.session, chosen if chosen is not None else saved)
     return {"rows": rows, "saved": saved, "errors": errors or {}, "wildcard": catalogue.WILDCARD,
-            "missing": [r for r in rows if r.wanted and not r.covered]}
+            "missing": [r for r in rows if r.wanted and not r.covered],
+            "plain_name": catalogue.plain_name, "vendor_label": catalogue.vendor_label}
 
 
 def _respond(code: int = 200, toast: str = "", level: str = "success", **context):

@@ -1,8 +1,6 @@
 """Setup step 15, Brand-specific jobs: scheduled jobs with parameters; run now; last runs."""
 from __future__ import annotations
 
-import json
-
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -19,11 +17,54 @@ from portal.blueprints.setup.shared_editors import (
 )
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
-from portal.jobs import job_types, scheduler
+from portal.jobs import job_types, scheduler, schedules
 from portal.runs.service import is_live
 from portal.web import is_fragment_request
 
 JOBS = "jobs"
+
+
+def _param_text(job) -> list[tuple[str, str]]:
+    """A job's parameters in words: (label, value) pairs, a switch as On/Off."""
+    job_type = job_types.JOB_TYPES.get(job.job_type)
+    if job_type is None:
+        return [(name, str(value)) for name, value in (job.parameters or {}).items()]
+    stored = job.parameters or {}
+    return [(_(p.label) if p.label else p.name,
+             (_("On") if stored.get(p.name, p.default) else _("Off")) if p.type == job_types.SWITCH
+             else str(stored.get(p.name, p.default))) for p in job_type.params]
+
+
+def schedule_fields(values, job) -> dict[str, str]:
+    """The schedule builder's field values as text: as posted (a refused form), else read from the job's cron."""
+    if values:
+        return {"kind": values.get("schedule_kind") or schedules.CRON, "every": values.get("schedule_every", ""),
+                "minute": values.get("schedule_minute", ""), "time": values.get("schedule_time", ""),
+                "weekday": values.get("schedule_weekday", ""), "cron": values.get("schedule", "")}
+    sch = schedules.read(job.schedule) if job else schedules.Schedule()
+    return {"kind": sch.kind, "every": str(sch.every), "minute": str(sch.minute), "time": sch.time,
+            "weekday": str(sch.weekday), "cron": job.schedule if job else sch.expression()}
+
+
+def builder_preview(fields: dict[str, str]) -> tuple[str | None, list]:
+    """The schedule the builder's fields show, in words, and its next runs; (None, []) when it is not valid."""
+    try:
+        built = schedules.from_form({"schedule_kind": fields["kind"], "schedule_every": fields["every"],
+                                     "schedule_minute": fields["minute"], "schedule_time": fields["time"],
+                                     "schedule_weekday": fields["weekday"], "schedule": fields["cron"]})
+        return schedules.read(built.expression()).describe(), scheduler.describe_next_runs(built.expression())
+    except DomainError:
+        return None, []
+
+
+def param_fields(job_type, values, job) -> dict[str, object]:
+    """Each parameter field's value (param_<name>): as posted, else the job's stored value, else the default."""
+    if job_type is None:
+        return {}
+    if values:
+        return {p.field: values.get(p.field) for p in job_type.params}
+    stored = job.parameters if job is not None and job.job_type == job_type.key and job.parameters else {}
+    return {p.field: stored.get(p.name, p.default) for p in job_type.params}
 
 
 def _jobs_context(**extra) -> dict:
@@ -33,8 +74,11 @@ def _jobs_context(**extra) -> dict:
     context = dict(check_ok=ok, check_note=note, jobs=scheduler.list_jobs(db.session), runs=runs,
                    polling=scheduler.runs_in_progress(runs),
                    job_types=job_types.JOB_TYPES, type_choices=job_types.CHOICES, error=None, error_field=None,
-                   values={}, editing=None, oob=False, runs_oob=False, preview=None, problem=None,
-                   as_json=_as_json)
+                   values={}, editing=None, oob=False, runs_oob=False, preview=None, problem=None, described=None,
+                   as_json=_as_json, schedule_fields=schedule_fields, param_fields=param_fields,
+                   builder_preview=builder_preview,
+                   schedule_kinds=schedules.KINDS, weekdays=schedules.WEEKDAYS, read_schedule=schedules.read,
+                   param_text=_param_text)
     context.update(extra)
     return context
 
@@ -71,24 +115,26 @@ def jobs():
 
 @bp.get("/jobs/parameters")
 def job_parameters():
-    """The parameter help and default parameters of the chosen job type (swapped in when the type changes)."""
-    key = request.args.get("job_type", "")
+    """The chosen job type's parameter fields with their defaults (swapped in when the type changes)."""
+    job_type = job_types.JOB_TYPES.get(request.args.get("job_type", ""))
     prefix = "edit" if request.args.get("prefix") == "edit" else "new"
     return _fragments("setup/jobs.html", JOBS, ["job_params"], **_jobs_context(
-        job_type=job_types.JOB_TYPES.get(key), prefix=prefix,
-        parameters_text=json.dumps(job_types.default_parameters(key)) if key in job_types.JOB_TYPES else "{}"))
+        job_type=job_type, prefix=prefix, param_values=param_fields(job_type, None, None), field_errors={}))
 
 
 @bp.get("/jobs/schedule-preview")
 def schedule_preview():
-    """The next times a schedule fires, or what is wrong with it (checked as the admin types)."""
+    """The builder's schedule in words and its next runs, or what is wrong with it (as the admin chooses)."""
     prefix = "edit" if request.args.get("prefix") == "edit" else "new"
+    described = None
     try:
-        preview, problem = scheduler.describe_next_runs(request.args.get("schedule", "")), None
+        built = schedules.from_form(request.args)
+        preview, problem = scheduler.describe_next_runs(built.expression()), None
+        described = schedules.read(built.expression()).describe()
     except DomainError as exc:
         preview, problem = None, exc.message
     return _fragments("setup/jobs.html", JOBS, ["job_schedule_preview"],
-                      **_jobs_context(preview=preview, problem=problem, prefix=prefix))
+                      **_jobs_context(preview=preview, problem=problem, prefix=prefix, described=described))
 
 
 @bp.get("/jobs/<int:job_id>/edit")
