@@ -28,8 +28,9 @@ from portal.cargo.clients.sandbox import PROFILES, SandboxCargoClient
 from portal.cargo.companies import SHIPPING_COMPANIES, demo_client_name
 from portal.cargo.models import CargoCompany
 
-__all__ = ["ATTEMPTED_DELIVERY", "CREATED", "DELIVERED", "DELIVERY_FAILED", "FINAL_STATES", "IN_TRANSIT", "TRACKING_STATES", "Address", "CargoClient", "CargoError", "CreatedShipment",
-           "SandboxCargoClient", "ShipmentRequest", "TrackingState", "client_for"]
+__all__ = ["ATTEMPTED_DELIVERY", "CREATED", "DELIVERED", "DELIVERY_FAILED", "FINAL_STATES", "IN_TRANSIT",
+           "TRACKING_STATES", "Address", "CargoClient", "CargoError", "CreatedShipment", "SandboxCargoClient",
+           "ShipmentRequest", "TrackingState", "client_for"]
 
 _SESSIONS_KEY = "cargo_http_session"
 
