@@ -271,7 +271,10 @@ def request_shipment(session: Session, package_id: int, *, user_id: int | None,
         session.rollback()
         raise
     dispatch([shipment_id])
-    return session.get(Shipment, shipment_id, populate_existing=True)
+    found = session.get(Shipment, shipment_id, populate_existing=True)
+    if found is None:  # deleted with its package meanwhile
+        raise CommandRejected(_("The package's shipment is gone."))
+    return found
 
 
 def due_ids(session: Session, limit: int = 200, now: datetime | None = None) -> list[int]:
