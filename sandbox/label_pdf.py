@@ -23,10 +23,14 @@ def code39_modules(value: str) -> str:
     return "0".join(CODE39[c] for c in f"*{value}*")
 
 
+# Turkish letters WinAnsi lacks, written as the nearest letter it has (İstanbul -> Istanbul, Kadıköy -> Kadiköy).
+_PLAIN = str.maketrans("ıİşŞğĞ", "iIsSgG")
+
+
 def _escape(text: str) -> str:
-    """Text for a PDF string literal in WinAnsi (characters outside Latin-1 become '?')."""
-    latin = text.encode("latin-1", "replace").decode("latin-1")
-    return latin.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    """Text for a PDF string literal in WinAnsi (cp1252; anything else left becomes '?')."""
+    ansi = text.translate(_PLAIN).encode("cp1252", "replace").decode("cp1252")
+    return ansi.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
 def _bars(modules: str, x: float, y: float, width: float, height: float) -> list[str]:
@@ -71,7 +75,7 @@ def label_pdf(*, tracking_number: str, carrier: str, sender: list[str], recipien
     ops.extend(_bars(code39_modules(tracking_number), MARGIN + 12, MARGIN + 60, bar_width, 70))
     ops.append(_text(MARGIN + 12, MARGIN + 42, 14, tracking_number, bold=True))
     ops.append(_text(MARGIN + 12, MARGIN + 24, 8, f"Ref {reference}" + (f"  {weight_note}" if weight_note else "")))
-    return write_pdf("\n".join(ops).encode("latin-1"))
+    return write_pdf("\n".join(ops).encode("cp1252"))
 
 
 def write_pdf(content: bytes) -> bytes:

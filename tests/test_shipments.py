@@ -436,3 +436,28 @@ def test_the_shipment_operations_are_in_the_openapi_document(client):
     assert "get" in paths["/api/v1/oms/packages/{package_id}/shipment/"]
     assert "get" in paths["/api/v1/oms/packages/{package_id}/shipment/label/"]
     assert "post" in paths["/api/v1/oms/packages/{package_id}/shipment/retry/"]
+
+
+# The demo cargo service's label -------------------------------------------------------------------------------
+
+
+def test_the_label_pdf_is_well_formed_with_turkish_names_and_a_code_39_barcode():
+    from sandbox.label_pdf import code39_modules, label_pdf
+
+    pdf = label_pdf(tracking_number="712345678901", carrier="Demo Cargo", sender=["Kadıköy Store", "İstanbul"],
+                    recipient=["Ayşe Doğan (VIP)"], reference="PK0000001")
+    assert pdf.startswith(b"%PDF-1.4") and pdf.endswith(b"%%EOF\n")
+    # Every cross-reference entry points at its object, and startxref at the table.
+    xref_at = int(pdf.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+    assert pdf[xref_at:].startswith(b"xref\n0 7\n")
+    entries = pdf[xref_at:].split(b"\n")[3:9]
+    for number, entry in enumerate(entries, start=1):
+        assert pdf[int(entry[:10]):].startswith(b"%d 0 obj" % number)
+    assert "(Kadiköy Store)".encode("cp1252") in pdf and b"(Istanbul)" in pdf
+    assert "ş".encode() not in pdf and "ı".encode() not in pdf  # no UTF-8 bytes in a WinAnsi string
+    assert b"(Ayse Dogan \\(VIP\\))" in pdf
+    # Code 39: start/stop "*" around each digit, a narrow gap between characters, three wide elements each.
+    modules = code39_modules("10")
+    assert modules == "100101101101" + "0" + "110100101011" + "0" + "101001101101" + "0" + "100101101101"
+    with pytest.raises(ValueError):
+        code39_modules("A1")
