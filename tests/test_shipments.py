@@ -390,6 +390,22 @@ def test_the_page_shows_the_error_plainly_and_retry_creates_the_shipment(client,
     assert "Shipment created" in answer.headers.get("HX-Trigger", "")
 
 
+def test_a_package_packed_before_any_cargo_company_gets_its_shipment_from_the_page(client, make, store, zeynep,
+                                                                                   cargo_sandbox):
+    package = make.package(store=store, click_collect=False)
+    pack(package)  # no cargo company yet: no shipment, and nothing to offer
+    assert 'id="shipment-card"' not in client.get(f"/packages/{package.id}").get_data(as_text=True)
+    add_company()
+    page = client.get(f"/packages/{package.id}").get_data(as_text=True)
+    assert "No shipment was made for this package." in page and "Create shipment" in page
+    answer = client.post(f"/packages/{package.id}/shipment/retry", headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and shipment_of(package).status == Shipment.CREATED
+    assert shipment_of(package).tracking_number in answer.get_data(as_text=True)
+    collect = make.package(store=store, click_collect=True, state=State.PACKED)
+    refused = client.post(f"/packages/{collect.id}/shipment/retry", headers={"HX-Request": "true"})
+    assert refused.status_code == 422 and "needs no shipment" in refused.get_data(as_text=True)
+
+
 def test_another_stores_staff_cannot_see_or_retry_the_shipment(client, make, auth_actions, cargo_sandbox):
     add_company()
     package = make.package(click_collect=False)
@@ -461,3 +477,27 @@ def test_the_label_pdf_is_well_formed_with_turkish_names_and_a_code_39_barcode()
     assert modules == "100101101101" + "0" + "110100101011" + "0" + "101001101101" + "0" + "100101101101"
     with pytest.raises(ValueError):
         code39_modules("A1")
+
+
+def test_the_demo_service_moves_shipments_along_their_route_with_time_and_delayed_ones_four_times_slower():
+    from sandbox.cargo import ROUTES, CargoService
+
+    service = CargoService(step_seconds=10, seed=2024)
+    request = {"profile": "instant", "reference": "R", "sender": {}, "recipient": {"name": "A"}, "parcels": 1}
+    quick, created = service.create({**request, "key": "k-quick"}, now=1000)
+    slow, _ = service.create({**request, "key": "k-slow", "profile": "delayed"}, now=1000)
+    assert created and quick.status == "created" and quick.route in ROUTES.values()
+    assert service.find(quick.tracking_number, now=1009).status == "created"
+    assert service.find(quick.tracking_number, now=1010).status == "in_transit"
+    assert service.find(quick.tracking_number, now=5000).status == quick.route[-1]
+    assert [h["status"] for h in quick.history] == list(quick.route)
+    assert service.find(slow.tracking_number, now=1039).status == "created"
+    assert service.find(slow.tracking_number, now=1040).status == "in_transit"
+    # Asking again with the same key gives the same shipment; a control endpoint's move stops the clock.
+    again, created = service.create({**request, "key": "k-quick"}, now=6000)
+    assert not created and again is quick
+    service.set_status(slow.tracking_number, "delivery_failed", now=1041)
+    assert service.find(slow.tracking_number, now=99999).status == "delivery_failed"
+    # Routes are drawn from the key: over many keys all three kinds appear.
+    routes = {service.route_for(f"oms-{n}-PK{n:07d}") for n in range(200)}
+    assert routes == set(ROUTES.values())

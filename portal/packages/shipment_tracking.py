@@ -176,6 +176,8 @@ def step(session: Session, run_id: int, token: str, *, limit: int = SLICE) -> No
                 shipment = shipments.create_shipment(session, shipment_id)
                 if shipment is not None and shipment.status == Shipment.CREATED:
                     created += 1
+                # A heartbeat per try: a slow cargo service must not make the run look dead.
+                runs.save_progress(session, ShipmentTrackingRun, run_id, token, created_shipments=created)
             cursor = {"retried": True, "after": 0}
             runs.save_progress(session, ShipmentTrackingRun, run_id, token, created_shipments=created,
                                cursor=cursor)

@@ -46,7 +46,8 @@ def shipment_view(package: Package) -> ShipmentView | None:
     """The shipment card's facts, or None for a package that has and needs no shipment."""
     shipment = shipments.get_shipment(db.session, package.id)
     if shipment is None:
-        if package.is_click_and_collect or package.state not in shipments.SHIPPABLE_STATES:
+        if package.is_click_and_collect or package.state not in shipments.SHIPPABLE_STATES \
+                or shipments.default_company(db.session) is None:
             return None
         return ShipmentView(None, "", working=False, failed=False, can_request=True, tracking_label="")
     working = shipment.status in (Shipment.PENDING, Shipment.CREATING)
