@@ -302,6 +302,7 @@ def test_tracking_poll_moves_packages_through_the_command_door_and_twice_changes
     slugs = [row.command for row in reversed(db.session.scalars(
         select(PackageLog).where(PackageLog.package_id == packages[2].id).order_by(PackageLog.id.desc())).all())]
     assert slugs[-2:] == ["ship-the-package", "update-shipment-status-shipped"]
+    assert numbers[2] in logs(packages[2], "update-shipment-status-shipped")[0].note
     assert events_of("package.status.shipped") == 4
     assert events_of("package.status.attempted_delivery") == 1 and events_of("package.status.delivery_failed") == 1
     assert shipment_of(packages[2]).tracking_status == "delivered"

@@ -350,6 +350,11 @@ class UpdateShipmentStatus(Handler):
 
     description = N_("Moves the package along the shipment's status as reported by the cargo company.")
 
+    def run(self, ctx: CommandContext) -> None:
+        """Record the tracking number the report is about, if any (the tracking poll gives it)."""
+        tracking = str(ctx.params.get("tracking_number") or "").strip()
+        ctx.note = _("Tracking number %(number)s", number=tracking) if tracking else ""
+
 
 @handler("CANCEL_PACKAGE")
 class CancelPackage(Handler):
