@@ -61,6 +61,12 @@ class Config:
     OMNITRON_BACKOFF_SECONDS = float(os.environ.get("OMNITRON_BACKOFF_SECONDS", "") or 0.5)
     # Product stock integration connection tests (setup step 10), in seconds.
     STOCK_ENGINE_TIMEOUT_SECONDS = float(os.environ.get("STOCK_ENGINE_TIMEOUT_SECONDS", "") or 5)
+    # Cargo shipments (issue 9): the demo cargo service the demo clients of step 14 use ("" = OMNITRON_URL, the
+    # bundled sandbox serves it), the timeout per call in seconds, and how often a shipment is tried before it
+    # waits for a person's Retry.
+    CARGO_SERVICE_URL = os.environ.get("CARGO_SERVICE_URL", "")
+    CARGO_TIMEOUT_SECONDS = float(os.environ.get("CARGO_TIMEOUT_SECONDS", "") or 10)
+    SHIPMENT_MAX_ATTEMPTS = _int("SHIPMENT_MAX_ATTEMPTS", 6)
     # Records per Omnitron page while syncing (the sync streams page by page; memory stays flat).
     SYNC_PAGE_SIZE = _int("SYNC_PAGE_SIZE", 500)
 

@@ -18,6 +18,7 @@ from portal.packages.models import (
     Transition,
 )
 from portal.packages.shelf_models import ShelfAssignment, ShelfSettings, ShelfSlot
+from portal.packages.shipment_models import Shipment, ShipmentTrackingRun
 from portal.scenarios.models import Scenario, ScenarioLocation
 from portal.settings.models import ApplicationSetting, SettingChange
 from portal.setup.models import SetupStep
@@ -30,7 +31,7 @@ __all__ = [
     "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "LoginSession", "LoginThrottle",
     "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
-    "ShelfAssignment", "ShelfSettings", "ShelfSlot",
+    "ShelfAssignment", "ShelfSettings", "ShelfSlot", "Shipment", "ShipmentTrackingRun",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
     "user_stock_locations", "WebhookSubscription",
 ]

@@ -7,7 +7,10 @@ from portal import create_app
 from portal.jobs import scheduler  # noqa: F401  (kind "scheduled_job" and the every-minute tick)
 from portal.orders import service as order_service  # noqa: F401  (kind "order_import", setup step 8)
 from portal.outbox import tasks as outbox_tasks  # noqa: F401  (the outbox worker: SMS and webhooks)
-from portal.packages import hold_sweep  # noqa: F401  (kind "hold_sweep": reminders and expiry of held packages)
+from portal.packages import (
+    hold_sweep,  # noqa: F401  (kind "hold_sweep": reminders and expiry of held packages)
+    shipment_tracking,  # noqa: F401  (kind "shipment_tracking"; shipments' tasks and sweep)
+)
 from portal.queue import huey, set_app_factory  # noqa: F401  (huey: what huey_consumer is started on)
 from portal.runs import service as runs  # noqa: F401  (the one task for every kind of background run)
 from portal.sync import service as sync_service  # noqa: F401  (kind "sync": addresses, stores, channels)

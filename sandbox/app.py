@@ -6,6 +6,7 @@ record. The order list also takes status= and channel= (repeated or comma-separa
 created_date__lt=, modified_date__gte=, is_test=true|false and ordering= (id, created_date, modified_date,
 each optionally with a leading "-"; ties are broken by id).
 Control endpoints under /__sandbox__/ let tests and admins change data and inject failures.
+The demo cargo service (shipments, labels, tracking) is served under /cargo/v1/ (sandbox/cargo.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from sandbox import orders
+from sandbox import cargo, orders
 from sandbox.data import Dataset, format_date, parse_date, quick_hash
 from sandbox.faults import FaultPlan, fault_from_json
 from sandbox.places import STOCK_ENGINES
@@ -57,6 +58,8 @@ def default_config() -> dict:
         # Empty: the /__sandbox__/ endpoints are open (a sandbox on a laptop); set it to require X-Sandbox-Admin.
         "SANDBOX_ADMIN_TOKEN": os.environ.get("SANDBOX_ADMIN_TOKEN", ""),
         "SANDBOX_FAULTS": [],
+        # The demo cargo service (sandbox/cargo.py): seconds per tracking step; 0 moves shipments only on demand.
+        "SANDBOX_CARGO_STEP_SECONDS": float(os.environ.get("SANDBOX_CARGO_STEP_SECONDS", "") or 60),
     }
 
 
@@ -110,6 +113,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_api(app)
     _register_stock_engines(app)
     _register_control(app)
+    cargo.register(app)
     return app
 
 
@@ -401,6 +405,7 @@ def _register_control(app: Flask) -> None:
         with state.lock:
             state.tokens.clear()
         state.requests.clear()
+        current_app.extensions["sandbox_cargo"].clear()
         return "", 204
 
     @app.delete("/__sandbox__/tokens")

@@ -20,6 +20,10 @@ HX = {"HX-Request": "true"}
 # Migration 0004 added commands out of Needs Rescheduling, Out of Stock and Cancellation Waiting.
 MIGRATION_0004_SLUGS = ("reschedule-package", "cancel-package-from-needs-rescheduling",
                         "cancel-package-from-out-of-stock", "cancel-package-from-cancellation-waiting")
+# Migration 0016 added shipment-status commands out of Shipped and Attempted Delivery (cargo shipments).
+MIGRATION_0016_SLUGS = ("update-shipment-status-shipped-to-attempted-delivery",
+                        "update-shipment-status-shipped-to-delivery-failed",
+                        "update-shipment-status-attempted-delivery-to-delivery-failed")
 
 
 def test_the_installed_flow_has_no_dead_end(app):
@@ -35,7 +39,8 @@ def vendor_flow_v1(request):
         yield
         return
     request.getfixturevalue("app")
-    db.session.execute(Transition.__table__.delete().where(Transition.slug.in_(MIGRATION_0004_SLUGS)))
+    db.session.execute(Transition.__table__.delete().where(
+        Transition.slug.in_(MIGRATION_0004_SLUGS + MIGRATION_0016_SLUGS)))
     db.session.commit()
     yield
 

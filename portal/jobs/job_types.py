@@ -25,7 +25,7 @@ from portal.orders import service as orders
 from portal.otp.models import PickupCode
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
-from portal.packages import hold_sweep
+from portal.packages import hold_sweep, shipment_tracking
 from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
@@ -140,6 +140,18 @@ def sweep_holds(session: Session, params: dict) -> str:
     return _("Hold sweep run #%(id)s was queued.", id=run.id)
 
 
+def track_shipments(session: Session, params: dict) -> str:
+    """Start a tracking run: retry due shipments, then move packages along their cargo shipments' states."""
+    run = shipment_tracking.start_tracking(session)
+    if run.status == run.FAILED:
+        raise CommandRejected(_("Shipment tracking run #%(id)s failed: %(error)s", id=run.id, error=run.error))
+    if run.status == run.DONE:
+        return _("Shipment tracking run #%(id)s: %(created)s shipment(s) created on retry, %(checked)s tracked, "
+                 "%(moved)s package move(s), %(errors)s not reachable.", id=run.id, created=run.created_shipments,
+                 checked=run.checked, moved=run.moved, errors=run.errors)
+    return _("Shipment tracking run #%(id)s was queued.", id=run.id)
+
+
 JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
     JobType("release_expired_pickup_codes", N_("Release expired pickup codes"),
             N_("Marks pickup codes past their expiry as replaced and reports how many."),
@@ -165,6 +177,10 @@ JOB_TYPES: dict[str, JobType] = {t.key: t for t in [
             N_("Texts a reminder before a ready package's hold ends, and marks the packages whose hold ended "
                "(Problems tab), releasing their codes and running the expiry command when one is set."),
             sweep_holds),
+    JobType("shipment_tracking", N_("Track cargo shipments"),
+            N_("Creates the cargo shipments that are due for a retry, then asks the cargo companies where each "
+               "shipment is and moves its package along (Shipped, Attempted Delivery, Delivered, Delivery Failed)."),
+            track_shipments),
 ]}
 CHOICES = [(t.key, t.label) for t in JOB_TYPES.values()]  # English labels: translate them where they show
 

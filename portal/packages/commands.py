@@ -21,7 +21,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_, in_customer_language
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import customer_link, hold, override, quota, shelf
+from portal.packages import customer_link, hold, override, quota, shelf, shipments
 from portal.packages.events import (
     READY_FOR_PICKUP_EVENT,
     delivered_with_override,
@@ -58,6 +58,8 @@ class CommandContext:
     dry_run: bool = False
     # Values a preview must mask wherever they appear (the pickup code in the SMS and the event).
     secrets: list[str] = field(default_factory=list)
+    # Shipments recorded by the command, made at the cargo company after the commit (portal.packages.shipments).
+    shipment_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -159,6 +161,15 @@ class CompletePackagingWithShipment(Handler):
                                    details={"mismatched": [i.order_item for i in wrong]})
         if "ticked_by_hand" in ctx.params:
             ctx.note = packing_note(items, ctx.params.get("ticked_by_hand"))
+        plan_shipment(ctx)
+
+
+def plan_shipment(ctx: CommandContext) -> None:
+    """Record the cargo package's shipment in the command's transaction; it is made after the commit."""
+    shipment = shipments.plan_shipment(ctx.session, ctx.package, ctx.params)
+    if shipment is not None:
+        ctx.shipment_ids.append(shipment.id)
+        ctx.note = " ".join(part for part in (ctx.note, shipments.planned_note(shipment)) if part)
 
 
 def packing_note(items: dict[int, PackageItem], raw: object) -> str:
@@ -332,6 +343,7 @@ class ShipPackage(Handler):
         """Record the tracking number, if any."""
         tracking = str(ctx.params.get("tracking_number") or "").strip()
         ctx.note = _("Tracking number %(number)s", number=tracking) if tracking else ""
+        plan_shipment(ctx)
 
 
 @handler("UPDATE_SHIPMENT_STATUS")
@@ -339,6 +351,11 @@ class UpdateShipmentStatus(Handler):
     """Records what the cargo company reported."""
 
     description = N_("Moves the package along the shipment's status as reported by the cargo company.")
+
+    def run(self, ctx: CommandContext) -> None:
+        """Record the tracking number the report is about, if any (the tracking poll gives it)."""
+        tracking = str(ctx.params.get("tracking_number") or "").strip()
+        ctx.note = _("Tracking number %(number)s", number=tracking) if tracking else ""
 
 
 @handler("CANCEL_PACKAGE")
@@ -500,6 +517,7 @@ def run_command(
         raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     session.refresh(package)
     outbox.deliver_after_commit(session, ctx.sms_ids)
+    shipments.dispatch(ctx.shipment_ids)
     message = ctx.toast or _("Package %(number)s: %(name)s done.", number=package.number, name=transition.name)
     return CommandResult(package=package, transition=transition, from_state=from_state, to_state=to_state,
                          message=message, sms_ids=ctx.sms_ids)

@@ -20,6 +20,8 @@ STATE_EVENTS: dict[int, str] = {
     State.SHIPPED: catalogue.PACKAGE_SHIPPED,
     State.CANCELLED: catalogue.PACKAGE_CANCELLED,
     State.DELIVERED: catalogue.PACKAGE_DELIVERED,
+    State.ATTEMPTED_DELIVERY: catalogue.PACKAGE_ATTEMPTED_DELIVERY,
+    State.DELIVERY_FAILED: catalogue.PACKAGE_DELIVERY_FAILED,
 }
 
 

@@ -14,6 +14,8 @@ PACKAGE_PACKED = "package.status.packed"
 PACKAGE_CANCELLED = "package.status.cancelled"
 PACKAGE_SHIPPED = "package.status.shipped"
 PACKAGE_DELIVERED = "package.status.delivered"
+PACKAGE_ATTEMPTED_DELIVERY = "package.status.attempted_delivery"
+PACKAGE_DELIVERY_FAILED = "package.status.delivery_failed"
 PACKAGE_DELIVERED_WITH_OVERRIDE = "package.delivered_with_override"
 READY_FOR_CUSTOMER_PICKUP = "package.ready_for_customer_pickup"
 STOCK_LOCATION_CREATED = "stock_location.created"
@@ -29,6 +31,9 @@ EVENT_TYPES: dict[str, str] = {
     PACKAGE_CANCELLED: N_("A package was cancelled."),
     PACKAGE_SHIPPED: N_("A package was handed to the cargo company."),
     PACKAGE_DELIVERED: N_("A package was delivered to the customer."),
+    PACKAGE_ATTEMPTED_DELIVERY: N_("The cargo company tried to deliver a package and could not (Attempted "
+                                   "Delivery); it tries again."),
+    PACKAGE_DELIVERY_FAILED: N_("The cargo company gave up delivering a package (Delivery Failed)."),
     PACKAGE_DELIVERED_WITH_OVERRIDE: N_("A package was handed over without the pickup code, after a manager checked "
                                         "the customer's ID (manager override); carries the reason and both users."),
     READY_FOR_CUSTOMER_PICKUP: N_("A click & collect package is ready for pickup "

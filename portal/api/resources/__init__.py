@@ -21,6 +21,7 @@ from portal.api.resources import (  # noqa: F401
     scenarios,
     settings,
     shelf,
+    shipments,
     stock_integration,
     sync,
     transitions,

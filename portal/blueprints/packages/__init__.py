@@ -14,4 +14,5 @@ from portal.blueprints.packages import (  # noqa: E402,F401
     queue,
     routes,
     shelf_routes,
+    shipment_routes,
 )
