@@ -285,7 +285,7 @@ def test_the_samples_page_shows_every_event_by_its_plain_name(client, manager):
     page = page_text(client.get("/webhooks/samples"))
     for event_type in catalogue.EVENT_TYPES:
         assert f'id="sample-{event_type.replace(".", "-")}"' in page
-    assert "Ready for customer pickup</span> <code" in page
+    assert "Package ready for pickup</span> <code" in page
     assert "PackageReadyForCustomerPickupWhispererEvent" in page
     assert '"order_number": "SAMPLE-ORD-0001"' in page and "Kadıköy" in page
     for event_type in catalogue.EVENT_TYPES:
@@ -392,7 +392,7 @@ def test_a_subscription_is_titled_by_its_event_and_url_with_a_copy_button_for_it
     subscription = db.session.scalars(select(WebhookSubscription)).one()
 
     page = page_text(client.get(f"/webhooks/{subscription.id}"))
-    assert "<title>Ready for customer pickup to the built-in inspector" in page
+    assert "<title>Package ready for pickup to the built-in inspector" in page
     assert f"Subscription {subscription.id}" not in page.split("<main", 1)[1].split("Received by", 1)[0]
     assert "PackageReadyForCustomerPickupWhispererEvent" in page
 
@@ -400,7 +400,7 @@ def test_a_subscription_is_titled_by_its_event_and_url_with_a_copy_button_for_it
     assert 'data-copy="#secret-key"' in rotated.get_data(as_text=True)
 
     form_page = page_text(client.get("/webhooks/new"))
-    assert "Ready for customer pickup · PackageReadyForCustomerPickupWhispererEvent</option>" in form_page
+    assert "Package ready for pickup · PackageReadyForCustomerPickupWhispererEvent</option>" in form_page
     assert "Package changed state · package.status.transitioned</option>" in form_page
 
 

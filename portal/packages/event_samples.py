@@ -26,6 +26,10 @@ _TRANSITIONS: dict[int, tuple[str, str, str, int]] = {
     State.CANCELLED: ("cancel-the-package", "Cancel The Package", "CANCEL_PACKAGE", State.CANCELLATION_WAITING),
     State.DELIVERED: ("self-service-package-delivery", "Self Service Package Delivery",
                       "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND", State.READY_FOR_CUSTOMER_PICKUP),
+    State.ATTEMPTED_DELIVERY: ("update-shipment-status-shipped-to-attempted-delivery",
+                               "Update The Package's Shipment Status", "UPDATE_SHIPMENT_STATUS", State.SHIPPED),
+    State.DELIVERY_FAILED: ("update-shipment-status-shipped-to-delivery-failed",
+                            "Update The Package's Shipment Status", "UPDATE_SHIPMENT_STATUS", State.SHIPPED),
 }
 
 

@@ -61,13 +61,15 @@ PLAIN_NAMES: dict[str, str] = {
     PACKAGE_CANCELLED: N_("Package cancelled"),
     PACKAGE_SHIPPED: N_("Package shipped"),
     PACKAGE_DELIVERED: N_("Package delivered"),
+    PACKAGE_ATTEMPTED_DELIVERY: N_("Delivery attempted"),
+    PACKAGE_DELIVERY_FAILED: N_("Delivery failed"),
     PACKAGE_DELIVERED_WITH_OVERRIDE: N_("Package handed over without a code"),
     READY_FOR_CUSTOMER_PICKUP: N_("Package ready for pickup"),
     STOCK_LOCATION_CREATED: N_("Store or warehouse added"),
     STOCK_LOCATION_UPDATED: N_("Store or warehouse changed"),
     SHIPMENT_CREATED: N_("Shipment created"),
     WEBHOOK_TEST: N_("Test event"),
-    WILDCARD: N_("Every event"),
+    WILDCARD: N_("All events"),
 }
 
 

@@ -107,7 +107,7 @@ def test_a_brand_manager_sees_a_first_delivery_succeed_in_at_most_8_taps(
     _clean(ux.check(page, "signature self-test"))
 
     page.goto("/webhooks/samples")
-    page.get_by_text("Ready for customer pickup", exact=True).tap()
+    page.get_by_text("Package ready for pickup", exact=True).tap()
     expect(page.locator("#sample-package-ready_for_customer_pickup pre")).to_contain_text(
         "PackageReadyForCustomerPickupWhispererEvent")
     _clean(ux.check(page, "sample payloads"))

@@ -18,7 +18,7 @@ from portal.errors import ValidationFailed
 from portal.extensions import csrf, db
 from portal.packages import event_samples
 from portal.web import answer
-from portal.webhooks import catalogue, console, event_names, inspector, signing
+from portal.webhooks import catalogue, console, inspector, signing
 from portal.webhooks import service as webhooks
 
 
@@ -82,7 +82,7 @@ def send_sample(subscription_id: int, event_type: str):
     except (KeyError, ValidationFailed):
         db.session.rollback()
         return _done(subscription_id, "delivery_log", _("This subscription does not receive that event."), "error")
-    text, level = _trial_outcome(message, _("Sample “%(event)s”", event=event_names.plain_name(event_type)))
+    text, level = _trial_outcome(message, _("Sample “%(event)s”", event=catalogue.plain_name(event_type)))
     return _done(subscription_id, "delivery_log", text, level)
 
 

@@ -26,7 +26,7 @@ from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.outbox.models import OutboxMessage
 from portal.web import answer, hx_redirect, is_fragment_request
-from portal.webhooks import catalogue, console, event_names, inspector
+from portal.webhooks import catalogue, console, inspector
 from portal.webhooks import service as webhooks
 
 PAGE_BLOCK = "webhook_page"
@@ -37,14 +37,14 @@ POLL_SECONDS = 2
 def webhook_words(state) -> None:
     """Template globals for events and attempts (globals, so imported macros see them; setup step 12 too)."""
     state.app.jinja_env.globals.update(
-        event_plain_name=event_names.plain_name, event_vendor_label=event_names.vendor_label,
+        event_plain_name=catalogue.plain_name, event_vendor_label=catalogue.vendor_label,
         is_trial_message=webhooks.is_trial, failure_summary=console.failure_summary)
 
 
 def _event_choices() -> list[tuple[str, str]]:
     """The event select: every event, then each event of the catalogue."""
     return [(catalogue.WILDCARD, _("All events (*)"))] + [
-        (t, f"{event_names.plain_name(t)} · {event_names.vendor_label(t)}") for t in catalogue.EVENT_TYPES]
+        (t, f"{catalogue.plain_name(t)} · {catalogue.vendor_label(t)}") for t in catalogue.EVENT_TYPES]
 
 
 def _error_slot(field: str | None, retry_type: str | None) -> str:
