@@ -28,8 +28,9 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
-    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
-    "PackageDelegate", "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
+    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage",
+    "Package", "PackageDelegate", "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario",
+    "ScenarioLocation", "ScheduledJob",
     "ShelfAssignment", "ShelfSettings", "ShelfSlot",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",
     "user_stock_locations", "WebhookSubscription",

@@ -10,6 +10,7 @@ every route is documented follow by themselves.
 """
 from portal.api.resources import (  # noqa: F401
     cargo,
+    delegate,
     document,
     dry_run,
     hold,
