@@ -6,6 +6,7 @@ ready refuses, another store's staff cannot see or name, naming is rate-limited.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -22,6 +23,7 @@ from portal.packages.models import Package, PackageLog
 from portal.packages.states import State
 from portal.settings import service as settings
 from portal.webhooks import catalogue
+from tests.floor import HX, text
 
 DELIVER = "self-service-package-delivery"
 DELEGATE_PHONE = "+905329876543"
@@ -430,3 +432,93 @@ def test_the_delegate_endpoints_are_in_the_openapi_document(client, make, staff)
     document = client.get("/api/v1/openapi.json").json
     operations = document["paths"]["/api/v1/oms/packages/{package_id}/delegate/"]
     assert set(operations) >= {"get", "put", "delete"}
+
+
+# -- the store floor (web) --------------------------------------------------------------------------------------
+
+def toast(response) -> dict:
+    """The toast the answer asks the page to show."""
+    return json.loads(response.headers["HX-Trigger"])["toast"]
+
+
+def form(**extra) -> dict:
+    """The "Someone else collects" form as the handover dialog posts it."""
+    return {"name": "Deniz Yılmaz", "phone": "+90 532 987 65 43", "confirm": "1", "in_dialog": "1", **extra}
+
+
+def test_the_dialog_names_a_delegate_and_shows_who_collects_with_either_code(client, make, store, zeynep, sms):
+    package = ready(make, store)
+    dialog = text(client.get(f"/packages/{package.id}/commands/{DELIVER}", headers=HX))
+    assert 'id="delegate-toggle"' in dialog and 'id="delegate-who"' not in dialog
+
+    response = client.post(f"/packages/{package.id}/delegate", data=form(), headers=HX)
+
+    body = text(response)
+    assert response.status_code == 200 and toast(response)["level"] == "success"
+    assert "Deniz Yılmaz" in toast(response)["message"]
+    who = re.search(r'<p class="delegate-who" id="delegate-who">.*?</p>', body, re.S).group(0)
+    assert "Deniz Yılmaz" in who and "+90********43" in who and DELEGATE_PHONE not in body
+    assert "Code from the customer's or the delegate's SMS" in body
+    assert 'id="delegate-remove"' in body
+    assert 'hx-swap-oob="outerHTML"' in body and 'id="delegate-box"' in body  # the panel behind, out of band
+    assert code_to(sms, DELEGATE_PHONE)
+
+
+def test_the_delegates_code_in_the_dialog_shows_the_delegate_as_delivered_to(client, make, store, zeynep, sms):
+    package = ready(make, store)
+    client.post(f"/packages/{package.id}/delegate", data=form(), headers=HX)
+
+    response = client.post(f"/packages/{package.id}/commands/{DELIVER}", data={"otp": code_to(sms, DELEGATE_PHONE)},
+                           headers=HX)
+
+    assert response.status_code == 200 and state_of(package) == State.DELIVERED
+    assert "Delivered to Deniz Yılmaz" in text(response)
+
+
+@pytest.mark.parametrize(("values", "field"), [({"confirm": ""}, "confirm"), ({"phone": "nope"}, "phone"),
+                                               ({"name": ""}, "name")])
+def test_a_refused_form_comes_back_open_with_the_error_on_its_field(client, make, store, zeynep, sms, values,
+                                                                    field):
+    package = ready(make, store)
+
+    response = client.post(f"/packages/{package.id}/delegate", data=form(**values), headers=HX)
+
+    body = text(response)
+    assert response.status_code == 422 and toast(response)["level"] == "error"
+    assert re.search(r'<details class="delegate-details" id="delegate-details" open>', body)
+    field_html = re.search(rf'<input id="delegate-{field}"[^>]*>', body, re.S).group(0)
+    assert 'aria-invalid="true"' in field_html
+    assert delegate.current_delegate(db.session, package.id) is None
+
+
+def test_removing_in_the_dialog_kills_the_code_and_the_line(client, make, store, zeynep, sms):
+    package = ready(make, store)
+    client.post(f"/packages/{package.id}/delegate", data=form(), headers=HX)
+    delegate_code = code_to(sms, DELEGATE_PHONE)
+
+    response = client.post(f"/packages/{package.id}/delegate/remove", data={"in_dialog": "1"}, headers=HX)
+
+    assert response.status_code == 200 and 'id="delegate-who"' not in text(response)
+    refused = client.post(f"/packages/{package.id}/commands/{DELIVER}", data={"otp": delegate_code}, headers=HX)
+    assert refused.status_code == 422 and state_of(package) == State.READY_FOR_CUSTOMER_PICKUP
+
+
+def test_the_package_page_and_the_ready_tab_show_the_delegate(client, make, store, zeynep, sms):
+    package = ready(make, store)
+    client.post(f"/packages/{package.id}/delegate", data=form(), headers=HX)
+
+    page = text(client.get(f"/packages/{package.id}"))
+    box = re.search(r'<div class="delegate-box" id="delegate-box">.*?</div>', page, re.S).group(0)
+    assert "Deniz Yılmaz" in box and "delegate=1" in box
+    queue = text(client.get("/packages?tab=pickup"))
+    assert re.search(rf'data-delegate="{package.id}">Collects: Deniz Yılmaz<', queue)
+
+
+def test_another_stores_staff_get_a_404(client, make, store, auth_actions, sms):
+    package = ready(make, store)
+    make.user("elsewhere")
+    auth_actions.login("elsewhere")
+
+    assert client.post(f"/packages/{package.id}/delegate", data=form(), headers=HX).status_code == 404
+    assert client.post(f"/packages/{package.id}/delegate/remove", headers=HX).status_code == 404
+    assert delegate.current_delegate(db.session, package.id) is None
