@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.accounts import auth
+from portal.db_types import utcnow
 from portal.errors import CommandRejected, InvalidOtp, NotFound, RateLimited, ValidationFailed
 from portal.extensions import db
 from portal.otp.models import OtpAttempt, PickupCode
 from portal.outbox.models import OutboxMessage
-from portal.packages import commands, delegate
+from portal.packages import commands, delegate, hold_sweep
 from portal.packages.delegate_models import PackageDelegate
 from portal.packages.models import Package, PackageLog
 from portal.packages.states import State
@@ -253,6 +255,27 @@ def test_naming_again_sends_the_delegate_a_fresh_code_after_a_lock(make, store, 
     hand_over(package, code_to(sms, DELEGATE_PHONE), staff)
 
     assert state_of(package) == State.DELIVERED
+
+
+def test_an_expired_hold_releases_the_delegates_code_and_ends_their_naming(make, store, staff, sms):
+    package = ready(make, store)
+    change = name(package, staff)
+    delegate_code = code_to(sms, DELEGATE_PHONE)
+    past = utcnow() - timedelta(minutes=1)
+    db.session.execute(update(Package).where(Package.id == package.id).values(hold_until=past))
+    db.session.execute(update(PickupCode).where(PickupCode.package_id == package.id).values(expires_at=past))
+    db.session.commit()
+
+    run = hold_sweep.start_sweep(db.session)
+
+    assert run.status == run.DONE and run.expired == 1
+    db.session.expire_all()
+    assert db.session.get(PackageDelegate, change.delegate.id).status == PackageDelegate.ENDED
+    assert delegate.who_collects(db.session, package).delegate is None
+    with pytest.raises(InvalidOtp):
+        hand_over(package, delegate_code, staff)
+    with pytest.raises(CommandRejected, match="hold"):  # no new code past the hold: extend it first
+        name(package, staff, name="Ece Kaya", phone="+905301112299")
 
 
 def test_a_package_not_ready_refuses_a_delegate(make, store, staff, sms):

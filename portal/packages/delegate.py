@@ -207,7 +207,8 @@ def name_delegate(session: Session, package_id: int, *, name: object, phone: obj
     source is "staff" (on the customer's call; the customer is told by SMS) or "customer" (the customer page).
     store_ids limits it to those stores (None: any; the customer page passes None, its signed link is the
     authority). Commits; the SMS go after the commit. Raises ValidationFailed (name, phone, or the customer's
-    own number), NotFound (unknown package or another store's), CommandRejected (not ready for pickup),
+    own number), NotFound (unknown package or another store's), CommandRejected (not ready for pickup, or its
+    hold has ended),
     RateLimited (too many namings) or ConcurrentChange; on any of them nothing changes.
     """
     if source not in SOURCES:
@@ -218,6 +219,8 @@ def name_delegate(session: Session, package_id: int, *, name: object, phone: obj
         package = lock_package(session, package_id, store_ids)
         if package.state != State.READY_FOR_CUSTOMER_PICKUP:
             raise CommandRejected(_("A delegate can only be named for a package ready for customer pickup."))
+        if hold.is_expired(package, utcnow()):
+            raise CommandRejected(_("The hold of this package has ended: extend it before naming someone to collect."))
         if _same_number(number, package.customer.phone):
             raise ValidationFailed(_("That is the customer's own number: their code already works."), field="phone")
         _check_naming_limit(session, package.id)
@@ -230,8 +233,7 @@ def name_delegate(session: Session, package_id: int, *, name: object, phone: obj
         session.flush()
         code = None
         if settings.is_otp_enabled(session):
-            until = package.hold_until if package.hold_until is not None and package.hold_until > utcnow() else None
-            code = otp.issue_code(session, package.id, user_id, expires_at=until, delegate_id=delegate.id)
+            code = otp.issue_code(session, package.id, user_id, expires_at=package.hold_until, delegate_id=delegate.id)
         sms_ids: list[int] = []
         extension = settings.pickup_code_delivery(session) == settings.EXTENSION_APP
         if not extension:
