@@ -246,12 +246,15 @@ def name_delegate(session: Session, package_id: int, *, name: object, phone: obj
         action = "replaced" if previous is not None else "named"
         _record_change(session, package, action, delegate, previous,
                        secret={"pickup_code": code} if extension and code else None)
-        by = _("by the customer") if source == PackageDelegate.CUSTOMER else _("by staff on the customer's request")
+        by_customer = source == PackageDelegate.CUSTOMER
         if previous is not None:
-            note = _("Delegate %(old)s replaced %(by)s with %(new)s.", old=_label(previous), by=by,
-                     new=_label(delegate))
+            note = (_("Delegate %(old)s replaced with %(new)s by the customer.", old=_label(previous),
+                      new=_label(delegate)) if by_customer else
+                    _("Delegate %(old)s replaced with %(new)s by staff on the customer's request.",
+                      old=_label(previous), new=_label(delegate)))
         else:
-            note = _("Delegate %(new)s named %(by)s.", new=_label(delegate), by=by)
+            note = (_("Delegate %(new)s named by the customer.", new=_label(delegate)) if by_customer else
+                    _("Delegate %(new)s named by staff on the customer's request.", new=_label(delegate)))
         note += " " + (_("They were sent a pickup code of their own; the customer's code still works.") if code
                        else _("They were sent a message to bring."))
         session.add(PackageLog(package_id=package.id, from_state=package.state, to_state=package.state,
@@ -294,11 +297,11 @@ def remove_delegate(session: Session, package_id: int, *, user_id: int | None = 
                                   message=_("Package %(number)s has no delegate.", number=package.number))
         _end(session, previous, PackageDelegate.REMOVED)
         _record_change(session, package, "removed", None, previous)
-        by = _("by the customer") if source == PackageDelegate.CUSTOMER else _("by staff")
+        note = (_("Delegate %(old)s removed by the customer; their code no longer works.", old=_label(previous))
+                if source == PackageDelegate.CUSTOMER else
+                _("Delegate %(old)s removed by staff; their code no longer works.", old=_label(previous)))
         session.add(PackageLog(package_id=package.id, from_state=package.state, to_state=package.state,
-                               command=REMOVE_COMMAND, user_id=user_id,
-                               note=_("Delegate %(old)s removed %(by)s; their code no longer works.",
-                                      old=_label(previous), by=by)))
+                               command=REMOVE_COMMAND, user_id=user_id, note=note))
         session.commit()
     except DomainError:
         session.rollback()
