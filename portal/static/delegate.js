@@ -1,4 +1,4 @@
-/* "Someone else collects" (packages/_delegate_form.html): unfolding the form puts the cursor in the name field,
+/* The delegate form (packages/_delegate_form.html): unfolding the form puts the cursor in the name field,
    and Enter in the name field moves on to the phone number instead of sending a half-filled form. */
 (function () {
   "use strict";
