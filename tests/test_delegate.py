@@ -243,6 +243,32 @@ def test_wrong_codes_count_against_the_delegates_code_too_and_lock_it(make, stor
     assert state_of(package) == State.READY_FOR_CUSTOMER_PICKUP
 
 
+def test_the_per_user_limit_holds_the_delegates_code_too(make, store, staff, sms, app):
+    app.config["OTP_USER_FAILURE_LIMIT"] = 2
+    first, second = ready(make, store), ready(make, store)
+    name(second, staff)
+    delegate_code = code_to(sms, DELEGATE_PHONE)
+    for _try in range(2):  # wrong codes on another package count for the user
+        with pytest.raises(InvalidOtp):
+            hand_over(first, wrong(code_to(sms, first.customer.phone)), staff)
+
+    with pytest.raises(RateLimited):
+        hand_over(second, delegate_code, staff)
+    assert state_of(second) == State.READY_FOR_CUSTOMER_PICKUP
+
+
+def test_a_delegates_code_is_worthless_on_another_package(make, store, staff, sms):
+    package, other = ready(make, store), ready(make, store)
+    name(package, staff)
+    delegate_code = code_to(sms, DELEGATE_PHONE)
+    if delegate_code == code_to(sms, other.customer.phone):
+        pytest.skip("one time in a million the two random codes are equal")
+
+    with pytest.raises(InvalidOtp):
+        hand_over(other, delegate_code, staff)
+    assert state_of(other) == State.READY_FOR_CUSTOMER_PICKUP
+
+
 def test_naming_again_sends_the_delegate_a_fresh_code_after_a_lock(make, store, staff, sms):
     package = ready(make, store)
     name(package, staff)
