@@ -23,6 +23,8 @@ class PickupCode(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"))
+    # None: the customer's code; otherwise the code of that delegate (portal/packages/delegate.py).
+    delegate_id: Mapped[int | None] = mapped_column(ForeignKey("package_delegates.id", ondelete="CASCADE"))
     code_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(12), default=ACTIVE)
     failed_attempts: Mapped[int] = mapped_column(default=0)

@@ -3,6 +3,9 @@
 A code is generated with `secrets`, sent to the customer and kept only as an HMAC of
 (package id, code) under a key derived from SECRET_KEY. Plain codes live only in memory
 and in the encrypted SMS body in the outbox, which is wiped once the SMS is sent.
+
+A package may also have a delegate's code (PickupCode.delegate_id set; portal/packages/delegate.py): the same
+machinery and limits, issued and replaced apart from the customer's. The handover accepts either.
 """
 from __future__ import annotations
 
@@ -48,51 +51,81 @@ def generate_code(length: int | None = None) -> str:
     return f"{secrets.randbelow(10 ** length):0{length}d}"
 
 
-def active_code(session: Session, package_id: int) -> PickupCode | None:
-    """The package's current code, if any (it may have expired)."""
+def _owner(delegate_id: int | None):
+    """The condition picking the customer's codes (None) or one delegate's."""
+    if delegate_id is None:
+        return PickupCode.delegate_id.is_(None)
+    return PickupCode.delegate_id == delegate_id
+
+
+def active_code(session: Session, package_id: int, delegate_id: int | None = None) -> PickupCode | None:
+    """The package's current code of the customer (or of that delegate), if any (it may have expired)."""
     return session.scalar(
         select(PickupCode)
-        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
+        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE, _owner(delegate_id))
         .order_by(PickupCode.id.desc())
         .limit(1)
     )
 
 
-def latest_code(session: Session, package_id: int) -> PickupCode | None:
-    """The package's newest code whatever its status, to explain why a handover is refused."""
+def active_codes(session: Session, package_id: int) -> list[PickupCode]:
+    """Every code of the package that still works: the customer's and a delegate's, oldest first."""
+    return list(session.scalars(
+        select(PickupCode)
+        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
+        .order_by(PickupCode.id)
+    ))
+
+
+def latest_code(session: Session, package_id: int, delegate_id: int | None = None) -> PickupCode | None:
+    """The newest code of the customer (or of that delegate) whatever its status, to explain a refusal."""
     return session.scalar(
-        select(PickupCode).where(PickupCode.package_id == package_id).order_by(PickupCode.id.desc()).limit(1)
+        select(PickupCode).where(PickupCode.package_id == package_id, _owner(delegate_id))
+        .order_by(PickupCode.id.desc()).limit(1)
     )
+
+
+def replace_codes(session: Session, package_id: int, *, delegates: bool) -> int:
+    """Stop the customer's active code (delegates=False) or every delegate's (True) working (not committed)."""
+    owner = PickupCode.delegate_id.is_not(None) if delegates else PickupCode.delegate_id.is_(None)
+    return rowcount(session.execute(
+        update(PickupCode)
+        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE, owner)
+        .values(status=PickupCode.REPLACED)
+        .execution_options(synchronize_session=False)
+    ))
 
 
 def issue_code(session: Session, package_id: int, user_id: int | None, expires_at: datetime | None = None,
-               now: datetime | None = None) -> str:
-    """Replace any active code of the package with a new one and return it (not committed).
+               now: datetime | None = None, delegate_id: int | None = None) -> str:
+    """Replace the package's active code with a new one and return it (not committed).
 
-    It expires at expires_at (the package's pick-up-by time), or OTP_HOLD_DAYS from now."""
-    session.execute(
-        update(PickupCode)
-        .where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
-        .values(status=PickupCode.REPLACED)
-        .execution_options(synchronize_session=False)
-    )
+    Without delegate_id it is the customer's code and replaces the customer's; with it, the code of that
+    delegate, replacing any delegate's (a package has one delegate at a time). The customer's code and a
+    delegate's never replace each other, and never coincide. It expires at expires_at (the package's
+    pick-up-by time), or OTP_HOLD_DAYS from now."""
+    replace_codes(session, package_id, delegates=delegate_id is not None)
+    taken = {row.code_hash for row in active_codes(session, package_id)}
     code = generate_code()
+    while _hash(package_id, code) in taken:
+        code = generate_code()
     now = now or utcnow()
     session.add(PickupCode(
-        package_id=package_id, code_hash=_hash(package_id, code), created_by_id=user_id, created_at=now,
-        expires_at=expires_at or now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
+        package_id=package_id, delegate_id=delegate_id, code_hash=_hash(package_id, code), created_by_id=user_id,
+        created_at=now, expires_at=expires_at or now + timedelta(days=current_app.config["OTP_HOLD_DAYS"]),
     ))
     session.flush()
     return code
 
 
 def check_resend_allowed(session: Session, package_id: int) -> None:
-    """Raise RateLimited when the package had OTP_RESEND_LIMIT codes issued within the window (first one excluded)."""
+    """Raise RateLimited when the package had OTP_RESEND_LIMIT customer's codes issued within the window (first one
+    excluded); delegates' codes have their own limit (portal/packages/delegate.py)."""
     config = current_app.config
     since = utcnow() - timedelta(minutes=config["OTP_RESEND_WINDOW_MINUTES"])
     issued = session.scalar(
         select(func.count()).select_from(PickupCode)
-        .where(PickupCode.package_id == package_id, PickupCode.created_at >= since)
+        .where(PickupCode.package_id == package_id, PickupCode.created_at >= since, PickupCode.delegate_id.is_(None))
     ) or 0
     if issued > config["OTP_RESEND_LIMIT"]:
         minutes = config["OTP_RESEND_WINDOW_MINUTES"]
@@ -193,35 +226,48 @@ def clean_code(code: object) -> str:
 
 
 def verify_code(session: Session, package_id: int, code: object, user_id: int | None) -> PickupCode:
-    """Check the customer's code for a package and mark it used.
+    """Check a code for a package, the customer's or a delegate's, and mark it used; returns the code that matched
+    (its delegate_id says whose it was). Any other code of the package stops working with it.
 
     The caller holds the package's row lock. On a wrong code the attempt is recorded in the
-    session and InvalidOtp is raised: the caller commits that bookkeeping and nothing else.
-    Raises ValidationFailed for a missing or malformed code, RateLimited past the per-user limit.
+    session and InvalidOtp is raised: the caller commits that bookkeeping and nothing else. A wrong
+    code counts as a wrong try on every code that works (it was a guess at each), so a delegate's code
+    does not give twice as many guesses. Raises ValidationFailed for a missing or malformed code,
+    RateLimited past the per-user limit.
     """
     text = clean_code(code)
     _check_user_limit(session, user_id)
-    pickup = active_code(session, package_id)
-    if pickup is None:
+    codes = active_codes(session, package_id)
+    if not codes:
         last = latest_code(session, package_id)
         if last is not None and last.status == PickupCode.LOCKED:
             raise InvalidOtp(_("This code is locked after too many wrong tries. Send the customer a new code."),
                              field="otp")
         raise InvalidOtp(_("This package has no valid code. Send the customer a new code."), field="otp")
     now = utcnow()
-    if pickup.expires_at <= now:
+    codes = [pickup for pickup in codes if pickup.expires_at > now]
+    if not codes:
         raise InvalidOtp(_("The code has expired. Send the customer a new code."), field="otp")
-    if not hmac.compare_digest(pickup.code_hash, _hash(package_id, text)):
+    typed = _hash(package_id, text)
+    matched = [pickup for pickup in codes if hmac.compare_digest(pickup.code_hash, typed)]
+    if not matched:
         session.add(OtpAttempt(user_id=user_id, package_id=package_id, success=False))
-        pickup.failed_attempts += 1
-        left = current_app.config["OTP_MAX_ATTEMPTS"] - pickup.failed_attempts
+        limit = current_app.config["OTP_MAX_ATTEMPTS"]
+        for pickup in codes:
+            pickup.failed_attempts += 1
+            if pickup.failed_attempts >= limit:
+                pickup.status = PickupCode.LOCKED
+        left = max(limit - pickup.failed_attempts for pickup in codes)
         if left <= 0:
-            pickup.status = PickupCode.LOCKED
             raise InvalidOtp(_("Wrong code. The code is now locked; send the customer a new code."), field="otp",
                              details={"attempts_left": 0})
         raise InvalidOtp(ngettext("Wrong code. %(num)d try left.", "Wrong code. %(num)d tries left.", left),
                          field="otp", details={"attempts_left": left})
+    pickup = matched[0]
     pickup.status = PickupCode.USED
     pickup.used_at = now
+    for other in codes:
+        if other is not pickup:
+            other.status = PickupCode.REPLACED
     session.add(OtpAttempt(user_id=user_id, package_id=package_id, success=True))
     return pickup

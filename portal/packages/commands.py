@@ -21,7 +21,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_, in_customer_language
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import customer_link, hold, override, quota, shelf, shipments
+from portal.packages import customer_link, delegate, hold, override, quota, shelf, shipments
 from portal.packages.events import (
     READY_FOR_PICKUP_EVENT,
     delivered_with_override,
@@ -60,6 +60,8 @@ class CommandContext:
     secrets: list[str] = field(default_factory=list)
     # Shipments recorded by the command, made at the cargo company after the commit (portal.packages.shipments).
     shipment_ids: list[int] = field(default_factory=list)
+    # Added to the payloads of the transition's own events (the delivery's collected_by).
+    payload_extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -251,9 +253,16 @@ class SelfServicePackageDelivery(Handler):
             code = ctx.params.get("otp", ctx.params.get("code"))
             if ctx.dry_run:  # a dry run is no free guess: only the code's shape is checked, no try is spent
                 otp.clean_code(code)
+                ctx.note = _("Pickup code verified.")
             else:
-                otp.verify_code(ctx.session, ctx.package.id, code, ctx.user_id)
-            ctx.note = _("Pickup code verified.")
+                collector = delegate.record_collection(ctx.session, otp.verify_code(
+                    ctx.session, ctx.package.id, code, ctx.user_id))
+                ctx.note = delegate.collection_note(collector) if collector else _("Pickup code verified.")
+                ctx.payload_extra["collected_by"] = delegate.collected_by(collector)
+                if collector:
+                    ctx.toast = _("Package %(number)s delivered to %(name)s (delegate).", number=ctx.package.number,
+                                  name=collector.name)
+                    return
         else:
             ctx.note = _("Delivered without a code (IS_OTP_ENABLED is false).")
         ctx.toast = _("Package %(number)s delivered.", number=ctx.package.number)
@@ -474,11 +483,12 @@ def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]
         raise ConcurrentChange(_("Someone else changed this package just now."))
     if from_state == State.READY_FOR_CUSTOMER_PICKUP and to_state != from_state:
         shelf.release(session, package, user_id=ctx.user_id)  # leaving the counter frees the shelf slot
+        delegate.release(session, package.id)  # and ends a delegate's naming
     quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
     session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                            transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,
                            authorised_by_id=ctx.authorised_by, note=ctx.note))
-    raised = ctx.events + transition_events(package, transition, from_state, to_state)
+    raised = ctx.events + transition_events(package, transition, from_state, to_state, ctx.payload_extra)
     events.record_events(session, raised)
     return from_state, to_state, raised
 

@@ -43,9 +43,9 @@ def package_payload(package: Package, state: int | None = None) -> dict:
 
 
 def transition_events(package: Package, transition: Transition, from_state: int,
-                      to_state: int) -> list[outbox.NewEvent]:
-    """package.status.transitioned, and the event of the state reached if it has one."""
-    payload = package_payload(package, to_state)
+                      to_state: int, extra: dict | None = None) -> list[outbox.NewEvent]:
+    """package.status.transitioned, and the event of the state reached if it has one; extra goes in both."""
+    payload = {**package_payload(package, to_state), **(extra or {})}
     previous = state_info(from_state)
     raised = [outbox.NewEvent(catalogue.PACKAGE_TRANSITIONED, {
         **payload,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from portal.db_types import plain_int, rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, ValidationFailed
 from portal.otp.models import PickupCode
+from portal.packages.delegate_models import PackageDelegate
 from portal.packages.locks import lock_package
 from portal.packages.models import Package, PackageLog, Transition
 from portal.packages.states import State
@@ -145,7 +146,11 @@ def reminder_sms(package: Package) -> str:
 
 
 def release_codes(session: Session, package_id: int) -> int:
-    """Stop the package's active pickup code working (not committed)."""
+    """Stop the package's active pickup codes working, the customer's and a delegate's, and end the delegate's
+    naming with its code (not committed)."""
+    session.execute(update(PackageDelegate)
+                    .where(PackageDelegate.package_id == package_id, PackageDelegate.status == PackageDelegate.ACTIVE)
+                    .values(status=PackageDelegate.ENDED, ended_at=utcnow()).execution_options(synchronize_session=False))
     return rowcount(session.execute(
         update(PickupCode).where(PickupCode.package_id == package_id, PickupCode.status == PickupCode.ACTIVE)
         .values(status=PickupCode.REPLACED).execution_options(synchronize_session=False)))

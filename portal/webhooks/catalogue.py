@@ -18,6 +18,7 @@ PACKAGE_ATTEMPTED_DELIVERY = "package.status.attempted_delivery"
 PACKAGE_DELIVERY_FAILED = "package.status.delivery_failed"
 PACKAGE_DELIVERED_WITH_OVERRIDE = "package.delivered_with_override"
 READY_FOR_CUSTOMER_PICKUP = "package.ready_for_customer_pickup"
+PACKAGE_DELEGATE_CHANGED = "package.delegate_changed"
 STOCK_LOCATION_CREATED = "stock_location.created"
 STOCK_LOCATION_UPDATED = "stock_location.updated"
 SHIPMENT_CREATED = "shipment.created"
@@ -39,6 +40,9 @@ EVENT_TYPES: dict[str, str] = {
     READY_FOR_CUSTOMER_PICKUP: N_("A click & collect package is ready for pickup "
                                   "(PackageReadyForCustomerPickupWhispererEvent); carries the pickup code "
                                   "only when PICKUP_CODE_DELIVERY is extension_app."),
+    PACKAGE_DELEGATE_CHANGED: N_("Someone else was named to collect a package ready for pickup, replaced or "
+                                 "removed (delegate collector); carries the delegate's pickup code only when "
+                                 "PICKUP_CODE_DELIVERY is extension_app."),
     STOCK_LOCATION_CREATED: N_("A stock location (store or warehouse) was added."),
     STOCK_LOCATION_UPDATED: N_("A stock location's details changed."),
     SHIPMENT_CREATED: N_("A shipment was created for a package."),

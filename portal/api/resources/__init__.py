@@ -11,6 +11,7 @@ every route is documented follow by themselves.
 from portal.api.resources import (  # noqa: F401
     cargo,
     customer_link,
+    delegate,
     document,
     dry_run,
     hold,

@@ -5,6 +5,7 @@ from flask import Blueprint
 bp = Blueprint("packages", __name__)
 
 from portal.blueprints.packages import (  # noqa: E402,F401
+    delegate_routes,
     handover_routes,
     hold_routes,
     override_routes,

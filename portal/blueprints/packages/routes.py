@@ -12,7 +12,7 @@ from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import commands, handover, override, queries, work_queue
+from portal.packages import commands, delegate, handover, override, queries, work_queue
 from portal.packages.models import DenialReason, Transition
 from portal.packages.states import STATES, State
 from portal.settings import service as settings
@@ -208,7 +208,7 @@ def run_command(package_id: int, slug: str):
                                toast=(exc.message, "error"))
     delivered_to = None
     if result.to_state == State.DELIVERED and transition.command_code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND":
-        delivered_to = result.package.customer.full_name
+        delivered_to = delegate.collector_name(db.session, package.id) or result.package.customer.full_name
     if not is_htmx():
         flash(result.message, "success")
         if delivered_to:  # back to the scan box for the next customer
@@ -228,11 +228,13 @@ def _panel_response(package, status: int = 200, error: str | None = None, close_
                   open_handover=None, delivered_to=delivered_to, **_panel_context(package, error))
 
 
-def _dialog_response(package, status: int = 200, error: str | None = None, toast: tuple[str, str] | None = None):
+def _dialog_response(package, status: int = 200, error: str | None = None, toast: tuple[str, str] | None = None,
+                     **extra):
     """The handover dialog re-rendered after a resend from inside it, with the panel behind it updated out of band.
 
     The dialog stays open and its resend form stays on the page, so htmx fires the answer's toast on an element
-    the document still hears (closing the dialog first detached the form and the toast was lost).
+    the document still hears (closing the dialog first detached the form and the toast was lost). extra: more
+    context for the dialog (the delegate form's error and values).
     """
     transition = next((t for t, template in _panel_context(package)["transitions"]
                        if t.command_code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND" and template), None)
@@ -243,7 +245,7 @@ def _dialog_response(package, status: int = 200, error: str | None = None, toast
     context = dict(package=package, transition=transition, form_template=template, error=error, error_field="otp",
                    details={}, denial_reasons=[], pickup=otp.latest_code(db.session, package.id), values={},
                    action_label=actions.wording(transition).label, consequence=None,
-                   override_reasons=override.REASONS)
+                   override_reasons=override.REASONS, **extra)
     body = answer("packages/command.html", "command_form", fragment=True, **context).get_data(as_text=True)
     panel = answer("packages/show.html", "package_panel", fragment=True, oob=True, open_handover=None,
                    delivered_to=None, **_panel_context(package)).get_data(as_text=True)
