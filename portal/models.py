@@ -7,6 +7,7 @@ from portal.jobs.models import JobRun, ScheduledJob
 from portal.orders.models import OrderImportRun
 from portal.otp.models import OtpAttempt, PickupCode
 from portal.outbox.models import OutboxMessage
+from portal.packages.handover_lines import HandoverLine
 from portal.packages.models import (
     Customer,
     DenialReason,
@@ -27,7 +28,8 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
-    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package",
+    "DenialReason", "HandoverLine", "HoldSweepRun", "IdempotencyRecord", "JobRun", "OrderImportRun", "OtpAttempt",
+    "OutboxMessage", "Package",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
     "ShelfAssignment", "ShelfSettings", "ShelfSlot",
     "SettingChange", "SetupStep", "StockIntegration", "StockLocation", "SyncJob", "Transition", "User",

@@ -176,6 +176,8 @@ def sample_params(session: Session, package: Package, transition: Transition) ->
         return {"barcodes": [{"order_item": item.order_item, "barcode": item.barcode} for item in package.items]}
     if code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND":
         return {"otp": "0" * int(current_app.config["OTP_LENGTH"])}
+    if code == "PACKAGE_PACKED_FOR_REFUND":  # at the counter: the customer refuses every item
+        return {"otp": "0" * int(current_app.config["OTP_LENGTH"]), "reason": "changed_mind"}
     if code == "PACKAGE_REFUSE_WITH_DENIAL_REASON":
         reason = session.scalar(select(DenialReason.id).where(DenialReason.is_active.is_(True))
                                 .order_by(DenialReason.priority, DenialReason.id).limit(1))

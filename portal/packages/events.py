@@ -20,6 +20,7 @@ STATE_EVENTS: dict[int, str] = {
     State.SHIPPED: catalogue.PACKAGE_SHIPPED,
     State.CANCELLED: catalogue.PACKAGE_CANCELLED,
     State.DELIVERED: catalogue.PACKAGE_DELIVERED,
+    State.PACKED_FOR_REFUND: catalogue.PACKAGE_PACKED_FOR_REFUND,
 }
 
 
@@ -41,9 +42,9 @@ def package_payload(package: Package, state: int | None = None) -> dict:
 
 
 def transition_events(package: Package, transition: Transition, from_state: int,
-                      to_state: int) -> list[outbox.NewEvent]:
-    """package.status.transitioned, and the event of the state reached if it has one."""
-    payload = package_payload(package, to_state)
+                      to_state: int, details: dict | None = None) -> list[outbox.NewEvent]:
+    """package.status.transitioned, and the event of the state reached if it has one; details join both payloads."""
+    payload = {**package_payload(package, to_state), **(details or {})}
     previous = state_info(from_state)
     raised = [outbox.NewEvent(catalogue.PACKAGE_TRANSITIONED, {
         **payload,

@@ -15,6 +15,7 @@ PACKAGE_CANCELLED = "package.status.cancelled"
 PACKAGE_SHIPPED = "package.status.shipped"
 PACKAGE_DELIVERED = "package.status.delivered"
 PACKAGE_DELIVERED_WITH_OVERRIDE = "package.delivered_with_override"
+PACKAGE_PACKED_FOR_REFUND = "package.status.packed_for_refund"
 READY_FOR_CUSTOMER_PICKUP = "package.ready_for_customer_pickup"
 STOCK_LOCATION_CREATED = "stock_location.created"
 STOCK_LOCATION_UPDATED = "stock_location.updated"
@@ -28,7 +29,10 @@ EVENT_TYPES: dict[str, str] = {
     PACKAGE_PACKED: N_("A package was packed (Packed All Items)."),
     PACKAGE_CANCELLED: N_("A package was cancelled."),
     PACKAGE_SHIPPED: N_("A package was handed to the cargo company."),
-    PACKAGE_DELIVERED: N_("A package was delivered to the customer."),
+    PACKAGE_DELIVERED: N_("A package was delivered to the customer; after a handover where the customer refused "
+                          "items, it carries handover.lines (delivered and refused units per line)."),
+    PACKAGE_PACKED_FOR_REFUND: N_("A package went to Packed for Refund; items refused at the handover carry "
+                                  "refund.lines and, for a package split off, refund.split_from."),
     PACKAGE_DELIVERED_WITH_OVERRIDE: N_("A package was handed over without the pickup code, after a manager checked "
                                         "the customer's ID (manager override); carries the reason and both users."),
     READY_FOR_CUSTOMER_PICKUP: N_("A click & collect package is ready for pickup "
