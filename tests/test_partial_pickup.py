@@ -7,6 +7,7 @@ or a line of another package change nothing.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -24,6 +25,7 @@ from portal.packages.states import State
 from portal.settings.models import ApplicationSetting
 from portal.stores.models import StockLocation
 from portal.webhooks import catalogue
+from tests.floor import HX, text
 
 REFUND_AT_PICKUP = "package-packed-for-refund-at-pickup"
 
@@ -381,3 +383,117 @@ def test_item_lines_only_move_within_one_order(make, store, staff, sms):
     [split] = db.session.scalars(select(PackageItem).where(PackageItem.package_id == result.refund_package.id))
     assert (split.order_item, split.sku, split.barcode, split.name, split.quantity) == (
         second.order_item, second.sku, second.barcode, second.name, 1)
+
+
+# --- the handover dialog ------------------------------------------------------------------------------------------
+
+DELIVER = "self-service-package-delivery"
+
+
+def dialog_url(package: Package) -> str:
+    """The handover dialog's URL (GET shows it, POST confirms it)."""
+    return f"/packages/{package.id}/commands/{DELIVER}"
+
+
+def test_the_dialog_offers_takes_it_or_a_reason_per_line_and_units_for_lines_of_several(client, make, store, zeynep,
+                                                                                       sms):
+    package, _code = ready(make, store, sms)
+    first, second, _third = package.items
+
+    body = text(client.get(dialog_url(package), headers=HX))
+
+    assert 'id="refuse-lines"' in body and "<details" in body and 'id="refuse-lines" data-refuse-lines' in body
+    assert body.count("data-refuse-line>") == 3
+    for reason in ("damaged", "wrong_item", "changed_mind", "not_found"):
+        assert f'name="refuse_{first.order_item}" value="{reason}"' in body
+    assert f'name="refuse_{first.order_item}" value="" checked' in body
+    assert f'name="refuse_qty_{second.order_item}"' in body and f'name="refuse_qty_{first.order_item}"' not in body
+    assert 'id="refuse-all" data-refuse-all hidden' in body  # the full-refusal confirmation waits for JS or the server
+
+
+def test_the_dialog_delivers_the_rest_and_refunds_the_refused_line(client, make, store, zeynep, sms):
+    package, code = ready(make, store, sms)
+    second = package.items[1]
+
+    response = client.post(dialog_url(package), headers=HX, data={
+        "otp": code, f"refuse_{second.order_item}": "damaged", f"refuse_qty_{second.order_item}": "1",
+        f"refuse_{package.items[0].order_item}": ""})
+
+    assert response.status_code == 200
+    assert 'id="delivered-overlay"' in text(response)
+    assert "went to" in json.loads(response.headers["HX-Trigger"])["toast"]["message"]
+    assert fresh(package.id).state == State.DELIVERED
+    refund = db.session.scalar(select(Package).where(Package.number == f"{package.number}-R1"))
+    assert refund.state == State.PACKED_FOR_REFUND
+    assert [(i.order_item, i.quantity) for i in refund.items] == [(second.order_item, 1)]
+
+
+def test_the_dialog_asks_to_confirm_a_full_refusal_then_refuses(client, make, store, zeynep, sms):
+    package, code = ready(make, store, sms, quantities=(1, 1))
+    everything = {f"refuse_{item.order_item}": "not_found" for item in package.items}
+
+    asked = client.post(dialog_url(package), headers=HX, data={"otp": code, **everything})
+
+    assert asked.status_code == 422
+    body = text(asked)
+    assert 'id="refuse-all" data-refuse-all >' in body or 'id="refuse-all" data-refuse-all>' in body
+    assert 'id="refusal-error"' in body and "Confirm the full refusal" in body
+    assert 'id="otp-error"' not in body  # the code was not the problem
+    assert f'name="refuse_{package.items[0].order_item}" value="not_found" checked' in body
+    assert fresh(package.id).state == State.READY_FOR_CUSTOMER_PICKUP
+
+    done = client.post(dialog_url(package), headers=HX, data={"otp": code, "confirm_full": "1", **everything})
+
+    assert done.status_code == 200
+    assert 'id="delivered-overlay"' not in text(done)
+    assert "Packed for Refund" in json.loads(done.headers["HX-Trigger"])["toast"]["message"]
+    assert fresh(package.id).state == State.PACKED_FOR_REFUND
+
+
+def test_the_dialog_keeps_the_choices_after_a_wrong_code_and_changes_nothing(client, make, store, zeynep, sms):
+    package, code = ready(make, store, sms)
+    before = lines_of(package)
+    first = package.items[0]
+
+    response = client.post(dialog_url(package), headers=HX, data={"otp": wrong(code),
+                                                                  f"refuse_{first.order_item}": "wrong_item"})
+
+    assert response.status_code == 422
+    body = text(response)
+    assert 'id="otp-error"' in body and "Wrong code" in body
+    assert f'name="refuse_{first.order_item}" value="wrong_item" checked' in body
+    assert '<details class="refuse-lines" id="refuse-lines"' in body and "open>" in body
+    unchanged(package, before)
+
+
+def test_a_plain_handover_from_the_dialog_is_unchanged(client, make, store, zeynep, sms):
+    package, code = ready(make, store, sms)
+    blank = {f"refuse_{item.order_item}": "" for item in package.items}
+
+    response = client.post(dialog_url(package), headers=HX, data={"otp": code, **blank})
+
+    assert response.status_code == 200 and fresh(package.id).state == State.DELIVERED
+    assert db.session.scalar(select(func.count()).select_from(HandoverLine)) == 0
+
+
+def test_the_back_office_refuses_a_whole_package_with_a_reason_and_the_code(client, make, store, auth_actions, sms):
+    make.user("ayse", role="admin")
+    assert auth_actions.login("ayse").status_code == 302
+    package, code = ready(make, store, sms)
+    url = f"/packages/{package.id}/commands/{REFUND_AT_PICKUP}"
+
+    page = text(client.get(f"/packages/{package.id}"))
+    assert 'data-command="PACKAGE_PACKED_FOR_REFUND"' in page and "Refuse the whole package" in page
+    form = text(client.get(url, headers=HX))
+    assert 'id="consequence"' in form and "Packed for Refund" in form
+    assert form.count('name="reason"') == 4 and 'id="otp"' in form and 'id="refuse-lines"' not in form
+
+    no_reason = client.post(url, headers=HX, data={"otp": code})
+    assert no_reason.status_code == 422 and 'id="reason-error"' in text(no_reason)
+    assert fresh(package.id).state == State.READY_FOR_CUSTOMER_PICKUP
+
+    done = client.post(url, headers=HX, data={"otp": code, "reason": "damaged"})
+
+    assert done.status_code == 200
+    assert fresh(package.id).state == State.PACKED_FOR_REFUND
+    assert [r.reason for r in db.session.scalars(select(HandoverLine))] == ["damaged"] * 3
