@@ -20,7 +20,7 @@ from portal.otp.models import PickupCode
 from portal.outbox.models import OutboxMessage
 from portal.packages import commands, partial, quota
 from portal.packages.handover_lines import HandoverLine
-from portal.packages.models import Package, PackageItem, PackageLog
+from portal.packages.models import Package, PackageItem, PackageLog, Transition
 from portal.packages.states import State
 from portal.settings.models import ApplicationSetting
 from portal.stores.models import StockLocation
@@ -497,3 +497,70 @@ def test_the_back_office_refuses_a_whole_package_with_a_reason_and_the_code(clie
     assert done.status_code == 200
     assert fresh(package.id).state == State.PACKED_FOR_REFUND
     assert [r.reason for r in db.session.scalars(select(HandoverLine))] == ["damaged"] * 3
+
+
+# --- dry run ------------------------------------------------------------------------------------------------------
+
+def test_a_partial_pickup_previews_both_commands_and_writes_nothing(client, make, store, staff, sms):
+    package, code = ready(make, store, sms)
+    before = lines_of(package)
+    version = fresh(package.id).version
+    third = package.items[2]
+    outbox_rows = db.session.scalar(select(func.count()).select_from(OutboxMessage))
+
+    response = client.post(f"{url(package)}preview/", headers=token_headers(staff), json={
+        "otp": wrong(code), "refused": [{"order_item": third.order_item, "reason": "not_found"}]})
+
+    assert response.status_code == 200, response.json
+    delivery, refund = response.json
+    assert (delivery["slug"], delivery["from_status"]["code"], delivery["to_status"]["code"]) == (
+        "self-service-package-delivery", State.READY_FOR_CUSTOMER_PICKUP, State.DELIVERED)
+    assert "Refused: Item 3 ×1 (Not found)." in delivery["audit"]["note"]
+    assert delivery["package_number"] == package.number and refund["package_number"] == f"{package.number}-R1"
+    assert (refund["slug"], refund["to_status"]["code"], refund["quota_change"]) == (
+        REFUND_AT_PICKUP, State.PACKED_FOR_REFUND, 0)
+    assert [e["event_type"] for e in refund["events"]] == [
+        catalogue.PACKAGE_CREATED, catalogue.PACKAGE_TRANSITIONED, catalogue.PACKAGE_PACKED_FOR_REFUND]
+    delivered_event = next(e for e in delivery["events"] if e["event_type"] == catalogue.PACKAGE_DELIVERED)
+    assert [line["refused"] for line in delivered_event["payload"]["handover"]["lines"]] == [0, 0, 1]
+    # Nothing written, and the wrong code spent no try (a dry run checks its shape only).
+    unchanged(package, before)
+    assert fresh(package.id).version == version
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == outbox_rows
+    assert db.session.scalar(select(PickupCode.failed_attempts).where(PickupCode.package_id == package.id)) == 0
+
+
+def test_a_full_refusal_previews_the_packages_own_refund(client, make, store, staff, sms):
+    package, code = ready(make, store, sms, quantities=(1,))
+
+    response = client.post(f"{url(package)}preview/", headers=token_headers(staff), json={
+        "otp": code, "refused": [{"order_item": package.items[0].order_item, "reason": "damaged"}]})
+
+    assert response.status_code == 200
+    [refund] = response.json
+    assert (refund["package"], refund["to_status"]["code"]) == (package.id, State.PACKED_FOR_REFUND)
+    assert fresh(package.id).state == State.READY_FOR_CUSTOMER_PICKUP
+    assert db.session.scalar(select(func.count()).select_from(HandoverLine)) == 0
+
+
+def test_the_vendors_packed_for_refund_from_waiting_gives_the_quota_back(make, store, staff):
+    """The handler also runs the vendor's own transitions (Waiting -> Packed for Refund) when an admin adds them:
+    a Waiting package takes up quota, a package Packed for Refund does not."""
+    db.session.add(Transition(name="Package Packed for Refund", command_code="PACKAGE_PACKED_FOR_REFUND",
+                              slug="package-packed-for-refund-from-waiting", source_state=State.WAITING,
+                              destination_state=State.PACKED_FOR_REFUND, visibility=["OMS_WEB"]))
+    package = make.package(store=store, state=State.WAITING)
+    quota.recount(db.session)
+    db.session.commit()
+    assert db.session.get(StockLocation, store.id).quota == 1
+
+    commands.run_command(db.session, package.id, slug="package-packed-for-refund-from-waiting",
+                         params={"reason": "Customer cancelled before packing"}, user_id=staff.id,
+                         store_ids=[store.id])
+
+    db.session.expire_all()
+    assert db.session.get(StockLocation, store.id).quota == 0
+    assert fresh(package.id).state == State.PACKED_FOR_REFUND
+    log = db.session.scalars(select(PackageLog).where(PackageLog.package_id == package.id)).first()
+    assert log.note == "Customer cancelled before packing"
+    assert db.session.scalar(select(func.count()).select_from(HandoverLine)) == 0

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp
 from portal.outbox import service as outbox
 from portal.packages import commands, handover_lines
-from portal.packages.events import package_created
+from portal.packages.events import package_payload
 from portal.packages.handover_lines import HandoverLine
 from portal.packages.models import Package, Transition
 from portal.packages.states import State
+from portal.webhooks import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -112,28 +113,51 @@ def hand_over(session: Session, package_id: int, *, code: object, refused: objec
     return _deliver_the_rest(session, package, transition, impl, refusals, code=code, user_id=user_id)
 
 
+@dataclass
+class Step:
+    """One command a partial handover ran: its context and what apply_command wrote."""
+
+    ctx: commands.CommandContext
+    from_state: int
+    to_state: int
+    raised: list[outbox.NewEvent]
+
+
+def apply_partial(session: Session, package: Package, transition: Transition, impl: commands.Handler,
+                  refusals: list[handover_lines.Refusal], *, code: object, user_id: int | None,
+                  dry_run: bool = False) -> tuple[list[Step], list[HandoverLine]]:
+    """On the locked package: check the code, record the lines, split the refused units off, deliver the package
+    and refund the split one, in the caller's transaction (not committed). Raises InvalidOtp before any write.
+
+    dry_run checks only the code's shape (portal.packages.dry_run previews a partial handover with it).
+    """
+    ctx = commands.CommandContext(session=session, package=package, transition=transition, params={"otp": code},
+                                  user_id=user_id, destination=transition.destination_state, dry_run=dry_run)
+    impl.run(ctx)
+    lines = handover_lines.record(session, package, refusals, refund_package=package, user_id=user_id)
+    refund = handover_lines.split_refused(session, package, refusals)
+    for line in lines:
+        line.refund_package_id = refund.id if line.refused else None
+    session.flush()
+    ctx.note = f"{ctx.note} {handover_lines.summary(lines)} " + _(
+        "The refused items went to package %(number)s.", number=refund.number)
+    ctx.event_details = {"handover": {"lines": [line.as_json() for line in lines],
+                                      "refund_package": {"id": refund.id, "number": refund.number}}}
+    ctx.toast = _("Package %(number)s delivered; %(count)s refused item(s) went to %(refund)s for refund.",
+                  number=package.number, count=sum(line.refused for line in lines), refund=refund.number)
+    delivered = Step(ctx, *commands.apply_command(ctx))
+    return [delivered, refund_command(session, refund, user_id, dry_run=dry_run)], lines
+
+
 def _deliver_the_rest(session: Session, package: Package, transition: Transition, impl: commands.Handler,
                       refusals: list[handover_lines.Refusal], *, code: object, user_id: int | None) -> HandoverResult:
-    """The locked package: check the code, split the refused units off, deliver, and refund the split package."""
-    ctx = commands.CommandContext(session=session, package=package, transition=transition, params={"otp": code},
-                                  user_id=user_id, destination=transition.destination_state)
+    """Run apply_partial and commit; a wrong code commits only its counted try."""
     try:
         try:
-            impl.run(ctx)
+            steps, lines = apply_partial(session, package, transition, impl, refusals, code=code, user_id=user_id)
         except InvalidOtp:
             session.commit()  # keep the counted try; the package itself was not changed
             raise
-        lines = handover_lines.record(session, package, refusals, refund_package=package, user_id=user_id)
-        refund = split_package(session, package, refusals, lines)
-        ctx.note = f"{ctx.note} {handover_lines.summary(lines)} " + _(
-            "The refused items went to package %(number)s.", number=refund.number)
-        ctx.event_details = {"handover": {"lines": [line.as_json() for line in lines],
-                                          "refund_package": {"id": refund.id, "number": refund.number}}}
-        refused_units = sum(line.refused for line in lines)
-        ctx.toast = _("Package %(number)s delivered; %(count)s refused item(s) went to %(refund)s for refund.",
-                      number=package.number, count=refused_units, refund=refund.number)
-        commands.apply_command(ctx)
-        refund_ctx = refund_command(session, refund, user_id)
         session.commit()
     except DomainError:
         session.rollback()
@@ -144,30 +168,18 @@ def _deliver_the_rest(session: Session, package: Package, transition: Transition
                     exc.__class__.__name__)
         raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     session.refresh(package)
-    sms_ids = ctx.sms_ids + refund_ctx.sms_ids
+    sms_ids = [sms_id for step in steps for sms_id in step.ctx.sms_ids]
     outbox.deliver_after_commit(session, sms_ids)
-    return HandoverResult(package=package, delivered=True, refund_package=refund, lines=lines,
-                          message=ctx.toast, sms_ids=sms_ids)
+    return HandoverResult(package=package, delivered=True, refund_package=steps[1].ctx.package, lines=lines,
+                          message=steps[0].ctx.toast, sms_ids=sms_ids)
 
 
-def split_package(session: Session, package: Package, refusals: list[handover_lines.Refusal],
-                  lines: list[HandoverLine]) -> Package:
-    """Split the refused units into a refund package, point the lines at it and raise its package.created."""
-    refund = handover_lines.split_refused(session, package, refusals)
-    for line in lines:
-        line.refund_package_id = refund.id if line.refused else None
-    session.flush()
-    package_created(session, refund)
-    return refund
-
-
-def refund_command(session: Session, refund: Package, user_id: int | None) -> commands.CommandContext:
-    """Run Package Packed for Refund on a split refund package in the caller's transaction (not committed)."""
+def refund_command(session: Session, refund: Package, user_id: int | None, *, dry_run: bool = False) -> Step:
+    """Package Packed for Refund on a split refund package, with its package.created, in the caller's transaction."""
     transition = counter_transition(session, REFUND_CODE)
     locked, transition, impl = commands.checked_command(session, refund.id, transition=transition, store_ids=None)
     ctx = commands.CommandContext(session=session, package=locked, transition=transition, params={},
-                                  user_id=user_id, destination=transition.destination_state)
+                                  user_id=user_id, destination=transition.destination_state, dry_run=dry_run)
+    ctx.events.append(outbox.NewEvent(catalogue.PACKAGE_CREATED, package_payload(locked), package_id=locked.id))
     impl.run(ctx)
-    commands.apply_command(ctx)
-    return ctx
-
+    return Step(ctx, *commands.apply_command(ctx))

@@ -12,9 +12,10 @@ from pydantic import Field
 
 from portal.api.auth import caller
 from portal.api.operations import Access, operation
+from portal.api.resources.dry_run import CommandPreview
 from portal.api.schemas import Answer, Body, RowId, Status
 from portal.extensions import db
-from portal.packages import handover_lines, partial, queries
+from portal.packages import dry_run, handover_lines, partial, queries
 
 Reason = Literal["damaged", "wrong_item", "changed_mind", "not_found"]
 
@@ -97,6 +98,23 @@ def partial_pickup(package_id: int, body: PartialPickupRequest):
         package=_ref(result.package), delivered=result.delivered,
         refund_package=_ref(result.refund_package) if result.refund_package is not None else None,
         lines=[HandoverLineAnswer(**line.as_json()) for line in result.lines], message=result.message)
+
+
+@operation("POST", "/oms/packages/<int:package_id>/partial-pickup/preview/", body=PartialPickupRequest,
+           answer=list[CommandPreview], access=Access.ANY, errors=("404", "409", "422"), tag="packages",
+           summary="Dry-run a partial pickup: what each command would do, nothing written.",
+           description="Takes the body of POST .../partial-pickup/ and answers one preview per command the "
+                       "handover would run: the delivery of the package and Package Packed for Refund of the "
+                       "package split off (or the one command of a plain delivery or a full refusal). The code "
+                       "is only checked for its shape: a dry run spends no try.",
+           example={"otp": "123456", "refused": [{"order_item": 1201, "reason": "not_found"}]})
+def preview_partial_pickup(package_id: int, body: PartialPickupRequest):
+    """Dry-run a partial pickup."""
+    current = caller()
+    refused = [line.model_dump(exclude_none=True) for line in body.refused]
+    return [CommandPreview.of(p) for p in dry_run.preview_partial_pickup(
+        db.session, package_id, code=body.otp, refused=refused, user_id=current.user_id,
+        store_ids=current.store_ids)]
 
 
 @operation("GET", "/oms/packages/<int:package_id>/handover-lines/", answer=list[HandoverLineAnswer],
