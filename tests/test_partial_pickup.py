@@ -564,3 +564,21 @@ def test_the_vendors_packed_for_refund_from_waiting_gives_the_quota_back(make, s
     log = db.session.scalars(select(PackageLog).where(PackageLog.package_id == package.id)).first()
     assert log.note == "Customer cancelled before packing"
     assert db.session.scalar(select(func.count()).select_from(HandoverLine)) == 0
+
+
+def test_the_package_pages_show_what_was_refused_and_where_it_went(client, make, store, zeynep, sms):
+    package, code = ready(make, store, sms)
+    third = package.items[2]
+    plain = text(client.get(f"/packages/{package.id}"))
+    assert 'id="handover-record"' not in plain
+
+    result = partial.hand_over(db.session, package.id, code=code, user_id=zeynep.id, store_ids=[store.id],
+                               refused=[{"order_item": third.order_item, "reason": "not_found"}])
+    refund = result.refund_package
+
+    page = text(client.get(f"/packages/{package.id}"))
+    assert 'id="handover-record"' in page
+    assert "<tr><td>Item 3</td><td class=\"num\">0</td><td class=\"num\">1</td><td>Not found</td></tr>" in page
+    assert f'<a class="handover-link" href="/packages/{refund.id}">{refund.number}</a> (Packed for Refund)' in page
+    split = text(client.get(f"/packages/{refund.id}"))
+    assert 'id="handover-split-from"' in split and f'<a class="handover-link" href="/packages/{package.id}">{package.number}</a>' in split

@@ -202,3 +202,28 @@ def summary(lines: list[HandoverLine], *, refused_only: bool = False) -> str:
     if refused:
         parts.append(_("Refused: %(items)s.", items=", ".join(refused)))
     return " ".join(parts)
+
+
+@dataclass
+class HandoverRecord:
+    """What a package's page says about a handover with refusals: its lines and where the refused items went,
+    or, for a package split off, the package it came from."""
+
+    lines: list[HandoverLine]
+    refund_packages: list[Package]
+    split_from: Package | None
+
+
+def handover_record(session: Session, package: Package) -> HandoverRecord | None:
+    """The handover record of a package, or None when no handover with refusals touched it."""
+    lines = lines_of(session, package.id)
+    refund_ids = sorted({line.refund_package_id for line in lines
+                         if line.refund_package_id is not None and line.refund_package_id != package.id})
+    refunds = list(session.scalars(select(Package).where(Package.id.in_(refund_ids)).order_by(Package.id))) \
+        if refund_ids else []
+    origin = session.scalar(select(HandoverLine.package_id).where(HandoverLine.refund_package_id == package.id,
+                                                                  HandoverLine.package_id != package.id).limit(1))
+    split_from = session.get(Package, origin) if origin is not None else None
+    if not lines and split_from is None:
+        return None
+    return HandoverRecord(lines=lines, refund_packages=refunds, split_from=split_from)

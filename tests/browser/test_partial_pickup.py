@@ -69,6 +69,14 @@ def test_one_refused_item_is_split_off_for_refund_and_the_rest_delivered(page, s
     # Scan, code, open the refusals, the reason, confirm: two taps more than a plain handover.
     assert staff.count == 5
     page.wait_for_url(re.compile(r"/packages$"))
+
+    # The package's page says what was refused and links the refund package.
+    page.goto(f"/packages/{package['id']}")
+    record = page.locator("#handover-record")
+    expect(record).to_contain_text("Damaged")
+    expect(record.get_by_role("link", name=f"{package['number']}-R1")).to_be_visible()
+    assert_clean(ux, page, "package page after a partial pickup", "main, header")
+    screenshot(page, "partial-pickup-record")
     assert csp_violations == []
 
 

@@ -28,8 +28,10 @@ REFUSAL_FIELDS = ("refused", "confirm_full")
 
 @bp.app_context_processor
 def refusal_reasons() -> dict:
-    """The reasons a customer refuses an item, for the handover dialog and the refund form."""
-    return {"refusal_reasons": handover_lines.REASONS}
+    """The reasons a customer refuses an item (the handover dialog, the refund form), and the package page's
+    handover record (what was refused, where it went)."""
+    return {"refusal_reasons": handover_lines.REASONS, "reason_label": handover_lines.reason_label,
+            "handover_record": lambda package: handover_lines.handover_record(db.session, package)}
 
 
 def has_refusals(form: MultiDict) -> bool:
