@@ -8,6 +8,7 @@ from portal.orders.models import OrderImportRun
 from portal.otp.models import OtpAttempt, PickupCode
 from portal.outbox.models import OutboxMessage
 from portal.packages.delegate_models import PackageDelegate
+from portal.packages.handover_lines import HandoverLine
 from portal.packages.models import (
     Customer,
     DenialReason,
@@ -29,7 +30,7 @@ from portal.webhooks.models import DeliveryAttempt, WebhookSubscription
 
 __all__ = [
     "AddressNode", "ApiToken", "ApplicationSetting", "CargoCompany", "Channel", "Customer", "DeliveryAttempt",
-    "DenialReason", "HoldSweepRun", "IdempotencyRecord", "JobRun", "LoginSession", "LoginThrottle",
+    "DenialReason", "HandoverLine", "HoldSweepRun", "IdempotencyRecord", "JobRun", "LoginSession", "LoginThrottle",
     "OrderImportRun", "OtpAttempt", "OutboxMessage", "Package", "PackageDelegate",
     "PackageItem", "PackageLog", "PackingScan", "PickupCode", "Role", "Scenario", "ScenarioLocation", "ScheduledJob",
     "ShelfAssignment", "ShelfSettings", "ShelfSlot", "Shipment", "ShipmentTrackingRun",

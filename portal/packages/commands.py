@@ -21,7 +21,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, Invali
 from portal.i18n import N_, in_customer_language
 from portal.otp import service as otp
 from portal.outbox import service as outbox
-from portal.packages import customer_link, delegate, hold, override, quota, shelf, shipments
+from portal.packages import customer_link, delegate, handover_lines, hold, override, quota, shelf, shipments
 from portal.packages.events import (
     READY_FOR_PICKUP_EVENT,
     delivered_with_override,
@@ -60,8 +60,8 @@ class CommandContext:
     secrets: list[str] = field(default_factory=list)
     # Shipments recorded by the command, made at the cargo company after the commit (portal.packages.shipments).
     shipment_ids: list[int] = field(default_factory=list)
-    # Added to the payloads of the transition's own events (the delivery's collected_by).
-    payload_extra: dict = field(default_factory=dict)
+    # Added to the payloads of the transition's own events (a handover's lines, the delivery's collected_by).
+    event_details: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -249,23 +249,32 @@ class SelfServicePackageDelivery(Handler):
         if ctx.params.get("override") is not None:
             self.run_override(ctx)
             return
-        if settings.is_otp_enabled(ctx.session):
-            code = ctx.params.get("otp", ctx.params.get("code"))
-            if ctx.dry_run:  # a dry run is no free guess: only the code's shape is checked, no try is spent
-                otp.clean_code(code)
-                ctx.note = _("Pickup code verified.")
-            else:
-                collector = delegate.record_collection(ctx.session, otp.verify_code(
-                    ctx.session, ctx.package.id, code, ctx.user_id))
-                ctx.note = delegate.collection_note(collector) if collector else _("Pickup code verified.")
-                ctx.payload_extra["collected_by"] = delegate.collected_by(collector)
-                if collector:
-                    ctx.toast = _("Package %(number)s delivered to %(name)s (delegate).", number=ctx.package.number,
-                                  name=collector.name)
-                    return
-        else:
+        if not self.check_code(ctx):
             ctx.note = _("Delivered without a code (IS_OTP_ENABLED is false).")
-        ctx.toast = _("Package %(number)s delivered.", number=ctx.package.number)
+        ctx.toast = ctx.toast or _("Package %(number)s delivered.", number=ctx.package.number)
+
+    @staticmethod
+    def check_code(ctx: CommandContext) -> bool:
+        """Verify the customer's or their delegate's code when IS_OTP_ENABLED is true; False when it is off.
+
+        A dry run checks the code's shape only (no try is spent). Sets the audit note, and when a delegate's
+        code matched, records the collection, names the delegate in the events (collected_by) and the toast.
+        """
+        if not settings.is_otp_enabled(ctx.session):
+            return False
+        code = ctx.params.get("otp", ctx.params.get("code"))
+        if ctx.dry_run:  # a dry run is no free guess: only the code's shape is checked, no try is spent
+            otp.clean_code(code)
+            ctx.note = _("Pickup code verified.")
+            return True
+        collector = delegate.record_collection(ctx.session, otp.verify_code(ctx.session, ctx.package.id, code,
+                                                                            ctx.user_id))
+        ctx.note = delegate.collection_note(collector) if collector else _("Pickup code verified.")
+        ctx.event_details["collected_by"] = delegate.collected_by(collector)
+        if collector:
+            ctx.toast = _("Package %(number)s delivered to %(name)s (delegate).", number=ctx.package.number,
+                          name=collector.name)
+        return True
 
     def run_override(self, ctx: CommandContext) -> None:
         """Hand over without a code: a manager authorised it; raise the override event and text the customer."""
@@ -389,6 +398,46 @@ class ReschedulePackage(Handler):
         ctx.package.denial_reason_id = None
 
 
+@handler("PACKAGE_PACKED_FOR_REFUND")
+class PackedForRefund(Handler):
+    """The vendor's Package Packed for Refund; at the counter, the items the customer refused (handover_lines).
+
+    A refund package split off at a handover carries the lines recorded there; the package itself, when the
+    customer refuses every item, needs the pickup code (like the delivery) and a reason for the lines.
+    """
+
+    description = N_("Moves the package to Packed for Refund; at the pickup counter, the customer's code and the "
+                     "refused items are checked and recorded.")
+
+    def run(self, ctx: CommandContext) -> None:
+        """Check and record the refused lines when the package is at the counter; otherwise note the reason."""
+        package = ctx.package
+        if package.state != State.READY_FOR_CUSTOMER_PICKUP:
+            ctx.note = str(ctx.params.get("reason") or "")[:500]
+            return
+        lines = handover_lines.lines_of_refund(ctx.session, package.id)
+        split_from = ctx.session.get(Package, lines[0].package_id) if lines else None
+        if split_from is None or split_from.id == package.id:
+            raw = ctx.params.get("refused")
+            refusals = (handover_lines.parse_refused(raw, package) if raw
+                        else handover_lines.all_refused(package, str(ctx.params.get("reason") or "")))
+            if not handover_lines.refuses_everything(package, refusals):
+                raise ValidationFailed(_("Not every item is refused: hand the rest over with the delivery."),
+                                       field="refused")
+            SelfServicePackageDelivery.check_code(ctx)
+            lines = handover_lines.record(ctx.session, package, refusals, refund_package=package,
+                                          user_id=ctx.user_id)
+            ctx.note = _("Every item refused at the handover. %(lines)s", lines=handover_lines.summary(lines))
+            ctx.toast = _("Package %(number)s refused by the customer: Packed for Refund.", number=package.number)
+        else:
+            ctx.note = _("Refused at the handover of package %(number)s. %(lines)s", number=split_from.number,
+                         lines=handover_lines.summary(lines, refused_only=True))
+        ctx.event_details = {"refund": {
+            "lines": [line.as_json() for line in lines if line.refused],
+            "split_from": {"id": split_from.id, "number": split_from.number}
+            if split_from is not None and split_from.id != package.id else None}}
+
+
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
     """The transition named by id or slug (both must agree when both are given). Raises ValidationFailed."""
     if transition_id in (None, "") and not slug:
@@ -488,7 +537,7 @@ def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]
     session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
                            transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,
                            authorised_by_id=ctx.authorised_by, note=ctx.note))
-    raised = ctx.events + transition_events(package, transition, from_state, to_state, ctx.payload_extra)
+    raised = ctx.events + transition_events(package, transition, from_state, to_state, ctx.event_details)
     events.record_events(session, raised)
     return from_state, to_state, raised
 

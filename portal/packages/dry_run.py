@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, scoped_session
 from portal import crypto
 from portal.errors import DomainError
 from portal.outbox.models import OutboxMessage
-from portal.packages import commands, flow_editor, quota
+from portal.packages import commands, flow_editor, handover_lines, partial, quota
 from portal.packages.models import DenialReason, Package, Transition
 from portal.packages.states import state_info
 from portal.webhooks.models import WebhookSubscription
@@ -140,6 +140,41 @@ def preview_command(
         event.remove(real, "before_commit", _refuse_commit)
 
 
+def preview_partial_pickup(session: Session, package_id: int, *, code: object, refused: object,
+                           user_id: int | None, store_ids: list[int] | None,
+                           visibility: str | None = None) -> list[CommandPreview]:
+    """Dry-run a handover where the customer refuses items (portal.packages.partial): what each command would do.
+
+    Partly refused: the delivery of the package and Package Packed for Refund of the package split off (its id
+    and number are what they would be now). Nothing refused: the delivery; everything refused: the package's
+    own Packed for Refund. Nothing is written; the session is rolled back. Raises what the handover would.
+    """
+    real = session() if isinstance(session, scoped_session) else session
+    event.listen(real, "before_commit", _refuse_commit)
+    try:
+        delivery = partial.counter_transition(real, partial.DELIVERY_CODE)
+        package, transition, impl = commands.checked_command(real, package_id, transition=delivery,
+                                                             store_ids=store_ids, visibility=visibility)
+        refusals = handover_lines.parse_refused(refused, package)
+        whole = None
+        if not refusals:
+            whole = (transition, {"otp": code})
+        elif handover_lines.refuses_everything(package, refusals):
+            whole = (partial.counter_transition(real, partial.REFUND_CODE), {"otp": code, "refused": refused})
+        if whole is None:
+            quota_before = package.stock_location.quota or 0
+            steps, _lines = partial.apply_partial(real, package, transition, impl, refusals, code=code,
+                                                  user_id=user_id, dry_run=True)
+            real.flush()
+            return [_describe(real, step.ctx, step.from_state, step.to_state, step.raised, quota_before)
+                    for step in steps]
+    finally:
+        real.rollback()
+        event.remove(real, "before_commit", _refuse_commit)
+    return [preview_command(real, package_id, transition_id=whole[0].id, params=whole[1], user_id=user_id,
+                            store_ids=store_ids)]
+
+
 def _describe(session: Session, ctx: commands.CommandContext, from_state: int, to_state: int,
               raised: list, quota_before: int) -> CommandPreview:
     """Read back what the dry run wrote, as plain values that outlive the rollback."""
@@ -176,6 +211,8 @@ def sample_params(session: Session, package: Package, transition: Transition) ->
         return {"barcodes": [{"order_item": item.order_item, "barcode": item.barcode} for item in package.items]}
     if code == "SELF_SERVICE_PACKAGE_DELIVERY_COMMAND":
         return {"otp": "0" * int(current_app.config["OTP_LENGTH"])}
+    if code == "PACKAGE_PACKED_FOR_REFUND":  # at the counter: the customer refuses every item
+        return {"otp": "0" * int(current_app.config["OTP_LENGTH"]), "reason": "changed_mind"}
     if code == "PACKAGE_REFUSE_WITH_DENIAL_REASON":
         reason = session.scalar(select(DenialReason.id).where(DenialReason.is_active.is_(True))
                                 .order_by(DenialReason.priority, DenialReason.id).limit(1))

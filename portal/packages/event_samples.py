@@ -30,6 +30,8 @@ _TRANSITIONS: dict[int, tuple[str, str, str, int]] = {
                                "Update The Package's Shipment Status", "UPDATE_SHIPMENT_STATUS", State.SHIPPED),
     State.DELIVERY_FAILED: ("update-shipment-status-shipped-to-delivery-failed",
                             "Update The Package's Shipment Status", "UPDATE_SHIPMENT_STATUS", State.SHIPPED),
+    State.PACKED_FOR_REFUND: ("package-packed-for-refund-at-pickup", "Package Packed for Refund",
+                              "PACKAGE_PACKED_FOR_REFUND", State.READY_FOR_CUSTOMER_PICKUP),
 }
 
 

@@ -22,6 +22,7 @@ STATE_EVENTS: dict[int, str] = {
     State.DELIVERED: catalogue.PACKAGE_DELIVERED,
     State.ATTEMPTED_DELIVERY: catalogue.PACKAGE_ATTEMPTED_DELIVERY,
     State.DELIVERY_FAILED: catalogue.PACKAGE_DELIVERY_FAILED,
+    State.PACKED_FOR_REFUND: catalogue.PACKAGE_PACKED_FOR_REFUND,
 }
 
 
@@ -43,9 +44,9 @@ def package_payload(package: Package, state: int | None = None) -> dict:
 
 
 def transition_events(package: Package, transition: Transition, from_state: int,
-                      to_state: int, extra: dict | None = None) -> list[outbox.NewEvent]:
-    """package.status.transitioned, and the event of the state reached if it has one; extra goes in both."""
-    payload = {**package_payload(package, to_state), **(extra or {})}
+                      to_state: int, details: dict | None = None) -> list[outbox.NewEvent]:
+    """package.status.transitioned, and the event of the state reached if it has one; details join both payloads."""
+    payload = {**package_payload(package, to_state), **(details or {})}
     previous = state_info(from_state)
     raised = [outbox.NewEvent(catalogue.PACKAGE_TRANSITIONED, {
         **payload,

@@ -17,6 +17,7 @@ PACKAGE_DELIVERED = "package.status.delivered"
 PACKAGE_ATTEMPTED_DELIVERY = "package.status.attempted_delivery"
 PACKAGE_DELIVERY_FAILED = "package.status.delivery_failed"
 PACKAGE_DELIVERED_WITH_OVERRIDE = "package.delivered_with_override"
+PACKAGE_PACKED_FOR_REFUND = "package.status.packed_for_refund"
 READY_FOR_CUSTOMER_PICKUP = "package.ready_for_customer_pickup"
 PACKAGE_DELEGATE_CHANGED = "package.delegate_changed"
 STOCK_LOCATION_CREATED = "stock_location.created"
@@ -31,10 +32,13 @@ EVENT_TYPES: dict[str, str] = {
     PACKAGE_PACKED: N_("A package was packed (Packed All Items)."),
     PACKAGE_CANCELLED: N_("A package was cancelled."),
     PACKAGE_SHIPPED: N_("A package was handed to the cargo company."),
-    PACKAGE_DELIVERED: N_("A package was delivered to the customer."),
+    PACKAGE_DELIVERED: N_("A package was delivered to the customer; after a handover where the customer refused "
+                          "items, it carries handover.lines (delivered and refused units per line)."),
     PACKAGE_ATTEMPTED_DELIVERY: N_("The cargo company tried to deliver a package and could not (Attempted "
                                    "Delivery); it tries again."),
     PACKAGE_DELIVERY_FAILED: N_("The cargo company gave up delivering a package (Delivery Failed)."),
+    PACKAGE_PACKED_FOR_REFUND: N_("A package went to Packed for Refund; items refused at the handover carry "
+                                  "refund.lines and, for a package split off, refund.split_from."),
     PACKAGE_DELIVERED_WITH_OVERRIDE: N_("A package was handed over without the pickup code, after a manager checked "
                                         "the customer's ID (manager override); carries the reason and both users."),
     READY_FOR_CUSTOMER_PICKUP: N_("A click & collect package is ready for pickup "
@@ -67,6 +71,8 @@ PLAIN_NAMES: dict[str, str] = {
     PACKAGE_DELIVERED: N_("Package delivered"),
     PACKAGE_ATTEMPTED_DELIVERY: N_("Delivery attempted"),
     PACKAGE_DELIVERY_FAILED: N_("Delivery failed"),
+    PACKAGE_PACKED_FOR_REFUND: N_("Package packed for refund"),
+    PACKAGE_DELEGATE_CHANGED: N_("Someone else collects a package"),
     PACKAGE_DELIVERED_WITH_OVERRIDE: N_("Package handed over without a code"),
     READY_FOR_CUSTOMER_PICKUP: N_("Package ready for pickup"),
     STOCK_LOCATION_CREATED: N_("Store or warehouse added"),

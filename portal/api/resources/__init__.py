@@ -19,6 +19,7 @@ from portal.api.resources import (  # noqa: F401
     order_import,
     override,
     packages,
+    partial_pickup,
     scenarios,
     settings,
     shelf,

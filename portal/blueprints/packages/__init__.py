@@ -10,6 +10,7 @@ from portal.blueprints.packages import (  # noqa: E402,F401
     hold_routes,
     override_routes,
     packing,
+    partial_routes,
     preview,
     printing,
     queue,

@@ -47,6 +47,10 @@ WORDINGS: dict[str, Wording] = {
         _l("Cancel the package"),
         consequence=_l("The package is cancelled and the customer will not get it. It cannot be undone.")),
     "BLOCK_PACKAGE_FOR_ACTION": Wording(_l("Block")),
+    "PACKAGE_PACKED_FOR_REFUND": Wording(
+        _l("Refuse the whole package"),
+        consequence=_l("Nothing is handed over: the package goes to Packed for Refund with every item. "
+                       "It cannot be undone.")),
 }
 
 # Commands that run with one tap elsewhere but here first show a confirmation naming the consequence.

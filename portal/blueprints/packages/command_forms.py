@@ -13,6 +13,7 @@ FORM_TEMPLATES = {
     "BLOCK_PACKAGE_FOR_ACTION": "packages/_form_block.html",
     "CANCEL_PACKAGE": "packages/_form_block.html",
     "SHIP_PACKAGE": "packages/_form_ship.html",
+    "PACKAGE_PACKED_FOR_REFUND": "packages/_form_refund.html",
 }
 
 
@@ -44,6 +45,8 @@ def params_from_form(transition: Transition, form) -> dict:
         return {"denial_reason": reason if reason is not None else ""}
     if code in ("BLOCK_PACKAGE_FOR_ACTION", "CANCEL_PACKAGE"):
         return {"reason": form.get("reason", "")}
+    if code == "PACKAGE_PACKED_FOR_REFUND":
+        return {"otp": form.get("otp", ""), "reason": form.get("reason", "")}
     if code == "SHIP_PACKAGE":
         return {"tracking_number": form.get("tracking_number", "")}
     return {}

@@ -31,6 +31,10 @@ from portal.web import (
 # Roles that may lift the per-user code limit for their staff.
 MANAGER_ROLES = ("admin", "brand_manager")
 
+# Routes that take over a posted command form when it asks for more than the command (partial_routes: refused
+# items at the handover); each answers a response, or None to let the command run as usual.
+POSTED_FORM_HOOKS: list = []
+
 # URL arguments of the list that must be plain numbers a row id can have.
 LIST_INT_ARGS = ("after", "before", "stock_location")
 
@@ -184,6 +188,9 @@ def run_command(package_id: int, slug: str):
     package = queries.get_package(db.session, package_id, store_ids)
     transition = _visible_transition(package, slug)
     template = form_template(transition, settings.is_otp_enabled(db.session))
+    for hook in POSTED_FORM_HOOKS:
+        if (taken := hook(package, transition)) is not None:
+            return taken
     version = request.form.get("version", type=int)
     try:
         result = commands.run_command(
