@@ -12,7 +12,7 @@ from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.scenarios import service as scenarios
 from portal.setup.steps import BY_KEY
-from portal.web import plain_int
+from portal.web import is_fragment_request, plain_int
 
 SCENARIO_TEMPLATE = "setup/scenarios.html"
 
@@ -27,13 +27,29 @@ def _scenario_values(scenario=None, channel_id: int | None = None) -> dict:
             "locations": {row.stock_location_id: row.priority for row in scenario.locations}}
 
 
+def _location_filter() -> scenarios.LocationFilter:
+    """The editor's location search and filters, from the posted form (or the query string)."""
+    source = request.form if request.method == "POST" else request.args
+    kind = source.get("find_kind", "")
+    return scenarios.LocationFilter(query=source.get("find", "")[:80], city=source.get("find_city", "")[:80],
+                                    kind=kind if kind in ("store", "warehouse") else "",
+                                    show_all=bool(source.get("show_all")))
+
+
+def _locations_context(values: dict | None) -> dict:
+    """What the editor's location list needs: the chosen locations first, the filtered rest, the filter."""
+    wanted = _location_filter()
+    choice = scenarios.location_choice(scenarios.list_stock_locations(db.session),
+                                       values["locations"] if values else {}, wanted)
+    return {"choice": choice, "location_filter": wanted}
+
+
 def _scenario_response(code: int = 200, *, values=None, state_changed=False, **context):
     """The scenarios page or its panel."""
     return _respond(SCENARIO_TEMPLATE, "scenario_panel", scenarios.STEP_KEY, code, state_changed=state_changed,
-                    channels=scenarios.list_channels(db.session),
-                    stock_locations=scenarios.list_stock_locations(db.session), values=values,
+                    channels=scenarios.list_channels(db.session), values=values,
                     rules=scenarios.RULES, rule_label=scenarios.rule_label,
-                    channels_url=step_url(BY_KEY["channels"]), **context)
+                    channels_url=step_url(BY_KEY["channels"]), **_locations_context(values), **context)
 
 
 # The endpoint is named after the step (portal/setup/steps.py); the function name would hide the service module.
@@ -63,6 +79,19 @@ def _posted_scenario() -> dict:
     return {"scenario_id": request.form.get("scenario_id", type=plain_int), "channel_id": request.form.get("channel_id",
             type=plain_int), "name": request.form.get("name", ""), "is_active": request.form.get("is_active") == "on",
             "rules": rules, "locations": locations}
+
+
+@bp.post("/scenarios/locations")
+def scenario_locations():
+    """Search and filter the editor's stock locations, keeping the ticked ones (and their priorities) on top.
+
+    htmx swaps in the list alone; without JavaScript the filter buttons post here and get the whole page back
+    with the editor as it was filled in.
+    """
+    values = _posted_scenario()
+    if is_fragment_request():
+        return render_template("setup/_scenario_locations.html", values=values, **_locations_context(values))
+    return _scenario_response(values=values)
 
 
 @bp.post("/scenarios")
