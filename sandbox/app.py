@@ -6,6 +6,8 @@ record. The order list also takes status= and channel= (repeated or comma-separa
 created_date__lt=, modified_date__gte=, is_test=true|false and ordering= (id, created_date, modified_date,
 each optionally with a leading "-"; ties are broken by id).
 Control endpoints under /__sandbox__/ let tests and admins change data and inject failures.
+Beside Omnitron, it stands in for two outside services the setup wizard tests: a stock service per engine
+under /stock-engines/<engine>/ (step 10) and Google's and Yandex's geocoding APIs (step 9, sandbox/geocoding.py).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from sandbox import orders
 from sandbox.data import Dataset, format_date, parse_date, quick_hash
 from sandbox.faults import FaultPlan, fault_from_json
+from sandbox.geocoding import register_geocoding
 from sandbox.places import STOCK_ENGINES
 
 RESOURCES = ("countries", "cities", "townships", "districts", "stock_locations", "channels", "orders")
@@ -109,6 +112,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     _register_api(app)
     _register_stock_engines(app)
+    register_geocoding(app)
     _register_control(app)
     return app
 
