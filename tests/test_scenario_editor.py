@@ -12,6 +12,8 @@ import pytest
 
 from portal.extensions import db
 from portal.scenarios import service as scenarios
+from portal.setup import service as wizard
+from portal.setup.models import SetupStep
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
 
@@ -163,3 +165,52 @@ def test_saving_after_finding_stores_the_ticked_locations(client, admin, brand):
     assert response.status_code == 200
     [scenario] = scenarios.list_channels(db.session)[0].scenarios
     assert [row.stock_location_id for row in scenario.locations] == [a.id, b.id]
+
+
+# --- one scenario for every channel ---------------------------------------------------------------------------
+
+@pytest.fixture
+def channels(brand):
+    """Three more active channels and an inactive one besides the brand's Web channel."""
+    more = [Channel(omnitron_id=10 + n, name=name, is_active=name != "Closed")
+            for n, name in enumerate(("App", "Marketplace", "Call centre", "Closed"))]
+    db.session.add_all(more)
+    db.session.commit()
+    return [brand["channel"], *more]
+
+
+def test_the_editor_offers_to_copy_the_scenario_to_the_channels_without_one(client, admin, brand, channels):
+    html = client.get(f"{PAGE}?new={brand['channel'].id}", headers=HTMX).get_data(as_text=True)
+    assert "Also use it for the 3 other channels without an active scenario: App, Call centre, Marketplace" in html
+
+
+def test_saving_with_copy_gives_every_uncovered_active_channel_the_same_scenario(client, admin, brand, channels):
+    a, b = brand["locations"][3], brand["locations"][8]
+    response = client.post(PAGE, data=form(brand, a, b, copy_to_uncovered="on"), headers=HTMX)
+
+    assert response.status_code == 200
+    assert "copied to 3 more channels: App, Call centre, Marketplace" in response.headers["HX-Trigger"]
+    listed = {item.channel.name: item for item in scenarios.list_channels(db.session)}
+    for name in ("Web", "App", "Marketplace", "Call centre"):
+        active = listed[name].active_scenario
+        assert active is not None and active.name == "Nearby", name
+        assert [(row.stock_location_id, row.priority) for row in active.locations] == [(a.id, 1), (b.id, 2)]
+    assert listed["Closed"].scenarios == []
+    record = next(s.record for s in wizard.statuses(db.session) if s.step.key == "scenarios")
+    assert record.state == SetupStep.DONE
+
+
+def test_a_channel_that_has_a_scenario_keeps_it_and_an_inactive_scenario_is_not_copied(client, admin, brand, channels):
+    app_channel = channels[1]
+    client.post(PAGE, data={**form(brand, brand["locations"][1]), "channel_id": str(app_channel.id), "name": "Own"},
+                headers=HTMX)
+    client.post(PAGE, data=form(brand, brand["locations"][2], copy_to_uncovered="on", name="Shared"), headers=HTMX)
+    listed = {item.channel.name: item for item in scenarios.list_channels(db.session)}
+    assert [s.name for s in listed["App"].scenarios] == ["Own"]
+    assert listed["Marketplace"].active_scenario.name == "Shared"
+
+    inactive = form(brand, brand["locations"][2], copy_to_uncovered="on", name="Draft")
+    del inactive["is_active"]
+    client.post(PAGE, data={**inactive, "channel_id": str(app_channel.id)}, headers=HTMX)
+    assert not any(s.name == "Draft" for item in scenarios.list_channels(db.session) for s in item.scenarios
+                   if item.channel.id != app_channel.id)

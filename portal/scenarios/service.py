@@ -290,6 +290,28 @@ def save_scenario(session: Session, *, channel_id: object, name: object, is_acti
     return scenario
 
 
+def copy_to_uncovered(session: Session, scenario: Scenario, *, user_id: int | None) -> list[Channel]:
+    """Give every other active channel without an active scenario a copy of this active scenario.
+
+    The copies have the same name, rules and locations (with their priorities), so a brand whose channels
+    all fulfil alike sets step 11 up in one save. Returns the channels that got a copy; none when the scenario
+    is inactive. Raises ValidationFailed (as save_scenario) when a copy cannot be saved.
+    """
+    if not scenario.is_active:
+        return []
+    covered = set(session.scalars(select(Scenario.channel_id).where(Scenario.is_active.is_(True))))
+    channels = list(session.scalars(select(Channel).where(Channel.is_active.is_(True)).order_by(Channel.name)))
+    rules = list(scenario.rules or [])
+    locations = [(row.stock_location_id, row.priority) for row in scenario.locations]
+    copied = []
+    for channel in channels:
+        if channel.id not in covered:
+            save_scenario(session, channel_id=channel.id, name=scenario.name, is_active=True, rules=rules,
+                          locations=locations, user_id=user_id)
+            copied.append(channel)
+    return copied
+
+
 def delete_scenario(session: Session, scenario_id: int, *, user_id: int | None) -> None:
     """Remove a scenario, with an audit row. Raises NotFound."""
     scenario = get_scenario(session, scenario_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -110,8 +111,15 @@ def save_scenario():
     except DomainError as exc:
         db.session.rollback()
         return _scenario_response(422, values=values, error=exc.message, error_field=exc.field)
-    return _done(_("Scenario %(name)s saved.", name=repr(scenario.name)), "setup.scenarios",
-                 lambda: _scenario_response(state_changed=True))
+    message = _("Scenario %(name)s saved.", name=repr(scenario.name))
+    if request.form.get("copy_to_uncovered") == "on":
+        copies = scenarios.copy_to_uncovered(db.session, scenario, user_id=current_user.id)
+        if copies:
+            message = ngettext("Scenario %(name)s saved, and copied to %(num)s more channel: %(channels)s.",
+                               "Scenario %(name)s saved, and copied to %(num)s more channels: %(channels)s.",
+                               len(copies), name=repr(scenario.name),
+                               channels=", ".join(channel.name for channel in copies))
+    return _done(message, "setup.scenarios", lambda: _scenario_response(state_changed=True))
 
 
 @bp.post("/scenarios/<int:scenario_id>/delete")
