@@ -109,6 +109,7 @@ def test_the_refused_key_shows_the_error_and_the_step_needs_attention(app):
 def test_step_9_page_says_the_sandbox_plays_the_providers_and_the_test_passes(client, admin, sandbox):
     page = client.get("/setup/geolocation").get_data(as_text=True)
     assert 'id="demo-sandbox-note"' in page and sandbox.url in page and "demo-key" in page
+    assert '<option value="google" selected>' in page  # chosen for the admin: both providers are the sandbox
 
     client.post("/setup/geolocation", data={"provider": "yandex", "api_key": "demo-key"}, headers=HX)
     tested = client.post("/setup/geolocation/test", data={"address": "Kadıköy, İstanbul"}, headers=HX)
@@ -119,7 +120,7 @@ def test_step_9_page_says_the_sandbox_plays_the_providers_and_the_test_passes(cl
 @pytest.mark.parametrize("app_config", [{}])
 def test_outside_the_demo_step_9_says_nothing_of_a_sandbox(client, admin):
     page = client.get("/setup/geolocation").get_data(as_text=True)
-    assert 'id="demo-sandbox-note"' not in page
+    assert 'id="demo-sandbox-note"' not in page and '<option value="google" selected>' not in page
 
 
 # --- the stock engine ------------------------------------------------------------------------------------------
