@@ -27,7 +27,6 @@ from portal.setup.models import SetupStep
 from portal.setup.steps import STEPS
 from portal.stores.models import StockLocation
 from portal.sync.models import Channel
-
 from tests.browser.conftest import ROOT
 
 SLOW_MS = 30_000
