@@ -6,7 +6,13 @@ Also the readable terminal's parts: the console SMS block, and seeded SMS sent b
 """
 from __future__ import annotations
 
+import logging
 import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -174,3 +180,33 @@ def test_the_seed_sends_the_seeded_sms_itself_so_the_worker_starts_quiet(runner,
     assert sms.outbox and all(re.search(r"\b\d{6}\b", m.body) for m in sms.outbox)
     # The logins come after everything else the seed prints.
     assert result.output.rstrip().splitlines()[-1].split()[0] == "floater"
+
+
+def test_the_quiet_sandbox_prints_no_line_per_request():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--quiet", "--address-count", "30",
+                                "--store-count", "5", "--order-count", "5"], cwd=root, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                requests.get(f"{url}/api/v1/health/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert requests.get(f"{url}/maps/api/geocode/json", params={"address": "Ankara", "key": "k"},
+                            timeout=5).json()["status"] == "OK"
+        assert requests.get(f"{url}/stock-engines/omnitron/health/", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert output.strip() == ""
+
+
+@pytest.mark.parametrize("app_config", [{"LOG_LEVEL": "WARNING"}])
+def test_log_level_quiets_werkzeug_too(app):
+    assert logging.getLogger("werkzeug").level == logging.WARNING
