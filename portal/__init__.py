@@ -30,6 +30,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_engine(app)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Werkzeug sets its own logger to INFO (a line per request) unless a level is set: LOG_LEVEL applies to it too.
+    logging.getLogger("werkzeug").setLevel(app.config["LOG_LEVEL"])
     if logging.getLogger("huey").handlers:
         # Inside huey_consumer, which prints its own log lines: through the root logger too they would show twice.
         logging.getLogger("huey").propagate = False

@@ -59,6 +59,9 @@ class Config:
     OMNITRON_TIMEOUT_SECONDS = _int("OMNITRON_TIMEOUT_SECONDS", 30)
     OMNITRON_RETRIES = _int("OMNITRON_RETRIES", 3)
     OMNITRON_BACKOFF_SECONDS = float(os.environ.get("OMNITRON_BACKOFF_SECONDS", "") or 0.5)
+    # The demo's sandbox (scripts/run-demo sets it): steps 9 and 10 then say that the sandbox stands in for the
+    # geocoding providers and the stock service, and step 10 offers the sandbox's stock service as the default.
+    DEMO_SANDBOX_URL = os.environ.get("DEMO_SANDBOX_URL", "").rstrip("/")
     # Product stock integration connection tests (setup step 10), in seconds.
     STOCK_ENGINE_TIMEOUT_SECONDS = float(os.environ.get("STOCK_ENGINE_TIMEOUT_SECONDS", "") or 5)
     # Cargo shipments (issue 9): the demo cargo service the demo clients of step 14 use ("" = OMNITRON_URL, the

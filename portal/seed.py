@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from portal.accounts import auth
 from portal.accounts.models import Role, User
 from portal.db_types import utcnow
+from portal.outbox import service as outbox
 from portal.packages import commands, quota
 from portal.packages.models import Customer, DenialReason, Package, PackageItem, PackageLog
 from portal.packages.states import DeliveryType, State
@@ -163,8 +164,23 @@ def seed_demo(session: Session, packages: int = 200) -> list[tuple[str, str, str
         seed_packages(session, packages)
         quota.recount(session)  # the packages were created in Waiting directly, not planned by an import
         session.commit()
+        send_seeded_sms(session)
     seed_omnitron_login(session)
     return logins
+
+
+def send_seeded_sms(session: Session) -> int:
+    """Send the SMS the seeded packages queued (pickup codes) now, through the configured provider.
+
+    With the console provider they print here, where scripts/run-demo writes them to a file, instead of
+    flooding the terminal when the worker starts. Returns how many were sent.
+    """
+    tried: set[int] = set()
+    while batch := [m.id for m in outbox.pending_sms(session, limit=100) if m.id not in tried]:
+        for message_id in batch:
+            tried.add(message_id)  # one try each: a failed message waits for the worker's retry
+            outbox.deliver_sms(session, message_id)
+    return len(tried)
 
 
 def seed_omnitron_login(session: Session) -> None:

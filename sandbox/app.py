@@ -7,6 +7,8 @@ created_date__lt=, modified_date__gte=, is_test=true|false and ordering= (id, cr
 each optionally with a leading "-"; ties are broken by id).
 Control endpoints under /__sandbox__/ let tests and admins change data and inject failures.
 The demo cargo service (shipments, labels, tracking) is served under /cargo/v1/ (sandbox/cargo.py).
+Beside Omnitron, it stands in for two outside services the setup wizard tests: a stock service per engine
+under /stock-engines/<engine>/ (step 10) and Google's and Yandex's geocoding APIs (step 9, sandbox/geocoding.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from werkzeug.exceptions import HTTPException
 from sandbox import cargo, orders
 from sandbox.data import Dataset, format_date, parse_date, quick_hash
 from sandbox.faults import FaultPlan, fault_from_json
+from sandbox.geocoding import register_geocoding
 from sandbox.places import STOCK_ENGINES
 
 RESOURCES = ("countries", "cities", "townships", "districts", "stock_locations", "channels", "orders")
@@ -112,6 +115,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     _register_api(app)
     _register_stock_engines(app)
+    register_geocoding(app)
     _register_control(app)
     cargo.register(app)
     return app

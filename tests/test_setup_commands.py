@@ -5,11 +5,12 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from flask import render_template
 from sqlalchemy import func, select
 
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.packages import flow_editor
+from portal.packages import flow_editor, flowchart
 from portal.packages.flow import VENDOR_FLOW_V1
 from portal.packages.models import Transition
 from portal.packages.states import STATES, State
@@ -202,21 +203,34 @@ def test_package_counts_come_from_one_group_by(app, make):
 
 # --- the flowchart -----------------------------------------------------------------------------------------
 
+def chart_svg(app) -> str:
+    """The flowchart of the stored transitions as the step page draws it."""
+    with app.test_request_context():
+        return render_template("setup/_flowchart.html", chart=flowchart.build(flow_editor.list_transitions(db.session)))
+
+
 def test_flowchart_shows_every_state_and_every_active_command(app):
     transitions = flow_editor.list_transitions(db.session)
-    svg = str(flow_editor.flowchart_svg(transitions))
+    svg = chart_svg(app)
 
-    assert svg.startswith("<svg") and 'role="img"' in svg and 'aria-label="Package state flowchart"' in svg
-    drawn = {" ".join(re.findall(r"<tspan[^>]*>([^<]*)</tspan>", text))
-             for text in re.findall(r'<text class="flow-state-label"[^>]*>(.*?)</text>', svg)}
-    assert {info.label for info in STATES.values()} <= drawn
-    for _, name, *_ in VENDOR_FLOW_V1:
-        assert name.replace("'", "&#39;") in svg, name
-    # Final states are framed twice; the unblock goes back to "the state before the block".
+    assert svg.startswith("<svg") and 'aria-labelledby="flow-title"' in svg
+    assert '<title id="flow-title">Package state flowchart</title>' in svg
+    drawn = " ".join(re.findall(r'<text class="flow-label"[^>]*>([^<]*)</text>', svg))
+    for info in STATES.values():
+        assert all(word in drawn for word in info.label.split()), info.label
+    # A command is one box per name and destination, however many states it starts from.
+    names = {(name, dst) for _, name, _, _, dst, _ in VENDOR_FLOW_V1}
+    assert svg.count('class="flow-command') == len(names)
     assert svg.count('class="flow-final-inner"') == sum(1 for i in STATES.values() if i.is_final)
-    assert "State before the block" in svg
-    assert svg.count('<g class="flow-edge') == len({(t.source_state, t.destination_state)
-                                                    for t in transitions if t.is_active})
+    assert "State before" in svg
+    # An arrow from every source state into its command, and one from each command to where it leads.
+    sources = {(name, dst, src) for _, name, _, src, dst, _ in VENDOR_FLOW_V1}
+    assert svg.count('<g class="flow-edge') == len(sources) + len(names)
+    # Each command box opens the command's edit dialog; each state box its place in "The flow in words".
+    ship = transition("ship-the-package")
+    assert f'href="/setup/package-commands/{ship.id}/edit"' in svg
+    assert 'href="#flow-state-930"' in svg
+    assert len([t for t in transitions if t.is_active]) == len(VENDOR_FLOW_V1)
 
 
 def test_switched_off_commands_are_not_drawn(app):
@@ -224,7 +238,7 @@ def test_switched_off_commands_are_not_drawn(app):
     ship = transition("ship-the-package")
     ship.is_active = False
     db.session.commit()
-    svg = str(flow_editor.flowchart_svg(flow_editor.list_transitions(db.session)))
+    svg = chart_svg(app)
     assert "Ship The Package" not in svg
 
 
@@ -235,7 +249,7 @@ def test_page_shows_the_chart_the_flow_in_words_and_every_command(client, admin)
     html = page.get_data(as_text=True)
 
     assert page.status_code == 200
-    assert '<svg xmlns="http://www.w3.org/2000/svg" class="flowchart" role="img"' in html
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="flowchart" id="flowchart"' in html
     assert "The flow in words" in html
     assert "No way out: packages would be stuck here." in html
     assert html.count('<tr id="transition-') == transition_count()

@@ -264,8 +264,10 @@ def test_the_page_lists_channels_and_opens_the_editor(client, admin, world):
     editor = client.get(f"{PAGE}?new={world['app'].id}", headers=HTMX).get_data(as_text=True)
     assert editor.lstrip().startswith('<div id="scenario-panel"')
     assert f'<option value="{world["app"].id}" selected>' in editor
-    # Inactive locations are not offered for a new scenario.
-    assert "Kadıköy Store" in editor and "Closed Store" not in editor
+    # A new scenario lists no location until asked (tests/test_scenario_editor.py); inactive ones never.
+    assert "Kadıköy Store" not in editor and 'id="location-find"' in editor
+    everything = client.get(f"{PAGE}?new={world['app'].id}&show_all=1", headers=HTMX).get_data(as_text=True)
+    assert "Kadıköy Store" in everything and "Closed Store" not in everything
 
 
 def _form(world, **extra) -> dict:

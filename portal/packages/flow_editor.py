@@ -1,22 +1,18 @@
-"""Editing the package flow (setup step 13): transition validation, the whole-flow check and the flowchart.
+"""Editing the package flow (setup step 13): transition validation and the whole-flow check.
 
 A transition is data (see commands.py): this module checks one before it is saved, and checks the
 flow as it would be after the save: every state a package can reach, or is in now, must have an
-active command out of it unless the state is final. The flowchart is an inline SVG built here, on
-the server, with no JavaScript.
+active command out of it unless the state is final. The flowchart is drawn by flowchart.py.
 """
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,7 +20,7 @@ from portal.errors import NotFound, ValidationFailed
 from portal.i18n import N_
 from portal.packages import commands
 from portal.packages.models import Package, Transition
-from portal.packages.states import STATES, State, Visibility, parse_state, state_info
+from portal.packages.states import State, Visibility, parse_state, state_info
 from portal.settings import service as settings
 from portal.setup import service as wizard
 
@@ -348,236 +344,3 @@ def refresh_step(session: Session, *, user_id: int | None) -> tuple[bool, str]:
     ok, note = step_check(session)
     wizard.settle(session, STEP_KEY, ok, user_id=user_id, note=note)
     return ok, note
-
-
-# --- The flowchart -------------------------------------------------------------------------------------------
-
-BOX_W, BOX_H = 132, 48
-COL_W, ROW_H = 204, 96
-PAD_X, PAD_TOP, LANE_GAP = 24, 62, 70
-MAIN_ROWS = 2
-LINE_CHARS = 16
-
-
-@dataclass(frozen=True)
-class Box:
-    """Where a state's box is drawn."""
-
-    x: float
-    y: float
-    w: float = BOX_W
-    h: float = BOX_H
-
-    @property
-    def cx(self) -> float:
-        """Centre x."""
-        return self.x + self.w / 2
-
-    @property
-    def cy(self) -> float:
-        """Centre y."""
-        return self.y + self.h / 2
-
-    def contains(self, px: float, py: float, margin: float = 6) -> bool:
-        """True when the point lies inside the box grown by margin."""
-        return self.x - margin <= px <= self.x + self.w + margin and self.y - margin <= py <= self.y + self.h + margin
-
-
-def _wrap(label: str, width: int = LINE_CHARS) -> list[str]:
-    """Split a label into lines of about width characters."""
-    lines: list[str] = []
-    for word in label.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines or [""]
-
-
-def _layout() -> tuple[dict[int, Box], list[tuple[str, float]], float, float]:
-    """Boxes for every state, in two lanes read left to right in code order.
-
-    The lifecycle lane (codes below 900) fills columns of MAIN_ROWS states each; the exceptions
-    and refunds lane (900 and up) runs below it in one row. Returns boxes, lane titles (text, y),
-    width and height.
-    """
-    main = sorted(c for c in STATES if c < 900)
-    other = sorted(c for c in STATES if c >= 900)
-    columns = max(math.ceil(len(main) / MAIN_ROWS), len(other), 1)
-    boxes: dict[int, Box] = {}
-    for i, code in enumerate(main):
-        boxes[code] = Box(PAD_X + (i // MAIN_ROWS) * COL_W, PAD_TOP + (i % MAIN_ROWS) * ROW_H)
-    top = PAD_TOP + (MAIN_ROWS - 1) * ROW_H + BOX_H + LANE_GAP
-    for i, code in enumerate(other):
-        boxes[code] = Box(PAD_X + i * COL_W, top)
-    lanes: list[tuple[str, float]] = [(N_("Lifecycle"), PAD_TOP - 34), (N_("Exceptions and refunds"), top - 22)]
-    width = PAD_X * 2 + (columns - 1) * COL_W + BOX_W
-    height = top + BOX_H + 28
-    return boxes, lanes, width, height
-
-
-def _border_point(box: Box, tx: float, ty: float) -> tuple[float, float]:
-    """Where the ray from the box's centre towards (tx, ty) leaves the box."""
-    dx, dy = tx - box.cx, ty - box.cy
-    if dx == 0 and dy == 0:
-        return box.cx, box.cy
-    scale = min((box.w / 2) / abs(dx) if dx else math.inf, (box.h / 2) / abs(dy) if dy else math.inf)
-    return box.cx + dx * scale, box.cy + dy * scale
-
-
-def _quad(p0, c, p2, t: float) -> tuple[float, float]:
-    """A point of the quadratic Bezier curve p0-c-p2."""
-    a, b, d = (1 - t) ** 2, 2 * (1 - t) * t, t ** 2
-    return a * p0[0] + b * c[0] + d * p2[0], a * p0[1] + b * c[1] + d * p2[1]
-
-
-def _label_box(x: float, y: float, text: str) -> Box:
-    """The space an edge label centred on (x, y) takes, roughly (10.5 px text)."""
-    width = len(text) * 5.9 + 6
-    return Box(x - width / 2, y - 11, width, 14)
-
-
-def _overlaps(a: Box, b: Box) -> bool:
-    """True when two boxes overlap."""
-    return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
-
-
-def _route(src: Box, dst: Box, obstacles: list[Box], label: str | None, at: float, placed: list[Box]) -> tuple:
-    """A curve from src to dst, bent to keep it and its label off the boxes and labels already drawn.
-
-    Returns (start, control, end, label box or None).
-    """
-    mx, my = (src.cx + dst.cx) / 2, (src.cy + dst.cy) / 2
-    length = math.hypot(dst.cx - src.cx, dst.cy - src.cy) or 1
-    nx, ny = -(dst.cy - src.cy) / length, (dst.cx - src.cx) / length
-    best: tuple[float, tuple[float, float], tuple[float, float], tuple[float, float], Box | None] | None = None
-    for bend in (0, 36, -36, 72, -72, 110, -110, 150, -150, 200, -200):
-        control = (mx + nx * bend, my + ny * bend)
-        start = _border_point(src, *control)
-        end = _border_point(dst, *control)
-        cost: float = sum(2 for i in range(1, 24) for box in obstacles if box.contains(*_quad(start, control, end, i / 24)))
-        label_box: Box | None = None
-        if label:
-            label_cost = math.inf
-            for t in (at, at - 0.15, at + 0.15, at - 0.3, at + 0.3):
-                spot = _label_box(*_quad(start, control, end, min(max(t, 0.15), 0.85)), label)
-                spot_cost = (sum(3 for box in obstacles + [src, dst] if _overlaps(spot, box))
-                             + sum(4 for other in placed if _overlaps(spot, other)) + abs(t - at))
-                if spot_cost < label_cost:
-                    label_box, label_cost = spot, spot_cost
-            cost += label_cost
-        cost += abs(bend) / 400  # among equals, the straighter line
-        if best is None or cost < best[0]:
-            best = (cost, start, control, end, label_box)
-        if cost < 0.01:
-            break
-    assert best is not None  # the loop runs at least once
-    return best[1:]
-
-
-def _fmt(value: float) -> str:
-    """A coordinate with one decimal at most."""
-    return f"{value:.1f}".rstrip("0").rstrip(".")
-
-
-def flowchart_svg(transitions: Iterable[Transition], counts: Mapping[int, int] | None = None) -> Markup:
-    """The active flow as an accessible inline SVG: a box per state, an arrow per command, final states framed twice."""
-    counts = counts or {}
-    boxes, lanes, width, height = _layout()
-    # A row edited outside the portal may name a state the catalogue lacks: it cannot be drawn.
-    active = [t for t in transitions if t.is_active and t.source_state in boxes
-              and (t.destination_state is None or t.destination_state in boxes)]
-    back_box: Box | None = None
-    if any(t.destination_state is None for t in active):
-        blocked = boxes[int(State.BLOCKED)]
-        back_box = Box(blocked.x + COL_W / 2, blocked.y + ROW_H, BOX_W + 34, 34)
-        height = max(height, back_box.y + back_box.h + 24)
-    used = {t.source_state for t in active} | {t.destination_state for t in active if t.destination_state}
-
-    groups: dict[tuple[int, int | None], list[str]] = defaultdict(list)
-    for t in active:
-        names = groups[(t.source_state, t.destination_state)]
-        if t.name not in names:
-            names.append(t.name)
-
-    title = _("Package state flowchart")
-    desc = _("%(states)s states and %(commands)s active commands; lifecycle states from left to right in code "
-             "order, exceptions and refunds below. The list beside the chart gives every command in words.",
-             states=len(STATES), commands=len(active))
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="flowchart" role="img" width="{_fmt(width)}" '
-        f'height="{_fmt(height)}" viewBox="0 0 {_fmt(width)} {_fmt(height)}" aria-label="{escape(title)}" '
-        f'aria-describedby="flow-desc">',
-        f'<title id="flow-title">{escape(title)}</title><desc id="flow-desc">{escape(desc)}</desc>',
-        '<defs><marker id="flow-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="flow-arrowhead"/></marker></defs>',
-    ]
-    for text, y in lanes:
-        parts.append(f'<text class="flow-lane" x="{PAD_X}" y="{_fmt(y)}">{escape(_(text))}</text>')
-
-    # Six "Block" arrows into Blocked carry the same words: say them once, near the target.
-    shared: dict[tuple[int | None, tuple[str, ...]], int] = defaultdict(int)
-    for (_src, dst), names in groups.items():
-        shared[(dst, tuple(names))] += 1
-    labelled: set[tuple[int | None, tuple[str, ...]]] = set()
-    placed: list[Box] = []
-    label_parts = []
-    for (src, dst), names in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        source_box = boxes[src]
-        target_box = boxes[dst] if dst is not None else back_box
-        assert target_box is not None  # back_box is drawn whenever an active command returns to the state before the block
-        obstacles = [b for code, b in boxes.items() if code not in (src, dst)]
-        label = ", ".join(names)
-        key = (dst, tuple(names))
-        shown = label if key not in labelled else None
-        at = 0.78 if shared[key] > 1 else 0.5
-        start, control, end, label_box = _route(source_box, target_box, obstacles, shown, at, placed)
-        to_label = _(state_info(dst).label) if dst is not None else _("the state before the block")
-        css = "flow-edge flow-edge-back" if dst is None else "flow-edge"
-        edge_title = _("%(commands)s: %(source)s to %(target)s", commands=label, source=_(state_info(src).label),
-                       target=to_label)
-        parts.append(
-            f'<g class="{css}"><title>{escape(edge_title)}</title>'
-            f'<path d="M{_fmt(start[0])},{_fmt(start[1])} Q{_fmt(control[0])},{_fmt(control[1])} '
-            f'{_fmt(end[0])},{_fmt(end[1])}" marker-end="url(#flow-arrow)"/></g>')
-        if shown is None:
-            continue
-        labelled.add(key)
-        placed.append(label_box)
-        label_parts.append(f'<text class="flow-edge-label" x="{_fmt(label_box.cx)}" y="{_fmt(label_box.y + 11)}" '
-                           f'text-anchor="middle">{escape(label)}</text>')
-
-    for code, box in sorted(boxes.items()):
-        info = STATES[code]
-        classes = f"flow-state flow-state-{info.category}"
-        if info.is_final:
-            classes += " flow-state-final"
-        if code not in used:
-            classes += " flow-state-unused"
-        count = counts.get(code, 0)
-        state_label = _(info.label)
-        box_title = f"{state_label} ({code})"
-        if info.is_final:
-            box_title += " · " + _("final")
-        if count:
-            box_title += " · " + _("%(count)s package(s)", count=count)
-        parts.append(f'<g class="{classes}"><title>{escape(box_title)}</title>')
-        parts.append(f'<rect x="{_fmt(box.x)}" y="{_fmt(box.y)}" width="{_fmt(box.w)}" height="{_fmt(box.h)}" rx="8"/>')
-        if info.is_final:
-            parts.append(f'<rect class="flow-final-inner" x="{_fmt(box.x + 4)}" y="{_fmt(box.y + 4)}" '
-                         f'width="{_fmt(box.w - 8)}" height="{_fmt(box.h - 8)}" rx="5"/>')
-        lines = _wrap(state_label)
-        first_y = box.cy - (len(lines) - 1) * 7 + 4
-        tspans = "".join(f'<tspan x="{_fmt(box.cx)}" y="{_fmt(first_y + n * 14)}">{escape(line)}</tspan>'
-                         for n, line in enumerate(lines))
-        parts.append(f'<text class="flow-state-label" text-anchor="middle">{tspans}</text>')
-        parts.append(f'<text class="flow-state-code" x="{_fmt(box.x + box.w - 9)}" y="{_fmt(box.y + box.h - 8)}" '
-                     f'text-anchor="end">{code}{" " + escape(_("final")) if info.is_final else ""}</text></g>')
-    if back_box is not None:
-        parts.append(f'<g class="flow-state flow-state-back"><rect x="{_fmt(back_box.x)}" y="{_fmt(back_box.y)}" '
-                     f'width="{_fmt(back_box.w)}" height="{_fmt(back_box.h)}" rx="17"/>'
-                     f'<text class="flow-state-label" x="{_fmt(back_box.cx)}" y="{_fmt(back_box.cy + 4)}" '
-                     f'text-anchor="middle">{escape(_("State before the block"))}</text></g>')
-    parts.extend(label_parts)
-    parts.append("</svg>")
-    return Markup("".join(parts))

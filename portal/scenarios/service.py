@@ -90,6 +90,64 @@ def list_stock_locations(session: Session) -> list[StockLocation]:
     return list(session.scalars(select(StockLocation).order_by(StockLocation.is_active.desc(), StockLocation.name)))
 
 
+@dataclass(frozen=True)
+class LocationFilter:
+    """What the scenario editor's location list shows besides the chosen locations: a search, a city, a kind.
+
+    With none of them (and not show_all), only the chosen locations are listed.
+    """
+
+    query: str = ""
+    city: str = ""
+    kind: str = ""  # "store", "warehouse" or "" for both
+    show_all: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True when the list shows more than the chosen locations."""
+        return bool(self.query.strip() or self.city or self.kind or self.show_all)
+
+    def matches(self, location: StockLocation) -> bool:
+        """True when the location passes the search (name, ERP code or city), the city and the kind."""
+        if self.kind and location.kind != self.kind:
+            return False
+        if self.city and normalise_city(location.city) != normalise_city(self.city):
+            return False
+        words = normalise_city(self.query).split()
+        haystack = normalise_city(f"{location.name} {location.erp_code} {location.city}")
+        return all(word in haystack for word in words)
+
+
+@dataclass(frozen=True)
+class LocationChoice:
+    """The editor's location list: the chosen locations first, then the others the filter lets through."""
+
+    chosen: list[StockLocation]
+    matching: list[StockLocation]
+    hidden: int  # offerable locations neither chosen nor shown
+    cities: list[str]
+
+
+def location_choice(locations: list[StockLocation], chosen: dict[int, object], wanted: LocationFilter) -> LocationChoice:
+    """Split the stock locations for the editor: chosen ones (by priority, then name), then the matching rest.
+
+    Inactive locations are offered only when chosen (saving then says they must go). `chosen` maps a location
+    id to its priority (or None/"" when it has none yet).
+    """
+    def priority(location: StockLocation) -> tuple[int, str]:
+        raw = chosen.get(location.id)
+        value = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else MAX_PRIORITY + 1
+        return value, location.name
+    picked = sorted((loc for loc in locations if loc.id in chosen), key=priority)
+    offerable = [loc for loc in locations if loc.id not in chosen and loc.is_active]
+    matching = [loc for loc in offerable if wanted.active and wanted.matches(loc)]
+    cities: dict[str, str] = {}  # "İstanbul" and "Istanbul" are one city: the first spelling names it
+    for loc in locations:
+        if loc.city and loc.is_active:
+            cities.setdefault(normalise_city(loc.city), loc.city)
+    return LocationChoice(picked, matching, len(offerable) - len(matching), [cities[k] for k in sorted(cities)])
+
+
 def get_scenario(session: Session, scenario_id: int) -> Scenario:
     """One scenario; raises NotFound."""
     scenario = session.get(Scenario, scenario_id)
@@ -230,6 +288,28 @@ def save_scenario(session: Session, *, channel_id: object, name: object, is_acti
     refresh_step(session, user_id=user_id)
     session.commit()
     return scenario
+
+
+def copy_to_uncovered(session: Session, scenario: Scenario, *, user_id: int | None) -> list[Channel]:
+    """Give every other active channel without an active scenario a copy of this active scenario.
+
+    The copies have the same name, rules and locations (with their priorities), so a brand whose channels
+    all fulfil alike sets step 11 up in one save. Returns the channels that got a copy; none when the scenario
+    is inactive. Raises ValidationFailed (as save_scenario) when a copy cannot be saved.
+    """
+    if not scenario.is_active:
+        return []
+    covered = set(session.scalars(select(Scenario.channel_id).where(Scenario.is_active.is_(True))))
+    channels = list(session.scalars(select(Channel).where(Channel.is_active.is_(True)).order_by(Channel.name)))
+    rules = list(scenario.rules or [])
+    locations = [(row.stock_location_id, row.priority) for row in scenario.locations]
+    copied = []
+    for channel in channels:
+        if channel.id not in covered:
+            save_scenario(session, channel_id=channel.id, name=scenario.name, is_active=True, rules=rules,
+                          locations=locations, user_id=user_id)
+            copied.append(channel)
+    return copied
 
 
 def delete_scenario(session: Session, scenario_id: int, *, user_id: int | None) -> None:

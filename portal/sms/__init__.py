@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import textwrap
 import threading
 from dataclasses import dataclass
 
@@ -19,10 +20,22 @@ class ConsoleSmsProvider:
     _ids = itertools.count(1)
 
     def send(self, to: str, body: str) -> str:
-        """Print the message."""
+        """Print the message as a block that stands out from log lines (see console_block)."""
         message_id = f"console-{next(self._ids)}"
-        print(f"[SMS {message_id}] to {to}: {body}", file=sys.stdout, flush=True)
+        print(console_block(message_id, to, body), file=sys.stdout, flush=True)
         return message_id
+
+
+def console_block(message_id: str, to: str, body: str, width: int = 72) -> str:
+    """An SMS as the console provider prints it: a framed block, the body wrapped at width.
+
+    ┌─ SMS console-3 to +90 531 234 5678
+    │ Your code for order ORD100007 is 123456. Show it at Kadıköy Store.
+    └─
+    The first line keeps "[SMS console-N]"-style greps working: it names the message id and the number.
+    """
+    lines = textwrap.wrap(body, width) or [""]
+    return "\n".join([f"┌─ SMS {message_id} to {to}", *(f"│ {line}" for line in lines), "└─"])
 
 
 @dataclass

@@ -190,6 +190,8 @@ def test_an_admin_completes_the_setup_wizard_in_the_browser(page, live_server, o
         editor = page.locator("#scenario-editor")
         expect(editor.get_by_label("Channel", exact=True)).to_have_value(re.compile(r"\d+"))
         editor.get_by_label("Name", exact=True).fill(f"{name} from the store")
+        # Only chosen locations are listed at first: find the store by name.
+        editor.get_by_label("Search by name, code or city").fill(store_name)
         editor.get_by_label(f"Allow {store_name}").check()
         editor.get_by_label(f"Priority of {store_name}").fill("1")
         editor.get_by_role("button", name="Save scenario").click()

@@ -28,12 +28,22 @@ def _geolocation_context(session: Session, values: dict | None = None, errors: d
     stored = settings.public_value(settings.GEOLOCATION_DISCOVERY,
                                    settings.get_value(session, settings.GEOLOCATION_DISCOVERY))
     stored = stored if isinstance(stored, dict) else {}
+    sandbox_url = _sandbox_geocoding()
     if values is None:
-        values = {"provider": stored.get("provider") or ""}
+        # In the demo both providers are the sandbox: Google is chosen for the admin.
+        values = {"provider": stored.get("provider") or ("google" if sandbox_url else "")}
     return {"values": values, "errors": errors or {}, "key_mask": stored.get("api_key"),
             "stored_provider": stored.get("provider"), "providers": settings.GEOLOCATION_PROVIDERS,
-            "result": result, "test_error": test_error, "test_problem": test_problem, "address": address or SAMPLE_ADDRESS,
-            "sample_address": SAMPLE_ADDRESS}
+            "result": result, "test_error": test_error, "test_problem": test_problem,
+            "address": address or SAMPLE_ADDRESS,
+            "sample_address": SAMPLE_ADDRESS, "sandbox_url": sandbox_url}
+
+
+def _sandbox_geocoding() -> str:
+    """The demo sandbox's URL when both geocoding providers point at it (scripts/run-demo), else ""."""
+    sandbox = current_app.config.get("DEMO_SANDBOX_URL") or ""
+    hosts = (current_app.config["GEOCODING_GOOGLE_BASE_URL"], current_app.config["GEOCODING_YANDEX_BASE_URL"])
+    return sandbox if sandbox and all(host.rstrip("/") == sandbox for host in hosts) else ""
 
 
 @bp.route("/geolocation", methods=["GET", "POST"])

@@ -1,7 +1,7 @@
 """Setup step 10, Product stock integration: where the OMS asks for physical stock."""
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -18,9 +18,24 @@ from portal.web import answer, plain_int
 STOCK_TEMPLATE = "setup/stock_integration.html"
 
 
+SANDBOX_ENGINE = "omnitron"
+
+
+def _sandbox_stock_url() -> str:
+    """The demo sandbox's stock service for the Omnitron engine, or "" outside the demo."""
+    sandbox = current_app.config.get("DEMO_SANDBOX_URL") or ""
+    return f"{sandbox}/stock-engines/{SANDBOX_ENGINE}" if sandbox else ""
+
+
 def _stock_values(integration) -> dict:
-    """The form's values for an integration being edited (never its password)."""
+    """The form's values for an integration being edited (never its password).
+
+    In the demo a new integration starts as the sandbox's stock service, unless one already uses that URL.
+    """
     if integration is None:
+        url = _sandbox_stock_url()
+        if url and not any(i.url == url for i in integrations.list_integrations(db.session)):
+            return {"stock_engine_type": SANDBOX_ENGINE, "url": url, "username": "", "is_active": True}
         return {"stock_engine_type": "", "url": "", "username": "", "is_active": True}
     return {"stock_engine_type": integration.stock_engine_type, "url": integration.url,
             "username": integration.username, "is_active": integration.is_active}
@@ -33,7 +48,7 @@ def _stock_response(code: int = 200, *, editing=None, values=None, state_changed
                     engines=ENGINES, integrations=integrations.list_integrations(db.session), editing=editing,
                     values=values, engine=get_engine(values.get("stock_engine_type") or ""),
                     password_mask=integrations.password_mask, keeps_password=integrations.keeps_password,
-                    stock_problem=explain.stock_record, **context)
+                    stock_problem=explain.stock_record, sandbox_stock_url=_sandbox_stock_url(), **context)
 
 
 @bp.get("/stock-integration")

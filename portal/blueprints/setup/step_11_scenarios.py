@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.blueprints.setup import bp
@@ -12,7 +13,7 @@ from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.scenarios import service as scenarios
 from portal.setup.steps import BY_KEY
-from portal.web import plain_int
+from portal.web import is_fragment_request, plain_int
 
 SCENARIO_TEMPLATE = "setup/scenarios.html"
 
@@ -27,13 +28,29 @@ def _scenario_values(scenario=None, channel_id: int | None = None) -> dict:
             "locations": {row.stock_location_id: row.priority for row in scenario.locations}}
 
 
+def _location_filter() -> scenarios.LocationFilter:
+    """The editor's location search and filters, from the posted form (or the query string)."""
+    source = request.form if request.method == "POST" else request.args
+    kind = source.get("find_kind", "")
+    return scenarios.LocationFilter(query=source.get("find", "")[:80], city=source.get("find_city", "")[:80],
+                                    kind=kind if kind in ("store", "warehouse") else "",
+                                    show_all=bool(source.get("show_all")))
+
+
+def _locations_context(values: dict | None) -> dict:
+    """What the editor's location list needs: the chosen locations first, the filtered rest, the filter."""
+    wanted = _location_filter()
+    choice = scenarios.location_choice(scenarios.list_stock_locations(db.session),
+                                       values["locations"] if values else {}, wanted)
+    return {"choice": choice, "location_filter": wanted}
+
+
 def _scenario_response(code: int = 200, *, values=None, state_changed=False, **context):
     """The scenarios page or its panel."""
     return _respond(SCENARIO_TEMPLATE, "scenario_panel", scenarios.STEP_KEY, code, state_changed=state_changed,
-                    channels=scenarios.list_channels(db.session),
-                    stock_locations=scenarios.list_stock_locations(db.session), values=values,
+                    channels=scenarios.list_channels(db.session), values=values,
                     rules=scenarios.RULES, rule_label=scenarios.rule_label,
-                    channels_url=step_url(BY_KEY["channels"]), **context)
+                    channels_url=step_url(BY_KEY["channels"]), **_locations_context(values), **context)
 
 
 # The endpoint is named after the step (portal/setup/steps.py); the function name would hide the service module.
@@ -65,6 +82,19 @@ def _posted_scenario() -> dict:
             "rules": rules, "locations": locations}
 
 
+@bp.post("/scenarios/locations")
+def scenario_locations():
+    """Search and filter the editor's stock locations, keeping the ticked ones (and their priorities) on top.
+
+    htmx swaps in the list alone; without JavaScript the filter buttons post here and get the whole page back
+    with the editor as it was filled in.
+    """
+    values = _posted_scenario()
+    if is_fragment_request():
+        return render_template("setup/_scenario_locations.html", values=values, **_locations_context(values))
+    return _scenario_response(values=values)
+
+
 @bp.post("/scenarios")
 def save_scenario():
     """Create or change a scenario from the editor."""
@@ -81,8 +111,15 @@ def save_scenario():
     except DomainError as exc:
         db.session.rollback()
         return _scenario_response(422, values=values, error=exc.message, error_field=exc.field)
-    return _done(_("Scenario %(name)s saved.", name=repr(scenario.name)), "setup.scenarios",
-                 lambda: _scenario_response(state_changed=True))
+    message = _("Scenario %(name)s saved.", name=repr(scenario.name))
+    if request.form.get("copy_to_uncovered") == "on":
+        copies = scenarios.copy_to_uncovered(db.session, scenario, user_id=current_user.id)
+        if copies:
+            message = ngettext("Scenario %(name)s saved, and copied to %(num)s more channel: %(channels)s.",
+                               "Scenario %(name)s saved, and copied to %(num)s more channels: %(channels)s.",
+                               len(copies), name=repr(scenario.name),
+                               channels=", ".join(channel.name for channel in copies))
+    return _done(message, "setup.scenarios", lambda: _scenario_response(state_changed=True))
 
 
 @bp.post("/scenarios/<int:scenario_id>/delete")

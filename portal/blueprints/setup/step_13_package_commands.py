@@ -17,7 +17,7 @@ from portal.blueprints.setup.shared_editors import (
 )
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
-from portal.packages import commands, dry_run, flow_editor
+from portal.packages import commands, dry_run, flow_editor, flowchart
 from portal.packages.models import Package
 from portal.packages.states import STATES, Visibility, parse_state, state_info
 from portal.web import answer, is_fragment_request
@@ -33,7 +33,7 @@ def _commands_context(**extra) -> dict:
     context = dict(transitions=transitions, flow=flow, states=list(STATES.values()),
                    codes=[(c, commands.HANDLERS[c].description) for c in codes],
                    visibilities=list(Visibility.ALL), visibility_labels=Visibility.LABELS,
-                   flowchart=flow_editor.flowchart_svg(transitions, flow.counts),
+                   chart=flowchart.build(transitions, flow.counts),
                    error=None, error_field=None, values={}, editing=None, panel_error=None, oob=False,
                    as_json=_as_json)
     context.update(extra)
