@@ -317,3 +317,25 @@ def test_staff_may_not_open_the_outbox(client, make, auth_actions):
     make.user("zeynep")
     auth_actions.login("zeynep")
     assert client.get("/admin/outbox").status_code == 403
+
+
+def test_a_hash_of_another_cost_is_remade_at_the_next_good_login(app, make, auth_actions):
+    from argon2 import PasswordHasher
+
+    user = make.user("zeynep")
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4)  # the library's default cost
+    user.password_hash = old.hash(PASSWORD)
+    db.session.commit()
+
+    assert auth_actions.login("zeynep").status_code == 302
+
+    remade = user_row("zeynep").password_hash
+    assert f"m={app.config['ARGON2_MEMORY_COST']},t={app.config['ARGON2_TIME_COST']}," in remade
+    assert auth.verify_password(remade, PASSWORD)
+
+
+def test_outside_tests_the_cost_is_owasps_argon2id_setting():
+    from portal.config import Config, ProductionConfig
+
+    for config in (Config, ProductionConfig):
+        assert (config.ARGON2_MEMORY_COST, config.ARGON2_TIME_COST, config.ARGON2_PARALLELISM) == (19456, 2, 1)

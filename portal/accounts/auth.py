@@ -6,7 +6,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from argon2 import DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST, PasswordHasher
+from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from flask import session as flask_session
@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User
+from portal.config import Config
 from portal.db_types import rowcount, utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
@@ -33,17 +34,15 @@ _HASHERS: dict[tuple, tuple[PasswordHasher, str]] = {}
 def _hasher_and_dummy() -> tuple[PasswordHasher, str]:
     """The Argon2id hasher at the configured cost, and a hash of a dummy password made with it.
 
-    The library's recommended cost unless the config sets ARGON2_* (only TestingConfig does, so the
-    test suite stays quick). The dummy hash is verified when a username is unknown, so a miss costs as
-    much time as a wrong password.
+    The cost is the config's ARGON2_* (OWASP's recommended Argon2id setting unless the environment says
+    otherwise; TestingConfig makes it trivial so the suite stays quick). The dummy hash is verified when a
+    username is unknown, so a miss costs as much time as a wrong password.
     """
-    config = current_app.config if has_app_context() else {}
-    key = tuple(config.get(name) for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM"))
+    config = current_app.config if has_app_context() else vars(Config)
+    key = tuple(int(config[name]) for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM"))
     if key not in _HASHERS:
-        time_cost, memory_cost, parallelism = key  # None: the library's recommended value
-        hasher = PasswordHasher(time_cost=int(time_cost or DEFAULT_TIME_COST),
-                                memory_cost=int(memory_cost or DEFAULT_MEMORY_COST),
-                                parallelism=int(parallelism or DEFAULT_PARALLELISM))
+        time_cost, memory_cost, parallelism = key
+        hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
         _HASHERS[key] = (hasher, hasher.hash("not-a-real-password"))
     return _HASHERS[key]
 

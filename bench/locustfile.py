@@ -1,0 +1,188 @@
+"""Load on the production profile: store tablets and integrators at once (run as its own command, never in pytest).
+
+    scripts/run-scale --packages 100000 &           # then, with the env file it prints:
+    bench/load --env RUN_DIR/env [--tablets 50] [--integrators 5] [--minutes 5]
+
+Tablets (TabletUser) log in through the HTML login form (each with its own X-Forwarded-For, as each tablet has
+its own address behind the load balancer; the profile runs with PROXY_COUNT=1), then loop: refresh the list
+fragment (htmx), open a package, and run commands through the buttons' own forms: Ready for pickup on a Packed
+package, then the handover with the code the SMS stand-in received. Several tablets share each store, so they
+race for the same packages: a race is answered 409/422 (the package changed, or not in that state any more),
+never 5xx. Integrators (IntegratorUser) call the REST API with the admin's token: the transitions list, one
+package, and commands on Waiting packages of other stores.
+Before the run, a working set is prepared in the database (as a fixture would): Packed click-and-collect
+packages in the tablets' stores and Waiting ones in the integrators' stores, so every command has work.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import re
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from locust import HttpUser, between, events, task
+
+CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
+PACKAGE_LINK = re.compile(r'href="/packages/(\d+)"')
+STAFF_PASSWORD = "bench-staff-pass-1"
+TABLET_STORES = 5
+PACKED, WAITING, READY = 500, 100, 550
+API_COMMAND = "deallocate-package-reservations"  # Waiting -> Preparing, allowed to an admin token
+
+_ENV: dict[str, str] = {}
+_ENGINE = None
+_addresses = itertools.count(1)
+_waiting: list[int] = []
+_waiting_lock = threading.Lock()
+
+
+def _env() -> dict[str, str]:
+    """The run's settings (LOAD_ENV names the env file scripts/run-scale wrote)."""
+    if not _ENV:
+        path = Path(os.environ["LOAD_ENV"])
+        _ENV.update(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return _ENV
+
+
+def _engine():
+    """One small pool for the load generator's own lookups (the phone an SMS went to)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = sa.create_engine(_env()["DATABASE_URL"], pool_size=4, max_overflow=4)
+    return _ENGINE
+
+
+@events.test_start.add_listener
+def prepare_working_set(environment, **_kwargs) -> None:
+    """Packed click-and-collect packages for the tablets' stores, Waiting ones for the integrators."""
+    per_store = int(os.environ.get("LOAD_PACKED_PER_STORE", "400"))
+    waiting = int(os.environ.get("LOAD_WAITING", "20000"))
+    with _engine().begin() as conn:
+        for store in range(1, TABLET_STORES + 1):
+            conn.execute(sa.text(
+                "UPDATE packages SET state = :packed, delivery_from_store = true, delivery_type = 'in_store' "
+                "WHERE id IN (SELECT p.id FROM packages p JOIN stock_locations s ON s.id = p.stock_location_id "
+                "WHERE s.erp_code = :code AND p.state NOT IN (:packed) ORDER BY p.id DESC LIMIT :n)"),
+                {"packed": PACKED, "code": f"BS-{store:03d}", "n": per_store})
+        conn.execute(sa.text(
+            "UPDATE packages SET state = :waiting, state_before_block = NULL WHERE id IN (SELECT p.id FROM packages p "
+            "JOIN stock_locations s ON s.id = p.stock_location_id WHERE s.erp_code > 'BS-010' "
+            "ORDER BY p.id DESC LIMIT :n)"), {"waiting": WAITING, "n": waiting})
+        ids = list(conn.scalars(sa.text(
+            "SELECT p.id FROM packages p JOIN stock_locations s ON s.id = p.stock_location_id "
+            "WHERE s.erp_code > 'BS-010' AND p.state = :waiting ORDER BY p.id DESC LIMIT :n"),
+            {"waiting": WAITING, "n": waiting}))
+    random.shuffle(ids)
+    _waiting[:] = ids
+
+
+class TabletUser(HttpUser):
+    """A store tablet: logs in with the form, refreshes its list, opens packages and runs commands."""
+
+    wait_time = between(1, 3)
+
+    def on_start(self) -> None:
+        """Log in as one of the stores' staff, from this tablet's own address."""
+        self.store = random.randint(1, TABLET_STORES)
+        self.client.headers["X-Forwarded-For"] = f"10.{next(_addresses) // 250}.{next(_addresses) % 250}.7"
+        page = self.client.get("/login", name="GET /login")
+        token = CSRF.search(page.text).group(1)
+        with self.client.post("/login", name="POST /login", allow_redirects=False, catch_response=True,
+                              data={"username": f"bench-staff-{self.store}", "password": STAFF_PASSWORD,
+                                    "csrf_token": token}) as answer:
+            if answer.status_code != 302:
+                answer.failure(f"login answered {answer.status_code}")
+
+    def _form(self, package_id: int, slug: str, name: str, **fields):
+        """Open the package page (as a tap does), then post the command's form from it."""
+        page = self.client.get(f"/packages/{package_id}", name="GET /packages/<id>")
+        match = CSRF.search(page.text)
+        if match is None:
+            return None
+        with self.client.post(f"/packages/{package_id}/commands/{slug}", name=name, allow_redirects=False,
+                              catch_response=True, headers={"HX-Request": "true"},
+                              data={"csrf_token": match.group(1), **fields}) as answer:
+            if answer.status_code >= 500:
+                answer.failure(f"{answer.status_code}")
+            elif answer.status_code in (409, 422):
+                answer.success()  # another tablet got there first: the expected answer to a race
+            return answer
+
+    @task(6)
+    def refresh_list(self) -> None:
+        """The list fragment htmx refreshes every 30 s (and after each command)."""
+        self.client.get("/packages?tab=ready", name="GET /packages (fragment)", headers={"HX-Request": "true"})
+
+    @task(3)
+    def ready_and_hand_over(self) -> None:
+        """Ready for pickup on a Packed package of the store, then the handover with the SMS's code."""
+        listing = self.client.get("/packages?status=500", name="GET /packages?status=500 (fragment)",
+                                  headers={"HX-Request": "true"})
+        ids = PACKAGE_LINK.findall(listing.text)
+        if not ids:
+            return
+        package_id = int(random.choice(ids[:10]))
+        ready = self._form(package_id, "ready-for-customer-pickup", "POST ready for pickup")
+        if ready is None or ready.status_code != 200:
+            return
+        code = self._code_for(package_id)
+        if code:
+            self._form(package_id, "self-service-package-delivery", "POST handover", otp=code)
+
+    def _code_for(self, package_id: int) -> str | None:
+        """The code in the SMS the worker sent for the package (read back from the Twilio stand-in)."""
+        with _engine().connect() as conn:
+            payload = conn.scalar(sa.text("SELECT payload FROM outbox_messages WHERE kind = 'sms' AND "
+                                          "package_id = :id ORDER BY id DESC LIMIT 1"), {"id": package_id})
+        if not payload:
+            return None
+        for _ in range(20):
+            with self.client.get(f"{_env()['STANDINS_URL']}/__sms__", params={"to": payload["to"]},
+                                 name="(stand-in) read SMS", catch_response=True) as answer:
+                answer.success()  # 404: the worker has not sent it yet
+                if answer.ok and (match := re.search(r"\b(\d{6})\b", answer.json().get("body") or "")):
+                    return match.group(1)
+            time.sleep(0.25)
+        return None
+
+
+class IntegratorUser(HttpUser):
+    """An integrated system on the REST API with a token."""
+
+    fixed_count = int(os.environ.get("LOAD_INTEGRATORS", "5"))  # the other users are tablets
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        """Authenticate with the admin's token, from the integrator's own address."""
+        self.client.headers["Authorization"] = f"Token {_env()['API_TOKEN']}"
+        self.client.headers["X-Forwarded-For"] = f"172.16.{next(_addresses) % 250}.9"
+
+    @task(2)
+    def transitions(self) -> None:
+        """The command catalogue."""
+        self.client.get("/api/v1/oms/transitions/", name="API GET transitions")
+
+    @task(3)
+    def command(self) -> None:
+        """Move a Waiting package of another store on."""
+        with _waiting_lock:
+            package_id = _waiting.pop() if _waiting else None
+        if package_id is None:
+            return
+        with self.client.post(f"/api/v1/oms/packages/{package_id}/command/", name="API POST command",
+                              json={"slug": API_COMMAND}, catch_response=True) as answer:
+            if answer.status_code >= 500:
+                answer.failure(str(answer.status_code))
+            elif answer.status_code in (400, 409):
+                answer.success()
+
+    @task(2)
+    def one_package(self) -> None:
+        """One package, as an integrator polls it."""
+        with _waiting_lock:
+            package_id = random.choice(_waiting) if _waiting else 1
+        self.client.get(f"/api/v1/oms/packages/{package_id}/", name="API GET package")
