@@ -18,7 +18,7 @@ from portal.sync import service as sync
 from portal.webhooks import catalogue as webhook_catalogue
 from portal.webhooks import delivery as webhook_delivery
 from portal.webhooks import events as webhook_events
-from portal.webhooks.models import WebhookSubscription
+from portal.webhooks.models import InspectedRequest, WebhookSubscription
 
 
 def wire() -> None:
@@ -41,6 +41,7 @@ def wire_rotation() -> None:
     rotation.register_encrypted_column("stock_integrations", StockIntegration.password_encrypted)
     rotation.register_encrypted_column("cargo_companies", CargoCompany.conf_encrypted)
     rotation.register_encrypted_column("webhook_subscriptions", WebhookSubscription.secret_encrypted)
+    rotation.register_encrypted_column("webhook_inspected_requests", InspectedRequest.content_encrypted)
     rotation.register_encrypted_column("outbox", OutboxMessage.body_encrypted)
 
 

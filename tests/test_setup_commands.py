@@ -25,6 +25,8 @@ MIGRATION_0004_SLUGS = ("reschedule-package", "cancel-package-from-needs-resched
 MIGRATION_0016_SLUGS = ("update-shipment-status-shipped-to-attempted-delivery",
                         "update-shipment-status-shipped-to-delivery-failed",
                         "update-shipment-status-attempted-delivery-to-delivery-failed")
+# Migration 0015 added Package Packed for Refund at the counter (partial pickup).
+MIGRATION_0015_SLUGS = ("package-packed-for-refund-at-pickup",)
 
 
 def test_the_installed_flow_has_no_dead_end(app):
@@ -41,7 +43,7 @@ def vendor_flow_v1(request):
         return
     request.getfixturevalue("app")
     db.session.execute(Transition.__table__.delete().where(
-        Transition.slug.in_(MIGRATION_0004_SLUGS + MIGRATION_0016_SLUGS)))
+        Transition.slug.in_(MIGRATION_0004_SLUGS + MIGRATION_0015_SLUGS + MIGRATION_0016_SLUGS)))
     db.session.commit()
     yield
 

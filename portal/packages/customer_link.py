@@ -151,6 +151,8 @@ def with_link(body: str, package: Package, code: str | None) -> str:
     url = link(make_token(package.id, code))
     if not url:
         return body
+    if not code:  # pickup codes are switched off: the page shows the store and the date, no code
+        return body + " " + _("Your pickup page: %(link)s", link=url)
     return body + " " + _("Your code as a QR code: %(link)s", link=url)
 
 
