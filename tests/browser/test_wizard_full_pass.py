@@ -5,6 +5,11 @@ in step 7) and the sandbox playing Omnitron, the geocoding providers (step 9) an
 Every tap and every typed string is counted (a native select is 2 taps, as in the UX review), and the
 navigation taps (one a step: the home's next step, then each done step's way-on banner) are counted apart.
 
+The pass runs in English at both orientations and in Turkish (the admin's profile language) in landscape, so
+every element is found by its id, its form's address or a data-* attribute, never by its words. In Turkish the
+setup home, step pages, the jobs page, the webhooks list and the subscription form are also checked: axe-core
+finds nothing, nothing scrolls sideways, every control is 44 px. Measured: 41 taps (25 work, 16 navigation).
+
 The flowchart (step 13) and the scenario editor (step 11) are also checked at both orientations: they fit the
 screen, their boxes and rows are touch-sized, axe-core finds nothing, and a tap on the chart opens what it shows.
 """
