@@ -59,25 +59,31 @@ def geolocation():
         db.session.rollback()
         return _respond(*GEOLOCATION, http_status=422,
                         **_geolocation_context(db.session, values, _errors(exc, ("provider", "api_key"))))
+    if request.form.get("then") == "test":
+        # "Save and test": the saved key is tried at once on the sample address; the panel shows both.
+        code, outcome = _tested(SAMPLE_ADDRESS)
+        return _respond(*GEOLOCATION, http_status=code, toast=_("Geolocation settings saved."), **outcome)
     message = _("Geolocation settings saved. Test the key to finish this step.") if changed else \
         _("Geolocation settings saved (unchanged).")
     return _saved("setup.geolocation", *GEOLOCATION, message, **_geolocation_context(db.session))
 
 
-@bp.post("/geolocation/test")
-def geolocation_test():
-    """Geocode a sample address with the saved key; shows the coordinates or why it failed."""
-    address = (request.form.get("address") or "").strip()
+def _tested(address: str) -> tuple[int, dict]:
+    """Geocode an address with the saved key: (HTTP status, the page's context with the result or the problem)."""
     try:
         found = geocoding.check_saved_key(db.session, current_app.config, user_id=current_user.id,
                                             address=address)
     except GeocodingError as exc:
-        return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2],
-                        **_geolocation_context(db.session, test_error=exc.message, address=address,
-                                              test_problem=explain.geocoding(exc)))
+        return 200, _geolocation_context(db.session, test_error=exc.message, address=address,
+                                         test_problem=explain.geocoding(exc))
     except DomainError as exc:
         db.session.rollback()
-        return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2], http_status=422,
-                        **_geolocation_context(db.session, test_error=exc.message, address=address))
-    return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2],
-                    **_geolocation_context(db.session, result=found, address=address))
+        return 422, _geolocation_context(db.session, test_error=exc.message, address=address)
+    return 200, _geolocation_context(db.session, result=found, address=address)
+
+
+@bp.post("/geolocation/test")
+def geolocation_test():
+    """Geocode a sample address with the saved key; shows the coordinates or why it failed."""
+    code, outcome = _tested((request.form.get("address") or "").strip())
+    return _respond(GEOLOCATION[0], "geolocation_test", GEOLOCATION[2], http_status=code, **outcome)

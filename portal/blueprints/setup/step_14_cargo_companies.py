@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -31,9 +31,25 @@ def _is_secret(shipping: ShippingCompany | None, key: str) -> bool:
     return field is not None and field.secret
 
 
+DEMO_COMPANY = {"name": "Demo Kargo", "erp_code": "DEMO-KARGO", "shipping_company": "yurtici",
+                "demo_client": "DemoShippingClient"}
+
+
+def _demo_cargo() -> bool:
+    """Whether the new-company form starts as the demo's cargo company: in the demo, while there is none yet."""
+    return bool(current_app.config.get("DEMO_SANDBOX_URL")) and not cargo.list_companies(db.session)
+
+
 def _cargo_values(company=None) -> dict:
-    """The form's values for a company being edited: secrets left out, demo client by name."""
+    """The form's values for a company being edited: secrets left out, demo client by name.
+
+    In the demo (scripts/run-demo) with no cargo company yet, a new one starts as a demo client that creates
+    shipments at once, so the admin adds it in one tap; every field can still be changed.
+    """
     if company is None:
+        if _demo_cargo():
+            return {"company_id": None, "is_managed_by_oms": True, "is_demo_client": True, "conf": {},
+                    **DEMO_COMPANY}
         return {"company_id": None, "name": "", "erp_code": "", "is_managed_by_oms": True, "is_demo_client": False,
                 "shipping_company": "", "conf": {}, "demo_client": ""}
     conf = cargo.public_conf(company)
@@ -62,6 +78,7 @@ def _cargo_response(code: int = 200, *, editing=None, values=None, state_changed
                     companies=cargo.list_companies(db.session), shipping_companies=SHIPPING_COMPANIES,
                     public_conf=cargo.public_conf, conf_is_readable=cargo.conf_is_readable,
                     demo_client_name=demo_client_name, editing=editing, values=values,
+                    demo_default=editing is None and values.get("name") == DEMO_COMPANY["name"] and _demo_cargo(),
                     **_cargo_conf_context(values, editing), **context)
 
 

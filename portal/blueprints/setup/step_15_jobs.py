@@ -67,11 +67,28 @@ def param_fields(job_type, values, job) -> dict[str, object]:
     return {p.field: stored.get(p.name, p.default) for p in job_type.params}
 
 
+def default_type(jobs: list) -> str:
+    """The job type the new-job form starts with: the first in the list that has no job yet ("" when all have)."""
+    used = {job.job_type for job in jobs}
+    return next((key for key in job_types.JOB_TYPES if key not in used), "")
+
+
+def _named_after_type(form):
+    """The posted new-job form, its empty name replaced by the chosen type's name (in the admin's language)."""
+    job_type = job_types.JOB_TYPES.get(str(form.get("job_type") or ""))
+    if (form.get("name") or "").strip() or job_type is None:
+        return form
+    named = form.copy()
+    named["name"] = _(job_type.label)
+    return named
+
+
 def _jobs_context(**extra) -> dict:
     """What the jobs page and its fragments show."""
     runs = scheduler.recent_runs(db.session)
+    jobs = scheduler.list_jobs(db.session)
     ok, note = scheduler.step_check(db.session)
-    context = dict(check_ok=ok, check_note=note, jobs=scheduler.list_jobs(db.session), runs=runs,
+    context = dict(check_ok=ok, check_note=note, jobs=jobs, runs=runs, default_type=default_type(jobs),
                    polling=scheduler.runs_in_progress(runs),
                    job_types=job_types.JOB_TYPES, type_choices=job_types.CHOICES, error=None, error_field=None,
                    values={}, editing=None, oob=False, runs_oob=False, preview=None, problem=None, described=None,
@@ -97,7 +114,7 @@ def jobs():
     if request.method == "GET":
         return step_page("setup/jobs.html", JOBS, **_jobs_context())
     try:
-        job = scheduler.create_job(db.session, scheduler.JobInput.from_form(request.form),
+        job = scheduler.create_job(db.session, scheduler.JobInput.from_form(_named_after_type(request.form)),
                                    user_id=current_user.id)
     except DomainError as exc:
         db.session.rollback()
