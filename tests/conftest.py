@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, text
 
 from portal import create_app
 from portal.accounts import auth
-from portal.extensions import db
+from portal.extensions import babel, db
 from portal.packages.models import Customer, Package, PackageItem
 from portal.packages.states import DeliveryType, State
 from portal.sms import MemorySmsProvider
@@ -143,6 +143,9 @@ def app(database, app_config):
     was_immediate, huey.immediate = huey.immediate, True
     try:
         with app.app_context():
+            # Flask-Babel keeps loaded catalogues in one cache for the whole process (its Domain is global): a test
+            # adding a made-up catalogue must not see the real one loaded earlier, nor leave its own to later tests.
+            babel.domain_instance.cache.clear()
             reset_database(database)
             yield app
             db.session.remove()
