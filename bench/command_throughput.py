@@ -58,21 +58,21 @@ def plain_dsn(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def prepare_packages(dsn: str, count: int) -> tuple[list[int], int, int]:
-    """Put `count` packages into Waiting (taken from the highest ids) and return them, the transition and a user."""
+def prepare_packages(dsn: str, count: int) -> tuple[list[int], int, int, object]:
+    """Put `count` packages into Waiting (the highest ids; earlier runs' packages are reused) and return them, the
+    transition, a user and the database's clock before the run (audit rows after it are this run's)."""
     with psycopg.connect(dsn) as conn:
         transition_id = conn.execute("SELECT id FROM transitions WHERE slug = %s", (SLUG,)).fetchone()
         if transition_id is None:
             raise SystemExit(f"No transition {SLUG!r} in this database (seed it with bench/seed.py).")
         user_id = conn.execute("SELECT id FROM users WHERE role = 'admin' ORDER BY id LIMIT 1").fetchone()[0]
-        ids = [row[0] for row in conn.execute(
-            "SELECT id FROM packages WHERE state NOT IN (%s, %s) ORDER BY id DESC LIMIT %s",
-            (WAITING, PREPARING, count))]
+        ids = [row[0] for row in conn.execute("SELECT id FROM packages ORDER BY id DESC LIMIT %s", (count,))]
         if len(ids) < count:
             raise SystemExit(f"Only {len(ids)} packages available; seed more (--packages).")
         conn.execute("UPDATE packages SET state = %s, version = version + 1 WHERE id = ANY(%s)", (WAITING, ids))
+        started = conn.execute("SELECT now()").fetchone()[0]
         conn.commit()
-    return ids, transition_id[0], user_id
+    return ids, transition_id[0], user_id, started
 
 
 class Feed:
@@ -149,12 +149,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def check_no_double(dsn: str, ids: list[int], api_done: list[int]) -> tuple[int, int, int]:
+def check_no_double(dsn: str, ids: list[int], api_done: list[int], started) -> tuple[int, int, int]:
     """(packages with more than one audit row for the command, API 204s without their row, packages changed)."""
     with psycopg.connect(dsn) as conn:
         rows = dict(conn.execute(
             "SELECT package_id, count(*) FROM package_logs WHERE command = %s AND package_id = ANY(%s) "
-            "AND from_state = %s GROUP BY package_id", (SLUG, ids, WAITING)).fetchall())
+            "AND from_state = %s AND created_at >= %s GROUP BY package_id", (SLUG, ids, WAITING, started)).fetchall())
     doubles = sum(1 for n in rows.values() if n > 1)
     missing = sum(1 for package_id in api_done if rows.get(package_id) != 1)
     return doubles, missing, len(rows)
@@ -172,7 +172,7 @@ def main() -> int:
     env = read_env(args.env)
     dsn = plain_dsn(env["DATABASE_URL"])
     phases = args.rounds * 2
-    ids, transition_id, user_id = prepare_packages(dsn, args.per_phase * phases)
+    ids, transition_id, user_id, started = prepare_packages(dsn, args.per_phase * phases)
     chunks = [ids[i * args.per_phase:(i + 1) * args.per_phase] for i in range(phases)]
     load_before = os.getloadavg()[0]
     api_lat: list[float] = []
@@ -192,8 +192,8 @@ def main() -> int:
     load_after = os.getloadavg()[0]
     bare_rate = len(bare_lat) / bare_time
     api_rate = len(api_done) / api_time
-    doubles, missing, _changed = check_no_double(dsn, ids, api_done)
-    bare_doubles, _m, _c = check_no_double(dsn, [i for c in chunks[0::2] for i in c], [])
+    doubles, missing, _changed = check_no_double(dsn, ids, api_done, started)
+    bare_doubles, _m, _c = check_no_double(dsn, [i for c in chunks[0::2] for i in c], [], started)
     ratio = api_rate / bare_rate if bare_rate else 0.0
     print(f"{args.clients} concurrent clients, {args.rounds} x ({args.seconds:g} s bare + {args.seconds:g} s API), "
           f"{os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} before, {load_after:.1f} after")
