@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -183,12 +182,12 @@ def main() -> int:
     api_ids: list[int] = []
     for r in range(args.rounds):
         bare_feed = Feed(chunks[2 * r], args.seconds)
-        bare_time += run_phase(bare_worker, lambda i: (dsn, transition_id, user_id, bare_feed, bare_lat),
+        bare_time += run_phase(bare_worker, lambda i, feed=bare_feed: (dsn, transition_id, user_id, feed, bare_lat),
                                args.clients)
         api_feed = Feed(chunks[2 * r + 1], args.seconds)
         api_ids += chunks[2 * r + 1]
-        api_time += run_phase(api_worker, lambda i: (env["BASE_URL"], env["API_TOKEN"], api_feed, api_lat, statuses,
-                                                     api_done), args.clients)
+        api_time += run_phase(api_worker, lambda i, feed=api_feed: (env["BASE_URL"], env["API_TOKEN"], feed, api_lat,
+                                                                statuses, api_done), args.clients)
     load_after = os.getloadavg()[0]
     bare_rate = len(bare_lat) / bare_time
     api_rate = len(api_done) / api_time

@@ -26,7 +26,8 @@ class PipelinedRedisStorage(RedisStorage):
 
     def get(self, key: str) -> int:
         """The counter of key, reading its TTL in the same round trip."""
-        pipe = self.get_connection(True).pipeline(transaction=False)
+        # redis.Redis at run time; limits types it as a protocol without pipeline().
+        pipe = self.get_connection(True).pipeline(transaction=False)  # type: ignore[attr-defined]
         prefixed = self.prefixed_key(key)
         pipe.get(prefixed)
         pipe.ttl(prefixed)
