@@ -15,7 +15,7 @@ import time
 from limits.storage import RedisStorage
 
 # INCRBY, EXPIRE when the window starts (as limits' own incr_expire.lua), and the key's time to live, at once.
-_INCR_EXPIRE_TTL = """
+_INCR_EXPIRE_TTL = b"""
 local amount = tonumber(ARGV[2])
 local current = redis.call("incrby", KEYS[1], amount)
 if tonumber(current) == amount then
