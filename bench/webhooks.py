@@ -257,10 +257,12 @@ def main() -> int:
         clear_outbox()
         session.execute(update(WebhookSubscription).values(is_active=False))
         session.commit()
-        extra = [service.create_subscription(session, event_type="*", target_url=receiver.url,
+        # Each to its own path of the receiver: the portal refuses a second subscription of a type to one URL.
+        extra = [service.create_subscription(session, event_type="*", target_url=f"{receiver.url}/all-{n}",
                                              retry_countdown_config=None, additional_headers=None,
-                                             user_id=None)[0].id for _ in range(3)]
-        typed = [service.create_subscription(session, event_type=event_type, target_url=receiver.url,
+                                             user_id=None)[0].id for n in range(3)]
+        typed = [service.create_subscription(session, event_type=event_type,
+                                             target_url=f"{receiver.url}/typed-{event_type}",
                                              retry_countdown_config=None, additional_headers=None,
                                              user_id=None)[0].id
                  for event_type in ("package.ready_for_customer_pickup", "package.status.shipped",

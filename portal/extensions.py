@@ -15,6 +15,8 @@ from flask_wtf import CSRFProtect
 from htmx_flask import Htmx
 from sqlalchemy.orm import DeclarativeBase
 
+from portal import ratelimit  # noqa: F401  (registers the rate limiter's Redis storage for redis:// URIs)
+
 
 class Base(DeclarativeBase):
     """Declarative base for every model of the portal."""

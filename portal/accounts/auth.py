@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -16,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User
+from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User, user_stock_locations
 from portal.config import Config
 from portal.db_types import rowcount, utcnow
 from portal.errors import ValidationFailed
@@ -306,17 +307,59 @@ def revoke_api_token(session: Session, user: User, token_id: int) -> None:
     session.commit()
 
 
+@dataclass(frozen=True)
+class TokenOwner:
+    """What the API needs of a token's user, read in one query (no User object, no lazy loads)."""
+
+    user_id: int
+    role: str
+    store_ids: list[int] | None  # None: every store (admins and brand managers)
+
+    @property
+    def visibility(self) -> str:
+        """Which command visibility the user's screens show (see User.visibility)."""
+        return "INSTORE" if self.role == Role.STAFF.value else "OMS_WEB"
+
+
+def _touch_token(session: Session, token_id: int, last_used_at: datetime | None) -> None:
+    """Record that the token was used, at most once a minute per token (commits when it writes).
+
+    Writing on every call would serialise API traffic on one row; a minute's precision is plenty. The
+    UPDATE is conditional, so concurrent requests of one token write the row once, not once each.
+    """
+    now = utcnow()
+    if last_used_at is not None and now - last_used_at <= timedelta(minutes=1):
+        return
+    session.execute(
+        update(ApiToken).where(ApiToken.id == token_id,
+                               or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - timedelta(minutes=1)))
+        .values(last_used_at=now).execution_options(synchronize_session=False))
+    session.commit()
+
+
+def token_owner(session: Session, key: str) -> TokenOwner | None:
+    """The active user behind an unrevoked token with this key, or None: one query (two for store staff)."""
+    row = session.execute(
+        select(ApiToken.id, ApiToken.last_used_at, User.id, User.role)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.key_digest == _digest(key), ApiToken.revoked.is_(False), User.active.is_(True))
+    ).one_or_none()
+    if row is None:
+        return None
+    token_id, last_used_at, user_id, role = row
+    store_ids = None
+    if role not in (Role.ADMIN.value, Role.BRAND_MANAGER.value):
+        store_ids = list(session.scalars(
+            select(user_stock_locations.c.stock_location_id).where(user_stock_locations.c.user_id == user_id)
+            .order_by(user_stock_locations.c.stock_location_id)))
+    _touch_token(session, token_id, last_used_at)
+    return TokenOwner(user_id, role, store_ids)
+
+
 def user_for_token(session: Session, key: str) -> User | None:
     """The active user owning an unrevoked token with this key, or None."""
-    token = session.scalar(select(ApiToken).where(ApiToken.key_digest == _digest(key)))
-    if token is None or token.revoked or not token.user.active:
-        return None
-    now = utcnow()
-    # Writing on every call would serialise API traffic on one row; a minute's precision is plenty.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-        session.commit()
-    return token.user
+    owner = token_owner(session, key)
+    return session.get(User, owner.user_id) if owner is not None else None
 
 
 def set_language(session: Session, user: User, language: str) -> str:

@@ -43,11 +43,11 @@ def _resolve() -> ApiCaller:
     key = key.strip()
     if scheme.lower() != SCHEME.lower() or not key or len(key) > _MAX_KEY_LENGTH:
         return ApiCaller(None, None, None, None, None, "invalid")
-    user = auth.user_for_token(db.session, key)
-    if user is None:
+    owner = auth.token_owner(db.session, key)
+    if owner is None:
         return ApiCaller(None, None, None, None, None, "invalid")
-    store_ids = None if user.sees_all_stores else user.store_ids
-    return ApiCaller(user.id, user.role, store_ids, user.visibility, hashlib.sha256(key.encode()).hexdigest(), None)
+    return ApiCaller(owner.user_id, owner.role, owner.store_ids, owner.visibility,
+                     hashlib.sha256(key.encode()).hexdigest(), None)
 
 
 def caller() -> ApiCaller:

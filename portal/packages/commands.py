@@ -8,13 +8,15 @@ after that transaction has committed.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import SupportsInt
 
+from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from portal.db_types import plain_int, rowcount, utcnow
 from portal.errors import CommandRejected, ConcurrentChange, DomainError, InvalidOtp, ValidationFailed
@@ -438,6 +440,39 @@ class PackedForRefund(Handler):
             if split_from is not None and split_from.id != package.id else None}}
 
 
+# Transitions by slug, per app and process: the command API names commands by slug, and the transitions change
+# only when an admin edits them. Any flush of a Transition in this process clears every entry (see
+# _forget_transitions); other processes see an edit within TRANSITION_CACHE_SECONDS.
+TRANSITION_CACHE_SECONDS = 5.0
+_TRANSITIONS: dict[tuple[int, str], tuple[float, int, Transition]] = {}
+_TRANSITIONS_GENERATION = [0]
+
+
+def _transition_by_slug(session: Session, slug: str) -> Transition | None:
+    """The transition with this slug, from the per-process cache when fresh (merged into the session, no query)."""
+    key = (id(current_app._get_current_object()), slug)  # type: ignore[attr-defined]
+    now = time.monotonic()
+    found = _TRANSITIONS.get(key)
+    if found is not None and found[1] == _TRANSITIONS_GENERATION[0] and now - found[0] < TRANSITION_CACHE_SECONDS:
+        return session.merge(found[2], load=False)
+    generation = _TRANSITIONS_GENERATION[0]
+    transition = session.scalar(select(Transition).where(Transition.slug == slug))
+    if transition is not None and transition not in session.dirty:
+        snapshot = Transition(**{column.key: getattr(transition, column.key)
+                                 for column in Transition.__table__.columns})
+        make_transient_to_detached(snapshot)
+        _TRANSITIONS[key] = (now, generation, snapshot)
+    return transition
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_transitions(session: Session, flush_context, instances) -> None:
+    """A transition is being added, changed or deleted in this process: drop every cached one."""
+    if any(isinstance(obj, Transition) for obj in (*session.new, *session.dirty, *session.deleted)):
+        _TRANSITIONS_GENERATION[0] += 1
+        _TRANSITIONS.clear()
+
+
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
     """The transition named by id or slug (both must agree when both are given). Raises ValidationFailed."""
     if transition_id in (None, "") and not slug:
@@ -455,7 +490,7 @@ def find_transition(session: Session, transition_id: object = None, slug: object
         if slug and transition.slug != slug:
             raise ValidationFailed(_("transition and slug name different commands."), field="slug")
     else:
-        transition = session.scalar(select(Transition).where(Transition.slug == str(slug)))
+        transition = _transition_by_slug(session, str(slug))
         if transition is None:
             raise ValidationFailed(_("No command with slug %(slug)r.", slug=slug), field="slug")
     if not transition.is_active:
@@ -566,6 +601,8 @@ def run_command(
             session.commit()  # keep the counted attempt; the package itself was not changed
             raise
         from_state, to_state, _raised = apply_command(ctx)
+        # Before the commit, while the package and transition are loaded: read after it they would each cost a query.
+        message = ctx.toast or _("Package %(number)s: %(name)s done.", number=package.number, name=transition.name)
         session.commit()
     except DomainError:
         session.rollback()
@@ -574,10 +611,9 @@ def run_command(
         session.rollback()
         log.warning("command on package %s hit a concurrent change: %s", package_id, exc.__class__.__name__)
         raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
-    session.refresh(package)
+    # The package is not refreshed here: the commit expired it, so a caller that reads it reloads it once.
     outbox.deliver_after_commit(session, ctx.sms_ids)
     shipments.dispatch(ctx.shipment_ids)
-    message = ctx.toast or _("Package %(number)s: %(name)s done.", number=package.number, name=transition.name)
     return CommandResult(package=package, transition=transition, from_state=from_state, to_state=to_state,
                          message=message, sms_ids=ctx.sms_ids)
 

@@ -11,15 +11,23 @@ from portal.packages.models import Package
 
 
 def lock_package(session: Session, package_id: int, store_ids: list[int] | None) -> Package:
-    """Take the package's row lock (a no-op UPDATE works on PostgreSQL and SQLite alike) and reload it.
+    """Take the package's row lock and load it as it is now (with its store and customer, as always).
 
-    store_ids limits it to those stores (None: any store); another store's package is NotFound.
+    PostgreSQL: one round trip, SELECT ... FOR NO KEY UPDATE OF packages (the lock an UPDATE of the row takes,
+    so inserts of rows pointing at the package are not blocked). SQLite, which has no row locks: a no-op UPDATE
+    takes the database's write lock first, then the row is read. store_ids limits it to those stores (None: any
+    store); another store's package is NotFound.
     """
-    stmt = update(Package).where(Package.id == package_id).values(version=Package.version)
+    where = [Package.id == package_id]
     if store_ids is not None:
-        stmt = stmt.where(Package.stock_location_id.in_(store_ids))
-    if rowcount(session.execute(stmt.execution_options(synchronize_session=False))) != 1:
+        where.append(Package.stock_location_id.in_(store_ids))
+    query = select(Package).where(*where).execution_options(populate_existing=True)
+    if session.get_bind().dialect.name == "postgresql":
+        package = session.scalars(query.with_for_update(of=Package, key_share=True)).unique().one_or_none()
+    else:
+        locked = rowcount(session.execute(update(Package).where(*where).values(version=Package.version)
+                                          .execution_options(synchronize_session=False)))
+        package = session.scalars(query).unique().one_or_none() if locked == 1 else None
+    if package is None:
         raise NotFound(_("Package not found."))
-    return session.scalars(
-        select(Package).where(Package.id == package_id).execution_options(populate_existing=True)
-    ).one()
+    return package

@@ -1,0 +1,198 @@
+"""The fast paths of a request and a command: the token owner read in one query, transitions by slug cached per
+process (and forgotten when one changes), the package lock, the rate limiter's Redis storage."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select, update
+
+from portal.accounts import auth
+from portal.accounts.models import ApiToken
+from portal.db_types import utcnow
+from portal.errors import NotFound, ValidationFailed
+from portal.extensions import db
+from portal.packages import commands
+from portal.packages.locks import lock_package
+from portal.packages.models import Package, Transition
+from portal.packages.states import State
+
+SLUG = "deallocate-package-reservations"
+
+
+def run(package, slug=SLUG):
+    """Run a command by slug as the system on every store."""
+    return commands.run_command(db.session, package.id, slug=slug, params={}, user_id=None, store_ids=None)
+
+
+def count_statements():
+    """A list that collects the SQL statements the engine runs from now on (and the listener to remove)."""
+    seen: list[str] = []
+
+    def collect(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", collect)
+    return seen, collect
+
+
+def test_a_cached_transition_switched_off_is_refused_at_once(make):
+    first, second = make.package(state=State.WAITING), make.package(state=State.WAITING)
+    run(first)  # the transition is cached now
+    transition = db.session.scalar(select(Transition).where(Transition.slug == SLUG))
+    transition.is_active = False
+    db.session.commit()
+
+    with pytest.raises(ValidationFailed):
+        run(second)
+    db.session.expire_all()
+    assert db.session.get(Package, second.id).state == State.WAITING
+
+
+def test_the_transition_is_read_once_then_from_the_cache(make):
+    first, second = make.package(state=State.WAITING), make.package(state=State.WAITING)
+    run(first)
+    seen, collect = count_statements()
+    try:
+        run(second)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", collect)
+    assert not [s for s in seen if "FROM transitions" in s]
+    db.session.expire_all()
+    assert db.session.get(Package, second.id).state == State.PREPARING
+
+
+def test_a_change_made_elsewhere_is_seen_once_the_cache_lifetime_is_over(make, monkeypatch):
+    first, second = make.package(state=State.WAITING), make.package(state=State.WAITING)
+    run(first)
+    # As another process would: a plain UPDATE, which this process's session never sees being flushed.
+    db.session.execute(update(Transition).where(Transition.slug == SLUG).values(is_active=False))
+    db.session.commit()
+    monkeypatch.setattr(commands, "TRANSITION_CACHE_SECONDS", 0.0)
+
+    with pytest.raises(ValidationFailed):
+        run(second)
+
+
+def test_a_staff_token_owner_comes_with_the_staff_stores_and_an_admin_with_none(make):
+    store, other = make.store(), make.store()
+    staff = make.user(role="staff", stores=[store, other])
+    admin = make.user(role="admin")
+    staff_key, admin_key = auth.create_api_token(db.session, staff), auth.create_api_token(db.session, admin)
+
+    owner = auth.token_owner(db.session, staff_key)
+    assert (owner.user_id, owner.role, sorted(owner.store_ids), owner.visibility) == (
+        staff.id, "staff", sorted([store.id, other.id]), "INSTORE")
+    admin_owner = auth.token_owner(db.session, admin_key)
+    assert (admin_owner.store_ids, admin_owner.visibility) == (None, "OMS_WEB")
+    assert auth.token_owner(db.session, staff_key + "x") is None
+
+
+def test_a_token_records_its_use_at_most_once_a_minute(make):
+    user = make.user(role="admin")
+    key = auth.create_api_token(db.session, user)
+    assert auth.token_owner(db.session, key) is not None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+    first_use = token.last_used_at
+    assert first_use is not None
+
+    assert auth.token_owner(db.session, key) is not None
+    db.session.expire_all()
+    assert db.session.get(ApiToken, token.id).last_used_at == first_use
+
+    db.session.execute(update(ApiToken).where(ApiToken.id == token.id)
+                       .values(last_used_at=utcnow() - timedelta(minutes=5)))
+    db.session.commit()
+    assert auth.token_owner(db.session, key) is not None
+    db.session.expire_all()
+    assert db.session.get(ApiToken, token.id).last_used_at > first_use - timedelta(seconds=1)
+
+
+def test_a_revoked_token_has_no_owner(make):
+    user = make.user(role="admin")
+    key = auth.create_api_token(db.session, user)
+    token = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+    auth.revoke_api_token(db.session, user, token.id)
+    assert auth.token_owner(db.session, key) is None
+    assert auth.user_for_token(db.session, key) is None
+
+
+def test_the_package_lock_loads_the_package_with_store_and_customer_in_one_statement(make):
+    store, other = make.store(), make.store()
+    package_id, store_id, store_name = make.package(store=store).id, store.id, store.name
+    db.session.expire_all()
+    seen, collect = count_statements()
+    try:
+        locked = lock_package(db.session, package_id, [store_id])
+        names = (locked.stock_location.name, locked.customer.first_name)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", collect)
+    assert names == (store_name, "Ada")
+    # PostgreSQL: SELECT ... FOR NO KEY UPDATE; SQLite: the no-op UPDATE that takes the write lock, then the read.
+    seen = [s for s in seen if "packages" in s]
+    assert len(seen) == (1 if db.engine.dialect.name == "postgresql" else 2), seen
+    if db.engine.dialect.name == "postgresql":
+        assert "FOR NO KEY UPDATE OF packages" in seen[0]
+    db.session.rollback()
+    with pytest.raises(NotFound):
+        lock_package(db.session, package_id, [other.id])
+    db.session.rollback()
+
+
+@pytest.fixture
+def redis_url():
+    """A throwaway redis-server on a free port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; .ci/run installs it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_limiter_storage_reads_count_and_expiry_with_the_hit(redis_url, monkeypatch):
+    from limits.storage import storage_from_string
+
+    from portal.ratelimit import PipelinedRedisStorage
+
+    storage = storage_from_string(redis_url)
+    assert isinstance(storage, PipelinedRedisStorage)
+    assert storage.incr("k", 60) == 1
+    assert storage.incr("k", 60) == 2
+
+    def no_round_trip(*args, **kwargs):
+        raise AssertionError("went to Redis again")
+
+    connection = storage.get_connection(True)
+    monkeypatch.setattr(connection, "ttl", no_round_trip)
+    monkeypatch.setattr(connection, "get", no_round_trip)
+    monkeypatch.setattr(connection, "pipeline", no_round_trip)
+    assert storage.get("k") == 2
+    assert time.time() + 55 < storage.get_expiry("k") <= time.time() + 61
+    monkeypatch.undo()
+    # Each remembered figure is handed out once: later reads ask Redis (another worker may have counted since).
+    storage.get_connection().incrby(storage.prefixed_key("k"), 5)
+    assert storage.get("k") == 7
+    assert time.time() + 55 < storage.get_expiry("k") <= time.time() + 61
+    assert storage.get("missing") == 0
+    assert storage.get_expiry("missing") <= time.time() + 1
