@@ -209,7 +209,7 @@ def test_the_package_page_shows_items_customer_history_and_its_commands(client, 
 
     for item in package.items:
         assert item.name in page and f"<code>{item.barcode}</code>" in page
-    assert package.customer.full_name in page and "+905559998877" in page
+    assert package.customer.full_name in page and "+90 555 999 88 77" in page
     history = re.search(r'<article id="package-history">(.*?)</article>', page, re.S).group(1)
     assert "Waiting" in history and "Preparing" in history
     assert "DeAllocate Package Reservations" in history and "zeynep" in history
