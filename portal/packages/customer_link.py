@@ -281,6 +281,15 @@ def set_opening_hours(session: Session, store_id: int, lines: list[str]) -> list
 
     Raises NotFound, or ValidationFailed for more than MAX_HOURS_LINES lines or a line over MAX_HOURS_LINE
     characters or with a line break or another control character inside."""
+    clean = clean_opening_hours(lines)
+    store = _store(session, store_id)
+    store.opening_hours = "\n".join(clean)
+    session.commit()
+    return clean
+
+
+def clean_opening_hours(lines: list[str]) -> list[str]:
+    """Opening hours as stored: blank lines dropped, each stripped. Raises ValidationFailed (see set_opening_hours)."""
     clean = [str(line).strip() for line in lines if str(line).strip()]
     if len(clean) > MAX_HOURS_LINES:
         raise ValidationFailed(_("Give at most %(count)s lines of opening hours.", count=MAX_HOURS_LINES),
@@ -289,9 +298,6 @@ def set_opening_hours(session: Session, store_id: int, lines: list[str]) -> list
         if len(line) > MAX_HOURS_LINE or len(line.splitlines()) != 1 or not line.isprintable():
             raise ValidationFailed(_("Each line of opening hours is one line of at most %(count)s characters.",
                                      count=MAX_HOURS_LINE), field="opening_hours")
-    store = _store(session, store_id)
-    store.opening_hours = "\n".join(clean)
-    session.commit()
     return clean
 
 
