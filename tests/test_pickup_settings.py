@@ -186,3 +186,20 @@ def test_api_pickup_settings_change_only_what_is_given(client, make, store):
     assert bad.status_code == 400 and bad.json["field"] == "opening_hours"
     assert client.patch(url, json={"colour": 1}, headers=manager).status_code == 400
     assert client.get(url, headers=manager).json["hold_days"] == 4
+
+
+def test_the_stores_other_switches_are_audited_the_same_way(client, make, store, auth_actions):
+    boss = make.user("boss", role="brand_manager")
+    manager = token_headers(boss)
+    base = f"/api/v1/oms/stock-locations/{store.id}"
+    assert client.put(f"{base}/manager-override/", json={"manager_override_allowed": False},
+                      headers=manager).json["manager_override_allowed"] is False
+    assert client.put(f"{base}/opening-hours/", json={"opening_hours": ["Mon 9-5"]}, headers=manager).json[
+        "opening_hours"] == ["Mon 9-5"]
+    assert client.put(f"/api/v1/oms/stores/{store.id}/shelf-settings/", json={"shared_slots_allowed": True},
+                      headers=manager).status_code == 200
+    auth_actions.login("boss")
+    assert client.post(f"/packages/shelf/{store.id}/settings", data={"shared": "0"}).status_code == 302
+    assert audits(store) == [(f"store:{store.id}:{name}", boss.id) for name in
+                             ("manager_override_allowed", "opening_hours", "shared_slots", "shared_slots")]
+    assert shelf.shared_slots_allowed(db.session, store.id) is False

@@ -15,7 +15,7 @@ from portal.api.operations import Access, operation
 from portal.api.schemas import Answer, Body, Timestamp
 from portal.errors import NotFound
 from portal.extensions import db
-from portal.packages import customer_link
+from portal.packages import customer_link, pickup_settings
 
 
 class CustomerPage(Answer):
@@ -75,5 +75,6 @@ def get_opening_hours(store_id: int):
            example={"opening_hours": ["Mon-Sat 10:00-22:00", "Sun 12:00-20:00"]})
 def set_opening_hours(store_id: int, body: NewOpeningHours):
     """Replace the store's opening hours."""
-    return OpeningHours(stock_location=store_id,
-                        opening_hours=customer_link.set_opening_hours(db.session, store_id, body.opening_hours))
+    current, _changed = pickup_settings.save(db.session, store_id, user_id=caller().user_id,
+                                             opening_hours=body.opening_hours)
+    return OpeningHours(stock_location=store_id, opening_hours=current.opening_hours)
