@@ -241,3 +241,37 @@ def test_with_codes_off_the_delegate_is_named_and_gets_no_link(client, make, sto
     assert active_delegate(package).name == "Ayse Yilmaz"
     [message] = [m for m in sms.outbox if m.to == CLEAN_PHONE]
     assert "Bring this message" in message.body and customer_link.PATH not in message.body
+
+
+def token_headers(user) -> dict:
+    """Authorization header with a new API token of the user."""
+    from portal.accounts import auth
+
+    return {"Authorization": f"Token {auth.create_api_token(db.session, user)}"}
+
+
+def test_the_api_names_and_removes_the_delegate_from_the_customers_link(client, make, store, sms):
+    package, _code, token = ready(make, store, sms)
+    staff = token_headers(make.user("ayse", stores=[store]))
+    outsider = token_headers(make.user("mehmet"))
+    url = f"/api/v1/oms/customer-links/{token}/delegate/"
+    body = {"name": "Ayse Yilmaz", "phone": PHONE}
+    assert client.put(url, json=body, headers=outsider).status_code == 404
+    assert client.put(url, json=body).status_code == 401
+    to_customer = sum(1 for m in sms.outbox if m.to == package.customer.phone)
+    response = client.put(url, json=body, headers=staff)
+    assert response.status_code == 200, response.json
+    assert sum(1 for m in sms.outbox if m.to == package.customer.phone) == to_customer  # their own link: no notice
+    assert response.json["delegate"]["name"] == "Ayse Yilmaz"
+    assert response.json["delegate"]["phone"] == "+90********99" and response.json["delegate"]["source"] == "customer"
+    _delegate_code, delegate_token = delegate_sms(sms)
+    # The delegate's own link names no one; a bad one is 404.
+    assert client.put(f"/api/v1/oms/customer-links/{delegate_token}/delegate/", json=body,
+                      headers=staff).status_code == 404
+    assert client.put(f"/api/v1/oms/customer-links/{token[:-2]}AA/delegate/", json=body,
+                      headers=staff).status_code == 404
+    assert client.put(url, json={"name": "", "phone": PHONE}, headers=staff).status_code == 400
+    assert client.delete(url, headers=staff).status_code == 204
+    assert active_delegate(package) is None
+    assert client.get(customer_link.PATH + delegate_token).status_code == 410
+    assert client.delete(url, headers=staff).status_code == 204  # none named: still 204
