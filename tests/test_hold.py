@@ -15,7 +15,7 @@ from portal.jobs import job_types
 from portal.otp import service as otp
 from portal.otp.models import PickupCode
 from portal.outbox.models import OutboxMessage
-from portal.packages import commands, hold, hold_sweep, work_queue
+from portal.packages import commands, hold, hold_sweep, shelf, work_queue
 from portal.packages.models import HoldSweepRun, Package, PackageLog
 from portal.packages.states import State
 from portal.runs import service as runs
@@ -214,6 +214,29 @@ def test_without_an_expiry_command_it_is_only_proposed(app, make, sms):
     assert hold.proposed_command(db.session, fresh(package)) is None
     settings.set_value(db.session, hold.HOLD_POLICY, {"expiry_command": BLOCK}, user_id=None)
     assert hold.proposed_command(db.session, fresh(package)).slug == BLOCK
+
+
+@pytest.mark.parametrize("expiry_command", [None, BLOCK])
+def test_an_expired_hold_frees_its_shelf_slot_whether_the_command_runs_or_is_only_proposed(app, make, sms,
+                                                                                        expiry_command):
+    settings.set_value(db.session, hold.HOLD_POLICY, {"reminder_hours": 24, "expiry_command": expiry_command},
+                       user_id=None)
+    store = make.store()
+    slot = shelf.create_slot(db.session, store.id, label="B7", barcode="SHELF-B7", store_ids=None)
+    package = make_ready(make, store=store)
+    waiting = make_ready(make, store=store)
+    shelf.assign(db.session, package.id, slot_id=slot.id, user_id=None, store_ids=None)
+    package = ends_in(package, timedelta(minutes=-1))
+    sweep()
+    assert shelf.current(db.session, package.id) is None
+    freed = logs(package, shelf.FREE)
+    assert len(freed) == 1 and "B7" in freed[0].note and freed[0].user_id is None
+    assert fresh(package).state == (State.BLOCKED if expiry_command else State.READY_FOR_CUSTOMER_PICKUP)
+    # The slot takes the next package; a second sweep frees nothing more.
+    shelf.assign(db.session, waiting.id, slot_id=slot.id, user_id=None, store_ids=None)
+    sweep()
+    assert len(logs(package, shelf.FREE)) == 1
+    assert shelf.current(db.session, waiting.id).slot_id == slot.id
 
 
 @pytest.mark.parametrize("value, field", [

@@ -6,8 +6,13 @@ therefore travels in the link itself, sealed: a token is AES-SIV (authenticated,
 fits a URL and a QR code's compact alphanumeric mode, and survives a scanner typing it. Nothing is stored.
 
 A token is honoured only while its package is Ready for Customer Pickup, its hold has not ended (the link follows
-an extended hold), and its code is the package's active code (checked against the stored hash, in constant time):
-a delivered, expired or refused package, or a code replaced by a resend, locked or released, ends the link.
+an extended hold), and its code is one of the package's active codes (checked against the stored hashes, in
+constant time): the customer's, or the named delegate's (whose SMS carries a link of their own). A delivered,
+expired or refused package, a code replaced by a resend, locked or released, or a delegate removed or replaced
+ends the link.
+
+The customer's page (not the delegate's) also names a delegate and takes the naming back
+(portal.packages.delegate with source "customer"): the token is the authority there, as it is for reading.
 
 The customer page (portal.blueprints.customer) shows the code as digits and as a QR code whose content is
 QR_PREFIX + token; the tablet's scanner types that into the scan box, which opens the handover with the code
@@ -26,13 +31,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
 from markupsafe import Markup
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import crypto
 from portal.db_types import utcnow
 from portal.errors import CommandRejected, NotFound, ValidationFailed
 from portal.otp import service as otp
+from portal.otp.models import PickupCode
 from portal.packages import hold
+from portal.packages.delegate_models import PackageDelegate
 from portal.packages.models import Package
 from portal.packages.states import State
 from portal.stores.models import StockLocation
@@ -168,9 +176,17 @@ def secret_payload(package_id: int, code: str | None) -> dict | None:
 def check_claim(session: Session, claim: Claim | None, now: datetime | None = None) -> Package:
     """The package a claim opens now; LinkInvalid (with the reason and, when known, the package) otherwise.
 
-    Reasons: "forged", "unknown", "delivered", "not_ready", "expired", "replaced" (the code is not the package's
-    active code any more: a new one was sent, it was locked or released).
+    Reasons: "forged", "unknown", "delivered", "not_ready", "expired", "replaced" (the code is not one of the
+    package's active codes any more: a new one was sent, it was locked or released, its delegate was removed or
+    replaced).
     """
+    return check_claim_code(session, claim, now)[0]
+
+
+def check_claim_code(session: Session, claim: Claim | None,
+                     now: datetime | None = None) -> tuple[Package, PickupCode | None]:
+    """check_claim, and the code the claim carries: the customer's or a delegate's (PickupCode.delegate_id says);
+    None when codes were off (only the customer's link exists then)."""
     if claim is None:
         raise LinkInvalid("forged")
     package = session.get(Package, claim.package_id)
@@ -183,16 +199,18 @@ def check_claim(session: Session, claim: Claim | None, now: datetime | None = No
     now = now or utcnow()
     if package.hold_until is not None and package.hold_until <= now:
         raise LinkInvalid("expired", package)
-    pickup = otp.active_code(session, package.id)
     if claim.code is None:
-        if pickup is not None:  # sent while codes were off; a code issued since is needed now
+        if otp.active_code(session, package.id) is not None:  # sent while codes were off; a code is needed now
             raise LinkInvalid("replaced", package)
-        return package
-    if pickup is None or not otp.code_matches(pickup, claim.code):
+        return package, None
+    # Every active code is compared (constant time each), the customer's and the delegate's.
+    matches = [pickup for pickup in otp.active_codes(session, package.id) if otp.code_matches(pickup, claim.code)]
+    if not matches:
         raise LinkInvalid("replaced", package)
+    pickup = matches[0]
     if pickup.expires_at <= now:
         raise LinkInvalid("expired", package)
-    return package
+    return package, pickup
 
 
 def qr_svg(payload: str) -> Markup:
@@ -216,20 +234,30 @@ class CustomerView:
     opening_hours: list[str]
     pick_up_by: str
     hold_until: datetime | None
+    package_id: int = 0
+    # The delegate's own link: their page shows their code and names no one.
+    for_delegate: bool = False
+    # On the customer's page: the delegate named now, if any (the page shows them masked).
+    delegate: PackageDelegate | None = None
 
 
 def customer_view(session: Session, token: str, now: datetime | None = None) -> CustomerView:
     """The customer page of a token; LinkInvalid when the link does not open anything (any reason)."""
     claim = read_token(token)
-    package = check_claim(session, claim, now)
+    package, pickup = check_claim_code(session, claim, now)
     assert claim is not None  # check_claim refused None
+    for_delegate = pickup is not None and pickup.delegate_id is not None
+    delegate = None if for_delegate else session.scalar(
+        select(PackageDelegate).where(PackageDelegate.package_id == package.id,
+                                      PackageDelegate.status == PackageDelegate.ACTIVE))
     store = package.stock_location
     address = ", ".join(part for part in (store.address.strip(), store.city.strip()) if part)
     content = qr_payload(make_token(package.id, claim.code))
     return CustomerView(code=claim.code, qr=qr_svg(content), qr_content=content, store_id=store.id,
                         store_name=store.name,
                         address=address, opening_hours=hours_lines(store.opening_hours),
-                        pick_up_by=hold.pick_up_by_text(package), hold_until=package.hold_until)
+                        pick_up_by=hold.pick_up_by_text(package), hold_until=package.hold_until,
+                        package_id=package.id, for_delegate=for_delegate, delegate=delegate)
 
 
 def hours_lines(text: str | None) -> list[str]:
@@ -255,6 +283,15 @@ def set_opening_hours(session: Session, store_id: int, lines: list[str]) -> list
 
     Raises NotFound, or ValidationFailed for more than MAX_HOURS_LINES lines or a line over MAX_HOURS_LINE
     characters or with a line break or another control character inside."""
+    clean = clean_opening_hours(lines)
+    store = _store(session, store_id)
+    store.opening_hours = "\n".join(clean)
+    session.commit()
+    return clean
+
+
+def clean_opening_hours(lines: list[str]) -> list[str]:
+    """Opening hours as stored: blank lines dropped, each stripped. Raises ValidationFailed (see set_opening_hours)."""
     clean = [str(line).strip() for line in lines if str(line).strip()]
     if len(clean) > MAX_HOURS_LINES:
         raise ValidationFailed(_("Give at most %(count)s lines of opening hours.", count=MAX_HOURS_LINES),
@@ -263,9 +300,6 @@ def set_opening_hours(session: Session, store_id: int, lines: list[str]) -> list
         if len(line) > MAX_HOURS_LINE or len(line.splitlines()) != 1 or not line.isprintable():
             raise ValidationFailed(_("Each line of opening hours is one line of at most %(count)s characters.",
                                      count=MAX_HOURS_LINE), field="opening_hours")
-    store = _store(session, store_id)
-    store.opening_hours = "\n".join(clean)
-    session.commit()
     return clean
 
 

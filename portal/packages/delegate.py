@@ -13,6 +13,9 @@ Decisions:
 - A wrong code at the handover counts against every code that works, so a second code gives no extra guesses.
 - Naming a delegate is limited like resending a code: OTP_RESEND_LIMIT namings per package within
   OTP_RESEND_WINDOW_MINUTES after the first.
+- The delegate's SMS carries a link of their own (portal.packages.customer_link): a page with their code as a
+  QR code, which stops working when they are removed or replaced. The customer's page names and removes the
+  delegate (source "customer"; the customer's signed link is the authority, so store_ids is None).
 - With pickup codes switched off the delegate is still named (the handover shows who collects) and gets an SMS
   without a code. With PICKUP_CODE_DELIVERY = extension_app the portal sends no SMS: the event carries the code.
 """
@@ -33,7 +36,7 @@ from portal.errors import CommandRejected, ConcurrentChange, DomainError, RateLi
 from portal.otp import service as otp
 from portal.otp.models import PickupCode
 from portal.outbox import service as outbox
-from portal.packages import hold
+from portal.packages import customer_link, hold
 from portal.packages.delegate_models import PackageDelegate
 from portal.packages.events import package_payload
 from portal.packages.locks import lock_package
@@ -106,6 +109,14 @@ def mask_phone(phone: str) -> str:
     if len(phone) <= 5:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 5) + phone[-2:]
+
+
+def mask_name(name: str) -> str:
+    """A name with only its first word whole and the others' initials: "Ayse Yilmaz Kaya" -> "Ayse Y. K."."""
+    words = (name or "").split()
+    if not words:
+        return ""
+    return " ".join([words[0], *(word[0] + "." for word in words[1:])])
 
 
 def _same_number(a: str, b: str) -> bool:
@@ -237,15 +248,18 @@ def name_delegate(session: Session, package_id: int, *, name: object, phone: obj
         sms_ids: list[int] = []
         extension = settings.pickup_code_delivery(session) == settings.EXTENSION_APP
         if not extension:
-            sms_ids.append(outbox.enqueue_sms(session, to=delegate.phone, body=delegate_sms(package, delegate, code),
-                                              package_id=package.id, purpose="delegate_code").id)
+            body = delegate_sms(package, delegate, code)
+            if code:  # their own link: a page with their code as a QR code (codes off: the customer's link only)
+                body = customer_link.with_link(body, package, code)
+            sms_ids.append(outbox.enqueue_sms(session, to=delegate.phone, body=body, package_id=package.id,
+                                              purpose="delegate_code").id)
             if source == PackageDelegate.STAFF:
                 sms_ids.append(outbox.enqueue_sms(session, to=package.customer.phone,
                                                   body=customer_notice_sms(package, delegate),
                                                   package_id=package.id, purpose="delegate_notice").id)
         action = "replaced" if previous is not None else "named"
         _record_change(session, package, action, delegate, previous,
-                       secret={"pickup_code": code} if extension and code else None)
+                       secret=customer_link.secret_payload(package.id, code) if extension else None)
         by_customer = source == PackageDelegate.CUSTOMER
         if previous is not None:
             note = (_("Delegate %(old)s replaced with %(new)s by the customer.", old=_label(previous),

@@ -4,7 +4,8 @@ A package made Ready for Customer Pickup gets hold_until = now + its store's hol
 pickup code expires then too. The hold sweep (a background run, kind "hold_sweep") walks the ready packages
 by id: a package within HOLD_POLICY.reminder_hours of its end gets one reminder SMS (hold_reminder_sent_at is
 set by a conditional UPDATE in the same transaction as the outbox row, so a crash or a second sweep cannot send
-it twice); a package past its end is marked expired (hold_expired_at, an audit row, its code released), shows in
+it twice); a package past its end is marked expired (hold_expired_at, an audit row, its code released, its
+shelf slot freed), shows in
 the Problems tab as "Hold expired", and HOLD_POLICY.expiry_command (a command slug) runs on it, or, when that
 is empty, is only proposed on the package page. Staff extend a hold with a reason (extend_hold, audited).
 """

@@ -2,7 +2,8 @@
 
 Each slice reminds the packages near the end of their hold (one SMS each, ever: the reminder column is claimed
 by a conditional UPDATE in the slice's transaction, with the outbox row) and marks those past it expired
-(portal.packages.hold). The slice commits with the run's cursor (runs.save_progress), so a resumed run neither
+(portal.packages.hold: its codes are released and its shelf slot freed, audited, whether the expiry command
+then runs or is only proposed). The slice commits with the run's cursor (runs.save_progress), so a resumed run neither
 redoes nor skips a package. HOLD_POLICY's expiry command then runs on each expired package through the command
 door, after the slice's commit; a package it moved is no longer ready, so it never runs twice.
 """
@@ -20,7 +21,7 @@ from portal.db_types import rowcount, utcnow
 from portal.errors import DomainError
 from portal.i18n import in_customer_language
 from portal.outbox import service as outbox
-from portal.packages import commands, hold
+from portal.packages import commands, hold, shelf
 from portal.packages.models import HoldSweepRun, Package, PackageLog
 from portal.packages.states import State
 from portal.runs import service as runs
@@ -100,6 +101,13 @@ def _mark_expired(session: Session, package_id: int, now: datetime) -> bool:
     session.add(PackageLog(package_id=package_id, from_state=State.READY_FOR_CUSTOMER_PICKUP,
                            to_state=State.READY_FOR_CUSTOMER_PICKUP, command=hold.EXPIRED_COMMAND, user_id=None,
                            note=_("The hold ended without a pickup; the pickup code was released.")))
+    package = session.get(Package, package_id)
+    if package is not None:
+        held = shelf.current(session, package_id)
+        if held is not None:
+            shelf.release(session, package, user_id=None,
+                          note=_("The hold ended: shelf slot %(label)s freed. Take the package off the shelf.",
+                                 label=held.slot.label))
     return True
 
 

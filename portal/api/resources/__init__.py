@@ -20,6 +20,7 @@ from portal.api.resources import (  # noqa: F401
     override,
     packages,
     partial_pickup,
+    pickup_settings,
     scenarios,
     settings,
     shelf,

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from portal.api.auth import caller
 from portal.api.operations import Access, operation
 from portal.api.schemas import Answer, Body
 from portal.extensions import db
-from portal.packages import override
+from portal.packages import override, pickup_settings
 
 
 class OverrideSwitch(Answer):
@@ -42,5 +43,6 @@ def get_override_switch(store_id: int):
            example={"manager_override_allowed": False})
 def set_override_switch(store_id: int, body: NewOverrideSwitch):
     """Switch the store's manager override."""
-    return OverrideSwitch(stock_location=store_id, manager_override_allowed=override.set_store_allowed(
-        db.session, store_id, body.manager_override_allowed))
+    current, _changed = pickup_settings.save(db.session, store_id, user_id=caller().user_id,
+                                             manager_override_allowed=body.manager_override_allowed)
+    return OverrideSwitch(stock_location=store_id, manager_override_allowed=current.manager_override_allowed)

@@ -8,7 +8,7 @@ from portal.api.auth import caller
 from portal.api.operations import Access, operation
 from portal.api.schemas import Answer, Body, RowId, Timestamp
 from portal.extensions import db
-from portal.packages import shelf
+from portal.packages import pickup_settings, shelf
 from portal.packages.shelf_models import ShelfAssignment, ShelfSlot
 
 
@@ -132,7 +132,7 @@ def update_shelf_slot(slot_id: int, body: SlotChange):
 def update_shelf_settings(store_id: int, body: ShelfSettingsChange):
     """Turn shared slots on or off; answers the shelf."""
     shelf.check_store(db.session, store_id, _managers_store_ids())
-    shelf.set_shared_slots(db.session, store_id, body.shared_slots_allowed)
+    pickup_settings.save(db.session, store_id, user_id=caller().user_id, shared_slots=body.shared_slots_allowed)
     return show_shelf(store_id=store_id)
 
 

@@ -11,6 +11,7 @@ from portal.blueprints.packages import (  # noqa: E402,F401
     override_routes,
     packing,
     partial_routes,
+    pickup_settings_routes,
     preview,
     printing,
     queue,

@@ -12,7 +12,7 @@ from portal.blueprints.packages.routes import MANAGER_ROLES, _panel_response
 from portal.db_types import utcnow
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
-from portal.packages import queries, shelf
+from portal.packages import pickup_settings, queries, shelf
 from portal.packages.barcodes import ean13_bars
 from portal.packages.states import State
 from portal.stores.models import StockLocation
@@ -161,7 +161,7 @@ def shelf_settings(store_id: int):
     """Allow or forbid several packages on one slot (managers)."""
     store = _chosen_store(store_id)
     allowed = request.form.get("shared") == "1"
-    shelf.set_shared_slots(db.session, store.id, allowed)
+    pickup_settings.save(db.session, store.id, user_id=current_user.id, shared_slots=allowed)
     message = _("Slots may now hold several packages.") if allowed else _("Each slot now holds one package.")
     return _back_to_shelf(store.id, message, "success")
 
