@@ -73,6 +73,13 @@ class Config:
     # Records per Omnitron page while syncing (the sync streams page by page; memory stays flat).
     SYNC_PAGE_SIZE = _int("SYNC_PAGE_SIZE", 500)
 
+    # The SSRF guard of every outbound URL (portal/outbound.py): stock engines, geocoding, cargo and Omnitron
+    # connect only to public internet addresses unless allowed here. On: any address (the demo and the tests;
+    # never in production). OUTBOUND_ALLOWED_HOSTS: exact exceptions, "host:port" or "host", comma-separated
+    # (an Omnitron on the brand's private network, say). Webhooks have their own switch, below.
+    OUTBOUND_ALLOW_PRIVATE_TARGETS = _bool("OUTBOUND_ALLOW_PRIVATE_TARGETS", False)
+    OUTBOUND_ALLOWED_HOSTS = os.environ.get("OUTBOUND_ALLOWED_HOSTS", "")
+
     # Webhooks and the outbox worker (issue 4). Private/loopback targets are refused unless explicitly allowed
     # (development and tests only: a real brand's receivers are on the internet).
     WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "") or 10)
