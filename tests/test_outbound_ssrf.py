@@ -19,6 +19,7 @@ from portal.cargo import service as cargo
 from portal.cargo.clients import CargoError, SandboxCargoClient, client_for
 from portal.cargo.companies import DEMO_CLIENT_MODULE
 from portal.cargo.models import CargoCompany
+from portal.config import Config, ProductionConfig
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.geolocation.client import SAMPLE_ADDRESS, GeocodingError, geocoder_for
@@ -236,6 +237,11 @@ def test_the_setting_allows_private_targets_again(listener):
 
     assert session.get(f"http://127.0.0.1:{listener.port}/ok", timeout=2).status_code == 200
     assert listener.requests == [("GET", "/ok")]
+
+
+def test_production_allows_nothing_private_by_default_and_development_only_the_sandbox():
+    assert ProductionConfig.OUTBOUND_ALLOW_PRIVATE_TARGETS is False and ProductionConfig.OUTBOUND_ALLOWED_HOSTS == ""
+    assert Config.OUTBOUND_ALLOW_PRIVATE_TARGETS is False and Config.OUTBOUND_ALLOWED_HOSTS == "127.0.0.1:8100"
 
 
 def test_the_settings_are_read_from_the_configuration(app):
