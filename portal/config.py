@@ -73,6 +73,14 @@ class Config:
     # Records per Omnitron page while syncing (the sync streams page by page; memory stays flat).
     SYNC_PAGE_SIZE = _int("SYNC_PAGE_SIZE", 500)
 
+    # The SSRF guard of every outbound URL (portal/outbound.py): stock engines, geocoding, cargo and Omnitron
+    # connect only to public internet addresses unless allowed here. On: any address (the demo and the tests;
+    # never in production). OUTBOUND_ALLOWED_HOSTS: exact exceptions, "host:port" or "host", comma-separated
+    # (an Omnitron on the brand's private network, say). Webhooks have their own switch, below. Development allows
+    # the bundled sandbox at its default address (OMNITRON_URL's default); production allows nothing by default.
+    OUTBOUND_ALLOW_PRIVATE_TARGETS = _bool("OUTBOUND_ALLOW_PRIVATE_TARGETS", False)
+    OUTBOUND_ALLOWED_HOSTS = os.environ.get("OUTBOUND_ALLOWED_HOSTS", "127.0.0.1:8100")
+
     # Webhooks and the outbox worker (issue 4). Private/loopback targets are refused unless explicitly allowed
     # (development and tests only: a real brand's receivers are on the internet).
     WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "") or 10)
@@ -151,6 +159,8 @@ class ProductionConfig(Config):
     FORCE_HTTPS = _bool("FORCE_HTTPS", True)
     # Production never receives its own webhooks: the inspector is off whatever the environment says.
     WEBHOOK_INSPECTOR = False
+    # The SSRF guard allows no private address unless the operator lists it (OUTBOUND_ALLOWED_HOSTS).
+    OUTBOUND_ALLOWED_HOSTS = os.environ.get("OUTBOUND_ALLOWED_HOSTS", "")
 
 
 class TestingConfig(Config):

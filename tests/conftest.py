@@ -24,6 +24,9 @@ from portal.sms import MemorySmsProvider
 from portal.stores.models import StockLocation
 
 REFERENCE_TABLES = ("transitions", "denial_reasons", "application_settings")
+# The SSRF guard of outbound URLs (portal/outbound.py) outside a test app: clients built without an app and the
+# worker processes the tests start reach the local stubs (base_config says the same for the test apps).
+os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE_TARGETS", "1")
 _TMP = tempfile.mkdtemp(prefix="portal-tests-")
 
 
@@ -53,6 +56,9 @@ def base_config(url: str) -> dict:
         "ENV_NAME": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test-secret-key",
         "WTF_CSRF_ENABLED": False, "SMS_PROVIDER": "memory", "RATELIMIT_ENABLED": False,
         "SERVER_NAME": None,
+        # The stubs of Omnitron, geocoding, stock engines and cargo listen on 127.0.0.1: let the SSRF guard of
+        # outbound URLs through (production keeps it strict; tests/test_outbound_ssrf.py turns it back on).
+        "OUTBOUND_ALLOW_PRIVATE_TARGETS": True,
     }
 
 

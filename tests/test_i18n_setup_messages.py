@@ -108,7 +108,7 @@ def test_geocoding_and_omnitron_errors(turkish, monkeypatch):
         def json(self):
             return {"status": "OK", "results": []}
 
-    monkeypatch.setattr(requests, "get", lambda *args, **kwargs: NoCoordinates())
+    monkeypatch.setattr(requests.Session, "get", lambda *args, **kwargs: NoCoordinates())
     with pytest.raises(GeocodingError) as failed:
         GoogleGeocoder("key", "https://maps.example.com").geocode("Kadıköy")
     assert failed.value.message == "Google Maps tamam dedi ama koordinat göndermedi."

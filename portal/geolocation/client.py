@@ -12,6 +12,7 @@ from typing import Protocol
 import requests
 from flask_babel import gettext as _
 
+from portal import outbound
 from portal.errors import DomainError
 
 SAMPLE_ADDRESS = "Bağdat Caddesi, Kadıköy, İstanbul"
@@ -40,6 +41,7 @@ class GeocodingError(DomainError):
     BAD_REQUEST = "bad_request"
     PROVIDER_ERROR = "provider_error"
     BAD_RESPONSE = "bad_response"
+    NOT_ALLOWED = "not_allowed"
 
     def __init__(self, kind: str, message: str):
         super().__init__(message, details={"kind": kind})
@@ -61,18 +63,23 @@ class _HttpGeocoder:
     name = "provider"
     base_url_setting = ""
 
-    def __init__(self, api_key: str, base_url: str, *, timeout: float = 10):
+    def __init__(self, api_key: str, base_url: str, *, timeout: float = 10, policy: outbound.Policy | None = None):
         if not api_key:
             raise GeocodingError(GeocodingError.INVALID_KEY, _("No %(provider)s API key is saved.", provider=self.name))
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.policy = outbound.current_policy() if policy is None else policy
 
     def _get(self, path: str, params: dict) -> requests.Response:
-        """GET base_url + path; raises GeocodingError on timeout or when the host cannot be reached."""
+        """GET base_url + path through the SSRF guard; raises GeocodingError on timeout, when the host cannot be
+        reached, or when the guard refuses its address (the one refusal message, whatever the reason)."""
+        http = outbound.guarded_session(self.policy)
         try:
-            return requests.get(self.base_url + path, params=params, timeout=self.timeout,
-                                headers={"Accept": "application/json"})
+            return http.get(self.base_url + path, params=params, timeout=self.timeout,
+                            headers={"Accept": "application/json"})
+        except outbound.BlockedAddress:
+            raise GeocodingError(GeocodingError.NOT_ALLOWED, outbound.refusal_message(self.base_url)) from None
         except requests.Timeout:
             raise GeocodingError(GeocodingError.TIMEOUT,
                                  _("%(provider)s did not answer within %(seconds)s seconds. Try again; if it keeps "
@@ -84,6 +91,8 @@ class _HttpGeocoder:
                                  _("%(provider)s could not be reached at %(url)s (%(error)s). Check the network or "
                                    "%(setting)s.", provider=self.name, url=self.base_url,
                                    error=exc.__class__.__name__, setting=self.base_url_setting)) from None
+        finally:
+            http.close()
 
     def _json(self, response: requests.Response) -> dict:
         """The response body as a JSON object; raises GeocodingError when it is something else."""
@@ -216,4 +225,5 @@ def geocoder_for(provider: str, api_key: str, config) -> Geocoder:
         raise GeocodingError(GeocodingError.BAD_REQUEST,
                              _("Unknown geocoding provider %(provider)s.", provider=repr(provider)))
     return PROVIDERS[provider](api_key, config[BASE_URL_SETTINGS[provider]],
-                               timeout=float(config["GEOCODING_TIMEOUT_SECONDS"]))
+                               timeout=float(config["GEOCODING_TIMEOUT_SECONDS"]),
+                               policy=outbound.policy_from_config(config))

@@ -9,12 +9,13 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from portal import outbound
 from portal.i18n import N_
 
 NO_AUTH = "none"
@@ -61,8 +62,14 @@ class StockEngine:
         """The URL the connection test calls."""
         return url.rstrip("/") + self.probe_path
 
-    def probe(self, url: str, username: str, password: str, *, timeout: float) -> ProbeResult:
-        """Call the engine once and describe what happened; never raises for network trouble."""
+    def probe(self, url: str, username: str, password: str, *, timeout: float,
+              policy: outbound.Policy | None = None) -> ProbeResult:
+        """Call the engine once and describe what happened; never raises for network trouble.
+
+        The call goes through the SSRF guard (policy: the current app's unless given): a refused address gets
+        the one refusal message, before any connection is made, whatever is (or is not) listening there.
+        """
+        policy = outbound.current_policy() if policy is None else policy
         target = self.probe_url(url)
         headers = {"Accept": "application/json"}
         auth = None
@@ -71,9 +78,12 @@ class StockEngine:
         elif self.auth == TOKEN_AUTH:
             headers["Authorization"] = f"Token {password}"
         started = time.monotonic()
+        http = outbound.guarded_session(policy)
         try:
             # Redirects are not followed: credentials must not be replayed to another address.
-            response = requests.get(target, headers=headers, auth=auth, timeout=timeout, allow_redirects=False)
+            response = http.get(target, headers=headers, auth=auth, timeout=timeout, allow_redirects=False)
+        except outbound.BlockedAddress:
+            return ProbeResult(False, outbound.refusal_message(url))
         except requests.Timeout:
             return ProbeResult(False, _("The stock service did not answer within %(duration)s.",
                                         duration=_seconds(timeout)))
@@ -85,12 +95,21 @@ class StockEngine:
         except requests.RequestException as exc:
             return ProbeResult(False, _("The request to %(host)s failed (%(error)s).", host=_host(target),
                                         error=exc.__class__.__name__))
+        finally:
+            http.close()
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        return self._describe(response, target, elapsed_ms)
+        return self._describe(response, target, elapsed_ms, policy)
 
-    def _describe(self, response: requests.Response, target: str, elapsed_ms: int) -> ProbeResult:
-        """Turn an HTTP answer into a result."""
+    def _describe(self, response: requests.Response, target: str, elapsed_ms: int,
+                  policy: outbound.Policy | None = None) -> ProbeResult:
+        """Turn an HTTP answer into a result; a redirect to an address the guard refuses says so, plainly."""
+        policy = outbound.current_policy() if policy is None else policy
         status = response.status_code
+        location = response.headers.get("Location")
+        if 300 <= status < 400 and location is not None:
+            absolute = urljoin(target, location)
+            if not outbound.allowed(absolute, policy):
+                return ProbeResult(False, outbound.refusal_message(absolute), status, elapsed_ms)
         if 200 <= status < 300:
             return ProbeResult(True, _("Connected: HTTP %(status)s in %(ms)s ms.", status=status, ms=elapsed_ms),
                                status, elapsed_ms)
@@ -103,7 +122,6 @@ class StockEngine:
         elif status == 404:
             message = _("Nothing answers at %(url)s (HTTP 404). Check the URL.", url=target)
         elif 300 <= status < 400:
-            location = response.headers.get("Location")
             message = _("The stock service redirects to %(location)s (HTTP %(status)s). Use that URL instead.",
                         location=_("another address") if location is None else location, status=status)
         elif status >= 500:

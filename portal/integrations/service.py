@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import crypto
+from portal import crypto, outbound
 from portal.db_types import utcnow
 from portal.errors import NotFound, ValidationFailed
 from portal.integrations.engines import ENGINES, TOKEN_AUTH, ProbeResult, StockEngine, get_engine
@@ -47,7 +47,8 @@ def get_integration(session: Session, integration_id: int) -> StockIntegration:
 
 
 def clean_url(value: object, field: str = "url") -> str:
-    """A trimmed http(s) URL without embedded credentials; raises ValidationFailed."""
+    """A trimmed http(s) URL without embedded credentials that the SSRF guard lets through (portal.outbound);
+    raises ValidationFailed."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed(_("The URL is required."), field=field)
     url = value.strip()
@@ -64,6 +65,8 @@ def clean_url(value: object, field: str = "url") -> str:
         # A password in the URL would be stored and shown in plain text.
         raise ValidationFailed(_("Put the username and password in their own fields, not in the URL."),
                                field=field)
+    # The SSRF guard: a private, loopback or metadata address is refused unless a setting allows it.
+    outbound.ensure_allowed(url, outbound.current_policy(), field=field)
     return url.rstrip("/")
 
 

@@ -5,6 +5,7 @@ from portal.omnitron.errors import (
     OmnitronBadResponse,
     OmnitronError,
     OmnitronForbidden,
+    OmnitronNotAllowed,
     OmnitronNotFound,
     OmnitronServerError,
     OmnitronTimeout,
@@ -13,6 +14,6 @@ from portal.omnitron.errors import (
 
 __all__ = [
     "ADDRESS_PATHS", "CHANNELS_PATH", "STOCK_LOCATIONS_PATH", "LoginResult", "OmnitronClient", "Page",
-    "OmnitronAuthError", "OmnitronBadResponse", "OmnitronError", "OmnitronForbidden", "OmnitronNotFound",
+    "OmnitronAuthError", "OmnitronBadResponse", "OmnitronError", "OmnitronForbidden", "OmnitronNotAllowed", "OmnitronNotFound",
     "OmnitronServerError", "OmnitronTimeout", "OmnitronUnreachable",
 ]

@@ -17,11 +17,13 @@ from typing import Any
 import requests
 from flask_babel import gettext as _
 
+from portal import outbound
 from portal.omnitron.errors import (
     OmnitronAuthError,
     OmnitronBadResponse,
     OmnitronError,
     OmnitronForbidden,
+    OmnitronNotAllowed,
     OmnitronNotFound,
     OmnitronServerError,
     OmnitronTimeout,
@@ -128,7 +130,8 @@ class OmnitronClient:
 
     def __init__(self, base_url: str, username: str, password: str,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5,
-                 session: requests.Session | None = None, *, retry_timeouts: bool = False):
+                 session: requests.Session | None = None, *, retry_timeouts: bool = False,
+                 policy: outbound.Policy | None = None):
         base_url = (base_url or "").strip().rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise OmnitronError(_("OMNITRON_URL must be an http:// or https:// address, not %(url)s.",
@@ -141,7 +144,8 @@ class OmnitronClient:
         self.backoff = max(0.0, float(backoff))
         self.retry_timeouts = retry_timeouts
         self._owns_session = session is None
-        self.session = session or requests.Session()
+        # Every connection passes the SSRF guard (policy: the current app's unless given).
+        self.session = session or outbound.guarded_session(policy)
         self._token: str | None = None
 
     @classmethod
@@ -152,7 +156,8 @@ class OmnitronClient:
                    float(config.get("OMNITRON_TIMEOUT_SECONDS", DEFAULT_TIMEOUT[1])))
         return cls(config.get("OMNITRON_URL", ""), username, password, timeout=timeout,
                    retries=int(config.get("OMNITRON_RETRIES", 3)),
-                   backoff=float(config.get("OMNITRON_BACKOFF_SECONDS", 0.5)), session=session)
+                   backoff=float(config.get("OMNITRON_BACKOFF_SECONDS", 0.5)), session=session,
+                   policy=outbound.policy_from_config(config))
 
     def __repr__(self) -> str:
         """The URL and user, never the password or token."""
@@ -316,6 +321,10 @@ class OmnitronClient:
             try:
                 response = self.session.request(method, url, params=params, json=json, headers=headers,
                                                 timeout=self.timeout)
+            except outbound.BlockedAddress:
+                # Never retried, and the same words whatever the reason: no oracle of what listens there.
+                raise OmnitronNotAllowed(outbound.refusal_message(self.base_url), url=outbound.display_url(url)) \
+                    from None
             except requests.ReadTimeout:
                 failure: OmnitronError = OmnitronTimeout(
                     _("Omnitron at %(url)s did not answer %(method)s %(path)s within %(seconds)s s.",

@@ -28,6 +28,12 @@ class OmnitronUnreachable(OmnitronError):
     code = "omnitron_unreachable"
 
 
+class OmnitronNotAllowed(OmnitronError):
+    """The SSRF guard refused OMNITRON_URL's address (private, loopback, metadata ...) before connecting."""
+
+    code = "omnitron_not_allowed"
+
+
 class OmnitronTimeout(OmnitronUnreachable):
     """Omnitron accepted the connection but did not answer within the read timeout."""
 

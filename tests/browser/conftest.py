@@ -83,7 +83,7 @@ def _config(url: str) -> dict:
     return {
         "ENV_NAME": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser-test-secret",
         "WTF_CSRF_ENABLED": True, "SMS_PROVIDER": "memory", "RATELIMIT_ENABLED": False, "SERVER_NAME": None,
-        "PAGE_SIZE": 10, "LOG_LEVEL": "WARNING",
+        "PAGE_SIZE": 10, "LOG_LEVEL": "WARNING", "OUTBOUND_ALLOW_PRIVATE_TARGETS": True,
     }
 
 

@@ -6,9 +6,9 @@ default the bundled sandbox at OMNITRON_URL) with its own profile. A real shippi
 """
 from __future__ import annotations
 
-import requests
 from flask_babel import gettext as _
 
+from portal import outbound
 from portal.cargo.clients.base import (
     ATTEMPTED_DELIVERY,
     CREATED,
@@ -44,7 +44,8 @@ def client_for(app, company: CargoCompany, conf: dict) -> CargoClient:
                                company=company.name), retryable=False)
         session = app.extensions.get(_SESSIONS_KEY)
         if session is None:
-            session = app.extensions[_SESSIONS_KEY] = requests.Session()  # keep-alive across shipments
+            # keep-alive across shipments; every connection passes the SSRF guard (CARGO_SERVICE_URL included)
+            session = app.extensions[_SESSIONS_KEY] = outbound.guarded_session(outbound.policy_from_config(app.config))
         return SandboxCargoClient(app.config.get("CARGO_SERVICE_URL") or app.config.get("OMNITRON_URL", ""),
                                   PROFILES[name], timeout=app.config.get("CARGO_TIMEOUT_SECONDS", 10),
                                   session=session)

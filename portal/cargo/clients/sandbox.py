@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import requests
 
+from portal import outbound
 from portal.cargo.clients.base import (
     TRACKING_STATES,
     CargoError,
@@ -39,12 +40,14 @@ class SandboxCargoClient:
         self.base_url = base_url.rstrip("/")
         self.profile = profile
         self.timeout = timeout
-        self.http = session or requests.Session()
+        self.http = session or outbound.guarded_session()
 
     def _call(self, method: str, path: str, json: dict | None = None) -> requests.Response:
         """One request; raises CargoError when the service cannot be reached or answers a server error."""
         try:
             response = self.http.request(method, f"{self.base_url}{path}", json=json, timeout=self.timeout)
+        except outbound.BlockedAddress:
+            raise CargoError(outbound.refusal_message(self.base_url), retryable=False) from None
         except requests.Timeout:
             raise CargoError(f"The cargo service did not answer within {self.timeout:g} s.") from None
         except requests.RequestException as exc:
