@@ -12,6 +12,7 @@ before and after it:
 
   postgres  PostgreSQL stopped (pg_ctl -m fast; --pg-mode immediate for a crash) and started again after
             --outage-seconds
+  postgres-crash (not in the default list) the same with -m immediate: as a crash, recovered at start
   redis     Redis stopped (it keeps nothing on disk: the queued tasks are lost) and started again after
             --outage-seconds (by run-scale's supervisor)
   worker    the first huey worker (the one that runs the every-minute sweep) killed with SIGKILL, started again
@@ -56,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale_check import read_env  # noqa: E402  (bench/ is not a package: its scripts import each other so)
 
 FAULTS = ("postgres", "redis", "worker", "app", "sms", "hooks")
+EXTRA_FAULTS = ("postgres-crash",)  # on request: PostgreSQL stopped with -m immediate (crash recovery at start)
 STAFF_PASSWORD = "bench-staff-pass-1"
 FLOATER = "bench-floater"  # staff of BS-001 and BS-002: races the first tablet for its handovers
 ADMIN = ("bench-admin", "bench-admin-pass-1")
@@ -346,22 +348,30 @@ class Run:
             time.sleep(0.2)
         raise SystemExit(f"{name} was not started again within 60 s (is scripts/run-scale's supervisor running?)")
 
-    def fault_postgres(self) -> str:
+    def fault_postgres(self, mode: str | None = None) -> str:
         """Stop PostgreSQL, keep it down, start it again."""
+        mode = mode or self.args.pg_mode
         pg_ctl = [*self._as_postgres(), f"{self.env['PG_BIN']}/pg_ctl", "-D", self.env["PG_DIR"]]
         log = str(Path(self.env["PG_DIR"]).parent / "pg.log")
-        subprocess.run([*pg_ctl, "-m", self.args.pg_mode, "-w", "stop"], check=True, capture_output=True)
+        subprocess.run([*pg_ctl, "-m", mode, "-w", "stop"], check=True, capture_output=True)
         time.sleep(self.args.outage_seconds)
         subprocess.run([*pg_ctl, "-l", log, "-w", "start"], check=True, capture_output=True)
-        return f"postgresql: stopped (-m {self.args.pg_mode}), down {self.args.outage_seconds:.0f} s, started"
+        return f"postgresql: stopped (-m {mode}), down {self.args.outage_seconds:.0f} s, started"
+
+    def fault_postgres_crash(self) -> str:
+        """PostgreSQL stopped as by a crash (-m immediate); it recovers from its WAL at start."""
+        return self.fault_postgres("immediate")
 
     def fault_redis(self) -> str:
         """Stop Redis (its queue is lost: nothing is kept on disk), keep it down, let the supervisor restart it."""
         return self._down_for("redis", signal.SIGTERM, self.args.outage_seconds)
 
     def fault_worker(self) -> str:
-        """SIGKILL the first worker (the sweeping one) mid-delivery; the supervisor restarts it."""
-        return self._down_for("worker-1", signal.SIGKILL, self.args.outage_seconds)
+        """SIGKILL the first worker (the sweeping one) in the middle of the traffic; the supervisor restarts it."""
+        with self.engine.connect() as conn:
+            sending = conn.scalar(sa.text("SELECT count(*) FROM outbox_messages WHERE status = 'sending'"))
+        done = self._down_for("worker-1", signal.SIGKILL, self.args.outage_seconds)
+        return f"{done} ({sending} message(s) were being sent by the workers a moment before the kill)"
 
     def fault_app(self) -> str:
         """SIGKILL the first app process; the other serves the port meanwhile; the supervisor restarts it."""
@@ -487,9 +497,9 @@ def package_problems(run: Run, first_log_id: int) -> list[str]:
 def execute(env: dict[str, str], args: argparse.Namespace) -> int:
     """Run the traffic and the faults, drain, check; 0 when everything holds."""
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = [f for f in faults if f not in FAULTS]
+    unknown = [f for f in faults if f not in FAULTS + EXTRA_FAULTS]
     if unknown:
-        raise SystemExit(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
+        raise SystemExit(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS + EXTRA_FAULTS)}")
     run = Run(env, args)
     stores = [f"BS-{i:03d}" for i in range(1, args.tablets + 1)]
     head_office = "BS-011:BS-250"
@@ -515,12 +525,12 @@ def execute(env: dict[str, str], args: argparse.Namespace) -> int:
         for fault in faults:
             phase = Phase(fault, start=run.mark())
             time.sleep(args.traffic_seconds)
-            phase.notes.append(getattr(run, f"fault_{fault}")())
+            phase.notes.append(getattr(run, f"fault_{fault.replace('-', '_')}")())
             phase.recovered_seconds = run.recovered_after(time.monotonic())
             time.sleep(args.traffic_seconds)
             phase.end = run.mark()
             phases.append(phase)
-            print(f"{fault:9} {phase.notes[-1]}; the API answered 200 {phase.recovered_seconds} s after it ended",
+            print(f"{fault:14} {phase.notes[-1]}; the API answered 200 {phase.recovered_seconds} s after it ended",
                   flush=True)
     finally:
         run.stopping.set()
