@@ -289,7 +289,7 @@ def _outage_errors() -> tuple[type[Exception], ...]:
 # Raised anywhere in a request, these answer 503 (see service_unavailable).
 OUTAGE_ERRORS = _outage_errors()
 UNAVAILABLE_MESSAGE = N_("The service is unavailable for a moment (the database or the job queue cannot be reached). "
-                         "Nothing was changed by this request; please try again in a few seconds.")
+                         "Please try again in a few seconds.")
 
 
 def service_unavailable(error: Exception):
