@@ -15,6 +15,8 @@ from sqlalchemy.pool import NullPool
 from portal import create_app
 from portal.accounts import auth
 from portal.extensions import db
+from portal.outbox import service as outbox
+from portal.outbox.models import OutboxMessage
 from tests.conftest import base_config
 
 
@@ -150,3 +152,46 @@ class TestRateLimiterOnUnreachableRedis:
         assert answers == [200, 200, 200, 429]  # the in-memory fallback keeps the limit
         assert client.get("/login").status_code == 200
         assert client.post("/login", data={"username": "nobody", "password": "x"}).status_code == 401  # checked, not an error
+
+
+@contextmanager
+def outcome_write_fails(times: int):
+    """The first `times` writes of a sent outcome (UPDATE outbox_messages ... sent_at) fail as a dropped connection."""
+    failures = {"left": times}
+
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        """Fail the outcome's UPDATE while failures are left."""
+        if statement.startswith("UPDATE outbox_messages") and "sent_at" in statement and failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
+
+    event.listen(db.engine, "before_cursor_execute", refuse)
+    try:
+        yield failures
+    finally:
+        event.remove(db.engine, "before_cursor_execute", refuse)
+
+
+def test_a_sent_sms_whose_outcome_cannot_be_written_at_once_is_not_sent_again(app, sms):
+    """PostgreSQL restarts between the provider's answer and the outcome's write: the write is retried, so the
+    message is marked sent once, and the customer does not get the SMS twice when its lease runs out."""
+    message = outbox.enqueue_sms(db.session, to="+905551112233", body="Your code is 123456", package_id=None)
+    db.session.commit()
+    with outcome_write_fails(2) as failures:
+        outcome = outbox.process_message(db.session, message.id)
+    assert failures["left"] == 0  # both failures happened, and the third write went through
+    assert outcome is not None and outcome.status == OutboxMessage.SENT
+    db.session.expire_all()
+    stored = db.session.get(OutboxMessage, message.id)
+    assert (stored.status, stored.attempts, stored.lease_until) == (OutboxMessage.SENT, 1, None)
+    assert len(sms.outbox) == 1
+
+
+def test_a_write_that_keeps_failing_gives_up_before_the_lease_runs_out(app, sms):
+    """An outage longer than the lease: the worker stops retrying (the sweep takes the message over)."""
+    app.config["OUTBOX_LEASE_SECONDS"] = 6  # the margin is 5 s: about a second of retries
+    message = outbox.enqueue_sms(db.session, to="+905551112233", body="Your code is 123456", package_id=None)
+    db.session.commit()
+    with outcome_write_fails(1000) as failures:
+        outbox.process_message(db.session, message.id)
+    assert 1 < 1000 - failures["left"] < 20  # retried a few times, then gave up
