@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from htmx_flask.requests import HtmxHeaders
-from sqlalchemy.exc import DataError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -24,6 +24,7 @@ from portal.db_types import DB_INT_MAX, plain_int, utcnow
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db, login_manager
 from portal.i18n import N_
+from portal.outage import OUTAGE_ERRORS  # raised anywhere in a request, these answer 503 (service_unavailable)
 from portal.packages.states import DeliveryType, State, Visibility, state_info
 
 log = logging.getLogger(__name__)
@@ -275,19 +276,6 @@ def init_app(app) -> None:
         app.register_error_handler(outage, service_unavailable)
 
 
-def _outage_errors() -> tuple[type[Exception], ...]:
-    """The exceptions that mean the database or Redis cannot be reached now (not a bug in the request)."""
-    errors: list[type[Exception]] = [OperationalError, DisconnectionError, InterfaceError]
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-    except ImportError:  # no Redis client installed: the portal runs on SQLite and the file queue
-        return tuple(errors)
-    return (*errors, RedisConnectionError, RedisTimeoutError)
-
-
-# Raised anywhere in a request, these answer 503 (see service_unavailable).
-OUTAGE_ERRORS = _outage_errors()
 UNAVAILABLE_MESSAGE = N_("The service is unavailable for a moment (the database or the job queue cannot be reached). "
                          "Please try again in a few seconds.")
 

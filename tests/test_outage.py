@@ -17,6 +17,7 @@ from portal.accounts import auth
 from portal.extensions import db
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
+from portal.packages import commands
 from tests.conftest import base_config
 
 
@@ -195,3 +196,62 @@ def test_a_write_that_keeps_failing_gives_up_before_the_lease_runs_out(app, sms)
     with outcome_write_fails(1000) as failures:
         outbox.process_message(db.session, message.id)
     assert 1 < 1000 - failures["left"] < 20  # retried a few times, then gave up
+
+
+class _DriverError(Exception):
+    """A driver error with a SQLSTATE, as psycopg raises."""
+
+    def __init__(self, message: str, sqlstate: str | None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("orig", "invalidated", "contention"), [
+    (_DriverError("deadlock detected", "40P01"), False, True),
+    (_DriverError("could not serialize access", "40001"), False, True),
+    (_DriverError("could not obtain lock on row", "55P03"), False, True),
+    (_DriverError("terminating connection due to administrator command", "57P01"), False, False),
+    (_DriverError("the database system is shutting down", "57P03"), False, False),
+    (Exception("database is locked"), False, True),
+    (Exception("server closed the connection unexpectedly"), False, False),
+    (_DriverError("deadlock detected", "40P01"), True, False),
+])
+def test_contention_is_told_from_an_outage(orig, invalidated, contention):
+    error = OperationalError("UPDATE packages", {}, orig, connection_invalidated=invalidated)
+    assert commands.is_contention(error) is contention
+
+
+def test_a_command_whose_database_goes_away_answers_503_not_409(client, make, auth_actions):
+    store = make.store()
+    make.user("ada", stores=[store])
+    package_id = make.package(store=store, state=500).id
+    assert auth_actions.login("ada").status_code == 302
+
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        """The package's UPDATE meets a server that has gone away."""
+        if statement.startswith("UPDATE packages"):
+            raise OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
+
+    event.listen(db.engine, "before_cursor_execute", refuse)
+    try:
+        answer = client.post(f"/packages/{package_id}/commands/ready-for-customer-pickup")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", refuse)
+    assert_unavailable_page(answer)
+
+
+class TestApiLimiterDuringAnOutage:
+    """The API's rate-limit key needs the token's row: during an outage it falls back to the address, and the
+    request answers 503 (the limiter must not swallow the error and leave a broken transaction for the view)."""
+
+    @pytest.fixture
+    def app_config(self) -> dict:
+        """Rate limits on."""
+        return {"RATELIMIT_ENABLED": True, "API_RATE_LIMIT": "100 per minute"}
+
+    def test_the_api_answers_503_then_200(self, client, make):
+        headers = {"Authorization": f"Token {auth.create_api_token(db.session, make.user(role='admin'))}"}
+        with database_down():
+            answer = client.get("/api/v1/oms/transitions/", headers=headers)
+        assert answer.status_code == 503 and answer.json["code"] == "unavailable"
+        assert client.get("/api/v1/oms/transitions/", headers=headers).status_code == 200
