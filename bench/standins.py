@@ -8,7 +8,10 @@ answers 201 with a message resource like Twilio's. The portal points TWILIO_API_
 Webhooks: POST /hooks/{name} answers 200 and records the webhook-id header (a retry of a message that already
 arrived counts as a duplicate delivery).
 Control and figures (JSON):
-  GET  /__stats__                       counts: SMS received, webhooks received, distinct ids, duplicates
+  GET  /__stats__                       counts: SMS received, webhooks received, distinct ids, duplicates, and
+                                        events that arrived under more than one webhook id (never allowed)
+  GET  /__received__                    what arrived: each webhook id with its count, each event's webhook ids,
+                                        each SMS's Twilio sids (bench/faults.py matches them to the outbox)
   GET  /__sms__?to=+90555...            the newest SMS body sent to that number (the load test reads codes here)
   POST /__mode__?sms=down|ok            the SMS provider answers 503 (down) or works
   POST /__mode__?hooks=down|slow|ok     receivers answer 503, answer after --slow-seconds, or answer at once
@@ -52,7 +55,9 @@ class State:
             self.sms_refused = 0
             self.last_sms: dict[str, str] = {}
             self.sms_bodies: Counter[str] = Counter()
+            self.sms_sids: dict[str, list[str]] = {}
             self.hook_ids: Counter[str] = Counter()
+            self.event_ids: dict[str, set[str]] = {}
             self.hooks_refused = 0
 
     def stats(self) -> dict:
@@ -64,7 +69,26 @@ class State:
                 "webhooks_received": sum(self.hook_ids.values()), "webhook_ids": len(self.hook_ids),
                 "webhook_duplicates": sum(n - 1 for n in self.hook_ids.values() if n > 1),
                 "webhooks_refused": self.hooks_refused, "sms_mode": self.sms_mode, "hooks_mode": self.hooks_mode,
+                "events_with_several_ids": sum(1 for ids in self.event_ids.values() if len(ids) > 1),
             }
+
+    def received(self) -> dict:
+        """What arrived, in detail: webhook ids with their counts, each event's ids, each SMS's sids."""
+        with self.lock:
+            return {"webhook_ids": dict(self.hook_ids),
+                    "event_ids": {key: sorted(ids) for key, ids in self.event_ids.items()},
+                    "sms_sids": [list(sids) for sids in self.sms_sids.values()]}
+
+    def record_hook(self, path: str, webhook_id: str, raw: bytes) -> None:
+        """Count a delivered webhook id, and note it under its event (per receiver path)."""
+        try:
+            event = json.loads(raw or b"{}").get("event") or {}
+        except (ValueError, AttributeError):
+            event = {}
+        with self.lock:
+            self.hook_ids[webhook_id] += 1
+            if isinstance(event, dict) and event.get("uuid"):
+                self.event_ids.setdefault(f"{path} {event['uuid']}", set()).add(webhook_id)
 
 
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
@@ -94,6 +118,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             if url.path == "/__stats__":
                 return self._reply(200, state.stats())
+            if url.path == "/__received__":
+                return self._reply(200, state.received())
             if url.path == "/__sms__":
                 to = parse_qs(url.query).get("to", [""])[0]
                 with state.lock:
@@ -106,7 +132,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             body = self._body()
             if url.path.startswith("/hooks/"):
-                return self._hook()
+                return self._hook(url.path, body)
             if (match := MESSAGES.match(url.path)) is not None:
                 return self._sms(match["sid"], body)
             if url.path == "/__mode__":
@@ -133,8 +159,10 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     down = False
                     state.sms_count += 1
                     state.last_sms[form.get("To", "")] = form.get("Body", "")
-                    state.sms_bodies[form.get("To", "") + "\n" + form.get("Body", "")] += 1
+                    key = form.get("To", "") + "\n" + form.get("Body", "")
+                    state.sms_bodies[key] += 1
                     message_sid = f"SM{next(state.sids):032x}"
+                    state.sms_sids.setdefault(key, []).append(message_sid)
             if down:
                 return self._reply(503, {"code": 20503, "message": "Service unavailable", "status": 503})
             now = formatdate(usegmt=True)
@@ -146,7 +174,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 "to": form.get("To"), "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
             })
 
-        def _hook(self) -> None:
+        def _hook(self, path: str, raw: bytes) -> None:
             """A webhook receiver: counts each webhook-id; 503 while down, late while slow."""
             mode = state.hooks_mode
             if mode == "down":
@@ -155,8 +183,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return self._reply(503, "receiver down")
             if mode == "slow":
                 time.sleep(state.slow_seconds)
-            with state.lock:
-                state.hook_ids[self.headers.get("webhook-id", "")] += 1
+            state.record_hook(path, self.headers.get("webhook-id", ""), raw)
             return self._reply(200, {"received": True})
 
         def log_message(self, format, *args):  # noqa: A002 (http.server's signature)

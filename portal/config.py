@@ -135,6 +135,12 @@ class Config:
         REDIS_URL if REDIS_URL else "memory://"
     )
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis down must not take the portal down: a limiter whose storage fails lets the request through (logged)
+    # and counts in this process's memory until the storage answers again (Flask-Limiter checks it periodically).
+    RATELIMIT_SWALLOW_ERRORS = _bool("RATELIMIT_SWALLOW_ERRORS", True)
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = _bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    # Seconds a browser or client is told to wait (Retry-After) when the database or Redis is unreachable (503).
+    UNAVAILABLE_RETRY_AFTER_SECONDS = _int("UNAVAILABLE_RETRY_AFTER_SECONDS", 5)
     FORCE_HTTPS = _bool("FORCE_HTTPS", False)
     # How many proxies (TLS terminator, load balancer) in front of the portal set X-Forwarded-For/-Proto/-Host.
     # 0 trusts none; behind one proxy without this, every visitor shares the proxy's address, so the login and

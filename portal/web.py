@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
-from flask import Response, abort, current_app, make_response, redirect, render_template, request
+from flask import Response, abort, current_app, g, make_response, redirect, render_template, request
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -24,6 +24,7 @@ from portal.db_types import DB_INT_MAX, plain_int, utcnow
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db, login_manager
 from portal.i18n import N_
+from portal.outage import OUTAGE_ERRORS  # raised anywhere in a request, these answer 503 (service_unavailable)
 from portal.packages.states import DeliveryType, State, Visibility, state_info
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,12 @@ def init_app(app) -> None:
         """
         if request.endpoint == "static":  # long-cached files; and no need to load the user for them
             return response
-        if current_user.is_authenticated and "Cache-Control" not in response.headers:
+        try:
+            private = current_user.is_authenticated
+        except OUTAGE_ERRORS:  # the user could not be loaded (the database is down): keep the page out of caches
+            db.session.rollback()
+            private = True
+        if private and "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
         response.vary.add("HX-Request")  # the same URL answers a fragment or the whole page
         return response
@@ -266,6 +272,40 @@ def init_app(app) -> None:
 
     for status, message in ERROR_MESSAGES.items():
         app.register_error_handler(status, _make_handler(status, message))
+    for outage in OUTAGE_ERRORS:
+        app.register_error_handler(outage, service_unavailable)
+
+
+UNAVAILABLE_MESSAGE = N_("The service is unavailable for a moment (the database or the job queue cannot be reached). "
+                         "Please try again in a few seconds.")
+
+
+def service_unavailable(error: Exception):
+    """The database or Redis is unreachable (restarting, say): a 503 with Retry-After, never a stack trace.
+
+    HTML gets the error page, htmx the error fragment, the API {"detail", "code": "unavailable"}. The session's
+    transaction is rolled back (its connection is invalidated, and the pool's pre-ping replaces dead connections),
+    so the next request works as soon as the database is back, without a restart. The page is rendered for an
+    anonymous visitor when the user could not be loaded: loading them needs the database that is down.
+    """
+    log.warning("unavailable: %s %s: %s: %s", request.method, request.path, type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "")
+    _rollback()
+    _load_user_or_anonymous()
+    retry_after = str(current_app.config.get("UNAVAILABLE_RETRY_AFTER_SECONDS", 5))
+    message = _(UNAVAILABLE_MESSAGE)
+    if request.path.startswith("/api/"):
+        response = make_response({"detail": message, "code": "unavailable"}, 503)
+    else:
+        try:
+            response = _error_page(503, message)
+        except OUTAGE_ERRORS:  # the page itself needed the database (a template asked for a record)
+            _rollback()
+            g._login_user = login_manager.anonymous_user()
+            response = make_response(render_template("error.html", message=message, status=503), 503)
+    response.headers["Retry-After"] = retry_after
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # The error page's message per HTTP status: plain English, translated when the page is rendered.
@@ -288,8 +328,30 @@ def _make_handler(status: int, message: str):
     return handler
 
 
+def _rollback() -> None:
+    """Roll the request's transaction back after an outage; a dead connection is dropped at the request's end."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone; the session is removed at the end of the request
+        log.debug("rollback after an outage failed", exc_info=True)
+
+
+def _load_user_or_anonymous() -> None:
+    """Load the request's user now; when the database cannot be reached, go on as an anonymous visitor.
+
+    Every page (and the choice of its language) asks for the user: during an outage an error page must not fail
+    for want of it.
+    """
+    try:
+        current_user.is_authenticated  # noqa: B018 - loads the user (a database query) now
+    except OUTAGE_ERRORS:
+        _rollback()
+        g._login_user = login_manager.anonymous_user()
+
+
 def _error_page(status: int, message: str):
     """The error page, or JSON under /api/."""
+    _load_user_or_anonymous()
     if request.path.startswith("/api/"):
         return {"detail": message, "code": str(status)}, status
     if is_fragment_request():

@@ -15,6 +15,7 @@ from flask_limiter.util import get_remote_address
 from portal.accounts import auth
 from portal.api.errors import error_response
 from portal.extensions import db
+from portal.outage import OUTAGE_ERRORS
 
 SCHEME = "Token"
 # Keys are 43 characters; anything far longer is not a key and is not worth hashing.
@@ -75,7 +76,13 @@ def rate_limit_key() -> str:
 
     Invalid tokens share the address's bucket, so inventing tokens does not buy fresh limits.
     """
-    current = caller()
+    try:
+        current = caller()
+    except OUTAGE_ERRORS:
+        # The database is unreachable: count by address, and leave the session clean (the limiter would swallow
+        # the error and leave a failed transaction behind); the authentication that follows answers 503.
+        db.session.rollback()
+        return f"api-ip:{get_remote_address()}"
     if current.token_digest:
         return f"api-token:{current.token_digest[:32]}"
     return f"api-ip:{get_remote_address()}"

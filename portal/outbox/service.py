@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import TypeVar, cast
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Table, and_, event, insert, or_, select, update
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal import crypto
@@ -352,6 +354,36 @@ def finish(session: Session, message_id: int, lease: datetime, **values) -> bool
         .values(lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )) == 1
+
+
+T = TypeVar("T")
+# How long before its lease runs out a sent message's outcome stops being retried (the sweep may take it then).
+RECORD_MARGIN = timedelta(seconds=5)
+
+
+def record_after_send(session: Session, lease: datetime, write: Callable[[], T]) -> T:
+    """Write what a delivery did once it reached the receiver (write runs the statements and commits), retrying
+    while the database is briefly unreachable (restarting, failing over).
+
+    The message went out: if its outcome were not written, its lease would run out and it would be sent again
+    (a second SMS to the customer, a second delivery of the same webhook id). So the write is retried with a short
+    backoff until RECORD_MARGIN before the lease ends, then the error is raised (at least once, as before).
+    """
+    pause = 0.2
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError, DisconnectionError) as exc:
+            try:
+                session.rollback()
+            except Exception:  # noqa: BLE001 - the connection is gone; the pool replaces it on the next try
+                log.debug("rollback after a failed outcome write failed", exc_info=True)
+            if utcnow() + timedelta(seconds=pause) >= lease - RECORD_MARGIN:
+                raise
+            log.warning("the outcome of a sent message could not be written (%s); trying again in %.1f s",
+                        type(exc).__name__, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def process_message(session: Session, message_id: int, *, now: datetime | None = None,

@@ -577,6 +577,23 @@ def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]
     return from_state, to_state, raised
 
 
+
+# PostgreSQL's SQLSTATEs for "another transaction got in the way": serialization failure, deadlock, lock not
+# available. Any other OperationalError (a dropped connection, a server shutting down) means the database is out.
+CONTENTION_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def is_contention(exc: OperationalError | IntegrityError) -> bool:
+    """Whether a database error means a concurrent change (409, try again) rather than an outage (503)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    if exc.connection_invalidated:
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in CONTENTION_SQLSTATES
+    return "locked" in str(exc.orig).lower()  # SQLite: "database is locked" (or a table is)
+
 def run_command(
     session: Session, package_id: int, *, transition_id: object = None, slug: object = None,
     params: dict | None = None, user_id: int | None, store_ids: list[int] | None,
@@ -609,6 +626,8 @@ def run_command(
         raise
     except (OperationalError, IntegrityError) as exc:
         session.rollback()
+        if not is_contention(exc):
+            raise  # the database is unreachable (restarting, say): the web layer answers 503
         log.warning("command on package %s hit a concurrent change: %s", package_id, exc.__class__.__name__)
         raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     # The package is not refreshed here: the commit expired it, so a caller that reads it reloads it once.

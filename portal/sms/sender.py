@@ -42,10 +42,14 @@ def send_sms(session: Session, message: OutboxMessage, lease: datetime) -> outbo
         session.commit()
         log.warning("SMS %s for package %s not sent (attempt %s): %s", uuid, package_id, attempts, exc)
         return outbox.Outcome(message_id, status, delay)
-    # Nothing to keep once the customer has it: the body may hold a pickup code.
-    if not outbox.finish(session, message_id, lease, status=OutboxMessage.SENT, sent_at=utcnow(),
-                         provider_id=(provider_id or "")[:64], last_error="", body_encrypted=None):
+    def record_sent() -> bool:
+        """Mark it sent (commits); nothing to keep once the customer has it: the body may hold a pickup code."""
+        ours = outbox.finish(session, message_id, lease, status=OutboxMessage.SENT, sent_at=utcnow(),
+                             provider_id=(provider_id or "")[:64], last_error="", body_encrypted=None)
+        session.commit()
+        return ours
+
+    if not outbox.record_after_send(session, lease, record_sent):
         log.warning("SMS %s was sent but another worker had taken it over (lease ran out)", uuid)
-    session.commit()
     log.info("SMS %s for package %s sent via %s", uuid, package_id, current_app.config["SMS_PROVIDER"])
     return outbox.Outcome(message_id, OutboxMessage.SENT)

@@ -110,7 +110,8 @@
 
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    showToast(text(status === 403 ? "forbidden" : status === 404 ? "not-found" : "failed"), "error");
+    showToast(text(status === 403 ? "forbidden" : status === 404 ? "not-found" : status === 503 ? "unavailable" : "failed"),
+              "error");
   });
   document.addEventListener("htmx:sendError", function () {
     showToast(text("offline"), "error");

@@ -170,25 +170,34 @@ def deliver_webhook(session: Session, message: OutboxMessage, lease: datetime) -
     # Extension-app mode's encrypted envelope) is never stored, as brand managers read the delivery log.
     excerpt = result.excerpt if not carries_secret else (_("(not kept: this delivery carried a pickup code)")
                                                         if result.excerpt else "")
-    session.add(DeliveryAttempt(subscription_id=subscription_id, message_id=message_id, attempt=attempt,
-                                started_at=started_at, status_code=result.status_code,
-                                duration_ms=result.duration_ms, response_excerpt=excerpt,
-                                error=result.error[:2000], succeeded=succeeded))
+
+    def record_attempt() -> None:
+        """Log the attempt (not committed)."""
+        session.add(DeliveryAttempt(subscription_id=subscription_id, message_id=message_id, attempt=attempt,
+                                    started_at=started_at, status_code=result.status_code,
+                                    duration_ms=result.duration_ms, response_excerpt=excerpt,
+                                    error=result.error[:2000], succeeded=succeeded))
+
     now = utcnow()
     if succeeded:
-        # The code-bearing body (extension mode) is not kept once the receiver has it.
-        ours = outbox.finish(session, message_id, lease, status=OutboxMessage.SENT, sent_at=now, last_error="",
-                             body_encrypted=None)
-        if ours:
-            session.execute(update(WebhookSubscription)
-                            .where(WebhookSubscription.id == subscription_id,
-                                   WebhookSubscription.consecutive_failures != 0)
-                            .values(consecutive_failures=0).execution_options(synchronize_session=False))
-        session.commit()
+        def record_sent() -> None:
+            """Log the attempt and mark the message sent (commits); the code-bearing body (extension mode) is not
+            kept once the receiver has it."""
+            record_attempt()
+            if outbox.finish(session, message_id, lease, status=OutboxMessage.SENT, sent_at=now, last_error="",
+                             body_encrypted=None):
+                session.execute(update(WebhookSubscription)
+                                .where(WebhookSubscription.id == subscription_id,
+                                       WebhookSubscription.consecutive_failures != 0)
+                                .values(consecutive_failures=0).execution_options(synchronize_session=False))
+            session.commit()
+
+        outbox.record_after_send(session, lease, record_sent)
         log.info("webhook %s (%s) delivered to subscription %s in %s ms", msg_uuid, event_type, subscription_id,
                  result.duration_ms)
         return outbox.Outcome(message_id, OutboxMessage.SENT)
 
+    record_attempt()
     log.warning("webhook %s (%s) to subscription %s failed (attempt %s): %s", msg_uuid, event_type,
                 subscription_id, attempt, result.error)
     if result.status_code == 410:
