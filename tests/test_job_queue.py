@@ -1,46 +1,7 @@
 """The job queue: SQLite-backed by default, Redis when REDIS_URL is set; jobs wait in the store until a worker runs them."""
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-
-import pytest
-
 from portal import queue
-
-
-def _free_port() -> int:
-    """A free TCP port on the loopback address."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def redis_url():
-    """A throwaway redis-server on a free port (CI installs Debian's redis-server)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_the_default_queue_is_a_sqlite_file_that_keeps_jobs_until_a_worker_takes_them(monkeypatch, tmp_path):

@@ -2,10 +2,6 @@
 process (and forgotten when one changes), the package lock, the rate limiter's Redis storage."""
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import time
 from datetime import timedelta
 
@@ -143,31 +139,6 @@ def test_the_package_lock_loads_the_package_with_store_and_customer_in_one_state
         lock_package(db.session, package_id, [other.id])
     db.session.rollback()
 
-
-@pytest.fixture
-def redis_url():
-    """A throwaway redis-server on a free port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_the_limiter_storage_reads_count_and_expiry_with_the_hit(redis_url, monkeypatch):
