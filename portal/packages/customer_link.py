@@ -121,6 +121,10 @@ def read_token(token: str) -> Claim | None:
         return None
     try:
         sealed = base64.b32decode(text + "=" * (-len(text) % 8))
+        # Base32's last character carries unused bits: only the one spelling
+        # make_token writes is accepted, so an edited token never decodes.
+        if base64.b32encode(sealed).decode().rstrip("=") != text:
+            return None
         plain = AESSIV(_key()).decrypt(sealed, [_ASSOCIATED])
         length = plain[0]
         package_id, pos = _read_varint(plain, 1)
