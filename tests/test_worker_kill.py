@@ -141,7 +141,7 @@ def test_a_worker_killed_mid_send_leaves_its_sms_and_webhook_to_the_next_worker_
         done = wait_for(lambda: (lambda now: now if all(m.status == "sent" for m in now.values()) else None)(
             messages_now()), 30, "the second worker to deliver both messages")
     finally:
-        second.stop()
+        second.kill()
 
     log = Path(log_path).read_text(errors="replace")[-3000:]
     assert {kind: m.attempts for kind, m in done.items()} == {"sms": 2, "webhook": 2}, log
