@@ -6,9 +6,14 @@ them, then the requests are released (the provider and the receiver got them: th
 claims' short lease runs out, a second worker starts and its start-up sweep redelivers both: the webhook under
 the same webhook id (the receiver saw that id twice, no other id for the event), the SMS from the same outbox
 message, and both end delivered, their second attempt recorded.
+
+bench/faults.py's worker-send fault does the same on the production profile; the last test checks how it finds
+the worker to kill (the process holding the connection of a request the stand-ins hold).
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -160,3 +165,34 @@ def test_a_worker_killed_mid_send_leaves_its_sms_and_webhook_to_the_next_worker_
     stats = requests.get(f"{standins}/__stats__", timeout=5).json()
     assert (stats["webhooks_received"], stats["sms_received"], stats["events_with_several_ids"]) == (2, 2, 0)
     assert stats["in_flight_peak"] == 2
+
+
+def _bench_faults():
+    """bench/faults.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_faults", ROOT / "bench" / "faults.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    path = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path  # it puts bench/ first on the path for its own imports: keep that out of the tests
+    return module
+
+
+def test_the_fault_script_finds_which_process_holds_a_connection_to_the_standins(standins):
+    faults = _bench_faults()
+    port = int(standins.rsplit(":", 1)[1])
+    mode(standins, hooks="hang", hang_seconds="10")
+    with socket.create_connection(("127.0.0.1", port)) as held, socket.create_connection(("127.0.0.1", port)):
+        held.sendall(b"POST /hooks/a HTTP/1.1\r\nHost: x\r\nwebhook-id: msg_1\r\nContent-Length: 2\r\n\r\n{}")
+        [flight] = wait_for(lambda: in_flight(standins), 10, "the stand-ins to hold the request")
+        assert (flight["kind"], flight["id"], flight["port"]) == ("webhook", "msg_1", held.getsockname()[1])
+        connections = faults.connections_to(port)
+        assert held.getsockname()[1] in connections
+        owners = faults.sockets_of({"this test": os.getpid(), "another": os.getppid()})
+        assert connections[flight["port"]] in owners["this test"]
+        assert connections[flight["port"]] not in owners["another"]
+        mode(standins, hooks="ok")
+        assert held.recv(1024).startswith(b"HTTP/1.1 200")
+    assert requests.get(f"{standins}/__received__", timeout=5).json()["webhook_ids"] == {"msg_1": 1}
