@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -196,3 +197,73 @@ def test_the_fault_script_finds_which_process_holds_a_connection_to_the_standins
         mode(standins, hooks="ok")
         assert held.recv(1024).startswith(b"HTTP/1.1 200")
     assert requests.get(f"{standins}/__received__", timeout=5).json()["webhook_ids"] == {"msg_1": 1}
+
+
+class DrippingReceiver:
+    """A receiver that answers 200 one byte at a time, each byte sooner than a read timeout: it never times out.
+
+    What a slow or hostile receiver can do to a worker: hold its send for as long as it likes.
+    """
+
+    def __init__(self, body_bytes: int, pause: float):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hooks/drip"
+        self.body_bytes, self.pause = body_bytes, pause
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        """Answer one request, slowly."""
+        conn, _ = self.server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         + f"Content-Length: {self.body_bytes}\r\n\r\n".encode())
+            for _ in range(self.body_bytes):
+                time.sleep(self.pause)
+                try:
+                    conn.sendall(b".")
+                except OSError:  # the sender gave up: what it should do
+                    return
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.server.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "WEBHOOK_TIMEOUT_SECONDS bounds each socket read, not the whole delivery (portal/webhooks/delivery.py post(): "
+    "requests' timeout is per read): a receiver dripping its answer holds the send past the claim's lease, and a "
+    "second worker may take the message and send the same webhook id while the first is still sending. Fix: a "
+    "total deadline per delivery (e.g. a timer that shuts the connection down at WEBHOOK_TIMEOUT_SECONDS); then "
+    "remove this marker."))
+def test_a_delivery_never_outlasts_its_timeout_so_no_other_worker_can_take_it_while_it_is_being_sent(app, make):
+    app.config.update(WEBHOOK_ALLOW_PRIVATE_TARGETS=True, WEBHOOK_TIMEOUT_SECONDS=1.0, OUTBOX_LEASE_SECONDS=2)
+    receiver = DrippingReceiver(body_bytes=10, pause=0.4)  # 4 s in all, never 1 s without a byte
+    manager = make.user("brand", role="brand_manager")
+    service.create_subscription(db.session, event_type="stock_location.updated", target_url=receiver.url,
+                                retry_countdown_config=None, additional_headers=None, user_id=manager.id)
+    recorded = events.record_event(db.session, "stock_location.updated", {"id": 7, "name": "Kadıköy"})
+    db.session.commit()
+    [message_id] = outbox.fan_out(db.session, recorded.uuid)
+    taken_over: list = []
+
+    def another_worker() -> None:
+        """Once the first worker's claim has run out (while it still waits for the receiver), try to claim."""
+        time.sleep(2.5)
+        with app.app_context():
+            taken_over.append(outbox.claim(db.session, message_id))
+            db.session.remove()
+
+    rival = threading.Thread(target=another_worker)
+    rival.start()
+    started = time.monotonic()
+    try:
+        outbox.process_message(db.session, message_id)
+    finally:
+        took = time.monotonic() - started
+        rival.join()
+        receiver.close()
+    # The send gives up at its timeout (well inside the lease), so no other worker can claim the message mid-send.
+    assert taken_over == [None], f"another worker claimed the message while it was being sent ({took:.1f} s)"
+    assert took < 2.0, f"the delivery took {took:.1f} s with WEBHOOK_TIMEOUT_SECONDS=1 and a 2 s lease"
