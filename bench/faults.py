@@ -1,8 +1,8 @@
 """Faults in the middle of traffic, on a running production profile (scripts/run-scale), and the checks after.
 
-    .venv/bin/python bench/faults.py --env RUN_DIR/env [--faults postgres,redis,worker,app,sms,hooks]
+    .venv/bin/python bench/faults.py --env RUN_DIR/env [--faults postgres,redis,worker,worker-send,app,sms,hooks]
         [--outage-seconds 10] [--sms-down-seconds 60] [--hooks-seconds 20] [--traffic-seconds 5]
-        [--tablets 3] [--hook-retry-seconds 10] [--drain-seconds 300] [--json FILE]
+        [--tablets 3] [--hook-retry-seconds 10] [--hang-seconds 3] [--drain-seconds 300] [--json FILE]
 
 Traffic runs for the whole run: store tablets (staff users of BS-001...) log in with the HTML form and run
 commands through the buttons' own forms (ready for pickup, then the handover with the code the SMS stand-in
@@ -17,6 +17,13 @@ before and after it:
             --outage-seconds (by run-scale's supervisor)
   worker    the first huey worker (the one that runs the every-minute sweep) killed with SIGKILL, started again
             after --outage-seconds by run-scale's supervisor, as systemd's Restart=always would
+  worker-send  a worker killed with SIGKILL in the middle of a send, made to happen: the stand-ins hold every SMS
+            and webhook request (their hang mode, at most --hang-seconds, kept under the send timeouts) until a
+            worker has requests in flight (its connections to the stand-ins, found in /proc), then that worker is
+            killed and the requests released (the provider and the receiver got them; the worker recorded
+            nothing); the supervisor starts it again after --outage-seconds. Once the claims' lease runs out
+            (OUTBOX_LEASE_SECONDS) the sweep sends them again: each must arrive again under the same webhook id
+            (the SMS from the same outbox message) and end delivered or dead-lettered
   app       the first gunicorn app process killed with SIGKILL (the other keeps serving on the shared port),
             started again after --outage-seconds by run-scale's supervisor
   sms       the SMS provider answers 503 for --sms-down-seconds
@@ -26,10 +33,12 @@ before and after it:
 Then the traffic stops, the outbox drains (every SMS and webhook message sent or dead-lettered) and the run is
 checked: each committed transition's messages are delivered (the stand-ins received every id marked sent) or
 visibly dead-lettered; no event reached a receiver under two webhook ids, and no event was fanned out twice;
-no webhook id or SMS arrived twice (a redelivery of the same id is counted apart); every package the run moved
+no webhook id or SMS arrived twice (a redelivery of the same id is counted apart, and with --strict-duplicates
+fails the run unless it is one of the messages the worker-send kill interrupted); every package the run moved
 is in the state its last log row says, none delivered twice; and no request got a 5xx other than the outage's
 503 page or JSON, or a stack trace. The figures are printed per fault (committed, delivered, dead-lettered,
-duplicates) and, with --json, written to a file. Exit status 1 on any failure.
+duplicates; for worker-send also the requests in flight at the kill and how many of them came again under the
+same id) and, with --json, written to a file. Exit status 1 on any failure.
 
 Process faults need scripts/run-scale's supervisor (RUN_DIR/pids); PostgreSQL is stopped and started with its own
 pg_ctl, as the postgres user when run as root.
@@ -48,6 +57,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
@@ -56,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale_check import read_env  # noqa: E402  (bench/ is not a package: its scripts import each other so)
 
-FAULTS = ("postgres", "redis", "worker", "app", "sms", "hooks")
+FAULTS = ("postgres", "redis", "worker", "worker-send", "app", "sms", "hooks")
 EXTRA_FAULTS = ("postgres-crash",)  # on request: PostgreSQL stopped with -m immediate (crash recovery at start)
 STAFF_PASSWORD = "bench-staff-pass-1"
 FLOATER = "bench-floater"  # staff of BS-001 and BS-002: races the first tablet for its handovers
@@ -211,7 +221,62 @@ class Integrator(threading.Thread):
             self.run_.stopping.wait(self.pause)
 
 
+# --- who holds a connection ----------------------------------------------------------------------------------
+
+def connections_to(port: int) -> dict[int, int]:
+    """Established TCP connections from this machine to 127.0.0.1:port: the client's port -> its socket inode."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], int(fields[9])
+            if int(remote.rsplit(":", 1)[1], 16) == port and inode:
+                found[int(local.rsplit(":", 1)[1], 16)] = inode
+    return found
+
+
+def sockets_of(processes: dict[str, int]) -> dict[str, set[int]]:
+    """The socket inodes each process holds open (its /proc/PID/fd links "socket:[inode]")."""
+    held: dict[str, set[int]] = {}
+    for name, pid in processes.items():
+        inodes = set()
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+        except OSError:
+            pass
+        held[name] = inodes
+    return held
+
+
 # --- the run ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Kill:
+    """A worker killed mid-send: which one, and the requests it had in flight at the stand-ins then."""
+
+    worker: str
+    pid: int
+    flights: list[dict]
+    waited: float  # seconds from the hang mode until the kill
+
+    def webhook_ids(self) -> set[str]:
+        """The webhook ids it was sending."""
+        return {f["id"] for f in self.flights if f["kind"] == "webhook"}
+
+    def sms_keys(self) -> set[str]:
+        """The SMS it was sending (the stand-ins' keys: To and Body)."""
+        return {f["id"] for f in self.flights if f["kind"] == "sms"}
+
 
 @dataclass
 class Mark:
@@ -232,6 +297,7 @@ class Phase:
     end: Mark | None = None
     recovered_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    kill: Kill | None = None  # worker-send: what the kill interrupted
 
 
 class Run:
@@ -246,6 +312,7 @@ class Run:
         self.tally = Tally()
         self.stopping = threading.Event()
         self.pid_dir = Path(env.get("PID_DIR", ""))
+        self.kills: list[Kill] = []  # what each worker-send kill interrupted
 
     # records
 
@@ -327,13 +394,17 @@ class Run:
             raise SystemExit(f"{path} is missing: start the profile with scripts/run-scale (its supervisor writes it)")
         return int(path.read_text().strip())
 
-    def _down_for(self, name: str, sig: signal.Signals, seconds: float) -> str:
-        """Stop a supervised process with sig, keep it down for seconds, then let the supervisor start it again."""
+    def _down_for(self, name: str, sig: signal.Signals, seconds: float, after_kill=None) -> str:
+        """Stop a supervised process with sig, keep it down for seconds, then let the supervisor start it again.
+
+        after_kill, if given, runs right after the signal is sent (the process is gone by then for SIGKILL)."""
         hold = self.pid_dir / f"{name}.hold"
         hold.touch()
         old = self._pid(name)
         try:
             os.kill(old, sig)
+            if after_kill is not None:
+                after_kill()
             time.sleep(seconds)
         finally:
             hold.unlink(missing_ok=True)
@@ -372,6 +443,82 @@ class Run:
             sending = conn.scalar(sa.text("SELECT count(*) FROM outbox_messages WHERE status = 'sending'"))
         done = self._down_for("worker-1", signal.SIGKILL, self.args.outage_seconds)
         return f"{done} ({sending} message(s) were being sent by the workers a moment before the kill)"
+
+    def _workers(self) -> dict[str, int]:
+        """The supervised workers now: name (worker-N) -> pid."""
+        found = {}
+        for path in sorted(self.pid_dir.glob("worker-*")):
+            if path.suffix != ".hold":
+                try:
+                    found[path.name] = int(path.read_text().strip())
+                except ValueError:
+                    continue
+        return found
+
+    def _flights_by_worker(self) -> dict[str, list[dict]]:
+        """The requests the stand-ins hold now, by the worker whose connection each came on (ports in /proc)."""
+        flights = requests.get(f"{self.standins}/__inflight__", timeout=5).json()["in_flight"]
+        if not flights:
+            return {}
+        owners = sockets_of(self._workers())
+        port_of = connections_to(urlsplit(self.standins).port or 80)
+        by_worker: dict[str, list[dict]] = {}
+        for flight in flights:
+            inode = port_of.get(flight["port"])
+            owner = next((name for name, inodes in owners.items() if inode in inodes), None)
+            if owner is not None:
+                by_worker.setdefault(owner, []).append(flight)
+        return by_worker
+
+    def fault_worker_send(self) -> str:
+        """SIGKILL a worker while the stand-ins hold SMS and webhook requests it sent; the supervisor restarts it.
+
+        The stand-ins hold every request (hang mode, each at most --hang-seconds). As soon as a worker has a request
+        in flight, up to a second more is given for it to have both an SMS and a webhook in flight; then the worker
+        with the most is killed and the requests are released (answered to a closed connection).
+        """
+        hang = self.args.hang_seconds
+        self._mode(hooks="hang", sms="hang", hang_seconds=str(hang))
+        started = time.monotonic()
+        released = False
+
+        def release() -> None:
+            """Let the held requests go and the stand-ins answer at once again."""
+            nonlocal released
+            if not released:
+                self._mode(hooks="ok", sms="ok")
+                released = True
+
+        try:
+            first_seen = None
+            chosen: tuple[str, list[dict]] | None = None
+            while time.monotonic() - started < self.args.in_flight_wait:
+                by_worker = self._flights_by_worker()
+                if by_worker:
+                    first_seen = first_seen or time.monotonic()
+                    name, flights = max(by_worker.items(), key=lambda item: (len({f["kind"] for f in item[1]}),
+                                                                             len(item[1])))
+                    # Only requests the hang will still hold when the kill lands count as interrupted.
+                    flights = [f for f in flights if f["held"] < hang - 1.0]
+                    both = len({f["kind"] for f in flights}) == 2
+                    if flights and (both or time.monotonic() - first_seen >= min(1.0, hang / 3)):
+                        chosen = (name, flights)
+                        break
+                time.sleep(0.05)
+            if chosen is None:
+                release()
+                self.kills.append(Kill("worker-1", self._pid("worker-1"), [], round(time.monotonic() - started, 2)))
+                done = self._down_for("worker-1", signal.SIGKILL, self.args.outage_seconds)
+                return f"{done}; NO request was in flight within {self.args.in_flight_wait:.0f} s"
+            name, flights = chosen
+            kill = Kill(name, self._pid(name), flights, 0.0)
+            kill.waited = round(time.monotonic() - started, 2)
+            self.kills.append(kill)
+            done = self._down_for(name, signal.SIGKILL, self.args.outage_seconds, after_kill=release)
+        finally:
+            release()
+        return (f"{done}; {len(kill.flights)} request(s) in flight at the kill ({len(kill.sms_keys())} SMS, "
+                f"{len(kill.webhook_ids())} webhook(s)), {kill.waited} s after the stand-ins began holding them")
 
     def fault_app(self) -> str:
         """SIGKILL the first app process; the other serves the port meanwhile; the supervisor restarts it."""
@@ -458,8 +605,15 @@ def phase_figures(run: Run, phase: Phase, received: dict, sid_owner: dict[str, i
     event_uuids = {row.uuid for row in events}
     several = sum(1 for key, got in received["event_ids"].items()
                   if len(got) > 1 and key.split(" ", 1)[1] in event_uuids)
-    sms_twice = sum(len(sids) - 1 for sids in received["sms_sids"]
-                    if len(sids) > 1 and any(sid_owner.get(sid) in sms_ids for sid in sids))
+    # The same message again (at least once): a webhook id that arrived more than once, an SMS (its To and Body)
+    # sent more than once; those a worker-send kill interrupted are expected to come again.
+    hooks_again = {uuid: n - 1 for uuid, n in ids.items() if n > 1 and uuid in hook_uuids}
+    sms_again = {key: len(sids) - 1 for key, sids in received["sms_keys"].items()
+                 if len(sids) > 1 and any(sid_owner.get(sid) in sms_ids for sid in sids)}
+    interrupted_hooks = {uuid for kill in run.kills for uuid in kill.webhook_ids()}
+    interrupted_sms = {key for kill in run.kills for key in kill.sms_keys()}
+    again_after_kill = (sum(n for uuid, n in hooks_again.items() if uuid in interrupted_hooks)
+                        + sum(n for key, n in sms_again.items() if key in interrupted_sms))
     sent_sms = [row for row in sms if row.status == "sent"]
     sent_hooks = [row for row in hooks if row.status == "sent"]
     traffic = phase.end.traffic - phase.start.traffic
@@ -474,10 +628,51 @@ def phase_figures(run: Run, phase: Phase, received: dict, sid_owner: dict[str, i
         "lost": sum(1 for r in sent_hooks if r.uuid not in ids)
         + sum(1 for r in sent_sms if sid_owner.get(r.provider_id) != r.id),
         "duplicates_other_id": several + fanned_twice,
-        "redelivered_same_id": sum(n - 1 for uuid, n in ids.items() if n > 1 and uuid in hook_uuids) + sms_twice,
+        "redelivered_same_id": sum(hooks_again.values()) + sum(sms_again.values()),
+        "redelivered_after_kill": again_after_kill,
         "requests": sum(traffic.values()), "answered_503": traffic["unavailable"], "dropped": traffic["dropped"],
         "errors_5xx": traffic["error"],
     }
+
+
+def kill_figures(run: Run, kill: Kill, received: dict, sid_owner: dict[str, int]) -> dict:
+    """What became of the requests a killed worker had in flight: each must have arrived again under the same id
+    (the SMS from the same outbox message) and be delivered, or be dead-lettered."""
+    webhook_ids = sorted(kill.webhook_ids())
+    with run.engine.connect() as conn:
+        hooks = {row.uuid: row for row in conn.execute(sa.text(
+            "SELECT uuid, status, attempts FROM outbox_messages WHERE kind = 'webhook' AND uuid IN :ids")
+            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": webhook_ids or [""]})}
+        owners = {sid_owner.get(sid) for key in kill.sms_keys() for sid in received["sms_keys"].get(key, [])}
+        owners.discard(None)
+        sms = {row.id: row for row in conn.execute(sa.text(
+            "SELECT id, status, attempts, provider_id FROM outbox_messages WHERE kind = 'sms' AND id IN :ids")
+            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": sorted(owners) or [0]})}
+    again, dead, missing = 0, 0, []
+    for uuid in webhook_ids:
+        row = hooks.get(uuid)
+        if row is not None and row.status == "dead":
+            dead += 1
+        elif row is not None and row.status == "sent" and received["webhook_ids"].get(uuid, 0) >= 2:
+            again += 1
+        else:
+            missing.append(f"webhook {uuid}: {row.status if row else 'no outbox row'}, arrived "
+                           f"{received['webhook_ids'].get(uuid, 0)} time(s)")
+    for key in sorted(kill.sms_keys()):
+        sids = received["sms_keys"].get(key, [])
+        rows = [sms[sid_owner[sid]] for sid in sids if sid_owner.get(sid) in sms]
+        if len(rows) > 1:
+            missing.append(f"SMS {key}: its sends belong to {len(rows)} outbox messages (a different id)")
+        elif rows and rows[0].status == "sent" and len(sids) >= 2:
+            again += 1
+        elif rows and rows[0].status == "dead":
+            dead += 1
+        else:
+            missing.append(f"SMS {key}: sent {len(sids)} time(s), outbox {rows[0].status if rows else 'unknown'}")
+    return {"worker_killed": kill.worker, "in_flight_at_kill": len(kill.flights),
+            "in_flight_sms": len(kill.sms_keys()), "in_flight_webhooks": len(webhook_ids),
+            "killed_redelivered_same_id": again, "killed_dead": dead, "killed_not_redelivered": missing,
+            "seconds_to_kill": kill.waited}
 
 
 def package_problems(run: Run, first_log_id: int) -> list[str]:
@@ -526,6 +721,8 @@ def execute(env: dict[str, str], args: argparse.Namespace) -> int:
             phase = Phase(fault, start=run.mark())
             time.sleep(args.traffic_seconds)
             phase.notes.append(getattr(run, f"fault_{fault.replace('-', '_')}")())
+            if fault == "worker-send":
+                phase.kill = run.kills[-1]
             phase.recovered_seconds = run.recovered_after(time.monotonic())
             time.sleep(args.traffic_seconds)
             phase.end = run.mark()
@@ -547,6 +744,9 @@ def execute(env: dict[str, str], args: argparse.Namespace) -> int:
         sid_owner = {sid: mid for mid, sid in conn.execute(sa.text(
             "SELECT id, provider_id FROM outbox_messages WHERE kind = 'sms' AND provider_id <> ''")).all()}
     figures = [phase_figures(run, phase, received, sid_owner) for phase in phases]
+    for phase, row in zip(phases, figures, strict=True):
+        if phase.kill is not None:
+            row.update(kill_figures(run, phase.kill, received, sid_owner))
 
     failures: list[str] = []
     waiting = {k: n for k, n in statuses.items() if k.split()[1] in ("pending", "sending", "failed")
@@ -561,10 +761,17 @@ def execute(env: dict[str, str], args: argparse.Namespace) -> int:
             failures.append(f"{row['fault']}: the portal did not answer again")
         if not row["committed"]:
             failures.append(f"{row['fault']}: no transition was committed during the fault's window")
+        if "in_flight_at_kill" in row:
+            if not row["in_flight_at_kill"]:
+                failures.append(f"{row['fault']}: the kill found no message in flight")
+            failures += [f"{row['fault']}: interrupted by the kill and not redelivered under its id: {what}"
+                         for what in row["killed_not_redelivered"]]
     if args.strict_duplicates:
         for row in figures:
-            if row["redelivered_same_id"]:
-                failures.append(f"{row['fault']}: {row['redelivered_same_id']} message(s) arrived twice (same id)")
+            unexpected = row["redelivered_same_id"] - row["redelivered_after_kill"]
+            if unexpected:
+                failures.append(f"{row['fault']}: {unexpected} message(s) arrived twice (same id) without a kill "
+                                "interrupting them")
     failures += package_problems(run, first.log_id)
     failures += run.tally.problems[:20]
 
@@ -577,6 +784,13 @@ def execute(env: dict[str, str], args: argparse.Namespace) -> int:
             row["fault"], row["committed"], row["sms"], row["sms_delivered"], row["sms_dead"], row["webhooks"],
             row["webhooks_delivered"], row["webhooks_dead"], row["duplicates_other_id"], row["redelivered_same_id"],
             row["answered_503"], row["dropped"], row["errors_5xx"], row["recovered_seconds"])))
+    for row in figures:
+        if "in_flight_at_kill" in row:
+            print(f"\n{row['fault']}: {row['worker_killed']} killed {row['seconds_to_kill']} s into the hold with "
+                  f"{row['in_flight_at_kill']} request(s) in flight ({row['in_flight_sms']} SMS, "
+                  f"{row['in_flight_webhooks']} webhook(s)); redelivered under the same id: "
+                  f"{row['killed_redelivered_same_id']}, dead-lettered: {row['killed_dead']}, not redelivered: "
+                  f"{len(row['killed_not_redelivered'])}")
     print(f"\noutbox after the drain: {statuses}")
     print(f"stand-ins: {stats}")
     for failure in failures:
@@ -608,6 +822,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-packages", type=int, default=300)
     parser.add_argument("--hook-retry-seconds", type=float, default=10,
                         help="the run's webhook subscription retries at this fixed interval (0: leave it)")
+    parser.add_argument("--hang-seconds", type=float, default=3,
+                        help="worker-send: the stand-ins hold each request at most this long (keep it under "
+                             "WEBHOOK_TIMEOUT_SECONDS and TWILIO_TIMEOUT_SECONDS, or the other worker's held sends "
+                             "time out and are retried)")
+    parser.add_argument("--in-flight-wait", type=float, default=30,
+                        help="worker-send: how long to wait for a worker to have a request in flight")
     parser.add_argument("--drain-seconds", type=float, default=300)
     parser.add_argument("--strict-duplicates", action="store_true",
                         help="fail when a message arrived twice under the same id (at-least-once redelivery)")

@@ -13,8 +13,17 @@ Control and figures (JSON):
   GET  /__received__                    what arrived: each webhook id with its count, each event's webhook ids,
                                         each SMS's Twilio sids (bench/faults.py matches them to the outbox)
   GET  /__sms__?to=+90555...            the newest SMS body sent to that number (the load test reads codes here)
-  POST /__mode__?sms=down|ok            the SMS provider answers 503 (down) or works
-  POST /__mode__?hooks=down|slow|ok     receivers answer 503, answer after --slow-seconds, or answer at once
+  GET  /__inflight__                    the requests being answered now: kind (sms / webhook), the webhook id or
+                                        the SMS's key (as in /__received__'s sms_keys), the client's address and
+                                        port (bench/faults.py finds the worker process that owns the connection),
+                                        and for how long it has been held
+  POST /__mode__?sms=down|hang|ok       the SMS provider answers 503 (down), holds each request (hang), or works
+  POST /__mode__?hooks=down|slow|hang|ok  receivers answer 503, answer after --slow-seconds, hold each request
+                                        (hang), or answer at once
+  POST /__mode__?hang_seconds=N         how long a held request waits at most (default --hang-seconds); leaving
+                                        the hang mode releases every held request at once
+A held request is answered (and counted as received) when it is released, as a receiver that was busy would; if
+its client is gone by then (a worker killed mid-send), the answer is lost but the message still counts as arrived.
   POST /__reset__                       forget everything received
 The server is threaded, keeps HTTP/1.1 connections alive, and logs nothing per request.
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import itertools
 import json
 import re
@@ -35,14 +45,23 @@ from urllib.parse import parse_qs, urlsplit
 MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-fA-F]{32})/Messages\.json$")
 
 
+def sms_key(key: str) -> str:
+    """An SMS's key (its To and Body) as a short digest: the same text to the same number is the same message."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 class State:
     """What the stand-ins received, and how they answer now."""
 
-    def __init__(self, account_sid: str, auth_token: str, slow_seconds: float):
+    def __init__(self, account_sid: str, auth_token: str, slow_seconds: float, hang_seconds: float = 30.0):
         self.account_sid = account_sid
         self.auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self.slow_seconds = slow_seconds
+        self.hang_seconds = hang_seconds
         self.lock = threading.Lock()
+        self.released = threading.Condition(self.lock)  # notified when a mode changes: held requests look again
+        self.flights = itertools.count(1)
+        self.in_flight: dict[int, dict] = {}
         self.sids = itertools.count(1)
         self.sms_mode = "ok"
         self.hooks_mode = "ok"
@@ -59,6 +78,7 @@ class State:
             self.hook_ids: Counter[str] = Counter()
             self.event_ids: dict[str, set[str]] = {}
             self.hooks_refused = 0
+            self.in_flight_peak = 0
 
     def stats(self) -> dict:
         """The figures a run is checked against."""
@@ -70,6 +90,10 @@ class State:
                 "webhook_duplicates": sum(n - 1 for n in self.hook_ids.values() if n > 1),
                 "webhooks_refused": self.hooks_refused, "sms_mode": self.sms_mode, "hooks_mode": self.hooks_mode,
                 "events_with_several_ids": sum(1 for ids in self.event_ids.values() if len(ids) > 1),
+                "in_flight": len(self.in_flight),
+                "in_flight_sms": sum(1 for f in self.in_flight.values() if f["kind"] == "sms"),
+                "in_flight_webhooks": sum(1 for f in self.in_flight.values() if f["kind"] == "webhook"),
+                "in_flight_peak": self.in_flight_peak, "hang_seconds": self.hang_seconds,
             }
 
     def received(self) -> dict:
@@ -77,7 +101,45 @@ class State:
         with self.lock:
             return {"webhook_ids": dict(self.hook_ids),
                     "event_ids": {key: sorted(ids) for key, ids in self.event_ids.items()},
-                    "sms_sids": [list(sids) for sids in self.sms_sids.values()]}
+                    "sms_sids": [list(sids) for sids in self.sms_sids.values()],
+                    "sms_keys": {sms_key(key): list(sids) for key, sids in self.sms_sids.items()}}
+
+    def flights_now(self) -> list[dict]:
+        """The requests being answered now, oldest first, with how long each has been held (seconds)."""
+        now = time.monotonic()
+        with self.lock:
+            return [{**{k: v for k, v in flight.items() if k != "since"}, "held": round(now - flight["since"], 3)}
+                    for _, flight in sorted(self.in_flight.items())]
+
+    def take_off(self, kind: str, ident: str, client: tuple) -> int:
+        """Note a request in flight (until land()); its token."""
+        with self.lock:
+            token = next(self.flights)
+            self.in_flight[token] = {"kind": kind, "id": ident, "host": client[0], "port": client[1],
+                                     "since": time.monotonic()}
+            self.in_flight_peak = max(self.in_flight_peak, len(self.in_flight))
+            return token
+
+    def land(self, token: int) -> None:
+        """The request was answered (or its client is gone)."""
+        with self.lock:
+            self.in_flight.pop(token, None)
+
+    def set_modes(self, sms: str | None, hooks: str | None, hang_seconds: float | None) -> None:
+        """Switch modes; held requests are released when their channel leaves the hang mode."""
+        with self.released:
+            self.sms_mode = sms or self.sms_mode
+            self.hooks_mode = hooks or self.hooks_mode
+            if hang_seconds is not None:
+                self.hang_seconds = hang_seconds
+            self.released.notify_all()
+
+    def hold(self, channel: str) -> None:
+        """While the channel (sms / hooks) is in the hang mode, wait: until it leaves it or hang_seconds pass."""
+        deadline = time.monotonic() + self.hang_seconds
+        with self.released:
+            while getattr(self, f"{channel}_mode") == "hang" and (left := deadline - time.monotonic()) > 0:
+                self.released.wait(left)
 
     def record_hook(self, path: str, webhook_id: str, raw: bytes) -> None:
         """Count a delivered webhook id, and note it under its event (per receiver path)."""
@@ -120,6 +182,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return self._reply(200, state.stats())
             if url.path == "/__received__":
                 return self._reply(200, state.received())
+            if url.path == "/__inflight__":
+                return self._reply(200, {"in_flight": state.flights_now()})
             if url.path == "/__sms__":
                 to = parse_qs(url.query).get("to", [""])[0]
                 with state.lock:
@@ -132,14 +196,24 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             body = self._body()
             if url.path.startswith("/hooks/"):
-                return self._hook(url.path, body)
+                token = state.take_off("webhook", self.headers.get("webhook-id", ""), self.client_address)
+                try:
+                    return self._hook(url.path, body)
+                finally:
+                    state.land(token)
             if (match := MESSAGES.match(url.path)) is not None:
-                return self._sms(match["sid"], body)
+                form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+                key = sms_key(form.get("To", "") + "\n" + form.get("Body", ""))
+                token = state.take_off("sms", key, self.client_address)
+                try:
+                    return self._sms(match["sid"], body)
+                finally:
+                    state.land(token)
             if url.path == "/__mode__":
                 query = parse_qs(url.query)
-                with state.lock:
-                    state.sms_mode = query.get("sms", [state.sms_mode])[0]
-                    state.hooks_mode = query.get("hooks", [state.hooks_mode])[0]
+                hang = query.get("hang_seconds", [None])[0]
+                state.set_modes(query.get("sms", [None])[0], query.get("hooks", [None])[0],
+                                float(hang) if hang is not None else None)
                 return self._reply(200, state.stats())
             if url.path == "/__reset__":
                 state.reset()
@@ -151,6 +225,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != state.auth or sid != state.account_sid:
                 return self._reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
             form = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+            state.hold("sms")
             with state.lock:
                 if state.sms_mode == "down":
                     state.sms_refused += 1
@@ -183,8 +258,17 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return self._reply(503, "receiver down")
             if mode == "slow":
                 time.sleep(state.slow_seconds)
+            elif mode == "hang":
+                state.hold("hooks")
             state.record_hook(path, self.headers.get("webhook-id", ""), raw)
             return self._reply(200, {"received": True})
+
+        def handle_one_request(self):
+            """One request; a client that vanished while its request was held (a killed worker) is no error."""
+            try:
+                super().handle_one_request()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
 
         def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
             """No line per request."""
@@ -193,9 +277,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(port: int, account_sid: str, auth_token: str, slow_seconds: float = 3.0,
-          host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, State]:
+          host: str = "127.0.0.1", hang_seconds: float = 30.0) -> tuple[ThreadingHTTPServer, State]:
     """Start the stand-ins on a thread; returns the server (call shutdown()) and its state."""
-    state = State(account_sid, auth_token, slow_seconds)
+    state = State(account_sid, auth_token, slow_seconds, hang_seconds)
     server = ThreadingHTTPServer((host, port), make_handler(state))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="standins", daemon=True).start()
@@ -209,8 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--account-sid", default="AC" + "0" * 32)
     parser.add_argument("--auth-token", default="standin-auth-token")
     parser.add_argument("--slow-seconds", type=float, default=3.0)
+    parser.add_argument("--hang-seconds", type=float, default=30.0,
+                        help="the most a request is held in the hang mode (POST /__mode__?hang_seconds=N changes it)")
     args = parser.parse_args(argv)
-    server, _ = serve(args.port, args.account_sid, args.auth_token, args.slow_seconds)
+    server, _ = serve(args.port, args.account_sid, args.auth_token, args.slow_seconds, hang_seconds=args.hang_seconds)
     print(f"Stand-ins (Twilio Messages API, webhook receivers /hooks/<name>) on http://127.0.0.1:{args.port}",
           flush=True)
     try:
