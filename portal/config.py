@@ -115,9 +115,6 @@ class Config:
 
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
-    # Attempts past LOGIN_MAX_FAILURES in flight at once for one username (a store's tablets sharing its account
-    # at shift start) wait up to this long for the others' checks to end, then are refused without a lock.
-    LOGIN_BUSY_WAIT_SECONDS = float(os.environ.get("LOGIN_BUSY_WAIT_SECONDS", "") or 3)
     LOGIN_SESSION_HOURS = _int("LOGIN_SESSION_HOURS", 24)
     # Argon2id's cost: OWASP's recommended setting (19 MiB, 2 passes, 1 lane), about 35 ms per check on one core.
     # The library's default (64 MiB, 3 passes, 4 lanes) took ~475 ms of two busy cores, so 45 tablets logging in

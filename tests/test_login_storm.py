@@ -1,19 +1,14 @@
-"""The login storm at shift start: what one login costs the database, Argon2id checks taking turns per process,
-and a store's tablets sharing its one account not locking it by logging in together."""
+"""The login storm at shift start: what one login costs the database, and Argon2id checks taking turns per process."""
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, func, select
-from test_concurrency import at_once
 
 from portal.accounts import auth
-from portal.accounts.models import LoginSession, LoginThrottle
-from portal.db_types import utcnow
+from portal.accounts.models import LoginSession
 from portal.extensions import db
 
 
@@ -102,45 +97,3 @@ def test_log_in_refuses_or_starts_one_session(app, make, password):
         assert logged_in.id == user.id
         db.session.rollback()  # nothing left uncommitted: the session survives a rollback
         assert auth.user_for_session(db.session, user.id, key) is not None
-
-
-@pytest.fixture
-def slow_password_checks(monkeypatch):
-    """Every password check takes 0.2 s, so concurrent attempts are all in flight together."""
-    real = auth.verify_password
-
-    def slow(password_hash: str, password: str) -> bool:
-        time.sleep(0.2)
-        return real(password_hash, password)
-
-    monkeypatch.setattr(auth, "verify_password", slow)
-
-
-def test_a_stores_tablets_logging_in_together_with_its_one_account_all_get_in(app, make, slow_password_checks):
-    make.user("store-001")
-    tablets = 2 * app.config["LOGIN_MAX_FAILURES"]
-
-    outcomes = at_once(app, lambda i: auth.log_in(db.session, "store-001", "correct-horse-1"), tablets)
-
-    assert all(isinstance(outcome, tuple) for outcome in outcomes), outcomes
-    assert auth.login_lock(db.session, "store-001") is None
-    assert auth.recent_login_failures(db.session, "store-001") == 0
-    assert db.session.scalar(select(func.count()).select_from(LoginSession)) == tablets
-
-
-def test_a_count_left_full_by_attempts_that_never_ended_locks_then_opens_again(app, make):
-    make.user("store-001")
-    app.config["LOGIN_BUSY_WAIT_SECONDS"] = 0.2
-    key = hashlib.sha256(b"store-001").hexdigest()
-    db.session.add(LoginThrottle(key=key, failures=app.config["LOGIN_MAX_FAILURES"], locked_until=None,
-                                 updated_at=utcnow()))  # five checks began, their process died
-    db.session.commit()
-
-    with pytest.raises(auth.ValidationFailed):
-        auth.log_in(db.session, "store-001", "correct-horse-1")
-    assert auth.login_lock(db.session, "store-001") is not None
-
-    throttle = db.session.get(LoginThrottle, key)
-    throttle.locked_until = utcnow() - timedelta(seconds=1)  # the lock time is over
-    db.session.commit()
-    assert auth.log_in(db.session, "store-001", "correct-horse-1")[0].username == "store-001"

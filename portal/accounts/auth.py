@@ -5,7 +5,6 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from flask import session as flask_session
 from flask_babel import gettext as _
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -115,26 +114,22 @@ def _upsert(session: Session):
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _reserve_attempt(session: Session, key: str, now: datetime) -> tuple[bool, datetime | None]:
-    """Count this login attempt before its password is checked, in one atomic statement, if there is room.
+def _reserve_attempt(session: Session, key: str, now: datetime) -> tuple[int, datetime | None]:
+    """Count this login attempt before its password is checked, in one atomic statement.
 
-    The count is the username's failures in a row plus the attempts being checked now; it never passes
-    LOGIN_MAX_FAILURES. Returns (counted, locked_until): counted is False while a lock is in force or while the
-    count is full (then the caller waits for the attempts in flight to end, see _check_login). Counting before
-    checking is what makes the limit hold under concurrency: of any number of attempts sent at once, at most
-    LOGIN_MAX_FAILURES get their password checked until one of them succeeds.
+    Returns (failures counted so far including this one, locked_until). While a lock is in force the count is
+    left as it is. Counting before checking is what makes the limit hold under concurrency: of any number of
+    attempts sent at once, only the first LOGIN_MAX_FAILURES get their password checked.
     """
     table = LoginThrottle.__table__
     insert = _upsert(session)(table).values(key=key, failures=1, locked_until=None, updated_at=now)
-    not_locked = table.c.locked_until.is_(None) | (table.c.locked_until <= now)
+    locked = table.c.locked_until.is_not(None) & (table.c.locked_until > now)
     stmt = insert.on_conflict_do_update(
         index_elements=[table.c.key],
-        set_={"failures": table.c.failures + 1, "updated_at": now},
-        where=not_locked & (table.c.failures < current_app.config["LOGIN_MAX_FAILURES"]),
-    ).returning(table.c.failures)
-    if session.execute(stmt).first() is not None:
-        return True, None
-    return False, session.scalar(select(LoginThrottle.locked_until).where(LoginThrottle.key == key))
+        set_={"failures": case((locked, table.c.failures), else_=table.c.failures + 1), "updated_at": now},
+    ).returning(table.c.failures, table.c.locked_until)
+    failures, locked_until = session.execute(stmt).one()
+    return failures, locked_until
 
 
 def _not_locked(now: datetime):
@@ -142,13 +137,10 @@ def _not_locked(now: datetime):
     return or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now)
 
 
-def _lock_when_full(session: Session, key: str, now: datetime) -> None:
-    """After a wrong password: lock the username for LOGIN_LOCK_MINUTES when its count is full (and no lock is in
-    force yet), and start counting afresh."""
+def _lock(session: Session, key: str, now: datetime) -> None:
+    """Lock the username for LOGIN_LOCK_MINUTES (unless a lock is already in force) and start counting afresh."""
     session.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.key == key, _not_locked(now),
-               LoginThrottle.failures >= current_app.config["LOGIN_MAX_FAILURES"])
+        update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
         .values(locked_until=now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"]), failures=0)
         .execution_options(synchronize_session=False)
     )
@@ -205,31 +197,21 @@ def _check_login(session: Session, username: str, password: str) -> User:
     unknown username and a wrong password get the same answer, so the answer tells nobody which accounts
     exist.
     """
+    config = current_app.config
     typed = username.strip()
     key = _throttle_key(typed)
     now = utcnow()
-    # Several tablets of a store logging in with its one account at shift start are attempts in flight together:
-    # past LOGIN_MAX_FAILURES of them the later ones wait (for a success to empty the count, or a lock) instead
-    # of counting as failures, so a shared account is not locked by its own tablets.
-    give_up = time.monotonic() + current_app.config["LOGIN_BUSY_WAIT_SECONDS"]
-    while True:
-        counted, locked_until = _reserve_attempt(session, key, now)
-        session.commit()  # the attempt is counted before the (slow) check, so concurrent ones see it
-        if counted:
-            break
-        locked = locked_until is not None and locked_until > now
-        if not locked and time.monotonic() >= give_up:
-            # Full for all that time: checks take well under a second, so these attempts never ended (their
-            # process died mid-check, say). Lock, as that many failures would, so the count starts afresh after
-            # the lock time instead of staying full.
-            _lock_when_full(session, key, now)
-            session.commit()
-            locked = True
-        if locked:
-            verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
-            raise _refused()
-        time.sleep(0.05)
-        now = utcnow()
+    failures, locked_until = _reserve_attempt(session, key, now)
+    if locked_until is not None and locked_until > now:
+        session.commit()
+        verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
+        raise _refused()
+    if failures > config["LOGIN_MAX_FAILURES"]:
+        _lock(session, key, now)
+        session.commit()
+        verify_password(_hasher_and_dummy()[1], password)
+        raise _refused()
+    session.commit()  # the attempt is counted before the (slow) check, so concurrent ones see it
     user = session.scalar(select(User).where(User.username == typed))
     if user is None:
         verify_password(_hasher_and_dummy()[1], password)
@@ -237,7 +219,8 @@ def _check_login(session: Session, username: str, password: str) -> User:
     else:
         ok = verify_password(user.password_hash, password) and user.active
     if not ok:
-        _lock_when_full(session, key, utcnow())
+        if failures >= config["LOGIN_MAX_FAILURES"]:
+            _lock(session, key, utcnow())
         if secrets.randbelow(100) == 0:
             _forget_old_throttles(session, now)
         session.commit()
