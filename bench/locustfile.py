@@ -13,6 +13,12 @@ package, and commands on Waiting packages of other stores.
 Before the run, a working set is prepared in the database (as a fixture would): Packed click-and-collect
 packages in the tablets' stores and Waiting ones in the integrators' stores, so every command has work.
 
+Tablets share their store's one staff account (bench-staff-1..5, ~10 tablets each), as the seed has it; with
+LOAD_OWN_ACCOUNTS=1 (bench/load --own-accounts) each tablet logs in with an account of its own (bench-tablet-N,
+made before the run with its store's staff password and stores). More than LOGIN_MAX_FAILURES logins of one
+account in flight at once lock it (the lockout counts an attempt before its check), which slow logins on a busy
+machine reach with shared accounts.
+
 Both user classes are FastHttpUsers (geventhttpclient, keep-alive connections): python-requests' HttpUser cost the
 generator ~3.6 ms of CPU per request, which on a 2-core machine is CPU taken from the portal being measured
 (bench/load prints the generator's CPU beside the portal's, so a run shows which one the cores went to).
@@ -43,6 +49,7 @@ RACE_ANSWERS = (400, 409, 422)  # another client got there first (or the package
 _ENV: dict[str, str] = {}
 _ENGINE = None
 _addresses = itertools.count(1)
+_tablets = itertools.count(1)
 _waiting: list[int] = []
 _waiting_lock = threading.Lock()
 
@@ -83,8 +90,32 @@ def prepare_working_set(environment, **_kwargs) -> None:
             "SELECT p.id FROM packages p JOIN stock_locations s ON s.id = p.stock_location_id "
             "WHERE s.erp_code > 'BS-010' AND p.state = :waiting ORDER BY p.id DESC LIMIT :n"),
             {"waiting": WAITING, "n": waiting}))
+        if os.environ.get("LOAD_OWN_ACCOUNTS") == "1":
+            _make_tablet_accounts(conn, int(os.environ.get("LOAD_TABLETS", "50")))
     random.shuffle(ids)
     _waiting[:] = ids
+
+
+def _tablet_account(number: int) -> tuple[str, int]:
+    """The username tablet `number` logs in with, and its store (1..TABLET_STORES)."""
+    store = (number - 1) % TABLET_STORES + 1
+    own = os.environ.get("LOAD_OWN_ACCOUNTS") == "1"
+    return (f"bench-tablet-{number}" if own else f"bench-staff-{store}"), store
+
+
+def _make_tablet_accounts(conn, tablets: int) -> None:
+    """bench-tablet-1..N: copies of their store's staff account (password hash and stores), one per tablet."""
+    for number in range(1, tablets + 1):
+        name, store = _tablet_account(number)
+        params = {"name": name, "staff": f"bench-staff-{store}"}
+        conn.execute(sa.text(
+            "INSERT INTO users (username, full_name, password_hash, role, active, created_at, language) "
+            "SELECT :name, full_name, password_hash, role, active, created_at, language FROM users "
+            "WHERE username = :staff ON CONFLICT DO NOTHING"), params)
+        conn.execute(sa.text(
+            "INSERT INTO user_stock_locations (user_id, stock_location_id) SELECT tablet.id, link.stock_location_id "
+            "FROM users tablet, users staff JOIN user_stock_locations link ON link.user_id = staff.id "
+            "WHERE tablet.username = :name AND staff.username = :staff ON CONFLICT DO NOTHING"), params)
 
 
 def _address(first: str, last: int) -> str:
@@ -138,11 +169,11 @@ class TabletUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Log in as one of the stores' staff through the HTML form: GET the form (its CSRF token), POST it."""
-        self.store = random.randint(1, TABLET_STORES)
+        username, self.store = _tablet_account(next(_tablets))
         page = self.client.get("/login", name="GET /login")
         token = CSRF.search(page.text or "")
         with self.client.post("/login", name="POST /login", allow_redirects=False, catch_response=True,
-                              data={"username": f"bench-staff-{self.store}", "password": STAFF_PASSWORD,
+                              data={"username": username, "password": STAFF_PASSWORD,
                                     "csrf_token": token.group(1) if token else ""}) as answer:
             if answer.status_code != 302:
                 answer.failure(f"login answered {answer.status_code}")

@@ -34,7 +34,7 @@ def login_cost(env_file: str, logins: int) -> None:
     os.environ.update(PORTAL_ENV="production", SECRET_KEY=secrets.token_urlsafe(48), DATABASE_URL=env["DATABASE_URL"],
                       REDIS_URL=env["REDIS_URL"], RATELIMIT_STORAGE_URI=env["REDIS_URL"], SMS_PROVIDER="twilio",
                       TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="unused", FORCE_HTTPS="0",
-                      TWILIO_FROM_NUMBER="+15005550006", SESSION_COOKIE_SECURE="0", LOG_LEVEL="WARNING",
+                      TWILIO_FROM_NUMBER="+15005550006", SESSION_COOKIE_SECURE="0", LOG_LEVEL="WARNING", PROXY_COUNT="1",
                       ENCRYPTION_KEYS=Fernet.generate_key().decode())
     from sqlalchemy import event
 
