@@ -12,6 +12,16 @@ never 5xx. Integrators (IntegratorUser) call the REST API with the admin's token
 package, and commands on Waiting packages of other stores.
 Before the run, a working set is prepared in the database (as a fixture would): Packed click-and-collect
 packages in the tablets' stores and Waiting ones in the integrators' stores, so every command has work.
+
+Tablets share their store's one staff account (bench-staff-1..5, ~10 tablets each), as the seed has it; with
+LOAD_OWN_ACCOUNTS=1 (bench/load --own-accounts) each tablet logs in with an account of its own (bench-tablet-N,
+made before the run with its store's staff password and stores). More than LOGIN_MAX_FAILURES logins of one
+account in flight at once lock it (the lockout counts an attempt before its check), which slow logins on a busy
+machine reach with shared accounts.
+
+Both user classes are FastHttpUsers (geventhttpclient, keep-alive connections): python-requests' HttpUser cost the
+generator ~3.6 ms of CPU per request, which on a 2-core machine is CPU taken from the portal being measured
+(bench/load prints the generator's CPU beside the portal's, so a run shows which one the cores went to).
 """
 from __future__ import annotations
 
@@ -22,9 +32,11 @@ import re
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
-from locust import HttpUser, between, events, task
+from locust import FastHttpUser, between, events, task
+from locust.contrib.fasthttp import FastResponse, LocustUserAgent
 
 CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
 PACKAGE_LINK = re.compile(r'href="/packages/(\d+)"')
@@ -32,10 +44,12 @@ STAFF_PASSWORD = "bench-staff-pass-1"
 TABLET_STORES = 5
 PACKED, WAITING, READY = 500, 100, 550
 API_COMMAND = "deallocate-package-reservations"  # Waiting -> Preparing, allowed to an admin token
+RACE_ANSWERS = (400, 409, 422)  # another client got there first (or the package moved on): not a failure
 
 _ENV: dict[str, str] = {}
 _ENGINE = None
 _addresses = itertools.count(1)
+_tablets = itertools.count(1)
 _waiting: list[int] = []
 _waiting_lock = threading.Lock()
 
@@ -76,40 +90,104 @@ def prepare_working_set(environment, **_kwargs) -> None:
             "SELECT p.id FROM packages p JOIN stock_locations s ON s.id = p.stock_location_id "
             "WHERE s.erp_code > 'BS-010' AND p.state = :waiting ORDER BY p.id DESC LIMIT :n"),
             {"waiting": WAITING, "n": waiting}))
+        if os.environ.get("LOAD_OWN_ACCOUNTS") == "1":
+            _make_tablet_accounts(conn, int(os.environ.get("LOAD_TABLETS", "50")))
     random.shuffle(ids)
     _waiting[:] = ids
 
 
-class TabletUser(HttpUser):
+def _tablet_account(number: int) -> tuple[str, int]:
+    """The username tablet `number` logs in with, and its store (1..TABLET_STORES)."""
+    store = (number - 1) % TABLET_STORES + 1
+    own = os.environ.get("LOAD_OWN_ACCOUNTS") == "1"
+    return (f"bench-tablet-{number}" if own else f"bench-staff-{store}"), store
+
+
+def _make_tablet_accounts(conn, tablets: int) -> None:
+    """bench-tablet-1..N: copies of their store's staff account (password hash and stores), one per tablet."""
+    for number in range(1, tablets + 1):
+        name, store = _tablet_account(number)
+        params = {"name": name, "staff": f"bench-staff-{store}"}
+        conn.execute(sa.text(
+            "INSERT INTO users (username, full_name, password_hash, role, active, created_at, language) "
+            "SELECT :name, full_name, password_hash, role, active, created_at, language FROM users "
+            "WHERE username = :staff ON CONFLICT DO NOTHING"), params)
+        conn.execute(sa.text(
+            "INSERT INTO user_stock_locations (user_id, stock_location_id) SELECT tablet.id, link.stock_location_id "
+            "FROM users tablet, users staff JOIN user_stock_locations link ON link.user_id = staff.id "
+            "WHERE tablet.username = :name AND staff.username = :staff ON CONFLICT DO NOTHING"), params)
+
+
+def _address(first: str, last: int) -> str:
+    """A client address of its own (the profile trusts one proxy's X-Forwarded-For: PROXY_COUNT=1)."""
+    number = next(_addresses)
+    return f"{first}.{number // 250 % 250}.{number % 250}.{last}"
+
+
+class _Answer(FastResponse):
+    """A response whose 204/304 has no body to decode. The portal's 204 answers (a command API call that worked)
+    carry Content-Encoding: br with an empty body, which geventhttpclient would try to decode and fail, killing the
+    task before the request is recorded."""
+
+    def _content(self) -> bytes:
+        """The body, decoded; none for 204 and 304, whatever Content-Encoding says."""
+        if self.status_code in (204, 304):
+            self.release()
+            return b""
+        return super()._content()
+
+
+class _Agent(LocustUserAgent):
+    """Locust's HTTP agent, answering with _Answer."""
+
+    response_type = _Answer
+
+
+def _use_agent(user) -> None:
+    """Give the user's session the agent above (FastHttpSession builds its own LocustUserAgent)."""
+    user.client.client.__class__ = _Agent
+
+
+def _count_race(answer) -> None:
+    """5xx is a failure; a race's answer (400/409/422) is the expected outcome, so a success."""
+    if answer.status_code >= 500 or answer.status_code == 0:
+        answer.failure(f"{answer.status_code or 'no answer'}")
+    elif answer.status_code in RACE_ANSWERS:
+        answer.success()
+
+
+class TabletUser(FastHttpUser):
     """A store tablet: logs in with the form, refreshes its list, opens packages and runs commands."""
 
     wait_time = between(1, 3)
 
+    def __init__(self, environment) -> None:
+        """Each tablet sends every request from its own address (FastHttpUser takes headers at creation)."""
+        self.default_headers = {"X-Forwarded-For": _address("10", 7)}
+        super().__init__(environment)
+        _use_agent(self)
+
     def on_start(self) -> None:
-        """Log in as one of the stores' staff, from this tablet's own address."""
-        self.store = random.randint(1, TABLET_STORES)
-        self.client.headers["X-Forwarded-For"] = f"10.{next(_addresses) // 250}.{next(_addresses) % 250}.7"
+        """Log in as one of the stores' staff through the HTML form: GET the form (its CSRF token), POST it."""
+        username, self.store = _tablet_account(next(_tablets))
         page = self.client.get("/login", name="GET /login")
-        token = CSRF.search(page.text).group(1)
+        token = CSRF.search(page.text or "")
         with self.client.post("/login", name="POST /login", allow_redirects=False, catch_response=True,
-                              data={"username": f"bench-staff-{self.store}", "password": STAFF_PASSWORD,
-                                    "csrf_token": token}) as answer:
+                              data={"username": username, "password": STAFF_PASSWORD,
+                                    "csrf_token": token.group(1) if token else ""}) as answer:
             if answer.status_code != 302:
                 answer.failure(f"login answered {answer.status_code}")
 
     def _form(self, package_id: int, slug: str, name: str, **fields):
         """Open the package page (as a tap does), then post the command's form from it."""
         page = self.client.get(f"/packages/{package_id}", name="GET /packages/<id>")
-        match = CSRF.search(page.text)
+        match = CSRF.search(page.text or "")
         if match is None:
             return None
         with self.client.post(f"/packages/{package_id}/commands/{slug}", name=name, allow_redirects=False,
                               catch_response=True, headers={"HX-Request": "true"},
                               data={"csrf_token": match.group(1), **fields}) as answer:
-            if answer.status_code >= 500:
-                answer.failure(f"{answer.status_code}")
-            elif answer.status_code in (409, 422):
-                answer.success()  # another tablet got there first: the expected answer to a race
+            _count_race(answer)  # another tablet got there first: the expected answer to a race
             return answer
 
     @task(6)
@@ -122,7 +200,7 @@ class TabletUser(HttpUser):
         """Ready for pickup on a Packed package of the store, then the handover with the SMS's code."""
         listing = self.client.get("/packages?status=500", name="GET /packages?status=500 (fragment)",
                                   headers={"HX-Request": "true"})
-        ids = PACKAGE_LINK.findall(listing.text)
+        ids = PACKAGE_LINK.findall(listing.text or "")
         if not ids:
             return
         package_id = int(random.choice(ids[:10]))
@@ -141,25 +219,26 @@ class TabletUser(HttpUser):
         if not payload:
             return None
         for _ in range(20):
-            with self.client.get(f"{_env()['STANDINS_URL']}/__sms__", params={"to": payload["to"]},
+            with self.client.get(f"{_env()['STANDINS_URL']}/__sms__?to={quote(payload['to'])}",
                                  name="(stand-in) read SMS", catch_response=True) as answer:
                 answer.success()  # 404: the worker has not sent it yet
-                if answer.ok and (match := re.search(r"\b(\d{6})\b", answer.json().get("body") or "")):
+                if answer.status_code == 200 and (match := re.search(r"\b(\d{6})\b", answer.json().get("body") or "")):
                     return match.group(1)
             time.sleep(0.25)
         return None
 
 
-class IntegratorUser(HttpUser):
+class IntegratorUser(FastHttpUser):
     """An integrated system on the REST API with a token."""
 
     fixed_count = int(os.environ.get("LOAD_INTEGRATORS", "5"))  # the other users are tablets
     wait_time = between(0.5, 1.5)
 
-    def on_start(self) -> None:
+    def __init__(self, environment) -> None:
         """Authenticate with the admin's token, from the integrator's own address."""
-        self.client.headers["Authorization"] = f"Token {_env()['API_TOKEN']}"
-        self.client.headers["X-Forwarded-For"] = f"172.16.{next(_addresses) % 250}.9"
+        self.default_headers = {"Authorization": f"Token {_env()['API_TOKEN']}", "X-Forwarded-For": _address("172", 9)}
+        super().__init__(environment)
+        _use_agent(self)
 
     @task(2)
     def transitions(self) -> None:
@@ -175,10 +254,7 @@ class IntegratorUser(HttpUser):
             return
         with self.client.post(f"/api/v1/oms/packages/{package_id}/command/", name="API POST command",
                               json={"slug": API_COMMAND}, catch_response=True) as answer:
-            if answer.status_code >= 500:
-                answer.failure(str(answer.status_code))
-            elif answer.status_code in (400, 409):
-                answer.success()
+            _count_race(answer)
 
     @task(2)
     def one_package(self) -> None:

@@ -122,6 +122,9 @@ class Config:
     ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)
     ARGON2_MEMORY_COST = _int("ARGON2_MEMORY_COST", 19456)
     ARGON2_PARALLELISM = _int("ARGON2_PARALLELISM", 1)
+    # How many Argon2id checks one process runs at once; more wait their turn (a login storm on a gthread worker
+    # then takes turns on the cores instead of time-slicing them; see portal/accounts/auth.py, _check_turns).
+    ARGON2_CONCURRENCY = _int("ARGON2_CONCURRENCY", 1)
 
     # Request bodies beyond this are refused with 413 before they are read (the largest form is a few kB).
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)

@@ -33,7 +33,7 @@ def login():
     if form.validate_on_submit():
         try:
             # validate_on_submit() passed DataRequired, so both are filled in.
-            user = auth.authenticate(db.session, form.username.data or "", form.password.data or "")
+            user, key = auth.log_in(db.session, form.username.data or "", form.password.data or "")
         except DomainError as exc:
             error, status = exc.message, 401
         else:
@@ -43,7 +43,7 @@ def login():
             # Flask-WTF also keeps this request's token in g; it belonged to the old session.
             g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
             login_user(user)
-            session[auth.SESSION_KEY] = auth.start_login_session(db.session, user)
+            session[auth.SESSION_KEY] = key
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400
