@@ -5,6 +5,7 @@ Usage (from the repository root):
     .venv/bin/python bench/webhooks.py [--events 1000] [--repeat 3] [--kinds process:2,thread:2,thread:8]
                                        [--commands 600] [--block 1] [--database-url postgresql+psycopg://...]
                                        [--skip-throughput] [--no-write]
+    .venv/bin/python bench/webhooks.py --cpu 2000 [--profile 25] [--database-url ...]
 
 1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
    for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
@@ -23,6 +24,11 @@ Usage (from the repository root):
    messages are queued on the SQLite queue as one task. The variants take turns (--block commands each) so
    that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with;
    the target is under 10%.
+3. --cpu N (only this, nothing written to RESULTS.md): the worker's delivery loop in this process, without the
+   queue: N events are written (one subscription to "*"), then the tasks the committing transactions would have
+   queued (deliver_messages, one per event, as the consumer runs them) are run one after another, and the CPU
+   time of this process (all threads: the loop and its sending pool) is divided by the deliveries. The receiver
+   runs in a child process so that its CPU is not counted. --profile K prints cProfile's top K functions.
 The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
 <database>)" (only that section is replaced).
 """
@@ -140,8 +146,64 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def serve_receiver() -> int:
+    """Run a Receiver in this process (the --cpu child): print its URL, serve until killed."""
+    receiver = Receiver()
+    print(receiver.url, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def cpu_per_delivery(app, session, count: int, profile: int) -> int:
+    """--cpu: the worker's loop in this process, timed by CPU; prints CPU per delivery and deliveries/s."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import func, select
+
+    from portal.outbox import tasks
+    from portal.outbox.models import OutboxMessage
+    from portal.webhooks import events, service
+
+    child = subprocess.Popen([sys.executable, __file__, "--serve-receiver"], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().strip()
+        service.create_subscription(session, event_type="*", target_url=url, retry_countdown_config=None,
+                                    additional_headers=None, user_id=None)
+        uuids = []
+        for n in range(count):
+            uuids.append(events.record_event(session, "stock_location.updated", {"id": n, "name": f"Store {n}"}).uuid)
+            session.commit()
+            session.info.clear()  # nothing queued: the loop below runs the tasks
+        profiler = cProfile.Profile() if profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for event_uuid in uuids:  # what the consumer runs: one task per committed transaction
+            tasks.deliver_messages.call_local([], [event_uuid])
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        sent = session.scalar(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.kind == "webhook", OutboxMessage.status == "sent"))
+        print(f"{sent} of {count} deliveries sent; worker CPU {cpu * 1000 / max(sent, 1):.2f} ms per delivery "
+              f"({cpu:.2f} s CPU in {wall:.2f} s: {sent / wall:,.0f} deliveries/s with one task at a time"
+              f"{', under cProfile' if profiler else ''}); 1-minute load average {os.getloadavg()[0]:.1f}")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+        return 0 if sent == count else 1
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+
 def main() -> int:
     """Run both measurements and write the figures."""
+    if sys.argv[1:] == ["--serve-receiver"]:
+        return serve_receiver()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--commands", type=int, default=600, help="commands per latency variant")
@@ -151,6 +213,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per worker setup (the median is shown)")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--cpu", type=int, default=0, help="only measure the worker's CPU per delivery (N events)")
+    parser.add_argument("--profile", type=int, default=0, help="with --cpu: print cProfile's top N functions")
     parser.add_argument("--skip-throughput", dest="throughput", action="store_false",
                         help="skip the deliveries-per-second part")
     args = parser.parse_args()
@@ -192,6 +256,8 @@ def main() -> int:
                 conn.execute(text("CREATE SCHEMA public"))
         upgrade()
         session = db.session
+        if args.cpu:
+            return cpu_per_delivery(app, session, args.cpu, args.profile)
         subscription, _ = service.create_subscription(
             session, event_type="*", target_url=receiver.url, retry_countdown_config=None,
             additional_headers=None, user_id=None)
