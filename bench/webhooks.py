@@ -6,6 +6,7 @@ Usage (from the repository root):
                                        [--commands 600] [--block 1] [--database-url postgresql+psycopg://...]
                                        [--skip-throughput] [--no-write]
     .venv/bin/python bench/webhooks.py --cpu 2000 [--profile 25] [--database-url ...]
+    .venv/bin/python bench/webhooks.py --env RUN_DIR/env [--events 3000] [--repeat 1]
 
 1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
    for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
@@ -29,6 +30,10 @@ Usage (from the repository root):
    queued (deliver_messages, one per event, as the consumer runs them) are run one after another, and the CPU
    time of this process (all threads: the loop and its sending pool) is divided by the deliveries. The receiver
    runs in a child process so that its CPU is not counted. --profile K prints cProfile's top K functions.
+4. --env RUN_DIR/env (only this, nothing written): deliveries/s on the production profile scripts/run-scale
+   started (PostgreSQL, Redis, its huey workers, the stand-in receiver subscribed to every event), counted by the
+   stand-ins' /__stats__: backlog (--events events written with nothing queued, then one task queued for all of
+   them, as after a queue outage) and live (one transaction and one queued task per event, as commands do).
 The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
 <database>)" (only that section is replaced).
 """
@@ -56,6 +61,14 @@ WORK = Path(tempfile.mkdtemp(prefix="portal-bench-webhooks-", dir=os.environ.get
 CONSUMER = ROOT / ".venv" / "bin" / "huey_consumer"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
 TARGET_SHARE = 0.10
+
+
+class Server(ThreadingHTTPServer):
+    """http.server with a listen backlog like a production server's (its default of 5 resets a burst of new
+    keep-alive connections: a worker opens one per sending thread)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 class Receiver:
@@ -90,8 +103,7 @@ class Receiver:
             def log_message(self, format, *args):  # noqa: A002
                 """Stay quiet."""
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -200,10 +212,80 @@ def cpu_per_delivery(app, session, count: int, profile: int) -> int:
         child.wait()
 
 
+def received(standins: str) -> tuple[int, int]:
+    """(webhooks received, distinct webhook ids) so far, from the stand-ins' counters."""
+    import requests
+
+    stats = requests.get(f"{standins}/__stats__", timeout=10).json()
+    return stats["webhooks_received"], stats["webhook_ids"]
+
+
+def wait_received(standins: str, target: int, seconds: float = 900) -> float:
+    """Poll the stand-ins until `target` webhooks arrived; when that happened (perf_counter)."""
+    deadline = time.monotonic() + seconds
+    while received(standins)[0] < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {received(standins)[0]} of {target} webhooks arrived within {seconds:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter()
+
+
+def production_profile(env_file: str, count: int, repeat: int) -> int:
+    """--env: deliveries/s through a running scripts/run-scale (its workers, Redis, PostgreSQL, stand-ins)."""
+    pairs = (line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)
+    run = dict(pairs)
+    os.environ.update({"DATABASE_URL": run["DATABASE_URL"], "REDIS_URL": run["REDIS_URL"],
+                       "SECRET_KEY": SECRET_KEY, "PORTAL_ENV": "development", "LOG_LEVEL": "WARNING"})
+    from portal import create_app
+    from portal.extensions import db
+    from portal.outbox import service as outbox
+    from portal.webhooks import events
+
+    app = create_app({"RATELIMIT_ENABLED": False})
+    standins = run["STANDINS_URL"]
+    print(f"Production profile {env_file}: workers {run.get('WORKER_PIDS', '?').strip()}; {count} events per run, "
+          f"one delivery each; 1-minute load average {os.getloadavg()[0]:.1f} at the start")
+    print()
+    print("| run | backlog: deliveries/s | live: deliveries/s | live: writes/s | duplicates |")
+    print("|---|---:|---:|---:|---:|")
+    with app.app_context():
+        session = db.session
+        for n in range(repeat):
+            base, ids_before = received(standins)
+            duplicates_before = base - ids_before
+            uuids = []
+            for i in range(count):
+                uuids.append(events.record_event(session, "stock_location.updated", {"id": i}).uuid)
+                session.commit()
+                session.info.clear()  # not queued: the backlog waits for the one task below
+            started = time.perf_counter()
+            outbox.CHANNELS.dispatcher([], uuids)  # type: ignore[misc]
+            backlog = count / (wait_received(standins, base + count) - started)
+            base = received(standins)[0]
+            started = time.perf_counter()
+            for i in range(count):
+                events.record_event(session, "stock_location.updated", {"id": i})
+                session.commit()
+                outbox.deliver_after_commit(session)
+            writes = count / (time.perf_counter() - started)
+            live = count / (wait_received(standins, base + count) - started)
+            total, ids = received(standins)
+            print(f"| {n + 1} | {backlog:,.0f} | {live:,.0f} | {writes:,.0f} | {total - ids - duplicates_before} |",
+                  flush=True)
+    return 0
+
+
 def main() -> int:
     """Run both measurements and write the figures."""
     if sys.argv[1:] == ["--serve-receiver"]:
         return serve_receiver()
+    if "--env" in sys.argv:
+        quick = argparse.ArgumentParser()
+        quick.add_argument("--env", required=True)
+        quick.add_argument("--events", type=int, default=3000)
+        quick.add_argument("--repeat", type=int, default=1)
+        known, _ = quick.parse_known_args()
+        return production_profile(known.env, known.events, known.repeat)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--commands", type=int, default=600, help="commands per latency variant")
