@@ -230,6 +230,18 @@ def wait_received(standins: str, target: int, seconds: float = 900) -> float:
     return time.perf_counter()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (their threads included), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def production_profile(env_file: str, count: int, repeat: int) -> int:
     """--env: deliveries/s through a running scripts/run-scale (its workers, Redis, PostgreSQL, stand-ins)."""
     pairs = (line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)
@@ -246,8 +258,24 @@ def production_profile(env_file: str, count: int, repeat: int) -> int:
     print(f"Production profile {env_file}: workers {run.get('WORKER_PIDS', '?').strip()}; {count} events per run, "
           f"one delivery each; 1-minute load average {os.getloadavg()[0]:.1f} at the start")
     print()
-    print("| run | backlog: deliveries/s | live: deliveries/s | live: writes/s | duplicates |")
-    print("|---|---:|---:|---:|---:|")
+    print("| run | backlog: deliveries/s | backlog: worker CPU ms per delivery | live: deliveries/s | "
+          "live: writes/s | live: worker CPU ms per delivery | duplicates |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    pid_dir = Path(run["PID_DIR"]) if run.get("PID_DIR") else None
+
+    def workers() -> list[int]:
+        """The workers' pids now (the supervisor restarts them) and their children (process workers)."""
+        names = sorted(pid_dir.glob("worker-*")) if pid_dir else []
+        pids = [int(p.read_text()) for p in names if p.name.split("-")[-1].isdigit() and p.read_text().strip()]
+        pids = pids or [int(p) for p in run.get("WORKER_PIDS", "").split()]
+        children = []
+        for pid in pids:
+            try:
+                children += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                pass
+        return pids + children
+
     with app.app_context():
         session = db.session
         for n in range(repeat):
@@ -258,10 +286,13 @@ def production_profile(env_file: str, count: int, repeat: int) -> int:
                 uuids.append(events.record_event(session, "stock_location.updated", {"id": i}).uuid)
                 session.commit()
                 session.info.clear()  # not queued: the backlog waits for the one task below
+            cpu = cpu_seconds(workers())
             started = time.perf_counter()
             outbox.CHANNELS.dispatcher([], uuids)  # type: ignore[misc]
             backlog = count / (wait_received(standins, base + count) - started)
+            backlog_cpu = (cpu_seconds(workers()) - cpu) * 1000 / count
             base = received(standins)[0]
+            cpu = cpu_seconds(workers())
             started = time.perf_counter()
             for i in range(count):
                 events.record_event(session, "stock_location.updated", {"id": i})
@@ -269,9 +300,10 @@ def production_profile(env_file: str, count: int, repeat: int) -> int:
                 outbox.deliver_after_commit(session)
             writes = count / (time.perf_counter() - started)
             live = count / (wait_received(standins, base + count) - started)
+            live_cpu = (cpu_seconds(workers()) - cpu) * 1000 / count
             total, ids = received(standins)
-            print(f"| {n + 1} | {backlog:,.0f} | {live:,.0f} | {writes:,.0f} | {total - ids - duplicates_before} |",
-                  flush=True)
+            print(f"| {n + 1} | {backlog:,.0f} | {backlog_cpu:.2f} | {live:,.0f} | {writes:,.0f} | {live_cpu:.2f} | "
+                  f"{total - ids - duplicates_before} |", flush=True)
     return 0
 
 
