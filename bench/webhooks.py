@@ -6,7 +6,7 @@ Usage (from the repository root):
                                        [--commands 600] [--block 1] [--database-url postgresql+psycopg://...]
                                        [--skip-throughput] [--no-write]
     .venv/bin/python bench/webhooks.py --cpu 2000 [--profile 25] [--database-url ...]
-    .venv/bin/python bench/webhooks.py --env RUN_DIR/env [--events 3000] [--repeat 1]
+    .venv/bin/python bench/webhooks.py --env RUN_DIR/env [--events 3000] [--repeat 1] [--writers 8]
 
 1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
    for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
@@ -33,7 +33,8 @@ Usage (from the repository root):
 4. --env RUN_DIR/env (only this, nothing written): deliveries/s on the production profile scripts/run-scale
    started (PostgreSQL, Redis, its huey workers, the stand-in receiver subscribed to every event), counted by the
    stand-ins' /__stats__: backlog (--events events written with nothing queued, then one task queued for all of
-   them, as after a queue outage) and live (one transaction and one queued task per event, as commands do).
+   them, as after a queue outage) and live (one transaction and one queued task per event, as commands do, from
+   --writers threads), with the workers' CPU per delivery (from /proc).
 The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
 <database>)" (only that section is replaced).
 """
@@ -242,7 +243,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def production_profile(env_file: str, count: int, repeat: int) -> int:
+def write_live(app, numbers: range) -> None:
+    """One writer: an event per transaction, its delivery queued after the commit (as a command does)."""
+    from portal.extensions import db
+    from portal.outbox import service as outbox
+    from portal.webhooks import events
+
+    with app.app_context():
+        for i in numbers:
+            events.record_event(db.session, "stock_location.updated", {"id": i})
+            db.session.commit()
+            outbox.deliver_after_commit(db.session)
+        db.session.remove()
+
+
+def production_profile(env_file: str, count: int, repeat: int, writers: int) -> int:
     """--env: deliveries/s through a running scripts/run-scale (its workers, Redis, PostgreSQL, stand-ins)."""
     pairs = (line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)
     run = dict(pairs)
@@ -256,7 +271,7 @@ def production_profile(env_file: str, count: int, repeat: int) -> int:
     app = create_app({"RATELIMIT_ENABLED": False})
     standins = run["STANDINS_URL"]
     print(f"Production profile {env_file}: workers {run.get('WORKER_PIDS', '?').strip()}; {count} events per run, "
-          f"one delivery each; 1-minute load average {os.getloadavg()[0]:.1f} at the start")
+          f"one delivery each; live: {writers} writer threads; 1-minute load average {os.getloadavg()[0]:.1f} at the start")
     print()
     print("| run | backlog: deliveries/s | backlog: worker CPU ms per delivery | live: deliveries/s | "
           "live: writes/s | live: worker CPU ms per delivery | duplicates |")
@@ -294,10 +309,12 @@ def production_profile(env_file: str, count: int, repeat: int) -> int:
             base = received(standins)[0]
             cpu = cpu_seconds(workers())
             started = time.perf_counter()
-            for i in range(count):
-                events.record_event(session, "stock_location.updated", {"id": i})
-                session.commit()
-                outbox.deliver_after_commit(session)
+            threads = [threading.Thread(target=write_live, args=(app, range(w, count, writers)))
+                       for w in range(writers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
             writes = count / (time.perf_counter() - started)
             live = count / (wait_received(standins, base + count) - started)
             live_cpu = (cpu_seconds(workers()) - cpu) * 1000 / count
@@ -316,8 +333,9 @@ def main() -> int:
         quick.add_argument("--env", required=True)
         quick.add_argument("--events", type=int, default=3000)
         quick.add_argument("--repeat", type=int, default=1)
+        quick.add_argument("--writers", type=int, default=8, help="threads writing the live events")
         known, _ = quick.parse_known_args()
-        return production_profile(known.env, known.events, known.repeat)
+        return production_profile(known.env, known.events, known.repeat, known.writers)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--commands", type=int, default=600, help="commands per latency variant")

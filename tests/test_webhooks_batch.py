@@ -173,7 +173,7 @@ def test_a_busy_worker_leaves_the_new_event_to_its_running_drain(app, make, mana
     subscribe(receiver, manager, "stock_location.updated")
     [event_uuid] = write_events(1)
     monkeypatch.setattr(tasks, "DRAINERS", tasks.Drainers())
-    tasks.DRAINERS.active = app.config.get("OUTBOX_DRAINERS", 4)  # every drain slot of this process is busy
+    tasks.DRAINERS.active = app.config.get("OUTBOX_DRAINERS", tasks.DEFAULT_DRAINERS)  # every drain slot of this process is busy
 
     tasks.deliver_messages([], [event_uuid])
 

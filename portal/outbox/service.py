@@ -676,11 +676,13 @@ class Drained:
     more: bool = False
 
 
-def drain(session: Session, *, batch: int, seconds: float, ids: Sequence[int] = ()) -> Drained:
+def drain(session: Session, *, batch: int, seconds: float, ids: Sequence[int] = (),
+          on_backlog: Callable[[], None] | None = None) -> Drained:
     """Fan out pending events and deliver due messages of every kind with a batch sender, a batch at a time,
     until nothing is due or `seconds` have passed (then `more` says whether a full batch was still coming).
 
-    `ids` (messages a committed transaction wrote) are claimed first, whatever their age.
+    `ids` (messages a committed transaction wrote) are claimed first, whatever their age. on_backlog is called
+    once, after the first full pass (more is waiting: the caller may ask other workers to help).
     """
     done = Drained()
     kinds = list(CHANNELS.batch_senders)
@@ -700,6 +702,9 @@ def drain(session: Session, *, batch: int, seconds: float, ids: Sequence[int] = 
             full = full or len(claimed) >= batch
         if not full:
             return done
+        if on_backlog is not None:
+            on_backlog()
+            on_backlog = None
         if time.monotonic() - started >= seconds:
             done.more = True
             return done

@@ -42,10 +42,15 @@ def deliver_message(message_id: int) -> None:
 
 # How long one task drains the outbox before it hands what is left to a fresh task (other tasks get a turn).
 DRAIN_SECONDS = 5.0
+# How many threads of a worker process drain at once (OUTBOX_DRAINERS); the other threads run other tasks.
+DEFAULT_DRAINERS = 2
+# When work was announced during a pass that found less than a batch, the drain waits this long before the next
+# pass, so that the commits arriving meanwhile go out together (a batch) rather than one pass each.
+GATHER_SECONDS = 0.02
 
 
 class Drainers:
-    """How many threads of this process drain the outbox now, at most `limit` (OUTBOX_DRAINERS, default 4).
+    """How many threads of this process drain the outbox now, at most `limit` (OUTBOX_DRAINERS, default 2).
 
     A task that finds the limit reached leaves its events and messages to the running drains and only asks them
     to look once more (request): a drain stops only after a pass that began after the last request, so nothing
@@ -83,6 +88,15 @@ class Drainers:
 DRAINERS = Drainers()
 
 
+def _call_for_help() -> None:
+    """A drain found a full batch (a backlog): queue one more drain, which another thread or worker takes if it may
+    drain (it calls for help in turn once it finds a full batch too); one that may not costs one enqueue."""
+    try:
+        drain_outbox()
+    except Exception:  # the queue is down: this drain goes on alone
+        log.warning("could not queue a helping drain", exc_info=True)
+
+
 def _schedule_retries(outcomes: Sequence[outbox.Outcome]) -> None:
     """Queue each failed message's next attempt at its retry time."""
     for outcome in outcomes:
@@ -96,7 +110,7 @@ def _drain(message_ids: Sequence[int] = ()) -> list[int]:
     the running drains take the work and the ids come back untouched."""
     ids = list(message_ids)
     with app_context():
-        if not DRAINERS.enter(int(current_app.config.get("OUTBOX_DRAINERS", 4))):
+        if not DRAINERS.enter(int(current_app.config.get("OUTBOX_DRAINERS", DEFAULT_DRAINERS))):
             return ids
         taken: set[int] = set()
         started = time.monotonic()
@@ -105,12 +119,13 @@ def _drain(message_ids: Sequence[int] = ()) -> list[int]:
             while True:
                 seen = DRAINERS.seen()
                 done = outbox.drain(db.session, batch=outbox.batch_size(), seconds=DRAIN_SECONDS,
-                                    ids=[i for i in ids if i not in taken])
+                                    ids=[i for i in ids if i not in taken], on_backlog=_call_for_help)
                 taken.update(claimed.id for claimed in done.claimed)
                 _schedule_retries(done.outcomes)
                 more = done.more or time.monotonic() - started >= DRAIN_SECONDS
                 if DRAINERS.leave(seen, force=more):
                     break
+                time.sleep(GATHER_SECONDS)
         except Exception:  # a database hiccup: leases run out and pending events stay; the sweep catches up
             db.session.rollback()
             DRAINERS.leave(0, force=True)
