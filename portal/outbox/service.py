@@ -562,7 +562,15 @@ def _claim_statement(kind: str, limit: int, by_id: bool) -> Any:
     statement = _STATEMENTS.get(key)
     if statement is None:
         table = _MESSAGES
-        pick = select(table.c.id).where(table.c.kind == kind, _due_at(table))
+        now: Any = bindparam("now")
+        # _due() in the shape of ix_outbox_due (undelivered rows of a kind in due order): read in index order, it
+        # stops after `limit` rows however long the backlog. A lapsed claim counts from its due time (a claim made
+        # before its retry time, by a person's Retry, waits for that time here; the sweep takes it at once).
+        pick = select(table.c.id).where(
+            table.c.kind == kind,
+            table.c.status.in_([OutboxMessage.PENDING, OutboxMessage.FAILED, OutboxMessage.SENDING]),
+            table.c.next_attempt_at <= now,
+            or_(table.c.status != OutboxMessage.SENDING, table.c.lease_until < now))
         if by_id:
             pick = pick.where(table.c.id.in_(bindparam("ids", expanding=True)))
         pick = pick.order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
