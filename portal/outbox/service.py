@@ -573,9 +573,12 @@ def _claim_statement(kind: str, limit: int, by_id: bool) -> Any:
             or_(table.c.status != OutboxMessage.SENDING, table.c.lease_until < now))
         if by_id:
             pick = pick.where(table.c.id.in_(bindparam("ids", expanding=True)))
-        pick = pick.order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+        # A materialized CTE runs once: as a plain IN (subquery) PostgreSQL may run it again for other rows of the
+        # plan, and LIMIT with SKIP LOCKED would then hand out more than `limit` rows.
+        picked = (pick.order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+                  .cte("picked").prefix_with("MATERIALIZED"))
         statement = (update(table)
-                     .where(table.c.id.in_(pick.scalar_subquery()), table.c.kind == kind, _due_at(table))
+                     .where(table.c.id.in_(select(picked.c.id)), table.c.kind == kind, _due_at(table))
                      .values(status=OutboxMessage.SENDING, lease_until=bindparam("lease"),
                              attempts=table.c.attempts + 1)
                      .returning(*(table.c[column.key] for column in _CLAIMED)))
@@ -587,7 +590,7 @@ def claim_batch(session: Session, kind: str, *, limit: int, ids: Sequence[int] |
                 now: datetime | None = None) -> tuple[datetime, list[Claimed]]:
     """Claim up to `limit` due messages of a kind (only `ids`, when given) under one lease, and commit.
 
-    One UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING: on PostgreSQL concurrent
+    One WITH picked AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) UPDATE ... RETURNING: on PostgreSQL concurrent
     workers skip each other's rows instead of waiting; SQLite has a single writer. The outer WHERE repeats the
     due condition, so a row is never claimed twice (the same guarantee as claim()). Oldest due first.
     """
@@ -635,9 +638,10 @@ def _fan_out_statement(limit: int) -> Any:
         pick = (select(table.c.id)
                 .where(table.c.kind == EVENT, table.c.status == OutboxMessage.PENDING,
                        table.c.next_attempt_at <= bindparam("now"))
-                .order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
+                .order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+                .cte("picked").prefix_with("MATERIALIZED"))  # runs once (see _claim_statement)
         statement = (update(table)
-                     .where(table.c.id.in_(pick.scalar_subquery()), table.c.kind == EVENT,
+                     .where(table.c.id.in_(select(pick.c.id)), table.c.kind == EVENT,
                             table.c.status == OutboxMessage.PENDING)
                      .values(status=OutboxMessage.SENT, sent_at=bindparam("now"))
                      .returning(table.c.id, table.c.uuid, table.c.event_type, table.c.package_id, table.c.payload,
