@@ -2,9 +2,17 @@
 
 portal.wiring registers queue_delivery as the outbox's dispatcher.
 
-deliver_message runs for each message right after the transaction that wrote it commits, and again
-at each retry time. sweep_outbox runs every minute and queues whatever is due but was not queued
-(a crash between commit and enqueue) or whose worker died mid-delivery (its lease ran out).
+deliver_messages runs after each transaction that wrote messages or events: it drains the outbox (fans
+out pending events, delivers due webhooks a batch at a time: one claim, concurrent sends, one
+transaction for the outcomes), at most OUTBOX_DRAINERS threads per worker process at once; a task that
+finds them all busy leaves its work to them. deliver_message delivers one message (an SMS, a test event,
+a redelivery) right after its commit, and any message again at its retry time. sweep_outbox runs every
+minute and queues whatever is due but was not queued (a crash between commit and enqueue) or whose
+worker died mid-delivery (its lease ran out).
+
+Worker setup for webhook throughput: thread workers (`huey_consumer portal.worker.huey -k thread -w 8`, as
+scripts/run-scale starts them); each drain sends its batch on its own pool of OUTBOX_BATCH_SIZE threads, each
+thread keeping a keep-alive connection to each receiver.
 """
 from __future__ import annotations
 
