@@ -5,6 +5,8 @@ Usage (from the repository root):
     .venv/bin/python bench/webhooks.py [--events 1000] [--repeat 3] [--kinds process:2,thread:2,thread:8]
                                        [--commands 600] [--block 1] [--database-url postgresql+psycopg://...]
                                        [--skip-throughput] [--no-write]
+    .venv/bin/python bench/webhooks.py --cpu 2000 [--profile 25] [--database-url ...]
+    .venv/bin/python bench/webhooks.py --env RUN_DIR/env [--events 3000] [--repeat 1] [--writers 8]
 
 1. Deliveries per second to a local receiver (a keep-alive HTTP server in this process answering 200 at once),
    for each worker setup in --kinds ("process:2" is the default setup scripts/run-demo starts:
@@ -23,6 +25,16 @@ Usage (from the repository root):
    messages are queued on the SQLite queue as one task. The variants take turns (--block commands each) so
    that drift, WAL checkpoints and fsync stalls hit all of them alike. Share = (p50 with - p50 off) / p50 with;
    the target is under 10%.
+3. --cpu N (only this, nothing written to RESULTS.md): the worker's delivery loop in this process, without the
+   queue: N events are written (one subscription to "*"), then the tasks the committing transactions would have
+   queued (deliver_messages, one per event, as the consumer runs them) are run one after another, and the CPU
+   time of this process (all threads: the loop and its sending pool) is divided by the deliveries. The receiver
+   runs in a child process so that its CPU is not counted. --profile K prints cProfile's top K functions.
+4. --env RUN_DIR/env (only this, nothing written): deliveries/s on the production profile scripts/run-scale
+   started (PostgreSQL, Redis, its huey workers, the stand-in receiver subscribed to every event), counted by the
+   stand-ins' /__stats__: backlog (--events events written with nothing queued, then one task queued for all of
+   them, as after a queue outage) and live (one transaction and one queued task per event, as commands do, from
+   --writers threads), with the workers' CPU per delivery (from /proc).
 The figures are printed and written to bench/RESULTS.md under "## Webhooks and the outbox (bench/webhooks.py,
 <database>)" (only that section is replaced).
 """
@@ -50,6 +62,14 @@ WORK = Path(tempfile.mkdtemp(prefix="portal-bench-webhooks-", dir=os.environ.get
 CONSUMER = ROOT / ".venv" / "bin" / "huey_consumer"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
 TARGET_SHARE = 0.10
+
+
+class Server(ThreadingHTTPServer):
+    """http.server with a listen backlog like a production server's (its default of 5 resets a burst of new
+    keep-alive connections: a worker opens one per sending thread)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 class Receiver:
@@ -84,8 +104,7 @@ class Receiver:
             def log_message(self, format, *args):  # noqa: A002
                 """Stay quiet."""
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -140,8 +159,183 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def serve_receiver() -> int:
+    """Run a Receiver in this process (the --cpu child): print its URL, serve until killed."""
+    receiver = Receiver()
+    print(receiver.url, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def cpu_per_delivery(app, session, count: int, profile: int) -> int:
+    """--cpu: the worker's loop in this process, timed by CPU; prints CPU per delivery and deliveries/s."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import func, select
+
+    from portal.outbox import tasks
+    from portal.outbox.models import OutboxMessage
+    from portal.webhooks import events, service
+
+    child = subprocess.Popen([sys.executable, __file__, "--serve-receiver"], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().strip()
+        service.create_subscription(session, event_type="*", target_url=url, retry_countdown_config=None,
+                                    additional_headers=None, user_id=None)
+        uuids = []
+        for n in range(count):
+            uuids.append(events.record_event(session, "stock_location.updated", {"id": n, "name": f"Store {n}"}).uuid)
+            session.commit()
+            session.info.clear()  # nothing queued: the loop below runs the tasks
+        profiler = cProfile.Profile() if profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for event_uuid in uuids:  # what the consumer runs: one task per committed transaction
+            tasks.deliver_messages.call_local([], [event_uuid])
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        sent = session.scalar(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.kind == "webhook", OutboxMessage.status == "sent"))
+        print(f"{sent} of {count} deliveries sent; worker CPU {cpu * 1000 / max(sent, 1):.2f} ms per delivery "
+              f"({cpu:.2f} s CPU in {wall:.2f} s: {sent / wall:,.0f} deliveries/s with one task at a time"
+              f"{', under cProfile' if profiler else ''}); 1-minute load average {os.getloadavg()[0]:.1f}")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+        return 0 if sent == count else 1
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def received(standins: str) -> tuple[int, int]:
+    """(webhooks received, distinct webhook ids) so far, from the stand-ins' counters."""
+    import requests
+
+    stats = requests.get(f"{standins}/__stats__", timeout=10).json()
+    return stats["webhooks_received"], stats["webhook_ids"]
+
+
+def wait_received(standins: str, target: int, seconds: float = 900) -> float:
+    """Poll the stand-ins until `target` webhooks arrived; when that happened (perf_counter)."""
+    deadline = time.monotonic() + seconds
+    while received(standins)[0] < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {received(standins)[0]} of {target} webhooks arrived within {seconds:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (their threads included), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def write_live(app, numbers: range) -> None:
+    """One writer: an event per transaction, its delivery queued after the commit (as a command does)."""
+    from portal.extensions import db
+    from portal.outbox import service as outbox
+    from portal.webhooks import events
+
+    with app.app_context():
+        for i in numbers:
+            events.record_event(db.session, "stock_location.updated", {"id": i})
+            db.session.commit()
+            outbox.deliver_after_commit(db.session)
+        db.session.remove()
+
+
+def production_profile(env_file: str, count: int, repeat: int, writers: int) -> int:
+    """--env: deliveries/s through a running scripts/run-scale (its workers, Redis, PostgreSQL, stand-ins)."""
+    pairs = (line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)
+    run = dict(pairs)
+    os.environ.update({"DATABASE_URL": run["DATABASE_URL"], "REDIS_URL": run["REDIS_URL"],
+                       "SECRET_KEY": SECRET_KEY, "PORTAL_ENV": "development", "LOG_LEVEL": "WARNING"})
+    from portal import create_app
+    from portal.extensions import db
+    from portal.outbox import service as outbox
+    from portal.webhooks import events
+
+    app = create_app({"RATELIMIT_ENABLED": False})
+    standins = run["STANDINS_URL"]
+    print(f"Production profile {env_file}: workers {run.get('WORKER_PIDS', '?').strip()}; {count} events per run, "
+          f"one delivery each; live: {writers} writer threads; 1-minute load average {os.getloadavg()[0]:.1f} at the start")
+    print()
+    print("| run | backlog: deliveries/s | backlog: worker CPU ms per delivery | live: deliveries/s | "
+          "live: writes/s | live: worker CPU ms per delivery | duplicates |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    pid_dir = Path(run["PID_DIR"]) if run.get("PID_DIR") else None
+
+    def workers() -> list[int]:
+        """The workers' pids now (the supervisor restarts them) and their children (process workers)."""
+        names = sorted(pid_dir.glob("worker-*")) if pid_dir else []
+        pids = [int(p.read_text()) for p in names if p.name.split("-")[-1].isdigit() and p.read_text().strip()]
+        pids = pids or [int(p) for p in run.get("WORKER_PIDS", "").split()]
+        children = []
+        for pid in pids:
+            try:
+                children += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                pass
+        return pids + children
+
+    with app.app_context():
+        session = db.session
+        for n in range(repeat):
+            base, ids_before = received(standins)
+            duplicates_before = base - ids_before
+            uuids = []
+            for i in range(count):
+                uuids.append(events.record_event(session, "stock_location.updated", {"id": i}).uuid)
+                session.commit()
+                session.info.clear()  # not queued: the backlog waits for the one task below
+            cpu = cpu_seconds(workers())
+            started = time.perf_counter()
+            outbox.CHANNELS.dispatcher([], uuids)  # type: ignore[misc]
+            backlog = count / (wait_received(standins, base + count) - started)
+            backlog_cpu = (cpu_seconds(workers()) - cpu) * 1000 / count
+            base = received(standins)[0]
+            cpu = cpu_seconds(workers())
+            started = time.perf_counter()
+            threads = [threading.Thread(target=write_live, args=(app, range(w, count, writers)))
+                       for w in range(writers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            writes = count / (time.perf_counter() - started)
+            live = count / (wait_received(standins, base + count) - started)
+            live_cpu = (cpu_seconds(workers()) - cpu) * 1000 / count
+            total, ids = received(standins)
+            print(f"| {n + 1} | {backlog:,.0f} | {backlog_cpu:.2f} | {live:,.0f} | {writes:,.0f} | {live_cpu:.2f} | "
+                  f"{total - ids - duplicates_before} |", flush=True)
+    return 0
+
+
 def main() -> int:
     """Run both measurements and write the figures."""
+    if sys.argv[1:] == ["--serve-receiver"]:
+        return serve_receiver()
+    if "--env" in sys.argv:
+        quick = argparse.ArgumentParser()
+        quick.add_argument("--env", required=True)
+        quick.add_argument("--events", type=int, default=3000)
+        quick.add_argument("--repeat", type=int, default=1)
+        quick.add_argument("--writers", type=int, default=8, help="threads writing the live events")
+        known, _ = quick.parse_known_args()
+        return production_profile(known.env, known.events, known.repeat, known.writers)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--commands", type=int, default=600, help="commands per latency variant")
@@ -151,6 +345,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per worker setup (the median is shown)")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--cpu", type=int, default=0, help="only measure the worker's CPU per delivery (N events)")
+    parser.add_argument("--profile", type=int, default=0, help="with --cpu: print cProfile's top N functions")
     parser.add_argument("--skip-throughput", dest="throughput", action="store_false",
                         help="skip the deliveries-per-second part")
     args = parser.parse_args()
@@ -192,6 +388,8 @@ def main() -> int:
                 conn.execute(text("CREATE SCHEMA public"))
         upgrade()
         session = db.session
+        if args.cpu:
+            return cpu_per_delivery(app, session, args.cpu, args.profile)
         subscription, _ = service.create_subscription(
             session, event_type="*", target_url=receiver.url, retry_countdown_config=None,
             additional_headers=None, user_id=None)

@@ -32,6 +32,7 @@ def wire_outbox() -> None:
     """The SMS and webhook senders, who receives an event (webhook subscriptions), and the job-queue dispatcher."""
     outbox.register_sender(outbox.SMS, sms_sender.send_sms)
     outbox.register_sender(outbox.WEBHOOK, webhook_delivery.deliver_webhook)
+    outbox.register_batch_sender(outbox.WEBHOOK, webhook_delivery.deliver_webhooks)
     outbox.register_recipients(webhook_events.recipients)
     outbox.register_dispatcher(outbox_tasks.queue_delivery)
 

@@ -97,6 +97,8 @@ def test_a_sender_that_raises_leaves_a_failed_message_that_dies_after_its_attemp
     def broken(session, message, lease):
         raise RuntimeError("a bug in the sender")
 
+    # Both ways a webhook goes out: in a batch (the worker's drain, first) and alone (each retry below).
+    monkeypatch.setitem(outbox.CHANNELS.batch_senders, "webhook", broken)
     monkeypatch.setitem(outbox.CHANNELS.senders, "webhook", broken)
     record_event()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db_types import UTCDateTime, utcnow
@@ -14,6 +14,9 @@ from portal.extensions import db
 def new_uuid() -> str:
     """A random UUID as text."""
     return str(uuid.uuid4())
+
+
+UNDELIVERED = "status IN ('pending', 'failed', 'sending')"
 
 
 class OutboxMessage(db.Model):
@@ -28,6 +31,10 @@ class OutboxMessage(db.Model):
     __tablename__ = "outbox_messages"
     __table_args__ = (
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # The worker's batch claims and fan-outs (portal.outbox.service): the undelivered rows only, by kind in due
+        # order, so a claim reads its batch off the index and stops, however long the backlog.
+        Index("ix_outbox_due", "kind", "next_attempt_at", sqlite_where=text(UNDELIVERED),
+              postgresql_where=text(UNDELIVERED)),
         Index("ix_outbox_package_kind", "package_id", "kind"),
     )
 

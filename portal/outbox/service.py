@@ -9,6 +9,11 @@ worker claims each message with a conditional UPDATE and a lease, sends it, and 
 worker killed mid-send leaves a lease that runs out; the every-minute sweep then queues the message
 again (and fans out any event left pending), so nothing is lost and delivery is at least once.
 
+Kinds with a batch sender (webhooks) are delivered in batches too (drain): one UPDATE ... RETURNING
+claims up to a batch of due messages under one lease (PostgreSQL skips rows another worker has locked,
+SQLite has one writer) and returns what the sender needs, the sender delivers them at once and records
+every outcome in one transaction. A killed worker's batch is a set of leases that run out like any other.
+
 The outbox is infrastructure: it knows no SMS provider and no webhook subscription. The channels
 register themselves at start-up (portal.wiring): a sender per deliverable kind (register_sender), the
 lookup of an event's recipients (register_recipients) and the dispatcher that queues deliveries
@@ -22,11 +27,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Table, and_, event, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, event, insert, or_, select, update
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -59,6 +64,26 @@ class Outcome:
 
 Sender = Callable[[Session, OutboxMessage, datetime], Outcome]
 """Delivers one claimed message (the lease is the claim's token), records the outcome with finish(), commits."""
+
+
+@dataclass
+class Claimed:
+    """A message claimed in a batch (claim_batch): what its sender needs, returned by the claiming UPDATE itself."""
+
+    id: int
+    uuid: str
+    kind: str
+    event_type: str
+    subscription_id: int | None
+    package_id: int | None
+    payload: dict
+    body_encrypted: str | None
+    attempts: int
+
+
+BatchSender = Callable[[Session, list[Claimed], datetime], list[Outcome]]
+"""Delivers claimed messages of one kind at once (they share one lease), records every outcome with finish(),
+commits; one Outcome per message whose outcome it recorded."""
 Recipients = Callable[[Session, str, datetime], list[int]]
 """The subscriptions that receive an event: (session, event type, when it happened) -> subscription ids."""
 Dispatcher = Callable[[list[int], list[str]], None]
@@ -70,6 +95,7 @@ class Channels:
     """What the outbox delivers through, filled at start-up by portal.wiring."""
 
     senders: dict[str, Sender] = field(default_factory=dict)
+    batch_senders: dict[str, BatchSender] = field(default_factory=dict)
     recipients: Recipients | None = None
     dispatcher: Dispatcher | None = None
 
@@ -86,6 +112,13 @@ def register_sender(kind: str, sender: Sender) -> None:
     if kind not in DELIVERABLE:
         raise ValueError(f"{kind!r} is not a deliverable outbox kind ({', '.join(DELIVERABLE)})")
     CHANNELS.senders[kind] = sender
+
+
+def register_batch_sender(kind: str, sender: BatchSender) -> None:
+    """Deliver due messages of this kind in batches with sender (drain); registering again replaces it."""
+    if kind not in DELIVERABLE:
+        raise ValueError(f"{kind!r} is not a deliverable outbox kind ({', '.join(DELIVERABLE)})")
+    CHANNELS.batch_senders[kind] = sender
 
 
 def register_recipients(recipients: Recipients) -> None:
@@ -422,10 +455,10 @@ def _failed_unexpectedly(session: Session, message_id: int, lease: datetime, att
     dead = attempts >= UNEXPECTED_MAX_ATTEMPTS
     delay = None if dead else float(min(300, 15 * 2 ** attempts))
     status = OutboxMessage.DEAD if dead else OutboxMessage.FAILED
-    finish(session, message_id, lease, status=status, last_error=error,
-           next_attempt_at=utcnow() + timedelta(seconds=delay or 0))
+    ours = finish(session, message_id, lease, status=status, last_error=error,
+                  next_attempt_at=utcnow() + timedelta(seconds=delay or 0))
     session.commit()
-    return Outcome(message_id, status, delay)
+    return Outcome(message_id, status, delay) if ours else Outcome(message_id, OutboxMessage.SENDING)
 
 
 def deliver_sms(session: Session, message_id: int) -> OutboxMessage | None:
@@ -489,3 +522,201 @@ def due_message_ids(session: Session, *, now: datetime | None = None, limit: int
     return list(session.scalars(
         select(OutboxMessage.id).where(OutboxMessage.kind.in_(DELIVERABLE), stuck)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))
+
+
+# --- Batches: claim many due messages at once, deliver them together, fan out many events at once ----------
+
+_CLAIMED = (OutboxMessage.id, OutboxMessage.uuid, OutboxMessage.kind, OutboxMessage.event_type,
+            OutboxMessage.subscription_id, OutboxMessage.package_id, OutboxMessage.payload,
+            OutboxMessage.body_encrypted, OutboxMessage.attempts)
+
+
+DEFAULT_BATCH_SIZE = 32
+
+
+def batch_size() -> int:
+    """How many messages a worker thread claims and sends at once (OUTBOX_BATCH_SIZE, default 32)."""
+    return max(1, int(current_app.config.get("OUTBOX_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
+
+
+def lease_for(now: datetime) -> datetime:
+    """When a claim made now runs out (OUTBOX_LEASE_SECONDS)."""
+    return now + timedelta(seconds=current_app.config.get("OUTBOX_LEASE_SECONDS", 60))
+
+
+_MESSAGES = cast(Table, OutboxMessage.__table__)
+_STATEMENTS: dict[tuple, Any] = {}
+
+
+def _due_at(table: Table) -> Any:
+    """_due() on the Core table, with the time as the bound parameter "now"."""
+    now: Any = bindparam("now")
+    return or_(and_(table.c.status.in_([OutboxMessage.PENDING, OutboxMessage.FAILED]), table.c.next_attempt_at <= now),
+               and_(table.c.status == OutboxMessage.SENDING, table.c.lease_until < now))
+
+
+def _claim_statement(kind: str, limit: int, by_id: bool) -> Any:
+    """The claiming UPDATE ... RETURNING for a kind and batch size (built once: a statement's construction costs
+    more CPU than its round trip). Parameters: now, lease, and ids when by_id."""
+    key = ("claim", kind, limit, by_id)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        table = _MESSAGES
+        now: Any = bindparam("now")
+        # _due() in the shape of ix_outbox_due (undelivered rows of a kind in due order): read in index order, it
+        # stops after `limit` rows however long the backlog. A lapsed claim counts from its due time (a claim made
+        # before its retry time, by a person's Retry, waits for that time here; the sweep takes it at once).
+        pick = select(table.c.id).where(
+            table.c.kind == kind,
+            table.c.status.in_([OutboxMessage.PENDING, OutboxMessage.FAILED, OutboxMessage.SENDING]),
+            table.c.next_attempt_at <= now,
+            or_(table.c.status != OutboxMessage.SENDING, table.c.lease_until < now))
+        if by_id:
+            pick = pick.where(table.c.id.in_(bindparam("ids", expanding=True)))
+        # A materialized CTE runs once: as a plain IN (subquery) PostgreSQL may run it again for other rows of the
+        # plan, and LIMIT with SKIP LOCKED would then hand out more than `limit` rows.
+        picked = (pick.order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+                  .cte("picked").prefix_with("MATERIALIZED"))
+        statement = (update(table)
+                     .where(table.c.id.in_(select(picked.c.id)), table.c.kind == kind, _due_at(table))
+                     .values(status=OutboxMessage.SENDING, lease_until=bindparam("lease"),
+                             attempts=table.c.attempts + 1)
+                     .returning(*(table.c[column.key] for column in _CLAIMED)))
+        _STATEMENTS[key] = statement
+    return statement
+
+
+def claim_batch(session: Session, kind: str, *, limit: int, ids: Sequence[int] | None = None,
+                now: datetime | None = None) -> tuple[datetime, list[Claimed]]:
+    """Claim up to `limit` due messages of a kind (only `ids`, when given) under one lease, and commit.
+
+    One WITH picked AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) UPDATE ... RETURNING: on PostgreSQL concurrent
+    workers skip each other's rows instead of waiting; SQLite has a single writer. The outer WHERE repeats the
+    due condition, so a row is never claimed twice (the same guarantee as claim()). Oldest due first.
+    """
+    now = now or utcnow()
+    lease = lease_for(now)
+    params: dict[str, Any] = {"now": now, "lease": lease}
+    if ids is not None:
+        if not ids:
+            return lease, []
+        params["ids"] = list(ids)
+    rows = session.connection().execute(_claim_statement(kind, limit, ids is not None), params).all()
+    session.commit()
+    return lease, [Claimed(*row) for row in rows]
+
+
+def process_batch(session: Session, kind: str, *, limit: int, ids: Sequence[int] | None = None,
+                  now: datetime | None = None) -> tuple[list[Claimed], list[Outcome]]:
+    """Claim a batch of due messages of a kind and deliver it with the kind's batch sender: (claimed, outcomes).
+
+    An unexpected exception in the sender is, for every message of the batch whose outcome it had not recorded,
+    a logged failed attempt that follows the retry and dead-letter rules (as in process_message). Raises NotWired,
+    before claiming anything, when the kind has no batch sender.
+    """
+    sender = CHANNELS.batch_senders.get(kind)
+    if sender is None:
+        raise NotWired(f"no batch sender is registered for outbox messages of kind {kind!r}; call portal.wiring.wire()")
+    lease, batch = claim_batch(session, kind, limit=limit, ids=ids, now=now)
+    if not batch:
+        return [], []
+    try:
+        return batch, sender(session, batch, lease)
+    except Exception as exc:  # noqa: BLE001 - a sender's bug must not leave the batch "sending" until its lease ends
+        session.rollback()
+        log.exception("a batch of %s outbox %s message(s) failed unexpectedly", len(batch), kind)
+        outcomes = [_failed_unexpectedly(session, claimed.id, lease, claimed.attempts, exc) for claimed in batch]
+        return batch, [outcome for outcome in outcomes if outcome.status != OutboxMessage.SENDING]
+
+
+def _fan_out_statement(limit: int) -> Any:
+    """The UPDATE ... RETURNING that takes up to `limit` pending events (built once). Parameter: now."""
+    key = ("fan_out", limit)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        table = _MESSAGES
+        pick = (select(table.c.id)
+                .where(table.c.kind == EVENT, table.c.status == OutboxMessage.PENDING,
+                       table.c.next_attempt_at <= bindparam("now"))
+                .order_by(table.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+                .cte("picked").prefix_with("MATERIALIZED"))  # runs once (see _claim_statement)
+        statement = (update(table)
+                     .where(table.c.id.in_(select(pick.c.id)), table.c.kind == EVENT,
+                            table.c.status == OutboxMessage.PENDING)
+                     .values(status=OutboxMessage.SENT, sent_at=bindparam("now"))
+                     .returning(table.c.id, table.c.uuid, table.c.event_type, table.c.package_id, table.c.payload,
+                                table.c.body_encrypted, table.c.created_at))
+        _STATEMENTS[key] = statement
+    return statement
+
+
+def fan_out_due(session: Session, *, limit: int, now: datetime | None = None, commit: bool = True) -> int:
+    """Fan out up to `limit` pending events at once (oldest first) and commit; how many events it took.
+
+    The batch form of fan_out(): one UPDATE ... RETURNING takes the events (skipping rows another worker has locked
+    on PostgreSQL), one multi-row INSERT writes their webhook messages, in one transaction, so each event is fanned
+    out exactly once whoever races for it. Sealed bodies move into the messages and are wiped from the events.
+    Raises NotWired, before any change, when no recipients lookup is registered. commit=False leaves the
+    transaction open (drain claims the new messages in it: one commit for both).
+    """
+    recipients = _recipients()
+    now = now or utcnow()
+    rows = session.connection().execute(_fan_out_statement(limit), {"now": now}).all()
+    sealed = [row.id for row in rows if row.body_encrypted]
+    if sealed:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(sealed)).values(body_encrypted=None)
+                        .execution_options(synchronize_session=False))
+    messages = [
+        {"uuid": new_uuid(), "kind": WEBHOOK, "event_type": row.event_type, "package_id": row.package_id,
+         "subscription_id": subscription_id, "event_uuid": row.uuid, "payload": row.payload,
+         "body_encrypted": row.body_encrypted, "status": OutboxMessage.PENDING, "sent_at": None, "created_at": now,
+         "next_attempt_at": now, "attempts": 0, "last_error": "", "provider_id": "", "lease_until": None}
+        for row in rows for subscription_id in recipients(session, row.event_type, row.created_at)]
+    if messages:
+        session.execute(_INSERT, messages)
+    if commit:
+        session.commit()
+    return len(rows)
+
+
+@dataclass
+class Drained:
+    """What drain() did: the messages it claimed, their outcomes, and whether work was left when it stopped."""
+
+    claimed: list[Claimed] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    more: bool = False
+
+
+def drain(session: Session, *, batch: int, seconds: float, ids: Sequence[int] = (),
+          on_backlog: Callable[[], None] | None = None) -> Drained:
+    """Fan out pending events and deliver due messages of every kind with a batch sender, a batch at a time,
+    until nothing is due or `seconds` have passed (then `more` says whether a full batch was still coming).
+
+    `ids` (messages a committed transaction wrote) are claimed first, whatever their age. on_backlog is called
+    once, after the first full pass (more is waiting: the caller may ask other workers to help).
+    """
+    done = Drained()
+    kinds = list(CHANNELS.batch_senders)
+    for start in range(0, len(ids), batch):
+        for kind in kinds:
+            claimed, outcomes = process_batch(session, kind, limit=batch, ids=ids[start:start + batch])
+            done.claimed += claimed
+            done.outcomes += outcomes
+    started = time.monotonic()
+    while True:
+        fanned = fan_out_due(session, limit=batch, commit=not kinds)
+        full = fanned >= batch
+        for kind in kinds:
+            claimed, outcomes = process_batch(session, kind, limit=batch)
+            done.claimed += claimed
+            done.outcomes += outcomes
+            full = full or len(claimed) >= batch
+        if not full:
+            return done
+        if on_backlog is not None:
+            on_backlog()
+            on_backlog = None
+        if time.monotonic() - started >= seconds:
+            done.more = True
+            return done

@@ -2,15 +2,26 @@
 
 portal.wiring registers queue_delivery as the outbox's dispatcher.
 
-deliver_message runs for each message right after the transaction that wrote it commits, and again
-at each retry time. sweep_outbox runs every minute and queues whatever is due but was not queued
-(a crash between commit and enqueue) or whose worker died mid-delivery (its lease ran out).
+deliver_messages runs after each transaction that wrote messages or events: it drains the outbox (fans
+out pending events, delivers due webhooks a batch at a time: one claim, concurrent sends, one
+transaction for the outcomes), at most OUTBOX_DRAINERS threads per worker process at once; a task that
+finds them all busy leaves its work to them. deliver_message delivers one message (an SMS, a test event,
+a redelivery) right after its commit, and any message again at its retry time. sweep_outbox runs every
+minute and queues whatever is due but was not queued (a crash between commit and enqueue) or whose
+worker died mid-delivery (its lease ran out).
+
+Worker setup for webhook throughput: thread workers (`huey_consumer portal.worker.huey -k thread -w 8`, as
+scripts/run-scale starts them); each drain sends its batch on its own pool of OUTBOX_BATCH_SIZE threads, each
+thread keeping a keep-alive connection to each receiver.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
 
+from flask import current_app
 from huey import crontab
 
 from portal.extensions import db
@@ -37,27 +48,123 @@ def deliver_message(message_id: int) -> None:
         deliver_message.schedule((message_id,), delay=outcome.retry_in)
 
 
+# How long one task drains the outbox before it hands what is left to a fresh task (other tasks get a turn).
+DRAIN_SECONDS = 5.0
+# How many threads of a worker process drain at once (OUTBOX_DRAINERS); the other threads run other tasks.
+DEFAULT_DRAINERS = 2
+# When work was announced during a pass that found less than a batch, the drain waits this long before the next
+# pass, so that the commits arriving meanwhile go out together (a batch) rather than one pass each.
+GATHER_SECONDS = 0.02
+
+
+class Drainers:
+    """How many threads of this process drain the outbox now, at most `limit` (OUTBOX_DRAINERS, default 2).
+
+    A task that finds the limit reached leaves its events and messages to the running drains and only asks them
+    to look once more (request): a drain stops only after a pass that began after the last request, so nothing
+    committed before a task ran waits for the sweep. Most tasks of a busy worker cost one enqueue and no query.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.requests = 0
+
+    def enter(self, limit: int) -> bool:
+        """Become a drain (True), or, at the limit, leave a request to the running ones (False)."""
+        with self.lock:
+            self.requests += 1
+            if self.active >= max(1, limit):
+                return False
+            self.active += 1
+            return True
+
+    def seen(self) -> int:
+        """The request count at the start of a pass."""
+        with self.lock:
+            return self.requests
+
+    def leave(self, seen: int, force: bool = False) -> bool:
+        """Stop draining (True) unless a task asked for another pass since `seen` (then go on: False)."""
+        with self.lock:
+            if self.requests != seen and not force:
+                return False
+            self.active -= 1
+            return True
+
+
+DRAINERS = Drainers()
+
+
+def _call_for_help() -> None:
+    """A drain found a full batch (a backlog): queue one more drain, which another thread or worker takes if it may
+    drain (it calls for help in turn once it finds a full batch too); one that may not costs one enqueue."""
+    try:
+        drain_outbox()
+    except Exception:  # the queue is down: this drain goes on alone
+        log.warning("could not queue a helping drain", exc_info=True)
+
+
+def _schedule_retries(outcomes: Sequence[outbox.Outcome]) -> None:
+    """Queue each failed message's next attempt at its retry time."""
+    for outcome in outcomes:
+        if outcome.retry_in is not None:
+            deliver_message.schedule((outcome.message_id,), delay=outcome.retry_in)
+
+
+def _drain(message_ids: Sequence[int] = ()) -> list[int]:
+    """Fan out pending events and deliver due messages in batches (outbox.drain) while tasks keep asking; returns
+    the given ids no batch took (they are delivered alone). When this process already drains as much as it may,
+    the running drains take the work and the ids come back untouched."""
+    ids = list(message_ids)
+    with app_context():
+        if not DRAINERS.enter(int(current_app.config.get("OUTBOX_DRAINERS", DEFAULT_DRAINERS))):
+            return ids
+        taken: set[int] = set()
+        started = time.monotonic()
+        more = False
+        try:
+            while True:
+                seen = DRAINERS.seen()
+                done = outbox.drain(db.session, batch=outbox.batch_size(), seconds=DRAIN_SECONDS,
+                                    ids=[i for i in ids if i not in taken], on_backlog=_call_for_help)
+                taken.update(claimed.id for claimed in done.claimed)
+                _schedule_retries(done.outcomes)
+                more = done.more or time.monotonic() - started >= DRAIN_SECONDS
+                if DRAINERS.leave(seen, force=more):
+                    break
+                time.sleep(GATHER_SECONDS)
+        except Exception:  # a database hiccup: leases run out and pending events stay; the sweep catches up
+            db.session.rollback()
+            DRAINERS.leave(0, force=True)
+            log.exception("draining the outbox failed")
+            return [i for i in ids if i not in taken]
+    if more:
+        drain_outbox()  # a fresh task goes on, so other tasks get this thread in between
+    return [i for i in ids if i not in taken]
+
+
+@huey.task()
+def drain_outbox() -> None:
+    """Queue task: go on delivering due messages in batches (queued by a drain that ran out of time)."""
+    _drain()
+
+
 @huey.task()
 def deliver_messages(message_ids: Sequence[int], event_uuids: Sequence[str] = ()) -> None:
     """Queue task: what one transaction wrote (messages, and events to fan out to their subscriptions).
 
-    Fans the events out here (their webhook messages are written now, after the command's commit, so
-    the command does not pay for them), queues all messages but one for any worker and delivers that
-    one here: the committing request pays for one enqueue however many subscriptions there are.
+    Drains the outbox: fans out the pending events (its own among them) and delivers the due messages of the
+    kinds that have a batch sender (webhooks), a batch at a time, claimed with one UPDATE and recorded with one
+    transaction each, so a worker that falls behind catches up in batches rather than one message per task. A
+    message it was given that no batch took (an SMS) is delivered alone: one here, the others queued for any
+    worker. The committing request pays for one enqueue however many messages there are.
     """
-    ids = list(message_ids)
-    if event_uuids:
-        with app_context():
-            for event_uuid in event_uuids:
-                try:
-                    ids += outbox.fan_out(db.session, event_uuid)
-                except Exception:  # a database hiccup: the event stays pending and the sweep fans it out
-                    db.session.rollback()
-                    log.exception("fanning out event %s failed", event_uuid)
-    if not ids:
+    rest = _drain(message_ids) if (event_uuids or message_ids) else []
+    if not rest:
         return
-    first, *rest = ids
-    for message_id in rest:
+    first, *others = rest
+    for message_id in others:
         deliver_message(message_id)
     deliver_message.call_local(first)
 

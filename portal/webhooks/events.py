@@ -41,15 +41,27 @@ def active_subscriptions(session: Session) -> list[tuple[int, str]]:
     return rows
 
 
+_RECIPIENTS_CACHE = "webhook_recipients"
+_RECIPIENTS = (select(WebhookSubscription.id, WebhookSubscription.event_type, WebhookSubscription.created_at)
+               .where(WebhookSubscription.is_active.is_(True)).order_by(WebhookSubscription.id))
+
+
 def recipients(session: Session, event_type: str, happened_at: datetime) -> list[int]:
     """The outbox's recipients lookup for the fan-out: active subscriptions that receive the type (or "*")
-    and existed when the event happened, by id."""
-    return list(session.scalars(
-        select(WebhookSubscription.id)
-        .where(WebhookSubscription.is_active.is_(True),
-               WebhookSubscription.event_type.in_([event_type, catalogue.WILDCARD]),
-               WebhookSubscription.created_at <= happened_at)
-        .order_by(WebhookSubscription.id)))
+    and existed when the event happened, by id.
+
+    The active subscriptions are read once per transaction: a batch fan-out asks for many events at once.
+    """
+    session = session() if isinstance(session, scoped_session) else session
+    transaction = session.get_transaction()
+    cached = session.info.get(_RECIPIENTS_CACHE)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        rows = cached[1]
+    else:
+        rows = list(session.connection().execute(_RECIPIENTS))
+        session.info[_RECIPIENTS_CACHE] = (session.get_transaction(), rows)
+    return [sid for sid, wanted, created_at in rows
+            if wanted in (event_type, catalogue.WILDCARD) and created_at <= happened_at]
 
 
 def matching_subscription_ids(session: Session, event_type: str) -> list[int]:

@@ -302,7 +302,7 @@ def send_sample(session: Session, subscription_id: object, event_type: object, p
     return message
 
 
-def is_trial(message: OutboxMessage) -> bool:
+def is_trial(message: OutboxMessage | outbox.Claimed) -> bool:
     """True for a test event or a sample: sent once, never retried, never counted against the subscription."""
     data = message.payload.get("payload") if isinstance(message.payload, dict) else None
     return message.event_type == catalogue.WEBHOOK_TEST or (isinstance(data, dict) and data.get("sample") is True)
