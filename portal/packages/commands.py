@@ -14,7 +14,7 @@ from typing import SupportsInt
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -546,32 +546,45 @@ def checked_command(
     return package, transition, impl
 
 
+_PACKAGES, _LOGS = Package.__table__, PackageLog.__table__
+# The command's own writes as Core statements built once: no ORM unit of work, no per-command statement building.
+_MOVE = (update(_PACKAGES)
+         .where(_PACKAGES.c.id == bindparam("b_id"), _PACKAGES.c.state == bindparam("b_state"),
+                _PACKAGES.c.version == bindparam("b_version"))
+         .values(state=bindparam("to_state", type_=_PACKAGES.c.state.type), version=_PACKAGES.c.version + 1,
+                 **{name: bindparam(f"v_{name}", type_=_PACKAGES.c[name].type) for name in (
+                     "updated_at", "state_before_block", "denial_reason_id", "hold_until", "hold_reminder_sent_at",
+                     "hold_expired_at")}))
+_AUDIT = insert(_LOGS)
+
+
 def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]:
     """Write what a handler decided: the new state, the quota, the audit row and the events (not committed).
 
-    The second half of run_command; returns (from_state, to_state, the events written).
+    The second half of run_command; returns (from_state, to_state, the events written). The package's UPDATE
+    and the audit row are Core statements on the session's connection; what the handler left pending in the
+    session is flushed before each, so rows keep the order they had when the ORM wrote them.
     """
     session, package, transition = ctx.session, ctx.package, ctx.transition
     from_state = package.state
     to_state = ctx.destination if ctx.destination is not None else from_state
-    changed = rowcount(session.execute(
-        update(Package)
-        .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
-        .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
-                state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id,
-                hold_until=package.hold_until, hold_reminder_sent_at=package.hold_reminder_sent_at,
-                hold_expired_at=package.hold_expired_at)
-        .execution_options(synchronize_session=False)
-    ))
+    session.flush()
+    changed = rowcount(session.connection().execute(_MOVE, {
+        "b_id": package.id, "b_state": from_state, "b_version": package.version, "to_state": to_state,
+        "v_updated_at": utcnow(), "v_state_before_block": package.state_before_block,
+        "v_denial_reason_id": package.denial_reason_id, "v_hold_until": package.hold_until,
+        "v_hold_reminder_sent_at": package.hold_reminder_sent_at, "v_hold_expired_at": package.hold_expired_at}))
     if changed != 1:
         raise ConcurrentChange(_("Someone else changed this package just now."))
     if from_state == State.READY_FOR_CUSTOMER_PICKUP and to_state != from_state:
         shelf.release(session, package, user_id=ctx.user_id)  # leaving the counter frees the shelf slot
         delegate.release(session, package.id)  # and ends a delegate's naming
     quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
-    session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
-                           transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,
-                           authorised_by_id=ctx.authorised_by, note=ctx.note))
+    session.flush()
+    session.connection().execute(_AUDIT, {
+        "package_id": package.id, "from_state": from_state, "to_state": to_state, "transition_id": transition.id,
+        "command": transition.slug, "user_id": ctx.user_id, "authorised_by_id": ctx.authorised_by,
+        "note": ctx.note, "created_at": utcnow()})
     raised = ctx.events + transition_events(package, transition, from_state, to_state, ctx.event_details)
     events.record_events(session, raised)
     return from_state, to_state, raised
