@@ -547,7 +547,10 @@ def checked_command(
 
 
 _PACKAGES, _LOGS = Package.__table__, PackageLog.__table__
+_AUDIT_COLUMNS = ("package_id", "from_state", "to_state", "transition_id", "command", "user_id", "authorised_by_id",
+                  "note", "created_at")
 # The command's own writes as Core statements built once: no ORM unit of work, no per-command statement building.
+# _MOVE moves the package if it is still in the state and version it was read in; _AUDIT writes the audit row.
 _MOVE = (update(_PACKAGES)
          .where(_PACKAGES.c.id == bindparam("b_id"), _PACKAGES.c.state == bindparam("b_state"),
                 _PACKAGES.c.version == bindparam("b_version"))
@@ -555,36 +558,51 @@ _MOVE = (update(_PACKAGES)
                  **{name: bindparam(f"v_{name}", type_=_PACKAGES.c[name].type) for name in (
                      "updated_at", "state_before_block", "denial_reason_id", "hold_until", "hold_reminder_sent_at",
                      "hold_expired_at")}))
-_AUDIT = insert(_LOGS)
+_AUDIT = insert(_LOGS).values({name: bindparam(f"a_{name}", type_=_LOGS.c[name].type) for name in _AUDIT_COLUMNS})
+# PostgreSQL: both in one statement (one round trip); the audit row is written only when the package moved.
+_MOVED = _MOVE.returning(_PACKAGES.c.id).cte("moved")
+_MOVE_AND_AUDIT = insert(_LOGS).from_select(_AUDIT_COLUMNS, select(
+    _MOVED.c.id, *[bindparam(f"a_{name}", type_=_LOGS.c[name].type) for name in _AUDIT_COLUMNS[1:]])
+).add_cte(_MOVED).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is kept only when asked for
+
+
+def _move_and_audit(session: Session, values: dict) -> bool:
+    """Move the package and write its audit row (values: the statements' parameters); False when it had changed."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return rowcount(connection.execute(_MOVE_AND_AUDIT, values)) == 1
+    if rowcount(connection.execute(_MOVE, values)) != 1:
+        return False
+    connection.execute(_AUDIT, values)
+    return True
 
 
 def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]:
     """Write what a handler decided: the new state, the quota, the audit row and the events (not committed).
 
     The second half of run_command; returns (from_state, to_state, the events written). The package's UPDATE
-    and the audit row are Core statements on the session's connection; what the handler left pending in the
-    session is flushed before each, so rows keep the order they had when the ORM wrote them.
+    and its audit row are Core statements on the session's connection (one on PostgreSQL), after what the handler
+    and the shelf release left pending in the session is flushed, so rows keep the order the ORM gave them.
     """
     session, package, transition = ctx.session, ctx.package, ctx.transition
     from_state = package.state
     to_state = ctx.destination if ctx.destination is not None else from_state
-    session.flush()
-    changed = rowcount(session.connection().execute(_MOVE, {
-        "b_id": package.id, "b_state": from_state, "b_version": package.version, "to_state": to_state,
-        "v_updated_at": utcnow(), "v_state_before_block": package.state_before_block,
-        "v_denial_reason_id": package.denial_reason_id, "v_hold_until": package.hold_until,
-        "v_hold_reminder_sent_at": package.hold_reminder_sent_at, "v_hold_expired_at": package.hold_expired_at}))
-    if changed != 1:
-        raise ConcurrentChange(_("Someone else changed this package just now."))
     if from_state == State.READY_FOR_CUSTOMER_PICKUP and to_state != from_state:
         shelf.release(session, package, user_id=ctx.user_id)  # leaving the counter frees the shelf slot
         delegate.release(session, package.id)  # and ends a delegate's naming
     quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
     session.flush()
-    session.connection().execute(_AUDIT, {
-        "package_id": package.id, "from_state": from_state, "to_state": to_state, "transition_id": transition.id,
-        "command": transition.slug, "user_id": ctx.user_id, "authorised_by_id": ctx.authorised_by,
-        "note": ctx.note, "created_at": utcnow()})
+    now = utcnow()
+    moved = _move_and_audit(session, {
+        "b_id": package.id, "b_state": from_state, "b_version": package.version, "to_state": to_state,
+        "v_updated_at": now, "v_state_before_block": package.state_before_block,
+        "v_denial_reason_id": package.denial_reason_id, "v_hold_until": package.hold_until,
+        "v_hold_reminder_sent_at": package.hold_reminder_sent_at, "v_hold_expired_at": package.hold_expired_at,
+        "a_package_id": package.id, "a_from_state": from_state, "a_to_state": to_state,
+        "a_transition_id": transition.id, "a_command": transition.slug, "a_user_id": ctx.user_id,
+        "a_authorised_by_id": ctx.authorised_by, "a_note": ctx.note, "a_created_at": now})
+    if not moved:
+        raise ConcurrentChange(_("Someone else changed this package just now."))
     raised = ctx.events + transition_events(package, transition, from_state, to_state, ctx.event_details)
     events.record_events(session, raised)
     return from_state, to_state, raised
