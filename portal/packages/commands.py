@@ -74,8 +74,15 @@ class CommandResult:
     transition: Transition | None  # None for resending a pickup code, which changes no state
     from_state: int
     to_state: int
-    message: str
     sms_ids: list[int]
+    toast: str = ""  # the handler's own message; without one, message says "<number>: <command> done."
+    number: str = ""  # the package's number and the command's name, read while they were loaded
+    command_name: str = ""
+
+    @property
+    def message(self) -> str:
+        """What the screens show: translated when read, so a caller that shows none (the API) pays nothing."""
+        return self.toast or _("Package %(number)s: %(name)s done.", number=self.number, name=self.command_name)
 
 
 class Handler:
@@ -650,7 +657,7 @@ def run_command(
             raise
         from_state, to_state, _raised = apply_command(ctx)
         # Before the commit, while the package and transition are loaded: read after it they would each cost a query.
-        message = ctx.toast or _("Package %(number)s: %(name)s done.", number=package.number, name=transition.name)
+        number, command_name = package.number, transition.name
         session.commit()
     except DomainError:
         session.rollback()
@@ -665,7 +672,7 @@ def run_command(
     outbox.deliver_after_commit(session, ctx.sms_ids)
     shipments.dispatch(ctx.shipment_ids)
     return CommandResult(package=package, transition=transition, from_state=from_state, to_state=to_state,
-                         message=message, sms_ids=ctx.sms_ids)
+                         sms_ids=ctx.sms_ids, toast=ctx.toast, number=number, command_name=command_name)
 
 
 def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None,
@@ -706,4 +713,4 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
         raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     outbox.deliver_after_commit(session, sms_ids)
     return CommandResult(package=package, transition=None, from_state=package.state, to_state=package.state,
-                         message=message, sms_ids=sms_ids)
+                         sms_ids=sms_ids, toast=message)
