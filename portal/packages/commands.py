@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import SupportsInt
+from typing import SupportsInt, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -553,7 +553,8 @@ def checked_command(
     return package, transition, impl
 
 
-_PACKAGES, _LOGS = Package.__table__, PackageLog.__table__
+# Declarative types __table__ as any FromClause; a mapped class's is a Table.
+_PACKAGES, _LOGS = cast(Table, Package.__table__), cast(Table, PackageLog.__table__)
 _AUDIT_COLUMNS = ("package_id", "from_state", "to_state", "transition_id", "command", "user_id", "authorised_by_id",
                   "note", "created_at")
 # The command's own writes as Core statements built once: no ORM unit of work, no per-command statement building.
