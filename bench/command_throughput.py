@@ -13,7 +13,10 @@ In one run, phases taking turns (bare, API, bare, API, ... so both see the same 
     SELECT ... FOR UPDATE of the package row, UPDATE state/version/updated_at, INSERT the audit row into
     package_logs, COMMIT.
 It prints both throughputs (commands/s), the ratio (target: the API at 60% or more of the bare transaction),
-p50/p95 latency per side, the answers' status codes, and then checks in the database that no package moved twice
+p50/p95 latency per side, the CPU each side cost per command in each group of processes (the app processes, the job
+workers, PostgreSQL, Redis, and this bench's own client threads; read from /proc, so Linux only: a 2-core machine
+runs at most 2,000 ms of CPU a second, which bounds commands/s whatever the latency), the answers' status codes,
+and then checks in the database that no package moved twice
 (package_logs rows for the command per package: at most one each, exactly one for every package the API answered
 204 for).
 
