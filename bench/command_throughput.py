@@ -13,7 +13,10 @@ In one run, phases taking turns (bare, API, bare, API, ... so both see the same 
     SELECT ... FOR UPDATE of the package row, UPDATE state/version/updated_at, INSERT the audit row into
     package_logs, COMMIT.
 It prints both throughputs (commands/s), the ratio (target: the API at 60% or more of the bare transaction),
-p50/p95 latency per side, the answers' status codes, and then checks in the database that no package moved twice
+p50/p95 latency per side, the CPU each side cost per command in each group of processes (the app processes, the job
+workers, PostgreSQL, Redis, and this bench's own client threads; read from /proc, so Linux only: a 2-core machine
+runs at most 2,000 ms of CPU a second, which bounds commands/s whatever the latency), the answers' status codes,
+and then checks in the database that no package moved twice
 (package_logs rows for the command per package: at most one each, exactly one for every package the API answered
 204 for).
 
@@ -129,6 +132,78 @@ def bare_worker(dsn: str, transition_id: int, user_id: int, feed: Feed, out: lis
             out.append(time.perf_counter() - start)
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def tree_cpu(root_pids: list[int]) -> float:
+    """CPU seconds (user + system) of these processes and every descendant, live or ended (an ended child's time
+    is in its parent's cutime/cstime once reaped, as PostgreSQL's postmaster and gunicorn's arbiter reap them)."""
+    if not root_pids:
+        return 0.0
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, list(root_pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or (fields := _stat(pid)) is None:
+            continue
+        seen.add(pid)
+        # utime, stime, cutime, cstime are fields 14-17 of stat; [0] here is field 3 (state).
+        total += sum(int(value) for value in fields[11:15]) / tick
+        todo += children.get(pid, [])
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent per phase kind by the app processes, PostgreSQL and Redis (from /proc; Linux only)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        """Find the processes from RUN_DIR/env: APP_PIDS, PG_DIR's postmaster.pid, REDIS_PORT's server."""
+        self.groups: dict[str, list[int]] = {"app": [int(p) for p in env.get("APP_PIDS", "").split()],
+                                             "job workers": [int(p) for p in env.get("WORKER_PIDS", "").split()]}
+        try:
+            with open(os.path.join(env["PG_DIR"], "postmaster.pid")) as handle:
+                self.groups["postgresql"] = [int(handle.readline())]
+        except (KeyError, OSError, ValueError):
+            self.groups["postgresql"] = []
+        self.groups["redis"] = self._redis(env.get("REDIS_PORT", ""))
+        self.spent: dict[tuple[str, str], float] = {}
+
+    @staticmethod
+    def _redis(port: str) -> list[int]:
+        """The redis-server listening on this port (by its command line), if any."""
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    argv = handle.read().split(b"\0")
+            except OSError:
+                continue
+            if port and argv and b"redis-server" in argv[0] and port.encode() in b" ".join(argv):
+                found.append(int(entry))
+        return found
+
+    def snapshot(self) -> dict[str, float]:
+        """CPU seconds so far per group, and this bench process's own (its client threads)."""
+        values = {name: tree_cpu(pids) for name, pids in self.groups.items()}
+        values["bench client"] = time.process_time()
+        return values
+
+    def add(self, side: str, before: dict[str, float], after: dict[str, float]) -> None:
+        """Add one phase's CPU per group to the side's totals."""
+        for name in before:
+            self.spent[(side, name)] = self.spent.get((side, name), 0.0) + after[name] - before[name]
+
+
 def run_phase(target, args_for, clients: int) -> float:
     """Start `clients` threads of target and return the phase's wall time."""
     threads = [threading.Thread(target=target, args=args_for(i)) for i in range(clients)]
@@ -180,14 +255,19 @@ def main() -> int:
     statuses: Counter = Counter()
     api_done: list[int] = []
     api_ids: list[int] = []
+    meter = CpuMeter(env)
     for r in range(args.rounds):
         bare_feed = Feed(chunks[2 * r], args.seconds)
+        before = meter.snapshot()
         bare_time += run_phase(bare_worker, lambda i, feed=bare_feed: (dsn, transition_id, user_id, feed, bare_lat),
                                args.clients)
+        meter.add("bare", before, meter.snapshot())
         api_feed = Feed(chunks[2 * r + 1], args.seconds)
         api_ids += chunks[2 * r + 1]
+        before = meter.snapshot()
         api_time += run_phase(api_worker, lambda i, feed=api_feed: (env["BASE_URL"], env["API_TOKEN"], feed, api_lat,
                                                                 statuses, api_done), args.clients)
+        meter.add("api", before, meter.snapshot())
     load_after = os.getloadavg()[0]
     bare_rate = len(bare_lat) / bare_time
     api_rate = len(api_done) / api_time
@@ -203,6 +283,16 @@ def main() -> int:
           f"{bare_rate:,.0f} | {pct(bare_lat, 0.5):.1f} | {pct(bare_lat, 0.95):.1f} |")
     print(f"| command API (POST .../command/ {SLUG}) | {len(api_done)} | {api_rate:,.0f} | "
           f"{pct(api_lat, 0.5):.1f} | {pct(api_lat, 0.95):.1f} |")
+    print()
+    print("CPU per command (ms, from /proc: every process of each group during that side's phases; the job workers "
+          "fan out and deliver the API's webhook events as they come):")
+    print()
+    print("| side | " + " | ".join(name for name in meter.snapshot()) + " |")
+    print("|---|" + "---:|" * len(meter.snapshot()))
+    for side, count in (("bare", len(bare_lat)), ("api", len(api_done))):
+        cells = " | ".join(f"{meter.spent[(side, name)] * 1000 / count:.2f}" if count else "-"
+                           for name in meter.snapshot())
+        print(f"| {'bare transaction' if side == 'bare' else 'command API'} | {cells} |")
     print()
     print(f"API answers: {dict(sorted(statuses.items()))}")
     print(f"Ratio API / bare: {ratio:.0%} (target {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")

@@ -14,7 +14,11 @@ for this process: only GET requests are made, nothing secret is read). Requests 
   - GET /api/v1/oms/transitions/ with a token (gzip accepted, as clients send it), the same pieces switched off
     in turn, and its parts timed alone: the token lookup (portal.accounts.auth.token_owner), the rate limiter's
     Redis work (hit + window), the view's query, the JSON answer;
-  - the database and Redis round trip (SELECT 1, PING) for scale.
+  - the database and Redis round trip (SELECT 1, PING) for scale;
+  - CPU per request of this process (time.process_time) for GET transitions and the command API, and where a
+    command's CPU goes: the WSGI call, the hooks before and after the view, the view, and inside it the token
+    lookup, the lock, the writes, the events' outbox rows, the commit, queueing the delivery, the limiter's hit;
+  - round trips per request (SQL statements, Redis calls), exact, with the statements of one request.
 A piece is switched off by taking its functions out of the app's before/after-request lists for that series, so
 every series runs in the same process, against the same database, in the same minute.
 """
@@ -156,6 +160,78 @@ class RoundTrips:
         return (self.sql - sql) / n, (self.redis - redis_calls) / n, self.statements[before:]
 
 
+def cpu_ms(call: Callable[[], object], n: int) -> float:
+    """Mean CPU time of call() in this process, in milliseconds (the database's and Redis's own work not included)."""
+    start = time.process_time()
+    for _ in range(n):
+        call()
+    return (time.process_time() - start) / n * 1000
+
+
+# Where a command's CPU goes: (label, module, attribute) of the functions timed inside the request (each one's CPU
+# includes what it calls). A name missing in the checkout measured (PORTAL_ROOT) is left out.
+COMMAND_PIECES = (
+    ("token lookup (auth.token_owner; the request's first statement: pool checkout, ping, BEGIN)",
+     "portal.accounts.auth", "token_owner"),
+    ("lock and checks (commands.checked_command)", "portal.packages.commands", "checked_command"),
+    ("writes: move, audit, events (commands.apply_command)", "portal.packages.commands", "apply_command"),
+    ("  of which the events' outbox rows (webhooks.events.record_events)", "portal.webhooks.events", "record_events"),
+    ("commit (Session.commit)", "sqlalchemy.orm.session", "Session.commit"),
+    ("queueing the delivery after the commit (outbox.deliver_after_commit)", "portal.outbox.service",
+     "deliver_after_commit"),
+    ("rate limiter's Redis hit (storage incr)", "portal.ratelimit", "PipelinedRedisStorage.incr"),
+)
+
+
+def command_pieces(app, command: Callable[[], object], n: int) -> list[tuple[str, float]]:
+    """CPU per command of the whole WSGI call, the app's hooks, the view, and COMMAND_PIECES (ms, mean of n)."""
+    import importlib
+
+    spent: dict[str, float] = {}
+    undo: list[tuple[object, str, object]] = []
+
+    def timed(label: str, func):
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - start
+        return wrapper
+
+    def patch(owner, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        undo.append((owner, name, original))
+        setattr(owner, name, timed(label, original))
+
+    for label, module_name, attribute in COMMAND_PIECES:
+        owner: object = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        if hasattr(owner, name):
+            patch(owner, name, label)
+    for label, name in (("app hooks before the view (preprocess_request: limiter, authentication)",
+                         "preprocess_request"), ("the view (dispatch_request)", "dispatch_request"),
+                        ("app hooks after the view (process_response)", "process_response"),
+                        ("WSGI app, whole request (Flask, werkzeug, ProxyFix, teardown)", "wsgi_app")):
+        undo.append((app, name, vars(app).get(name)))  # None: the class's method (ProxyFix is set on the app)
+        setattr(app, name, timed(label, getattr(app, name)))
+    try:
+        for _ in range(10):
+            command()
+        spent.clear()
+        for _ in range(n):
+            command()
+    finally:
+        for owner, name, original in reversed(undo):
+            if original is None:
+                delattr(owner, name)  # the app's own attribute goes: the class's method shows again
+            else:
+                setattr(owner, name, original)
+    return sorted(((label, value / n * 1000) for label, value in spent.items()), key=lambda item: -item[1])
+
+
 def waiting_packages(dsn_url: str, count: int) -> list[int]:
     """Put `count` packages into Waiting for the command's figures (a throwaway database) and return them."""
     import psycopg
@@ -237,7 +313,7 @@ def main() -> int:
 
     with app.app_context():
         trips = RoundTrips(db.engine)
-    package_ids = iter(waiting_packages(env["DATABASE_URL"], 2 * n + 50))
+    package_ids = iter(waiting_packages(env["DATABASE_URL"], 3 * n + 100))
 
     def command():
         """The command API: a different Waiting package every time."""
@@ -249,6 +325,9 @@ def main() -> int:
         ("GET /api/v1/oms/transitions/", transitions),
         ("POST /api/v1/oms/packages/<id>/command/ (deallocate-package-reservations)", command))]
     command_us = median_us(command, n, warmup=10)
+    cpu_rows = [("GET /api/v1/oms/transitions/", cpu_ms(transitions, n)),
+                ("POST /api/v1/oms/packages/<id>/command/", cpu_ms(command, n))]
+    pieces = command_pieces(app, command, n)
     load_after = os.getloadavg()[0]
     print(f"Per-request floor, {n} requests per figure (median, microseconds), one process, Flask test client; "
           f"{os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} before, {load_after:.1f} after")
@@ -259,6 +338,21 @@ def main() -> int:
         cost = "" if full != full else f"{full - value:,.0f}"
         print(f"| {label} | {value:,.0f} | {cost} |")
     print(f"| POST /api/v1/oms/packages/<id>/command/ (a different Waiting package each time) | {command_us:,.0f} | |")
+    print()
+    print("CPU per request in this process (ms, mean; Flask test client included, the database's and Redis's own "
+          "work not):")
+    print()
+    print("| request | CPU (ms) |")
+    print("|---|---:|")
+    for label, value in cpu_rows:
+        print(f"| {label} | {value:.2f} |")
+    print()
+    print("Where a command's CPU goes (ms per command, mean; each piece includes what it calls):")
+    print()
+    print("| piece | CPU (ms) |")
+    print("|---|---:|")
+    for label, value in pieces:
+        print(f"| {label} | {value:.2f} |")
     print()
     print("Round trips per request (exact; the pool's pre-ping on checkout adds one database round trip per request "
           "on top):")

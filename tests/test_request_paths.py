@@ -11,11 +11,11 @@ from sqlalchemy import event, select, update
 from portal.accounts import auth
 from portal.accounts.models import ApiToken
 from portal.db_types import utcnow
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import ConcurrentChange, NotFound, ValidationFailed
 from portal.extensions import db
-from portal.packages import commands
+from portal.packages import commands, shelf
 from portal.packages.locks import lock_package
-from portal.packages.models import Package, Transition
+from portal.packages.models import Package, PackageLog, Transition
 from portal.packages.states import State
 
 SLUG = "deallocate-package-reservations"
@@ -167,3 +167,71 @@ def test_the_limiter_storage_reads_count_and_expiry_with_the_hit(redis_url, monk
     assert time.time() + 55 < storage.get_expiry("k") <= time.time() + 61
     assert storage.get("missing") == 0
     assert storage.get_expiry("missing") <= time.time() + 1
+
+
+def test_a_command_moves_the_package_and_writes_its_audit_row_in_one_statement_on_postgresql(make):
+    package = make.package(state=State.WAITING)
+    run(package)  # the transition is cached now
+    other = make.package(state=State.WAITING)
+    seen, collect = count_statements()
+    try:
+        run(other)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", collect)
+    # (SQLite's lock is a no-op UPDATE of the version alone, not counted here.)
+    writes = [s for s in seen if "UPDATE packages SET state" in s or "INSERT INTO package_logs" in s]
+    if db.engine.dialect.name == "postgresql":
+        assert len(writes) == 1 and "UPDATE packages SET state" in writes[0] and "INSERT INTO package_logs" in writes[0], writes
+    else:
+        assert len(writes) == 2, writes
+    [log] = db.session.scalars(select(PackageLog).where(PackageLog.package_id == other.id))
+    assert (log.from_state, log.to_state, log.command) == (State.WAITING, State.PREPARING, SLUG)
+    assert db.session.get(Package, other.id).version == 2
+
+
+def test_a_package_changed_after_it_was_read_is_not_moved_and_gets_no_audit_row(make):
+    package = make.package(state=State.WAITING)
+    locked, transition, _impl = commands.checked_command(db.session, package.id, slug=SLUG, store_ids=None)
+    ctx = commands.CommandContext(session=db.session, package=locked, transition=transition, params={},
+                                  user_id=None, destination=transition.destination_state)
+    # As if another transaction had moved it in between (the row lock makes this impossible in real runs).
+    db.session.execute(update(Package).where(Package.id == package.id).values(version=Package.version + 1)
+                       .execution_options(synchronize_session=False))
+    with pytest.raises(ConcurrentChange):
+        commands.apply_command(ctx)
+    assert not db.session.scalars(select(PackageLog).where(PackageLog.package_id == package.id)).all()
+    db.session.rollback()
+
+
+def test_leaving_the_counter_writes_the_shelf_release_before_the_command_audit_row(make):
+    store = make.store()
+    slot = shelf.create_slot(db.session, store.id, label="C3", store_ids=None)
+    package_id = make.package(store=store, state=State.READY_FOR_CUSTOMER_PICKUP).id
+    shelf.assign(db.session, package_id, slot_id=slot.id, user_id=None, store_ids=None)
+    commands.run_command(db.session, package_id, slug="block-the-package-for-action-from-ready-for-customer-pickup",
+                         params={"note": "ID check"}, user_id=None, store_ids=None)
+    rows = db.session.scalars(select(PackageLog).where(PackageLog.package_id == package_id)
+                              .order_by(PackageLog.id)).all()
+    assert [row.command for row in rows][-2:] == [shelf.FREE, "block-the-package-for-action-from-ready-for-customer-pickup"]
+    assert shelf.current(db.session, package_id) is None
+
+
+def test_the_command_message_is_the_handler_toast_or_the_default_read_when_asked(make):
+    package = make.package(state=State.WAITING)
+    result = run(package)
+    assert result.message == f"Package {package.number}: {result.command_name} done."
+    assert commands.CommandResult(package=package, transition=None, from_state=1, to_state=1, sms_ids=[],
+                                  toast="Sent.").message == "Sent."
+
+
+def test_a_token_of_store_staff_without_a_store_reaches_no_package(make):
+    store = make.store()
+    staff = make.user(role="staff", stores=[store])
+    key = auth.create_api_token(db.session, staff)
+    staff.stock_locations = []
+    db.session.commit()
+    owner = auth.token_owner(db.session, key)
+    assert owner is not None and owner.store_ids == []
+    with pytest.raises(NotFound):
+        lock_package(db.session, make.package(store=store).id, owner.store_ids)
+    db.session.rollback()

@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from flask import session as flask_session
 from flask_babel import gettext as _
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -382,21 +382,26 @@ def _touch_token(session: Session, token_id: int, last_used_at: datetime | None)
     session.commit()
 
 
+# The token's user and that user's stores in one statement, built once (no per-request statement construction or
+# cache-key work): one row per store, or one row with a NULL store for a user without any.
+_TOKENS, _USERS = ApiToken.__table__, User.__table__
+_TOKEN_OWNER = (
+    select(_TOKENS.c.id, _TOKENS.c.last_used_at, _USERS.c.id, _USERS.c.role, user_stock_locations.c.stock_location_id)
+    .select_from(_TOKENS.join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
+                 .outerjoin(user_stock_locations, user_stock_locations.c.user_id == _USERS.c.id))
+    .where(_TOKENS.c.key_digest == bindparam("digest"), _TOKENS.c.revoked.is_(False), _USERS.c.active.is_(True))
+    .order_by(user_stock_locations.c.stock_location_id))
+
+
 def token_owner(session: Session, key: str) -> TokenOwner | None:
-    """The active user behind an unrevoked token with this key, or None: one query (two for store staff)."""
-    row = session.execute(
-        select(ApiToken.id, ApiToken.last_used_at, User.id, User.role)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.key_digest == _digest(key), ApiToken.revoked.is_(False), User.active.is_(True))
-    ).one_or_none()
-    if row is None:
+    """The active user behind an unrevoked token with this key, or None: one query, on the session's connection."""
+    rows = session.connection().execute(_TOKEN_OWNER, {"digest": _digest(key)}).all()
+    if not rows:
         return None
-    token_id, last_used_at, user_id, role = row
+    token_id, last_used_at, user_id, role, _store = rows[0]
     store_ids = None
     if role not in (Role.ADMIN.value, Role.BRAND_MANAGER.value):
-        store_ids = list(session.scalars(
-            select(user_stock_locations.c.stock_location_id).where(user_stock_locations.c.user_id == user_id)
-            .order_by(user_stock_locations.c.stock_location_id)))
+        store_ids = [row[4] for row in rows if row[4] is not None]
     _touch_token(session, token_id, last_used_at)
     return TokenOwner(user_id, role, store_ids)
 

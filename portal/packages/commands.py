@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import SupportsInt
+from typing import SupportsInt, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import event, select, update
+from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -74,8 +74,15 @@ class CommandResult:
     transition: Transition | None  # None for resending a pickup code, which changes no state
     from_state: int
     to_state: int
-    message: str
     sms_ids: list[int]
+    toast: str = ""  # the handler's own message; without one, message says "<number>: <command> done."
+    number: str = ""  # the package's number and the command's name, read while they were loaded
+    command_name: str = ""
+
+    @property
+    def message(self) -> str:
+        """What the screens show: translated when read, so a caller that shows none (the API) pays nothing."""
+        return self.toast or _("Package %(number)s: %(name)s done.", number=self.number, name=self.command_name)
 
 
 class Handler:
@@ -546,32 +553,64 @@ def checked_command(
     return package, transition, impl
 
 
+# Declarative types __table__ as any FromClause; a mapped class's is a Table.
+_PACKAGES, _LOGS = cast(Table, Package.__table__), cast(Table, PackageLog.__table__)
+_AUDIT_COLUMNS = ("package_id", "from_state", "to_state", "transition_id", "command", "user_id", "authorised_by_id",
+                  "note", "created_at")
+# The command's own writes as Core statements built once: no ORM unit of work, no per-command statement building.
+# _MOVE moves the package if it is still in the state and version it was read in; _AUDIT writes the audit row.
+_MOVE = (update(_PACKAGES)
+         .where(_PACKAGES.c.id == bindparam("b_id"), _PACKAGES.c.state == bindparam("b_state"),
+                _PACKAGES.c.version == bindparam("b_version"))
+         .values(state=bindparam("to_state", type_=_PACKAGES.c.state.type), version=_PACKAGES.c.version + 1,
+                 **{name: bindparam(f"v_{name}", type_=_PACKAGES.c[name].type) for name in (
+                     "updated_at", "state_before_block", "denial_reason_id", "hold_until", "hold_reminder_sent_at",
+                     "hold_expired_at")}))
+_AUDIT = insert(_LOGS).values({name: bindparam(f"a_{name}", type_=_LOGS.c[name].type) for name in _AUDIT_COLUMNS})
+# PostgreSQL: both in one statement (one round trip); the audit row is written only when the package moved.
+_MOVED = _MOVE.returning(_PACKAGES.c.id).cte("moved")
+_MOVE_AND_AUDIT = insert(_LOGS).from_select(_AUDIT_COLUMNS, select(
+    _MOVED.c.id, *[bindparam(f"a_{name}", type_=_LOGS.c[name].type) for name in _AUDIT_COLUMNS[1:]])
+).add_cte(_MOVED).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is kept only when asked for
+
+
+def _move_and_audit(session: Session, values: dict) -> bool:
+    """Move the package and write its audit row (values: the statements' parameters); False when it had changed."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return rowcount(connection.execute(_MOVE_AND_AUDIT, values)) == 1
+    if rowcount(connection.execute(_MOVE, values)) != 1:
+        return False
+    connection.execute(_AUDIT, values)
+    return True
+
+
 def apply_command(ctx: CommandContext) -> tuple[int, int, list[outbox.NewEvent]]:
     """Write what a handler decided: the new state, the quota, the audit row and the events (not committed).
 
-    The second half of run_command; returns (from_state, to_state, the events written).
+    The second half of run_command; returns (from_state, to_state, the events written). The package's UPDATE
+    and its audit row are Core statements on the session's connection (one on PostgreSQL), after what the handler
+    and the shelf release left pending in the session is flushed, so rows keep the order the ORM gave them.
     """
     session, package, transition = ctx.session, ctx.package, ctx.transition
     from_state = package.state
     to_state = ctx.destination if ctx.destination is not None else from_state
-    changed = rowcount(session.execute(
-        update(Package)
-        .where(Package.id == package.id, Package.state == from_state, Package.version == package.version)
-        .values(state=to_state, version=Package.version + 1, updated_at=utcnow(),
-                state_before_block=package.state_before_block, denial_reason_id=package.denial_reason_id,
-                hold_until=package.hold_until, hold_reminder_sent_at=package.hold_reminder_sent_at,
-                hold_expired_at=package.hold_expired_at)
-        .execution_options(synchronize_session=False)
-    ))
-    if changed != 1:
-        raise ConcurrentChange(_("Someone else changed this package just now."))
     if from_state == State.READY_FOR_CUSTOMER_PICKUP and to_state != from_state:
         shelf.release(session, package, user_id=ctx.user_id)  # leaving the counter frees the shelf slot
         delegate.release(session, package.id)  # and ends a delegate's naming
     quota.adjust(session, package.stock_location_id, quota.change_for(from_state, to_state))
-    session.add(PackageLog(package_id=package.id, from_state=from_state, to_state=to_state,
-                           transition_id=transition.id, command=transition.slug, user_id=ctx.user_id,
-                           authorised_by_id=ctx.authorised_by, note=ctx.note))
+    session.flush()
+    now = utcnow()
+    moved = _move_and_audit(session, {
+        "b_id": package.id, "b_state": from_state, "b_version": package.version, "to_state": to_state,
+        "v_updated_at": now, "v_state_before_block": package.state_before_block,
+        "v_denial_reason_id": package.denial_reason_id, "v_hold_until": package.hold_until,
+        "v_hold_reminder_sent_at": package.hold_reminder_sent_at, "v_hold_expired_at": package.hold_expired_at,
+        "a_package_id": package.id, "a_from_state": from_state, "a_to_state": to_state,
+        "a_transition_id": transition.id, "a_command": transition.slug, "a_user_id": ctx.user_id,
+        "a_authorised_by_id": ctx.authorised_by, "a_note": ctx.note, "a_created_at": now})
+    if not moved:
+        raise ConcurrentChange(_("Someone else changed this package just now."))
     raised = ctx.events + transition_events(package, transition, from_state, to_state, ctx.event_details)
     events.record_events(session, raised)
     return from_state, to_state, raised
@@ -619,7 +658,7 @@ def run_command(
             raise
         from_state, to_state, _raised = apply_command(ctx)
         # Before the commit, while the package and transition are loaded: read after it they would each cost a query.
-        message = ctx.toast or _("Package %(number)s: %(name)s done.", number=package.number, name=transition.name)
+        number, command_name = package.number, transition.name
         session.commit()
     except DomainError:
         session.rollback()
@@ -634,7 +673,7 @@ def run_command(
     outbox.deliver_after_commit(session, ctx.sms_ids)
     shipments.dispatch(ctx.shipment_ids)
     return CommandResult(package=package, transition=transition, from_state=from_state, to_state=to_state,
-                         message=message, sms_ids=ctx.sms_ids)
+                         sms_ids=ctx.sms_ids, toast=ctx.toast, number=number, command_name=command_name)
 
 
 def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None,
@@ -675,4 +714,4 @@ def resend_pickup_code(session: Session, package_id: int, *, user_id: int | None
         raise ConcurrentChange(_("Someone else changed this package at the same moment. Please try again.")) from exc
     outbox.deliver_after_commit(session, sms_ids)
     return CommandResult(package=package, transition=None, from_state=package.state, to_state=package.state,
-                         message=message, sms_ids=sms_ids)
+                         sms_ids=sms_ids, toast=message)
