@@ -21,10 +21,15 @@ Webhooks keep their own switch, WEBHOOK_ALLOW_PRIVATE_TARGETS (portal/webhooks/s
 """
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -283,6 +288,119 @@ def _check_peer(sock: socket.socket, host: str, setting: str) -> None:
         raise BlockedAddress(host, peer, reason, setting)
 
 
+class Send:
+    """One request under a total deadline (see deadline()): which connection it uses, and whether time ran out."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+        self.lock = threading.Lock()
+        self.connection: HTTPConnection | None = None
+        self.done = False
+        self.expired = False
+
+    def attach(self, connection: HTTPConnection) -> None:
+        """The connection this request goes out on (a late one, after the deadline, is refused at once)."""
+        with self.lock:
+            if self.expired:
+                raise TimeoutError("the request's total deadline has passed")
+            self.connection = connection
+
+    def expire(self) -> None:
+        """The deadline passed: shut the connection down, so a read that keeps getting a byte now and then ends."""
+        with self.lock:
+            if self.done:
+                return
+            self.expired = True
+            sock = self.connection.sock if self.connection is not None else None
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+            except OSError:
+                pass
+
+
+class _Watchdog:
+    """One thread that expires the sends whose deadline has passed (started on first use, again after a fork)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """Fresh state (a forked child has no watchdog thread, and its lock may have been held at the fork)."""
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int, Send]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, send: Send) -> None:
+        """Expire this send at its deadline unless it is done by then."""
+        with self._wake:
+            heapq.heappush(self._due, (send.deadline, next(self._order), send))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="outbound-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _next_expired(self) -> Send:
+        """Wait for the next send whose deadline passes while it is still going."""
+        with self._wake:
+            while True:
+                while self._due and self._due[0][2].done:
+                    heapq.heappop(self._due)
+                now = time.monotonic()
+                if self._due and self._due[0][0] <= now:
+                    return heapq.heappop(self._due)[2]
+                self._wake.wait(self._due[0][0] - now if self._due else None)
+
+    def _run(self) -> None:
+        """Expire sends as their deadlines pass, for as long as the process lives."""
+        while True:
+            self._next_expired().expire()
+
+
+_watchdog = _Watchdog()
+_current = threading.local()
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[Send]:
+    """Bound a whole request made in this block on this thread (through guarded_session) to `seconds`.
+
+    requests' timeout bounds each connect and each read; a peer that sends a byte now and then never trips it.
+    At the deadline the connection is shut down, so the request fails at once; `send.expired` tells why.
+    """
+    send = Send(seconds)
+    _current.send = send
+    _watchdog.watch(send)
+    try:
+        yield send
+    finally:
+        with send.lock:
+            send.done = True
+        _current.send = None
+
+
+class _TrackedMixin:
+    """Connection behaviour: tell the thread's deadline (if any) which connection a request goes out on."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        """Attach to the current deadline, then send as usual."""
+        send: Send | None = getattr(_current, "send", None)
+        if send is not None:
+            send.attach(self)  # type: ignore[arg-type]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class TrackedHTTPConnection(_TrackedMixin, HTTPConnection):
+    """An http connection that a deadline can shut down."""
+
+
+class TrackedHTTPSConnection(_TrackedMixin, HTTPSConnection):
+    """An https connection that a deadline can shut down."""
+
+
 class _GuardMixin:
     """Connection behaviour: vet the host's addresses before connecting, pin the connection to them, check
     the peer afterwards. Needs `policy` set on the class (guarded_session builds such classes)."""
@@ -313,11 +431,11 @@ class _GuardMixin:
         raise last
 
 
-class GuardedHTTPConnection(_GuardMixin, HTTPConnection):
+class GuardedHTTPConnection(_GuardMixin, TrackedHTTPConnection):
     """An http connection to vetted addresses only."""
 
 
-class GuardedHTTPSConnection(_GuardMixin, HTTPSConnection):
+class GuardedHTTPSConnection(_GuardMixin, TrackedHTTPSConnection):
     """An https connection to vetted addresses only (checked before the TLS handshake)."""
 
 
@@ -331,8 +449,12 @@ class GuardedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """Build the pool manager with guarded pools for http and https."""
         super().init_poolmanager(*args, **kwargs)
-        http_conn = type("PolicyHTTPConnection", (GuardedHTTPConnection,), {"policy": self.policy})
-        https_conn = type("PolicyHTTPSConnection", (GuardedHTTPSConnection,), {"policy": self.policy})
+        if self.policy.allow_private:  # nothing to vet; the connections can still be held to a deadline
+            http_conn: type = TrackedHTTPConnection
+            https_conn: type = TrackedHTTPSConnection
+        else:
+            http_conn = type("PolicyHTTPConnection", (GuardedHTTPConnection,), {"policy": self.policy})
+            https_conn = type("PolicyHTTPSConnection", (GuardedHTTPSConnection,), {"policy": self.policy})
         self.poolmanager.pool_classes_by_scheme = {
             "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
             "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
@@ -348,8 +470,7 @@ def guarded_session(policy: Policy | None = None) -> requests.Session:
     policy = current_policy() if policy is None else policy
     session = requests.Session()
     session.trust_env = False
-    if not policy.allow_private:
-        adapter = GuardedAdapter(policy, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    adapter = GuardedAdapter(policy, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session

@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
-from portal import crypto
+from portal import crypto, outbound
 from portal.db_types import utcnow
 from portal.outbox import service as outbox
 from portal.outbox.models import OutboxMessage
@@ -83,17 +83,29 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allo
         """Milliseconds since the request started."""
         return int((time.perf_counter() - started) * 1000)
 
-    try:
-        response = _http(allow_private).post(url, data=body, headers=headers, timeout=(timeout, timeout),
-                                              allow_redirects=False, stream=True)
+    # requests' timeout bounds each read; the deadline bounds the whole send, so a receiver dripping its answer
+    # cannot hold a worker (or outlive the claim's lease).
+    with outbound.deadline(timeout) as send:
         try:
-            content = b""
-            for chunk in response.iter_content(8192):
-                content += chunk
-                if len(content) >= _READ_LIMIT:
-                    break
-        finally:
-            response.close()
+            response = _http(allow_private).post(url, data=body, headers=headers, timeout=(timeout, timeout),
+                                                  allow_redirects=False, stream=True)
+            try:
+                content = b""
+                for chunk in response.iter_content(8192):
+                    content += chunk
+                    if len(content) >= _READ_LIMIT:
+                        break
+            finally:
+                response.close()
+        except Exception as exc:  # noqa: BLE001 - sorted out below, after the deadline is off
+            failure: Exception | None = exc
+        else:
+            failure = None
+    if send.expired:
+        return HttpResult(None, "", _("No answer within %(seconds)g s (timeout).", seconds=timeout), took())
+    try:
+        if failure is not None:
+            raise failure
         excerpt = content.decode(response.encoding or "utf-8", errors="replace")[:EXCERPT_CHARS]
         status = response.status_code
         error = ""
