@@ -338,6 +338,16 @@ def deliver_after_commit(session: Session, message_ids: list[int] | None = None)
                       event_uuids)
 
 
+def ids_sent_alone(session: Session, message_ids: Sequence[int]) -> list[int]:
+    """Of these messages, the ones of kinds without a batch sender (SMS), by id: they go out one by one."""
+    if not message_ids:
+        return []
+    batched = list(CHANNELS.batch_senders)
+    return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(list(message_ids)),
+                                                               OutboxMessage.kind.not_in(batched))
+                                .order_by(OutboxMessage.id)))
+
+
 def webhook_ids_of(session: Session, event_uuids: list[str]) -> list[int]:
     """The webhook messages of some events, by id."""
     if not event_uuids:

@@ -156,17 +156,24 @@ def deliver_messages(message_ids: Sequence[int], event_uuids: Sequence[str] = ()
 
     Drains the outbox: fans out the pending events (its own among them) and delivers the due messages of the
     kinds that have a batch sender (webhooks), a batch at a time, claimed with one UPDATE and recorded with one
-    transaction each, so a worker that falls behind catches up in batches rather than one message per task. A
-    message it was given that no batch took (an SMS) is delivered alone: one here, the others queued for any
-    worker. The committing request pays for one enqueue however many messages there are.
+    transaction each, so a worker that falls behind catches up in batches rather than one message per task. The
+    messages it was given that have no batch sender (SMS) are queued first, one task each, for any worker, so
+    they never wait behind a batch. The committing request pays for one enqueue however many messages there are.
     """
-    rest = _drain(message_ids) if (event_uuids or message_ids) else []
-    if not rest:
-        return
-    first, *others = rest
-    for message_id in others:
+    alone: list[int] = []
+    if message_ids:
+        with app_context():
+            alone = outbox.ids_sent_alone(db.session, message_ids)
+            db.session.commit()  # end the read transaction
+    # An SMS (a customer's pickup code) never waits behind a batch of webhooks to a slow receiver: it is queued
+    # first, for any free worker thread, and the drain delivers the rest.
+    for message_id in alone:
         deliver_message(message_id)
-    deliver_message.call_local(first)
+    skip = set(alone)
+    batched = [i for i in message_ids if i not in skip]
+    rest = _drain(batched) if (event_uuids or batched) else []
+    for message_id in rest:
+        deliver_message(message_id)
 
 
 def queue_delivery(message_ids: Sequence[int], event_uuids: Sequence[str] = ()) -> None:
