@@ -276,11 +276,17 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server with a real server's listen backlog (fresh workers open many connections at once)."""
+
+    request_queue_size = 1024
+
+
 def serve(port: int, account_sid: str, auth_token: str, slow_seconds: float = 3.0,
           host: str = "127.0.0.1", hang_seconds: float = 30.0) -> tuple[ThreadingHTTPServer, State]:
     """Start the stand-ins on a thread; returns the server (call shutdown()) and its state."""
     state = State(account_sid, auth_token, slow_seconds, hang_seconds)
-    server = ThreadingHTTPServer((host, port), make_handler(state))
+    server = _Server((host, port), make_handler(state))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="standins", daemon=True).start()
     return server, state

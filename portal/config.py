@@ -99,6 +99,10 @@ class Config:
     OUTBOX_LEASE_SECONDS = _int("OUTBOX_LEASE_SECONDS", 60)
     # An SMS the provider keeps refusing is dead-lettered after this many attempts (staff can still Retry).
     OUTBOX_SMS_MAX_ATTEMPTS = _int("OUTBOX_SMS_MAX_ATTEMPTS", 8)
+    # How many due webhook deliveries a worker claims at once (one UPDATE) and sends concurrently.
+    OUTBOX_BATCH_SIZE = _int("OUTBOX_BATCH_SIZE", 32)
+    # How many threads of one worker process deliver batches at once (the others run other jobs).
+    OUTBOX_DRAINERS = _int("OUTBOX_DRAINERS", 2)
     # Benchmark only (bench/webhooks.py): false skips writing events to the outbox, to measure their cost.
     OUTBOX_RECORD_EVENTS = _bool("OUTBOX_RECORD_EVENTS", True)
 
