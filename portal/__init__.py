@@ -5,7 +5,7 @@ import logging
 import os
 from typing import cast
 
-from flask import Flask
+from flask import Flask, Response
 from flask_sqlalchemy import SQLAlchemy
 
 from portal.config import CONFIGS, check_production
@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     compress.init_app(app)
+    app.after_request(_bodiless_stays_plain)  # registered after Compress, so it runs before Compress's hook
     talisman.init_app(
         app,
         force_https=app.config["FORCE_HTTPS"],
@@ -137,3 +138,11 @@ def _install_sqlite_pragmas() -> None:
 
 
 _install_sqlite_pragmas()
+
+
+def _bodiless_stays_plain(response: Response) -> Response:
+    """A 204 or 304 has no body: say it is empty, so Flask-Compress does not label it Content-Encoding: br (a
+    client then tries to decode nothing and fails)."""
+    if response.status_code in (204, 304):
+        response.content_length = 0
+    return response
