@@ -119,8 +119,12 @@ def test_a_worker_killed_mid_send_leaves_its_sms_and_webhook_to_the_next_worker_
     first = Consumer(app, queue_file, log_path, **worker_env(standins))
     try:
         outbox.deliver_after_commit(db.session)  # onto the real queue: the consumer fans out and sends
-        flights = wait_for(lambda: (lambda now: now if len(now) == 2 else None)(in_flight(standins)), 30,
-                           "the SMS and the webhook to be held by the stand-ins")
+        try:
+            flights = wait_for(lambda: (lambda now: now if len(now) == 2 else None)(in_flight(standins)), 45,
+                               "the SMS and the webhook to be held by the stand-ins")
+        except BaseException:  # say what the worker did and what the stand-ins hold
+            print("in flight:", in_flight(standins), "\nconsumer log:\n", Path(log_path).read_text()[-4000:])
+            raise
     finally:
         first.kill()  # SIGKILL to the consumer and its worker processes, while both requests are held
 
