@@ -297,11 +297,13 @@ def _check_login(session: Session, username: str, password: str) -> User:
         session.commit()
         raise _refused()
     assert user is not None
+    # Re-made before the throttle row is written: its lock (and, on SQLite, the database's) is held until commit.
+    rehashed = hash_password(password) if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash) else None
     if not _count_success(session, key, utcnow()):
         session.commit()
         raise _refused()
-    if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if rehashed is not None:
+        user.password_hash = rehashed
     return user
 
 
