@@ -119,6 +119,13 @@ class Config:
 
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
+    # Logins of one username whose passwords are being checked at once take one of LOGIN_MAX_FAILURES slots (less
+    # the failures counted so far); the others wait for a slot this many seconds at most (a store's tablets
+    # logging in together with its one shared account at shift start), then get the usual refusal.
+    LOGIN_BUSY_WAIT_SECONDS = _int("LOGIN_BUSY_WAIT_SECONDS", 5)
+    # A slot not given back for this long counts as free again: its process died in the middle of the check.
+    # Keep it well above the slowest password check (Argon2id plus its turn, see ARGON2_CONCURRENCY).
+    LOGIN_IN_FLIGHT_STALE_SECONDS = _int("LOGIN_IN_FLIGHT_STALE_SECONDS", 30)
     LOGIN_SESSION_HOURS = _int("LOGIN_SESSION_HOURS", 24)
     # Argon2id's cost: OWASP's recommended setting (19 MiB, 2 passes, 1 lane), about 35 ms per check on one core.
     # The library's default (64 MiB, 3 passes, 4 lanes) took ~475 ms of two busy cores, so 45 tablets logging in

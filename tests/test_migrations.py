@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic.script import ScriptDirectory
+from flask import current_app
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, inspect, select, text
 
 from portal import create_app
+from portal.accounts.models import LoginThrottle
 from portal.extensions import db
 from portal.jobs.models import JobRun
 from portal.orders.models import OrderImportRun
@@ -107,6 +110,27 @@ def test_migration_0007_keeps_the_history_of_every_kind_of_run(app):
             "succeeded", "Sent 2.", moment, moment)
         assert (succeeded.error, succeeded.cursor, succeeded.progress, succeeded.task_id) == ("", {}, {}, "")
         assert (failed.status, failed.error) == ("failed", "Failed: boom")
+    finally:
+        db.session.remove()
+        upgrade()
+
+
+def test_migration_0023_starts_every_throttle_with_no_check_in_flight(app):
+    """Throttle rows written before the in-flight count come through with no slot taken."""
+    parent = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config()) \
+        .get_revision("0023").down_revision
+    db.session.remove()
+    downgrade(revision=parent)
+    try:
+        moment = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO login_throttles (key, failures, locked_until, updated_at) "
+                              "VALUES ('k', 3, NULL, :at)"), {"at": moment})
+        db.engine.dispose()
+        upgrade()
+
+        row = db.session.get(LoginThrottle, "k")
+        assert (row.failures, row.in_flight, row.in_flight_at) == (3, 0, None)
     finally:
         db.session.remove()
         upgrade()

@@ -135,6 +135,34 @@ def test_a_good_login_resets_the_failure_count(client, app, make, auth_actions):
     assert throttle("zeynep").failures == 0
 
 
+def test_a_finished_login_gives_its_slot_back(client, app, make, auth_actions):
+    make.user("zeynep")
+
+    assert auth_actions.login("zeynep", "guess-guess-1").status_code == 401
+    assert (throttle("zeynep").failures, throttle("zeynep").in_flight) == (1, 0)
+    assert auth_actions.login("zeynep", PASSWORD).status_code == 302
+    assert (throttle("zeynep").failures, throttle("zeynep").in_flight) == (0, 0)
+
+
+def test_a_login_that_finds_every_slot_busy_gets_the_one_answer(client, app, make, auth_actions):
+    make.user("zeynep")
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    app.config["LOGIN_BUSY_WAIT_SECONDS"] = 0.2
+    for _ in range(limit):
+        auth_actions.login("nobody-here", "guess-guess-1")
+    locked = auth_actions.login("nobody-here", PASSWORD)
+    db.session.add(LoginThrottle(key=hashlib.sha256(b"zeynep").hexdigest(), failures=0, in_flight=limit,
+                                 in_flight_at=utcnow(), updated_at=utcnow()))  # checks in flight elsewhere
+    db.session.commit()
+
+    busy = auth_actions.login("zeynep", PASSWORD)
+
+    assert (busy.status_code, busy.get_data(as_text=True).replace("zeynep", "NAME")) == (
+        locked.status_code, locked.get_data(as_text=True).replace("nobody-here", "NAME"))
+    assert not logged_in(client)
+    assert throttle("zeynep").locked_until is None  # only busy: nothing counted, nothing locked
+
+
 def test_the_throttle_keeps_no_typed_text(client, make, auth_actions):
     auth_actions.login("my-secret-password-typed-as-name", "guess-guess-1")
 

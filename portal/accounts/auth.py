@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,14 +15,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from flask import session as flask_session
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User, user_stock_locations
 from portal.config import Config
-from portal.db_types import rowcount, utcnow
+from portal.db_types import UTCDateTime, rowcount, utcnow
 from portal.errors import ValidationFailed
 from portal.extensions import db
 from portal.i18n import N_, supported
@@ -114,46 +116,123 @@ def _upsert(session: Session):
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _reserve_attempt(session: Session, key: str, now: datetime) -> tuple[int, datetime | None]:
-    """Count this login attempt before its password is checked, in one atomic statement.
-
-    Returns (failures counted so far including this one, locked_until). While a lock is in force the count is
-    left as it is. Counting before checking is what makes the limit hold under concurrency: of any number of
-    attempts sent at once, only the first LOGIN_MAX_FAILURES get their password checked.
-    """
-    table = LoginThrottle.__table__
-    insert = _upsert(session)(table).values(key=key, failures=1, locked_until=None, updated_at=now)
-    locked = table.c.locked_until.is_not(None) & (table.c.locked_until > now)
-    stmt = insert.on_conflict_do_update(
-        index_elements=[table.c.key],
-        set_={"failures": case((locked, table.c.failures), else_=table.c.failures + 1), "updated_at": now},
-    ).returning(table.c.failures, table.c.locked_until)
-    failures, locked_until = session.execute(stmt).one()
-    return failures, locked_until
-
-
 def _not_locked(now: datetime):
     """SQL condition: no lock is in force on the throttle row."""
     return or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now)
 
 
-def _lock(session: Session, key: str, now: datetime) -> None:
-    """Lock the username for LOGIN_LOCK_MINUTES (unless a lock is already in force) and start counting afresh."""
+def _slots_taken(now: datetime):
+    """SQL expression: the row's slots in flight, counting none when the last was taken or given back too long ago.
+
+    A process that dies in the middle of a check never gives its slot back; after LOGIN_IN_FLIGHT_STALE_SECONDS
+    without a slot taken or given back, the slots are taken to be such leftovers.
+    """
+    stale_before = now - timedelta(seconds=float(current_app.config["LOGIN_IN_FLIGHT_STALE_SECONDS"]))
+    table = LoginThrottle.__table__
+    fresh = table.c.in_flight_at.is_not(None) & (table.c.in_flight_at >= stale_before)
+    return case((fresh, table.c.in_flight), else_=0)
+
+
+def _give_back_slot(now: datetime):
+    """SQL expression: the row's slots in flight less the one this attempt gives back (never below 0)."""
+    taken = _slots_taken(now)
+    return case((taken > 0, taken - 1), else_=0)
+
+
+def _reserve_slot(session: Session, key: str, now: datetime) -> bool:
+    """Take a slot for checking this attempt's password, in one atomic statement; False when none is free.
+
+    A slot is free while no lock is in force and the failures counted plus the slots taken stay below
+    LOGIN_MAX_FAILURES. Taking it before the (slow) check is what makes the limit hold under concurrency: of any
+    number of attempts sent at once, at most LOGIN_MAX_FAILURES get their password checked before a lock, and
+    a slot given back after a right password is not a failure.
+    """
+    table = LoginThrottle.__table__
+    insert = _upsert(session)(table).values(key=key, failures=0, in_flight=1, in_flight_at=now, locked_until=None,
+                                            updated_at=now)
+    taken = _slots_taken(now)
+    locked = table.c.locked_until.is_not(None) & (table.c.locked_until > now)
+    stmt = insert.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={"in_flight": taken + 1, "in_flight_at": now, "updated_at": now},
+        where=~locked & (table.c.failures + taken < current_app.config["LOGIN_MAX_FAILURES"]),
+    ).returning(table.c.key)
+    return session.execute(stmt).first() is not None
+
+
+def _locked_now(session: Session, key: str, now: datetime) -> bool:
+    """True when a lock is in force on the typed username."""
+    locked_until = session.scalar(select(LoginThrottle.locked_until).where(LoginThrottle.key == key))
+    return locked_until is not None and locked_until > now
+
+
+def _wait_for_slot(session: Session, key: str, password: str) -> None:
+    """Take a slot for this attempt, waiting while the others are busy; raises the refusal when none comes.
+
+    Committed either way. While a lock is in force the refusal comes at once (after a dummy check, so it takes
+    as long as a checked password). While the slots are only busy with checks in flight (a store's tablets
+    logging in together with its one account), the attempt tries again every few tens of milliseconds for
+    LOGIN_BUSY_WAIT_SECONDS, then gets the same refusal.
+    """
+    deadline = time.monotonic() + float(current_app.config["LOGIN_BUSY_WAIT_SECONDS"])
+    while True:
+        now = utcnow()
+        if _reserve_slot(session, key, now):
+            session.commit()  # taken before the (slow) check, so concurrent attempts see it
+            return
+        locked = _locked_now(session, key, now)
+        session.commit()  # nothing is held while waiting
+        if locked:
+            verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
+            raise _refused()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            # No dummy check: the wait took far longer than any check, and slots are taken per typed name,
+            # known or not, so this answer tells nothing about the account either.
+            raise _refused()
+        time.sleep(min(left, random.uniform(0.02, 0.05)))  # jittered, so waiters do not retry in step
+
+
+def _count_failure(session: Session, key: str, now: datetime) -> None:
+    """Give back the slot and count a failure, in one statement; the LOGIN_MAX_FAILURES-th locks the username.
+
+    Locking starts counting afresh (failures 0) for when the lock of LOGIN_LOCK_MINUTES ends. A failure that ends
+    while a lock is in force is not counted again.
+    """
+    table = LoginThrottle.__table__
+    locked = table.c.locked_until.is_not(None) & (table.c.locked_until > now)
+    reaches = table.c.failures + 1 >= current_app.config["LOGIN_MAX_FAILURES"]
+    lock_until = literal(now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"]), UTCDateTime())
     session.execute(
-        update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
-        .values(locked_until=now + timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"]), failures=0)
+        update(LoginThrottle).where(LoginThrottle.key == key)
+        .values(failures=case((locked, table.c.failures), (reaches, 0), else_=table.c.failures + 1),
+                locked_until=case((locked, table.c.locked_until), (reaches, lock_until), else_=table.c.locked_until),
+                in_flight=_give_back_slot(now), in_flight_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
 
 
-def _clear_after_success(session: Session, key: str, now: datetime) -> bool:
-    """Forget the failures after a right password; False when a lock came into force meanwhile (then refuse)."""
+def _count_success(session: Session, key: str, now: datetime) -> bool:
+    """Give back the slot and forget the failures after a right password; False when a lock came into force
+    meanwhile (then only the slot is given back, and the login is refused)."""
     result = session.execute(
         update(LoginThrottle).where(LoginThrottle.key == key, _not_locked(now))
-        .values(failures=0, locked_until=None, updated_at=now)
+        .values(failures=0, locked_until=None, in_flight=_give_back_slot(now), in_flight_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return rowcount(result) == 1
+    if rowcount(result) == 1:
+        return True
+    _give_back(session, key, now)
+    return False
+
+
+def _give_back(session: Session, key: str, now: datetime) -> None:
+    """Give back the slot without counting anything (a lock came first, or the check itself broke)."""
+    session.execute(
+        update(LoginThrottle).where(LoginThrottle.key == key)
+        .values(in_flight=_give_back_slot(now), in_flight_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _forget_old_throttles(session: Session, now: datetime) -> None:
@@ -191,47 +270,54 @@ def log_in(session: Session, username: str, password: str) -> tuple[User, str]:
 def _check_login(session: Session, username: str, password: str) -> User:
     """Check a login; a good one's writes are left uncommitted. Raises ValidationFailed for any refused login.
 
-    Attempts are counted per typed username, known or not, before the password is checked: after
-    LOGIN_MAX_FAILURES failures in a row the username is locked for LOGIN_LOCK_MINUTES, whoever is trying,
-    so guessing from many addresses or many connections at once does not help. A locked account, an
-    unknown username and a wrong password get the same answer, so the answer tells nobody which accounts
-    exist.
+    Attempts are counted per typed username, known or not: each takes one of LOGIN_MAX_FAILURES slots (less
+    the failures so far) before its password is checked, waiting for one while the others are busy (see
+    _wait_for_slot). After LOGIN_MAX_FAILURES failures in a row the username is locked for LOGIN_LOCK_MINUTES,
+    whoever is trying, so guessing from many addresses or many connections at once does not help, while right
+    passwords sent at once (a store's tablets sharing one account) all log in. A locked account, an unknown
+    username and a wrong password get the same answer, so the answer tells nobody which accounts exist.
     """
-    config = current_app.config
     typed = username.strip()
     key = _throttle_key(typed)
-    now = utcnow()
-    failures, locked_until = _reserve_attempt(session, key, now)
-    if locked_until is not None and locked_until > now:
-        session.commit()
-        verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
-        raise _refused()
-    if failures > config["LOGIN_MAX_FAILURES"]:
-        _lock(session, key, now)
-        session.commit()
-        verify_password(_hasher_and_dummy()[1], password)
-        raise _refused()
-    session.commit()  # the attempt is counted before the (slow) check, so concurrent ones see it
-    user = session.scalar(select(User).where(User.username == typed))
-    if user is None:
-        verify_password(_hasher_and_dummy()[1], password)
-        ok = False
-    else:
-        ok = verify_password(user.password_hash, password) and user.active
+    _wait_for_slot(session, key, password)
+    try:
+        user = session.scalar(select(User).where(User.username == typed))
+        if user is None:
+            verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
+            ok = False
+        else:
+            ok = verify_password(user.password_hash, password) and user.active
+    except BaseException:
+        _give_back_after_error(session, key)
+        raise
     if not ok:
-        if failures >= config["LOGIN_MAX_FAILURES"]:
-            _lock(session, key, utcnow())
+        _count_failure(session, key, utcnow())
         if secrets.randbelow(100) == 0:
-            _forget_old_throttles(session, now)
+            _forget_old_throttles(session, utcnow())
         session.commit()
         raise _refused()
     assert user is not None
-    if not _clear_after_success(session, key, utcnow()):
+    # Re-made before the throttle row is written: its lock (and, on SQLite, the database's) is held until commit.
+    rehashed = hash_password(password) if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash) else None
+    if not _count_success(session, key, utcnow()):
         session.commit()
         raise _refused()
-    if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if rehashed is not None:
+        user.password_hash = rehashed
     return user
+
+
+def _give_back_after_error(session: Session, key: str) -> None:
+    """Give back the slot of an attempt whose check broke (the database went away, say); quietly, as best it can.
+
+    Should this fail too, the slot counts as free after LOGIN_IN_FLIGHT_STALE_SECONDS.
+    """
+    try:
+        session.rollback()
+        _give_back(session, key, utcnow())
+        session.commit()
+    except Exception:  # the original error is the one to report
+        session.rollback()
 
 
 def login_lock(session: Session, username: str) -> datetime | None:

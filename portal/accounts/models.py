@@ -121,12 +121,19 @@ class LoginThrottle(db.Model):
     """Failed logins counted per typed username, known or not, so a locked account and an unknown name answer alike.
 
     The key is the SHA-256 of the username as typed (stripped), so nothing typed into the username field is kept.
+    Attempts whose password is being checked right now are counted apart from the failures (in_flight): a slot is
+    taken before the check and given back after it, so logins sent at once cannot check more than the limit's
+    worth of passwords, and right passwords sent at once do not count as failures.
     """
 
     __tablename__ = "login_throttles"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
+    in_flight: Mapped[int] = mapped_column(default=0)
+    # When a slot was last taken or given back: slots older than LOGIN_IN_FLIGHT_STALE_SECONDS count as none
+    # (a process that died in the middle of a check never gives its slot back).
+    in_flight_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
