@@ -16,7 +16,7 @@ is sent outside the timed request, as a worker does in production. Statements ar
 
 Without --database-url a new SQLite file under /tmp is seeded; with a PostgreSQL URL (an empty database, or
 one this script seeded before: it is reused) bench/seed.py seeds it first. --profile N prints cProfile's top N
-functions by cumulative time for each request type.
+functions by cumulative time for each request type; --statements the SQL of each type's last request.
 """
 from __future__ import annotations
 
@@ -79,6 +79,8 @@ class Meter:
         from sqlalchemy import event
 
         self.statements = 0
+        self.text: list[str] = []  # the statements of the request being timed
+        self.last: dict[str, list[str]] = {}
         self.cpu: dict[str, list[float]] = {}
         self.sql: dict[str, list[int]] = {}
         self.profiles: dict[str, cProfile.Profile] = {}
@@ -86,13 +88,15 @@ class Meter:
         self.profiling_wanted = False
         event.listen(engine, "before_cursor_execute", self._count)
 
-    def _count(self, *_args) -> None:
+    def _count(self, _conn, _cursor, statement, *_args) -> None:
         self.statements += 1
+        self.text.append(" ".join(statement.split())[:160])
 
     def run(self, name: str, call: Callable[..., object], *args, **kwargs):
         """Call it once with the arguments, timed, counted (and profiled when asked); returns its answer."""
         profile = self.profiles.setdefault(name, cProfile.Profile()) if self.profiling else None
         before = self.statements
+        self.text = []
         start = time.process_time()
         if profile is not None:
             profile.enable()
@@ -101,6 +105,7 @@ class Meter:
             profile.disable()
         self.cpu.setdefault(name, []).append(time.process_time() - start)
         self.sql.setdefault(name, []).append(self.statements - before)
+        self.last[name] = list(self.text)
         return answer
 
 
@@ -178,14 +183,17 @@ def measure(app, meter: Meter, requests: int, warmup: int) -> None:
             assert done.status_code == 200, done.status_code
 
 
-def report(meter: Meter, top: int) -> None:
-    """The table, then the profiles."""
+def report(meter: Meter, top: int, statements: bool) -> None:
+    """The table, then the statements of each type's last request and the profiles (when asked)."""
     print(f"{'request':<28} {'n':>4} {'CPU ms median':>14} {'CPU ms p95':>11} {'SQL/request':>12}")
     for name, values in meter.cpu.items():
         ordered = sorted(values)
         p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
         print(f"{name:<28} {len(values):>4} {statistics.median(values) * 1000:>14.2f} {p95 * 1000:>11.2f} "
               f"{statistics.median(meter.sql[name]):>12g}")
+    for name, texts in meter.last.items() if statements else ():
+        print(f"\n=== {name}: the {len(texts)} statements of the last request ===")
+        print("\n".join(texts))
     for name, profile in meter.profiles.items():
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
@@ -202,6 +210,7 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=100, help="timed requests of each type")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print cProfile's top N per type")
+    parser.add_argument("--statements", action="store_true", help="print the SQL of each type's last request")
     args = parser.parse_args(argv)
 
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='floor-cpu-')}/bench.sqlite"
@@ -218,7 +227,7 @@ def main(argv=None) -> int:
     meter.profiling_wanted = bool(args.profile)
     measure(app, meter, args.requests, args.warmup)
     print(f"database: {url.split('@')[-1]}  (CPU of this process, time.process_time; statements exact)")
-    report(meter, args.profile)
+    report(meter, args.profile, args.statements)
     return 0
 
 
