@@ -94,7 +94,7 @@ class Meter:
 
     def run(self, name: str, call: Callable[..., object], *args, **kwargs):
         """Call it once with the arguments, timed, counted (and profiled when asked); returns its answer."""
-        profile = self.profiles.setdefault(name, cProfile.Profile()) if self.profiling else None
+        profile = self.profiles.setdefault(name, cProfile.Profile(time.process_time)) if self.profiling else None
         before = self.statements
         self.text = []
         start = time.process_time()
