@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from portal.db_types import utcnow
@@ -125,7 +125,7 @@ def _counts_statement(scoped: bool, cap: int) -> Select:
     """The five capped counts as one statement: the tabs', then failed SMS, then ended holds (params stores, now)."""
     statement = _COUNTS.get((scoped, cap))
     if statement is None:
-        stores = bindparam("stores", expanding=True) if scoped else None
+        stores: BindParameter[list[int]] | None = bindparam("stores", expanding=True) if scoped else None
         columns = [_capped_count(_scoped(select(Package.id).where(Package.state.in_(states)), stores), cap)
                    for states in TAB_STATES.values()]
         # No DISTINCT: only a package's newest SMS can qualify, so each package comes once (and SQLite keeps
