@@ -523,3 +523,18 @@ def test_a_resend_whose_sms_fails_says_so(client, make, store, zeynep, sms):
     toast = json.loads(response.headers["HX-Trigger"])["toast"]
     assert toast["level"] == "error" and "SMS not sent" in toast["message"]
     assert "Retry SMS" in text(response)
+
+
+def test_the_history_names_who_did_each_step_and_their_stores_still_load_when_read(client, make, store, zeynep):
+    from portal.packages import queries
+
+    package = make.package(store=store, state=State.PACKED)
+    commands.run_command(db.session, package.id, slug="ready-for-customer-pickup", user_id=zeynep.id,
+                         store_ids=[store.id])
+    db.session.expire_all()
+    history = queries.package_history(db.session, package.id)
+    assert history[0].user.username == "zeynep"
+    # The stores are not loaded with the history, but reading them still gives the user's own (not an empty list).
+    assert history[0].user.store_ids == [store.id]
+    page = text(client.get(f"/packages/{package.id}"))
+    assert "zeynep" in page.split("History", 1)[-1]

@@ -52,6 +52,25 @@ def test_counts_group_the_active_states_of_the_users_stores_only(make, store):
     assert (capped.of("pack"), capped.text("pack"), capped.text("pickup")) == (4, "3+", "2")
 
 
+def test_the_counts_statement_built_once_takes_each_calls_stores_and_time(make, store, monkeypatch):
+    other = make.store()
+    make.package(store=store, state=State.WAITING)
+    held = make.package(store=other, state=State.READY_FOR_CUSTOMER_PICKUP)
+    held.hold_until = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    # The same prebuilt statement answers each list of stores with its own figures, an empty list with none.
+    mine, theirs, both = (work_queue.queue_counts(db.session, ids) for ids in ([store.id], [other.id],
+                                                                                 [store.id, other.id]))
+    assert [(c.pack, c.pickup, c.problems) for c in (mine, theirs, both)] == [(1, 0, 0), (0, 1, 0), (1, 1, 0)]
+    nothing = work_queue.queue_counts(db.session, [])
+    assert (nothing.pack, nothing.pickup, nothing.problems) == (0, 0, 0)
+    # The time is a parameter too: two hours on, the hold has ended and the package is a problem.
+    later = utcnow() + timedelta(hours=2)
+    monkeypatch.setattr(work_queue, "utcnow", lambda: later)
+    assert work_queue.queue_counts(db.session, [other.id]).problems == 1
+    assert work_queue.queue_counts(db.session, None).problems == 1
+
+
 def test_a_ready_package_whose_newest_sms_failed_is_a_problem_until_an_sms_goes_out(make, store):
     ready = make.package(store=store, state=State.READY_FOR_CUSTOMER_PICKUP)
     fine = make.package(store=store, state=State.READY_FOR_CUSTOMER_PICKUP)

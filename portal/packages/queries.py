@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select, union_all
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
+from portal.accounts.models import User
 from portal.db_types import plain_int
 from portal.errors import NotFound, ValidationFailed
 from portal.packages.models import Package, PackageLog
@@ -135,9 +136,11 @@ def get_package(session: Session, package_id: int, store_ids: list[int] | None) 
 
 
 def package_history(session: Session, package_id: int) -> list[PackageLog]:
-    """The package's audit rows, newest first."""
+    """The package's audit rows, newest first, with who did each (the user's stores are left to load if read:
+    the history shows a name, and an eager load of every store of every user on it was most of its cost)."""
     return list(session.scalars(
-        select(PackageLog).where(PackageLog.package_id == package_id).order_by(PackageLog.id.desc())))
+        select(PackageLog).where(PackageLog.package_id == package_id).order_by(PackageLog.id.desc())
+        .options(joinedload(PackageLog.user).lazyload(User.stock_locations))))
 
 
 def waiting_count(session: Session, store_ids: list[int] | None) -> int:

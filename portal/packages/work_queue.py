@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from portal.db_types import utcnow
@@ -88,12 +88,12 @@ class QueuePage:
     next_after: int | None = None
 
 
-def _scoped(stmt, store_ids: list[int] | None):
-    """Limit a statement on packages to the given stores (None: every store)."""
+def _scoped(stmt, store_ids):
+    """Limit a statement on packages to the given stores (a list, or an expanding parameter; None: every store)."""
     return stmt if store_ids is None else stmt.where(Package.stock_location_id.in_(store_ids))
 
 
-def _sms_not_sent_ids(store_ids: list[int] | None):
+def _sms_not_sent_ids(store_ids):
     """Ready packages in the stores whose newest SMS failed or is dead, as a select of package ids."""
     newer = aliased(OutboxMessage)
     stmt = (select(OutboxMessage.package_id)
@@ -105,28 +105,51 @@ def _sms_not_sent_ids(store_ids: list[int] | None):
     return _scoped(stmt, store_ids)
 
 
-def _hold_expired_ids(store_ids: list[int] | None, now: datetime):
+def _hold_expired_ids(store_ids, now):
     """Ready packages in the stores whose hold has ended, as a select of package ids (the (state, hold_until) index)."""
     return _scoped(select(Package.id).where(Package.state == State.READY_FOR_CUSTOMER_PICKUP,
                                             Package.hold_until <= now), store_ids)
 
 
-def _capped_count(session: Session, stmt, cap: int) -> int:
-    """COUNT(*) of a select, stopping at cap rows."""
-    return session.scalar(select(func.count()).select_from(stmt.limit(cap).subquery())) or 0
+def _capped_count(stmt, cap: int):
+    """COUNT(*) of a select, stopping at cap rows, as a scalar subquery (one column of queue_counts' statement)."""
+    return select(func.count()).select_from(stmt.limit(cap).subquery()).scalar_subquery()
+
+
+# queue_counts' statement for each shape (all stores or a list of them, and the cap), built once per process: the
+# statement of five subqueries costs more to build than to run; its stores and time go in as parameters.
+_COUNTS: dict[tuple[bool, int], Select] = {}
+
+
+def _counts_statement(scoped: bool, cap: int) -> Select:
+    """The five capped counts as one statement: the tabs', then failed SMS, then ended holds (params stores, now)."""
+    statement = _COUNTS.get((scoped, cap))
+    if statement is None:
+        stores: BindParameter[list[int]] | None = bindparam("stores", expanding=True) if scoped else None
+        columns = [_capped_count(_scoped(select(Package.id).where(Package.state.in_(states)), stores), cap)
+                   for states in TAB_STATES.values()]
+        # No DISTINCT: only a package's newest SMS can qualify, so each package comes once (and SQLite keeps
+        # starting from the few failed rows instead of walking the outbox in package order).
+        columns.append(_capped_count(_sms_not_sent_ids(stores), cap))
+        columns.append(_capped_count(_hold_expired_ids(stores, bindparam("now")), cap))
+        statement = _COUNTS.setdefault((scoped, cap), select(*columns))
+    return statement
 
 
 def queue_counts(session: Session, store_ids: list[int] | None, cap: int = COUNT_CAP) -> QueueCounts:
-    """The count of every queue tab, each an index-only count that stops at cap, and one for failed SMS."""
+    """The count of every queue tab, each an index-only count that stops at cap, and one for failed SMS.
+
+    One statement, built once (each count a scalar subquery of it): one round trip for the five.
+    """
+    params: dict = {"now": utcnow()}
+    if store_ids is not None:
+        params["stores"] = list(store_ids)
+    values = [value or 0 for value in session.execute(_counts_statement(store_ids is not None, cap), params).one()]
     counts = QueueCounts(cap=cap)
-    for tab, states in TAB_STATES.items():
-        stmt = _scoped(select(Package.id).where(Package.state.in_(states)), store_ids)
-        setattr(counts, tab, _capped_count(session, stmt, cap))
-    # No DISTINCT: only a package's newest SMS can qualify, so each package comes once (and SQLite keeps starting
-    # from the few failed rows instead of walking the outbox in package order).
-    counts.problems += _capped_count(session, _sms_not_sent_ids(store_ids), cap)
+    for tab, value in zip(TAB_STATES, values, strict=False):
+        setattr(counts, tab, value)
     # A ready package whose hold ended with its SMS failed counts once in each: a rare overlap, kept for a cheap count.
-    counts.problems += _capped_count(session, _hold_expired_ids(store_ids, utcnow()), cap)
+    counts.problems += values[-2] + values[-1]
     return counts
 
 
