@@ -38,21 +38,11 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import psycopg
+from runenv import read_env  # bench/ is not a package: its scripts import each other from their folder
 
 SLUG = "deallocate-package-reservations"
 WAITING, PREPARING = 100, 200
 TARGET_RATIO = 0.60
-
-
-def read_env(path: str) -> dict[str, str]:
-    """The KEY=value lines scripts/run-scale writes."""
-    values = {}
-    with open(path) as handle:
-        for line in handle:
-            key, sep, value = line.strip().partition("=")
-            if sep:
-                values[key] = value
-    return values
 
 
 def plain_dsn(url: str) -> str:

@@ -64,7 +64,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale_check import read_env  # noqa: E402  (bench/ is not a package: its scripts import each other so)
+from runenv import read_env  # noqa: E402  (bench/ is not a package: its scripts import each other so)
 
 FAULTS = ("postgres", "redis", "worker", "worker-send", "app", "sms", "hooks")
 EXTRA_FAULTS = ("postgres-crash",)  # on request: PostgreSQL stopped with -m immediate (crash recovery at start)

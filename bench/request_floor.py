@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runenv import read_env  # noqa: E402  (bench/ is not a package: its scripts import each other from their folder)
+
 ROOT = Path(os.environ.get("PORTAL_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
@@ -45,17 +47,6 @@ PIECES: dict[str, tuple[str, ...]] = {
     "Flask-Login hooks": ("flask_login",),
     "private-pages hook (portal.web)": ("portal.web",),
 }
-
-
-def read_env(path: str) -> dict[str, str]:
-    """The KEY=value lines scripts/run-scale writes."""
-    values = {}
-    with open(path) as handle:
-        for line in handle:
-            key, sep, value = line.strip().partition("=")
-            if sep:
-                values[key] = value
-    return values
 
 
 def production_environment(env: dict[str, str]) -> None:

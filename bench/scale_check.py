@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 import sqlalchemy as sa
+from runenv import read_env  # bench/ is not a package: its scripts import each other from their folder
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,12 +31,6 @@ sys.path.insert(0, str(ROOT))
 STAFF = ("bench-staff-1", "bench-staff-pass-1")
 PACKED, READY, DELIVERED = 500, 550, 800
 CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
-
-
-def read_env(path: str) -> dict[str, str]:
-    """The run's settings written by scripts/run-scale."""
-    pairs = (line.split("=", 1) for line in Path(path).read_text().splitlines() if "=" in line)
-    return {key: value for key, value in pairs}
 
 
 def subscribe(url: str) -> None:

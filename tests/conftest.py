@@ -129,6 +129,12 @@ def database(request) -> Database:
 
 
 @pytest.fixture
+def manager(make):
+    """A brand manager (webhook subscriptions); a test file that means someone else defines its own."""
+    return make.user("brand", role="brand_manager")
+
+
+@pytest.fixture
 def app_config() -> dict:
     """Extra settings a test module may override."""
     return {}

@@ -453,12 +453,6 @@ def test_the_omnitron_client_outside_an_app_follows_the_environment(listener, mo
 # Webhooks: the same guard, their own switch (WEBHOOK_ALLOW_PRIVATE_TARGETS) and their detailed save-time reasons
 
 
-@pytest.fixture
-def manager(make):
-    """A brand manager."""
-    return make.user("brand", role="brand_manager")
-
-
 def _subscribe(manager, url: str) -> WebhookSubscription:
     """Save a subscription to every event."""
     subscription, _ = webhooks.create_subscription(db.session, event_type="*", target_url=url,

@@ -26,12 +26,6 @@ def app_config():
     return {"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
 
 
-@pytest.fixture
-def manager(make):
-    """A brand manager."""
-    return make.user("brand", role="brand_manager")
-
-
 def subscribe(receiver, manager, event_type="*"):
     """Subscribe a receiver that verifies signatures."""
     subscription, secret = service.create_subscription(

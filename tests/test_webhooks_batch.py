@@ -27,12 +27,6 @@ def app_config():
     return {"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
 
 
-@pytest.fixture
-def manager(make):
-    """A brand manager."""
-    return make.user("brand", role="brand_manager")
-
-
 def subscribe(receiver, manager, event_type="*", retry=None):
     """Subscribe a receiver that verifies signatures."""
     subscription, secret = service.create_subscription(

@@ -35,12 +35,6 @@ def app_config():
     return {"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
 
 
-@pytest.fixture
-def manager(make):
-    """A brand manager."""
-    return make.user("brand", role="brand_manager")
-
-
 def subscribe(receiver, manager, event_type="*", retry=None, headers=None):
     """Subscribe a receiver; the receiver learns the secret so it can verify what it gets."""
     subscription, secret = service.create_subscription(

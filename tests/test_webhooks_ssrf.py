@@ -28,12 +28,6 @@ def app_config():
 
 
 @pytest.fixture
-def manager(make):
-    """A brand manager."""
-    return make.user("brand", role="brand_manager")
-
-
-@pytest.fixture
 def dns(monkeypatch):
     """Answer lookups of chosen names with chosen addresses; every other name goes to the real resolver."""
     answers: dict[str, str] = {}
