@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlalchemy import select
+from stubs.http_stub import StubServer
 
 from portal import outbound
 from portal.accounts import auth
@@ -82,10 +83,8 @@ class Listener:
             def log_message(self, *args) -> None:
                 """Quiet."""
 
-        class Server(ThreadingHTTPServer):
+        class Server(StubServer):
             """Counts accepted connections."""
-
-            daemon_threads = True
 
             def verify_request(self, request, client_address) -> bool:
                 """Every accepted socket passes through here."""

@@ -9,10 +9,11 @@ import re
 import threading
 from datetime import UTC, datetime
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlalchemy import func, select
+from stubs.http_stub import StubServer
 
 from portal import crypto
 from portal.extensions import db
@@ -52,7 +53,7 @@ class Receiver:
             def log_message(self, *args):
                 """Stay quiet."""
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = StubServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/oms-events"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
+from stubs.http_stub import StubServer
 
 from portal import crypto
 from portal.accounts import auth
@@ -43,7 +44,7 @@ def receiver():
         def log_message(self, *args):
             """Stay quiet."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = StubServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/erp/oms-events", seen

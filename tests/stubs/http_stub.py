@@ -8,6 +8,18 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class StubServer(ThreadingHTTPServer):
+    """A threading HTTP server with a real server's listen backlog, handler threads that never hold up the exit.
+
+    socketserver's default backlog is 5: a batch of webhooks sent at once (OUTBOX_BATCH_SIZE connections) on a busy
+    machine overflows it, and the kernel's SYN cookies then reset some connections ("Connection reset by peer"),
+    which no real receiver behind nginx (backlog 511) would do.
+    """
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def send_json(handler: BaseHTTPRequestHandler, status: int, body: object, content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
     """Answer with a JSON body; a client that already gave up (a timeout test) is ignored."""
@@ -27,8 +39,7 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, body: object, conten
 @contextmanager
 def serving(stub, handler_class: type[BaseHTTPRequestHandler], name: str) -> Iterator:
     """Serve handler_class on a free port while the block runs; sets stub.url and, at the end, stub.stopping."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
-    server.daemon_threads = True
+    server = StubServer(("127.0.0.1", 0), handler_class)
     stub.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
     thread.start()

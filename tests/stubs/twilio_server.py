@@ -14,10 +14,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 import pytest
+from stubs.http_stub import StubServer
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
@@ -120,8 +121,7 @@ class RunningStub:
 
     def __init__(self):
         self.stub = TwilioStub()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.stub))
-        self.server.daemon_threads = True
+        self.server = StubServer(("127.0.0.1", 0), _handler(self.stub))
         self.stub.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="twilio-stub", daemon=True)

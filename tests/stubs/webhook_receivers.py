@@ -16,9 +16,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from stubs.http_stub import StubServer
 
 from portal.webhooks import signing
 
@@ -142,8 +143,7 @@ class RunningReceiver:
     def __init__(self, mode: str = "ok", secret: str | None = None):
         """Start serving on a free port of 127.0.0.1."""
         self.receiver = Receiver(mode=mode, secret=secret)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.receiver))
-        self.server.daemon_threads = True
+        self.server = StubServer(("127.0.0.1", 0), _handler(self.receiver))
         self.receiver.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="webhook-receiver", daemon=True)
