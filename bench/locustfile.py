@@ -168,11 +168,25 @@ class TabletUser(FastHttpUser):
         _use_agent(self)
 
     def on_start(self) -> None:
-        """Log in as one of the stores' staff through the HTML form: GET the form (its CSRF token), POST it."""
+        """Log in as one of the stores' staff through the HTML form: GET the form (its CSRF token), POST it.
+
+        With LOAD_REMEMBERED=1 (bench/load --remembered) the tablet is one the user logged in on before: it logs
+        in once as a new tablet (named apart), logs out, and then logs in for the shift with its device cookie.
+        """
         username, self.store = _tablet_account(next(_tablets))
+        if os.environ.get("LOAD_REMEMBERED") == "1":
+            self._login(username, "POST /login (first time on this tablet)")
+            page = self.client.get("/packages", name="GET /packages (before logging out)")
+            token = CSRF.search(page.text or "")
+            self.client.post("/logout", name="POST /logout", allow_redirects=False,
+                             data={"csrf_token": token.group(1) if token else ""})
+        self._login(username, "POST /login")
+
+    def _login(self, username: str, name: str) -> None:
+        """GET the login form (its CSRF token), POST it; anything but the redirect is a failure."""
         page = self.client.get("/login", name="GET /login")
         token = CSRF.search(page.text or "")
-        with self.client.post("/login", name="POST /login", allow_redirects=False, catch_response=True,
+        with self.client.post("/login", name=name, allow_redirects=False, catch_response=True,
                               data={"username": username, "password": STAFF_PASSWORD,
                                     "csrf_token": token.group(1) if token else ""}) as answer:
             if answer.status_code != 302:

@@ -8,6 +8,12 @@ POST /login, and the database statements, transactions and commits a POST /login
 --burst checks at OWASP's Argon2id cost start together on as many threads (as a gthread worker's threads would),
 once with ARGON2_CONCURRENCY=--burst (all at once) and once with 1 (taking turns), twice each, and prints the wait
 plus check time (p50, max) and the CPU the checks took. Wall times need an idle machine; CPU and counts do not.
+
+With --storm N (and --env), N tablets (threads, each with its own address and cookies) log in at once over HTTP
+through the run's gunicorn, with the stores' shared staff accounts, twice: as new tablets (no device cookie: each
+password is checked with Argon2id), then, after logging out, as the same tablets at the next shift start (their
+device cookies from the first login: a keyed HMAC instead, see LOGIN_DEVICE_DAYS). Prints p50, p95 and max of
+POST /login for each.
 """
 from __future__ import annotations
 
@@ -81,6 +87,60 @@ def login_cost(env_file: str, logins: int) -> None:
           + ", ".join(f"{value} {name}" for name, value in rows[-1][4].items()))
 
 
+def storm(env_file: str, tablets: int) -> None:
+    """`tablets` tablets log in at once as new tablets, log out, then log in at once again with their device
+    cookies; print POST /login's wall times for both."""
+    import requests
+
+    base = dict(line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)["BASE_URL"]
+    sessions = []
+    for number in range(tablets):
+        session = requests.Session()
+        session.headers["X-Forwarded-For"] = f"10.202.{number // 250 % 250}.{number % 250}"
+        sessions.append(session)
+
+    def wave(name: str) -> None:
+        """Every tablet GETs the form, then all POST it together; each logs out afterwards."""
+        times: list[float] = [0.0] * tablets
+        failures: list[str] = []
+        tokens = []
+        for session in sessions:
+            match = CSRF.search(session.get(f"{base}/login", timeout=30).text)
+            tokens.append(match.group(1) if match else "")
+        start = threading.Barrier(tablets)
+
+        def one(index: int) -> None:
+            """One tablet's login, timed from the common start."""
+            start.wait()
+            began = time.perf_counter()
+            answer = sessions[index].post(f"{base}/login", allow_redirects=False, timeout=60, data={
+                "username": f"bench-staff-{1 + index % 5}", "password": "bench-staff-pass-1",
+                "csrf_token": tokens[index]})
+            times[index] = time.perf_counter() - began
+            if answer.status_code != 302:
+                failures.append(str(answer.status_code))
+
+        threads = [threading.Thread(target=one, args=(index,)) for index in range(tablets)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ordered = sorted(times)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * len(ordered)) - 1)]
+        print(f"  {name:<36} p50 {1000 * statistics.median(ordered):5.0f} ms, p95 {1000 * p95:5.0f} ms, "
+              f"max {1000 * ordered[-1]:5.0f} ms; refused: {len(failures)} {sorted(set(failures))}")
+        for session in sessions:  # the end of the shift (the logout form's CSRF token is on any page)
+            page = session.get(f"{base}/packages", timeout=30).text
+            match = CSRF.search(page)
+            session.post(f"{base}/logout", data={"csrf_token": match.group(1) if match else ""}, timeout=30)
+
+    print(f"{tablets} tablets logging in at once through {base} (5 shared store accounts):")
+    wave("new tablets (Argon2id)")
+    remembered = sum(1 for session in sessions if session.cookies.get("portal_device"))
+    wave(f"next shift ({remembered} remembered)")
+    print(f"  load average now: {open('/proc/loadavg').read().split()[0]} (on {os.cpu_count()} cores)")
+
+
 def burst(checks: int) -> None:
     """`checks` Argon2id checks released together on as many threads, all at once and taking turns."""
     from flask import Flask
@@ -126,7 +186,13 @@ def main() -> None:
     parser.add_argument("--env", help="RUN_DIR/env of a running scripts/run-scale (for the per-login cost)")
     parser.add_argument("--logins", type=int, default=22)
     parser.add_argument("--burst", type=int, default=12)
+    parser.add_argument("--storm", type=int, default=0, help="tablets logging in at once over HTTP (needs --env)")
     args = parser.parse_args()
+    if args.storm:
+        if not args.env:
+            parser.error("--storm needs --env")
+        storm(args.env, args.storm)
+        return
     if args.env:
         login_cost(args.env, args.logins)
     burst(args.burst)

@@ -127,6 +127,10 @@ class Config:
     # Keep it well above the slowest password check (Argon2id plus its turn, see ARGON2_CONCURRENCY).
     LOGIN_IN_FLIGHT_STALE_SECONDS = _int("LOGIN_IN_FLIGHT_STALE_SECONDS", 30)
     LOGIN_SESSION_HOURS = _int("LOGIN_SESSION_HOURS", 24)
+    # A browser where a user logged in is remembered this many days after its last login (0: off): its next
+    # logins check the password with a keyed HMAC instead of Argon2id, so a store's tablets logging in at shift
+    # start do not queue behind Argon2id. See LoginDevice.
+    LOGIN_DEVICE_DAYS = _int("LOGIN_DEVICE_DAYS", 30)
     # Argon2id's cost: OWASP's recommended setting (19 MiB, 2 passes, 1 lane), about 35 ms per check on one core.
     # The library's default (64 MiB, 3 passes, 4 lanes) took ~475 ms of two busy cores, so 45 tablets logging in
     # at shift start queued for seconds. Hashes made with other costs are re-made at the next good login.

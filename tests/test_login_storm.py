@@ -93,7 +93,8 @@ def test_log_in_refuses_or_starts_one_session(app, make, password):
             auth.log_in(db.session, "zeynep", password)
         assert db.session.scalar(select(func.count()).select_from(LoginSession)) == 0
     else:
-        logged_in, key = auth.log_in(db.session, "zeynep", password)
+        done = auth.log_in(db.session, "zeynep", password)
+        logged_in, key = done.user, done.session_key
         assert logged_in.id == user.id
         db.session.rollback()  # nothing left uncommitted: the session survives a rollback
         assert auth.user_for_session(db.session, user.id, key) is not None

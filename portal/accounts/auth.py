@@ -20,7 +20,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from portal.accounts.models import ApiToken, LoginSession, LoginThrottle, Role, User, user_stock_locations
+from portal.accounts.models import (
+    ApiToken,
+    LoginDevice,
+    LoginSession,
+    LoginThrottle,
+    Role,
+    User,
+    user_stock_locations,
+)
 from portal.config import Config
 from portal.db_types import UTCDateTime, rowcount, utcnow
 from portal.errors import ValidationFailed
@@ -32,6 +40,7 @@ from portal.stores.models import StockLocation
 GENERIC_LOGIN_ERROR = N_("Wrong username or password. After several wrong tries the account is locked for a few "
                          "minutes.")
 SESSION_KEY = "login_session"  # the signed session cookie's entry naming the LoginSession
+DEVICE_COOKIE = "portal_device"  # the cookie naming a remembered login device (see LoginDevice)
 _HASHERS: dict[tuple, tuple[PasswordHasher, str]] = {}
 _CHECKS: dict[int, threading.BoundedSemaphore] = {}  # ARGON2_CONCURRENCY -> this process's turnstile
 _CHECKS_LOCK = threading.Lock()
@@ -250,25 +259,116 @@ def authenticate(session: Session, username: str, password: str) -> User:
 
     See _check_login for the rules.
     """
-    user = _check_login(session, username, password)
+    user, _fast = _check_login(session, username, password)
     session.commit()
     return user
 
 
-def log_in(session: Session, username: str, password: str) -> tuple[User, str]:
+@dataclass
+class LoggedIn:
+    """A good login: the user, its login session's key, and the device key to keep in the device cookie (None:
+    remembering devices is off)."""
+
+    user: User
+    session_key: str
+    device_key: str | None
+
+
+def log_in(session: Session, username: str, password: str, device_key: str | None = None) -> LoggedIn:
     """Check a login and record the new logged-in browser; returns the user and the login session's key.
 
     The same checks as authenticate(); a good login's throttle reset and its LoginSession are written in one
-    transaction, so a login costs two commits (the attempt counted, then the success), not three.
+    transaction, so a login costs two commits (the attempt counted, then the success), not three. device_key is
+    the browser's device cookie, if any: on a device where this user logged in before (within LOGIN_DEVICE_DAYS),
+    the password is checked with a keyed HMAC instead of Argon2id (see LoginDevice); any other good login
+    remembers the device for next time.
     """
-    user = _check_login(session, username, password)
+    remembered = _remembered_device(session, username, device_key)
+    user, fast = _check_login(session, username, password, remembered, device_key)
     key = start_login_session(session, user, commit=False)
+    device = _remember_device(session, user, password, device_key, fast)
     session.commit()
-    return user, key
+    return LoggedIn(user, key, device)
 
 
-def _check_login(session: Session, username: str, password: str) -> User:
+def _device_digest(device_key: str) -> str:
+    """SHA-256 of a device key (what login_devices stores)."""
+    return hashlib.sha256(device_key.encode()).hexdigest()
+
+
+def _device_verifier(device_key: str, password: str) -> str:
+    """HMAC-SHA256 of the password under a key made of the device key and SECRET_KEY: it can be checked only by
+    someone holding both the cookie and the server's secret."""
+    return hmac.new(hashlib.sha256(f"login-device:{current_app.config['SECRET_KEY']}:{device_key}".encode()).digest(),
+                    password.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class RememberedDevice:
+    """What a live login_devices row of this browser says (plain values: the login's commits expire ORM objects)."""
+
+    user_id: int
+    verifier: str
+
+
+def _remembered_device(session: Session, username: str, device_key: str | None) -> RememberedDevice | None:
+    """This browser's live device row for the typed username, if remembering devices is on and there is one."""
+    if not device_key or int(current_app.config["LOGIN_DEVICE_DAYS"]) <= 0 or len(device_key) > 100:
+        return None
+    row = session.execute(
+        select(LoginDevice.user_id, LoginDevice.verifier).join(User, User.id == LoginDevice.user_id)
+        .where(LoginDevice.device_digest == _device_digest(device_key), User.username == username.strip(),
+               LoginDevice.expires_at > utcnow())).first()
+    return RememberedDevice(row.user_id, row.verifier) if row is not None else None
+
+
+def _device_matches(device: RememberedDevice | None, device_key: str | None, password: str) -> bool:
+    """True when the password is the one this device last logged in with (compared in constant time)."""
+    if device is None or not device_key:
+        return False
+    return hmac.compare_digest(device.verifier, _device_verifier(device_key, password))
+
+
+def _remember_device(session: Session, user: User, password: str, device_key: str | None,
+                     fast: bool) -> str | None:
+    """After a good login: extend a remembered device's life (fast: it was used), else remember this browser for
+    the user with a new verifier; not committed. Returns the device key for the cookie (None: the feature is off).
+    """
+    days = int(current_app.config["LOGIN_DEVICE_DAYS"])
+    if days <= 0:
+        return None
+    now = utcnow()
+    expires = now + timedelta(days=days)
+    if fast and device_key:
+        session.execute(update(LoginDevice).where(LoginDevice.device_digest == _device_digest(device_key),
+                                                  LoginDevice.user_id == user.id)
+                        .values(last_used_at=now, expires_at=expires).execution_options(synchronize_session=False))
+        return device_key
+    if not device_key or len(device_key) > 100 or session.scalar(
+            select(LoginDevice.id).where(LoginDevice.device_digest == _device_digest(device_key)).limit(1)) is None:
+        device_key = secrets.token_urlsafe(32)  # a key this server never issued (or forgot) is not kept
+    verifier = _device_verifier(device_key, password)
+    table = LoginDevice.__table__
+    session.execute(  # one statement, so a login sent twice at once from one tablet cannot collide
+        _upsert(session)(table)
+        .values(device_digest=_device_digest(device_key), user_id=user.id, verifier=verifier, created_at=now,
+                last_used_at=now, expires_at=expires)
+        .on_conflict_do_update(index_elements=[table.c.device_digest, table.c.user_id],
+                               set_={"verifier": verifier, "last_used_at": now, "expires_at": expires}))
+    if secrets.randbelow(100) == 0:
+        session.execute(delete(LoginDevice).where(LoginDevice.expires_at <= now))
+    return device_key
+
+
+def forget_devices(session: Session, user_id: int) -> int:
+    """Forget every remembered login device of the user (password reset, deactivation); not committed."""
+    return rowcount(session.execute(delete(LoginDevice).where(LoginDevice.user_id == user_id)))
+
+
+def _check_login(session: Session, username: str, password: str,
+                 remembered: RememberedDevice | None = None, device_key: str | None = None) -> tuple[User, bool]:
     """Check a login; a good one's writes are left uncommitted. Raises ValidationFailed for any refused login.
+    Returns the user, and whether the password was checked on a remembered device (a keyed HMAC, not Argon2id).
 
     Attempts are counted per typed username, known or not: each takes one of LOGIN_MAX_FAILURES slots (less
     the failures so far) before its password is checked, waiting for one while the others are busy (see
@@ -282,11 +382,14 @@ def _check_login(session: Session, username: str, password: str) -> User:
     _wait_for_slot(session, key, password)
     try:
         user = session.scalar(select(User).where(User.username == typed))
+        fast = False
         if user is None:
             verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
             ok = False
         else:
-            ok = verify_password(user.password_hash, password) and user.active
+            fast = remembered is not None and remembered.user_id == user.id and _device_matches(
+                remembered, device_key, password)
+            ok = (fast or verify_password(user.password_hash, password)) and user.active
     except BaseException:
         _give_back_after_error(session, key)
         raise
@@ -298,13 +401,14 @@ def _check_login(session: Session, username: str, password: str) -> User:
         raise _refused()
     assert user is not None
     # Re-made before the throttle row is written: its lock (and, on SQLite, the database's) is held until commit.
-    rehashed = hash_password(password) if _hasher_and_dummy()[0].check_needs_rehash(user.password_hash) else None
+    rehashed = hash_password(password) if not fast and _hasher_and_dummy()[0].check_needs_rehash(
+        user.password_hash) else None
     if not _count_success(session, key, utcnow()):
         session.commit()
         raise _refused()
     if rehashed is not None:
         user.password_hash = rehashed
-    return user
+    return user, fast
 
 
 def _give_back_after_error(session: Session, key: str) -> None:
@@ -363,7 +467,9 @@ def end_login_session(session: Session, key: str | None) -> None:
 
 
 def end_all_login_sessions(session: Session, user_id: int) -> int:
-    """End every logged-in browser of the user (password reset, deactivation); not committed. Returns how many."""
+    """End every logged-in browser of the user (password reset, deactivation) and forget their remembered devices
+    (a device's verifier holds the old password); not committed. Returns how many sessions ended."""
+    forget_devices(session, user_id)
     return rowcount(session.execute(delete(LoginSession).where(LoginSession.user_id == user_id)))
 
 

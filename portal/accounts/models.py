@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db_types import UTCDateTime, utcnow
@@ -151,3 +151,25 @@ class LoginSession(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginDevice(db.Model):
+    """A browser (a store's tablet) where a user logged in with the right password: its next logins skip Argon2id.
+
+    The device cookie holds a random key; only its SHA-256 is stored (device_digest), with an HMAC of the password
+    under a key made of that device key and SECRET_KEY (verifier). A copy of the database alone therefore tells
+    nothing about the password (the device key is not in it), and a copied cookie alone still needs the password,
+    guessed online under the same lockout. A password reset, a deactivation or "log out everywhere" deletes the
+    user's rows; a row lapses LOGIN_DEVICE_DAYS after its last use.
+    """
+
+    __tablename__ = "login_devices"
+    __table_args__ = (UniqueConstraint("device_digest", "user_id", name="uq_login_devices_device_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_digest: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    verifier: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -33,10 +33,12 @@ def login():
     if form.validate_on_submit():
         try:
             # validate_on_submit() passed DataRequired, so both are filled in.
-            user, key = auth.log_in(db.session, form.username.data or "", form.password.data or "")
+            done = auth.log_in(db.session, form.username.data or "", form.password.data or "",
+                               request.cookies.get(auth.DEVICE_COOKIE))
         except DomainError as exc:
             error, status = exc.message, 401
         else:
+            user, key = done.user, done.session_key
             # A fresh session: nothing from before the login (a CSRF token someone planted with their own
             # cookie, say) carries over into the logged-in one.
             session.clear()
@@ -44,7 +46,12 @@ def login():
             g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
             login_user(user)
             session[auth.SESSION_KEY] = key
-            return redirect(_safe_next(request.args.get("next")))
+            answer = redirect(_safe_next(request.args.get("next")))
+            if done.device_key:  # this tablet's next login checks the password without Argon2id
+                answer.set_cookie(auth.DEVICE_COOKIE, done.device_key, path=url_for("auth.login"),
+                                  max_age=current_app.config["LOGIN_DEVICE_DAYS"] * 86400, httponly=True,
+                                  secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Strict")
+            return answer
     elif request.method == "POST":
         status = 400
     return render_template("auth/login.html", form=form, error=error), status
