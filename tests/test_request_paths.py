@@ -235,3 +235,28 @@ def test_a_token_of_store_staff_without_a_store_reaches_no_package(make):
     with pytest.raises(NotFound):
         lock_package(db.session, make.package(store=store).id, owner.store_ids)
     db.session.rollback()
+
+
+def test_the_panel_drawn_after_a_command_reloads_neither_the_user_nor_the_transitions(client, make, store, zeynep):
+    first, package = make.package(store=store, state=State.PACKED), make.package(store=store, state=State.PACKED)
+    package_id = package.id
+    assert client.post(f"/packages/{first.id}/commands/ready-for-customer-pickup",
+                       headers={"HX-Request": "true"}).status_code == 200  # the transitions are cached now
+    db.session.expire_all()
+    seen, collect = count_statements()
+    try:
+        answer = client.post(f"/packages/{package_id}/commands/ready-for-customer-pickup",
+                             headers={"HX-Request": "true"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", collect)
+    assert answer.status_code == 200 and b"package-panel" in answer.data
+    moved = next(i for i, s in enumerate(seen) if "UPDATE packages SET state" in s)
+    after = [" ".join(s.split()) for s in seen[moved + 1:]]
+    # The user's visibility and role were read before the commit; the panel's commands and the history's command
+    # names come from the per-process cache of transitions.
+    assert not [s for s in after if s.startswith(("SELECT users.", "SELECT stock_locations."))], after
+    assert not [s for s in seen if "FROM transitions" in s], seen
+    # The package comes back with its items in one statement.
+    reloads = [s for s in after if s.startswith("SELECT packages.")]
+    assert len(reloads) == 1 and "package_items" in reloads[0], reloads
+    assert not [s for s in after if s.startswith("SELECT package_items")], after

@@ -455,7 +455,7 @@ _TRANSITIONS: dict[tuple[int, str], tuple[float, int, Transition]] = {}
 _TRANSITIONS_GENERATION = [0]
 
 
-def _transition_by_slug(session: Session, slug: str) -> Transition | None:
+def transition_by_slug(session: Session, slug: str) -> Transition | None:
     """The transition with this slug, from the per-process cache when fresh (merged into the session, no query)."""
     key = (id(current_app._get_current_object()), slug)  # type: ignore[attr-defined]
     now = time.monotonic()
@@ -465,11 +465,40 @@ def _transition_by_slug(session: Session, slug: str) -> Transition | None:
     generation = _TRANSITIONS_GENERATION[0]
     transition = session.scalar(select(Transition).where(Transition.slug == slug))
     if transition is not None and transition not in session.dirty:
-        snapshot = Transition(**{column.key: getattr(transition, column.key)
-                                 for column in Transition.__table__.columns})
-        make_transient_to_detached(snapshot)
-        _TRANSITIONS[key] = (now, generation, snapshot)
+        _TRANSITIONS[key] = (now, generation, _snapshot(transition))
     return transition
+
+
+# Every transition, in the editor's order, per app and process (the package page's commands and the history's
+# command names), under the same rules as _TRANSITIONS.
+_ALL_TRANSITIONS: dict[int, tuple[float, int, list[Transition]]] = {}
+
+
+def _snapshot(transition: Transition) -> Transition:
+    """A detached copy of a loaded transition's columns, to keep across sessions."""
+    snapshot = Transition(**{column.key: getattr(transition, column.key) for column in Transition.__table__.columns})
+    make_transient_to_detached(snapshot)
+    return snapshot
+
+
+def _every_transition(session: Session) -> tuple[list[Transition], bool]:
+    """Every transition in position order, and whether they are cached copies (detached: merge before use) rather
+    than this session's own rows."""
+    key = id(current_app._get_current_object())  # type: ignore[attr-defined]
+    now = time.monotonic()
+    found = _ALL_TRANSITIONS.get(key)
+    if found is not None and found[1] == _TRANSITIONS_GENERATION[0] and now - found[0] < TRANSITION_CACHE_SECONDS:
+        return found[2], True
+    generation = _TRANSITIONS_GENERATION[0]
+    rows = list(session.scalars(select(Transition).order_by(Transition.position, Transition.id)))
+    if not any(row in session.dirty or row in session.new for row in rows):
+        _ALL_TRANSITIONS[key] = (now, generation, [_snapshot(row) for row in rows])
+    return rows, False
+
+
+def command_names(session: Session) -> dict[str, str]:
+    """Every command's name by slug (the package history shows names; its rows keep slugs)."""
+    return {transition.slug: transition.name for transition in _every_transition(session)[0]}
 
 
 @event.listens_for(Session, "before_flush")
@@ -478,6 +507,7 @@ def _forget_transitions(session: Session, flush_context, instances) -> None:
     if any(isinstance(obj, Transition) for obj in (*session.new, *session.dirty, *session.deleted)):
         _TRANSITIONS_GENERATION[0] += 1
         _TRANSITIONS.clear()
+        _ALL_TRANSITIONS.clear()
 
 
 def find_transition(session: Session, transition_id: object = None, slug: object = None) -> Transition:
@@ -497,7 +527,7 @@ def find_transition(session: Session, transition_id: object = None, slug: object
         if slug and transition.slug != slug:
             raise ValidationFailed(_("transition and slug name different commands."), field="slug")
     else:
-        transition = _transition_by_slug(session, str(slug))
+        transition = transition_by_slug(session, str(slug))
         if transition is None:
             raise ValidationFailed(_("No command with slug %(slug)r.", slug=slug), field="slug")
     if not transition.is_active:
@@ -506,20 +536,19 @@ def find_transition(session: Session, transition_id: object = None, slug: object
 
 
 def available_transitions(session: Session, package: Package, visibility: str | None) -> list[Transition]:
-    """Active commands that start from the package's state, are visible there and apply to it."""
-    rows = session.scalars(
-        select(Transition)
-        .where(Transition.source_state == package.state, Transition.is_active.is_(True))
-        .order_by(Transition.position, Transition.id)
-    )
+    """Active commands that start from the package's state, are visible there and apply to it (from the
+    per-process cache of transitions when fresh: no query)."""
+    rows, cached = _every_transition(session)
     result = []
     for transition in rows:
+        if transition.source_state != package.state or not transition.is_active:
+            continue
         if visibility and visibility not in (transition.visibility or []):
             continue
         impl = HANDLERS.get(transition.command_code)
         if impl is None or impl.applies_to(package) is not None:
             continue
-        result.append(transition)
+        result.append(session.merge(transition, load=False) if cached else transition)
     return result
 
 

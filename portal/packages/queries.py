@@ -126,10 +126,11 @@ def list_packages(session: Session, filters: PackageFilters, store_ids: list[int
 
 
 def get_package(session: Session, package_id: int, store_ids: list[int] | None) -> Package:
-    """One package with its items, if it is in the user's stores; raises NotFound otherwise."""
+    """One package with its store, customer and items in one statement, if it is in the user's stores; raises
+    NotFound otherwise. A package this session holds already (expired by a commit) is refreshed by it too."""
     stmt = _scoped(select(Package).where(Package.id == package_id), store_ids).options(
-        selectinload(Package.items))
-    package = session.scalar(stmt)
+        joinedload(Package.items))
+    package = session.scalars(stmt).unique().first()
     if package is None:
         raise NotFound(_("Package not found."))
     return package

@@ -101,10 +101,21 @@ def index():
     )
 
 
+def _viewer() -> tuple[str, str]:
+    """The user's visibility and role, read once per request: a command's commit expires the user's row, and
+    reading it again for the panel drawn afterwards would reload the user and their stores (two statements)."""
+    who = getattr(request, "_panel_viewer", None)
+    if who is None:
+        who = (current_user.visibility, current_user.role)
+        request._panel_viewer = who  # type: ignore[attr-defined]  # per request, unlike g in the tests
+    return who
+
+
 def _panel_context(package, error: str | None = None) -> dict:
     """What the package panel shows: actions, SMS state, history."""
+    visibility, role = _viewer()
     otp_enabled = settings.is_otp_enabled(db.session)
-    transitions = commands.available_transitions(db.session, package, current_user.visibility)
+    transitions = commands.available_transitions(db.session, package, visibility)
     sms = outbox.latest_sms(db.session, package.id)
     pickup = otp.latest_code(db.session, package.id) if package.state == State.READY_FOR_CUSTOMER_PICKUP else None
     pairs = [(t, form_template(t, otp_enabled)) for t in transitions]
@@ -113,10 +124,10 @@ def _panel_context(package, error: str | None = None) -> dict:
         "package": package,
         "transitions": pairs, "primary_action": primary_action, "more_actions": more_actions,
         "held_users": handover.held_users(db.session, package.stock_location_id)
-        if current_user.role in MANAGER_ROLES else [],
+        if role in MANAGER_ROLES else [],
         "history": queries.package_history(db.session, package.id),
         # History rows keep the command's slug; staff read the vendor's command name.
-        "command_names": {slug: name for slug, name in db.session.execute(select(Transition.slug, Transition.name))},
+        "command_names": commands.command_names(db.session),
         "sms": sms, "pickup": pickup, "otp_enabled": otp_enabled, "panel_error": error,
     }
 
@@ -160,7 +171,7 @@ def _visible_transition(package, slug: str) -> Transition:
     A visible command that does not start from the package's current state (the page was stale) is
     returned, so that running it answers with the engine's explanation rather than a bare 404.
     """
-    transition = db.session.scalar(select(Transition).where(Transition.slug == slug))
+    transition = commands.transition_by_slug(db.session, slug)
     if transition is None or current_user.visibility not in (transition.visibility or []):
         abort(404)
     return transition
@@ -185,6 +196,7 @@ def command_form(package_id: int, slug: str):
 def run_command(package_id: int, slug: str):
     """Run a command from a button or a modal form; answer with the updated panel and a toast."""
     store_ids = user_store_ids()
+    _viewer()  # read before the command's commit
     package = queries.get_package(db.session, package_id, store_ids)
     transition = _visible_transition(package, slug)
     template = form_template(transition, settings.is_otp_enabled(db.session))
@@ -221,7 +233,9 @@ def run_command(package_id: int, slug: str):
         if delivered_to:  # back to the scan box for the next customer
             return redirect(url_for("packages.index"))
         return redirect(url_for("packages.show", package_id=package.id))
-    return _panel_response(result.package, toast=(result.message, "success"), close_modal=True,
+    # The commit expired the package: one statement reloads it with its items (lazy loads would take two).
+    package = queries.get_package(db.session, package_id, store_ids)
+    return _panel_response(package, toast=(result.message, "success"), close_modal=True,
                            delivered_to=delivered_to)
 
 

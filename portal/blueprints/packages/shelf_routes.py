@@ -25,7 +25,9 @@ def shelf_choices(package) -> dict:
     if package.state != State.READY_FOR_CUSTOMER_PICKUP:
         return {"current": None, "slots": []}
     rows = shelf.shelf(db.session, package.stock_location_id, None)
-    return {"current": shelf.current(db.session, package.id),
+    # The package is on its own store's shelf, whose assignments came with the rows: no query of its own.
+    current = next((held for row in rows for held in row.assignments if held.package_id == package.id), None)
+    return {"current": current,
             "slots": [(row.slot, len(row.assignments)) for row in rows if row.slot.is_active],
             "shared": shelf.shared_slots_allowed(db.session, package.stock_location_id)}
 
