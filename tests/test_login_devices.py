@@ -164,3 +164,22 @@ def test_with_login_device_days_0_every_login_checks_with_argon2(client, make, a
     assert auth_actions.login("zeynep").status_code == 302
     assert checks == [PASSWORD, PASSWORD]
     assert db.session.scalar(select(func.count()).select_from(LoginDevice)) == 0
+
+
+def test_a_stores_remembered_tablets_logging_in_at_once_all_get_in_without_one_argon2_check(app, make, checks):
+    from test_concurrency import at_once
+
+    from portal.accounts.models import LoginThrottle
+
+    make.user("zeynep")  # the store's one shared account
+    devices = [auth.log_in(db.session, "zeynep", PASSWORD).device_key for _ in range(12)]  # yesterday, one by one
+    assert len(checks) == 12 and len(set(devices)) == 12
+
+    outcomes = at_once(app, lambda i: auth.log_in(db.session, "zeynep", PASSWORD, devices[i]), 12)
+
+    assert all(isinstance(o, auth.LoggedIn) for o in outcomes), outcomes
+    assert [o.device_key for o in outcomes] == devices
+    assert len(checks) == 12  # the shift start checked no password with Argon2id
+    db.session.expire_all()
+    row = db.session.get(LoginThrottle, auth._throttle_key("zeynep"))
+    assert (row.failures, row.in_flight) == (0, 0)
