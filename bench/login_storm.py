@@ -13,7 +13,7 @@ With --storm N (and --env), N tablets (threads, each with its own address and co
 through the run's gunicorn, with the stores' shared staff accounts, twice: as new tablets (no device cookie: each
 password is checked with Argon2id), then, after logging out, as the same tablets at the next shift start (their
 device cookies from the first login: a keyed HMAC instead, see LOGIN_DEVICE_DAYS). Prints p50, p95 and max of
-POST /login for each.
+POST /login for each. --spread S starts the tablets' POSTs evenly over S seconds instead of at one instant.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def login_cost(env_file: str, logins: int) -> None:
           + ", ".join(f"{value} {name}" for name, value in rows[-1][4].items()))
 
 
-def storm(env_file: str, tablets: int) -> None:
+def storm(env_file: str, tablets: int, spread: float = 0.0) -> None:
     """`tablets` tablets log in at once as new tablets, log out, then log in at once again with their device
     cookies; print POST /login's wall times for both."""
     import requests
@@ -112,6 +112,7 @@ def storm(env_file: str, tablets: int) -> None:
         def one(index: int) -> None:
             """One tablet's login, timed from the common start."""
             start.wait()
+            time.sleep(spread * index / tablets)
             began = time.perf_counter()
             answer = sessions[index].post(f"{base}/login", allow_redirects=False, timeout=60, data={
                 "username": f"bench-staff-{1 + index % 5}", "password": "bench-staff-pass-1",
@@ -134,7 +135,8 @@ def storm(env_file: str, tablets: int) -> None:
             match = CSRF.search(page)
             session.post(f"{base}/logout", data={"csrf_token": match.group(1) if match else ""}, timeout=30)
 
-    print(f"{tablets} tablets logging in at once through {base} (5 shared store accounts):")
+    when = f"within {spread:g} s" if spread else "at once"
+    print(f"{tablets} tablets logging in {when} through {base} (5 shared store accounts):")
     wave("new tablets (Argon2id)")
     remembered = sum(1 for session in sessions if session.cookies.get("portal_device"))
     wave(f"next shift ({remembered} remembered)")
@@ -187,11 +189,12 @@ def main() -> None:
     parser.add_argument("--logins", type=int, default=22)
     parser.add_argument("--burst", type=int, default=12)
     parser.add_argument("--storm", type=int, default=0, help="tablets logging in at once over HTTP (needs --env)")
+    parser.add_argument("--spread", type=float, default=0.0, help="with --storm: seconds the logins are spread over")
     args = parser.parse_args()
     if args.storm:
         if not args.env:
             parser.error("--storm needs --env")
-        storm(args.env, args.storm)
+        storm(args.env, args.storm, args.spread)
         return
     if args.env:
         login_cost(args.env, args.logins)
