@@ -183,3 +183,40 @@ def test_a_stores_remembered_tablets_logging_in_at_once_all_get_in_without_one_a
     db.session.expire_all()
     row = db.session.get(LoginThrottle, auth._throttle_key("zeynep"))
     assert (row.failures, row.in_flight) == (0, 0)
+
+
+def test_a_password_reset_while_a_login_waits_for_its_slot_is_seen_by_that_login(app, make):
+    import threading
+    import time
+
+    from portal.accounts.models import LoginThrottle
+    from portal.errors import ValidationFailed
+
+    user = make.user("zeynep")
+    admin = make.user("aylin", role="admin")
+    device = auth.log_in(db.session, "zeynep", PASSWORD).device_key
+    key = auth._throttle_key("zeynep")
+    db.session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
+                       .values(in_flight=app.config["LOGIN_MAX_FAILURES"], in_flight_at=utcnow()))
+    db.session.commit()  # every slot busy: the next login waits for one
+    outcome: list = []
+
+    def tablet() -> None:
+        with app.app_context():
+            try:
+                outcome.append(auth.log_in(db.session, "zeynep", PASSWORD, device))
+            except Exception as exc:  # the test inspects it
+                outcome.append(exc)
+            finally:
+                db.session.remove()
+
+    waiting = threading.Thread(target=tablet)
+    waiting.start()
+    time.sleep(0.3)  # the login is waiting for a slot now
+    management.reset_password(db.session, user.id, "brand-new-secret-2", actor_id=admin.id)
+    db.session.execute(update(LoginThrottle).where(LoginThrottle.key == key).values(in_flight=0))
+    db.session.commit()
+    waiting.join(timeout=10)
+
+    # The old password on the tablet it worked on: the device was forgotten before the check, so it is refused.
+    assert len(outcome) == 1 and isinstance(outcome[0], ValidationFailed), outcome

@@ -283,8 +283,7 @@ def log_in(session: Session, username: str, password: str, device_key: str | Non
     the password is checked with a keyed HMAC instead of Argon2id (see LoginDevice); any other good login
     remembers the device for next time.
     """
-    remembered = _remembered_device(session, username, device_key)
-    user, fast = _check_login(session, username, password, remembered, device_key)
+    user, fast = _check_login(session, username, password, device_key)
     key = start_login_session(session, user, commit=False)
     device = _remember_device(session, user, password, device_key, fast)
     session.commit()
@@ -303,30 +302,16 @@ def _device_verifier(device_key: str, password: str) -> str:
                     password.encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass(frozen=True)
-class RememberedDevice:
-    """What a live login_devices row of this browser says (plain values: the login's commits expire ORM objects)."""
-
-    user_id: int
-    verifier: str
-
-
-def _remembered_device(session: Session, username: str, device_key: str | None) -> RememberedDevice | None:
-    """This browser's live device row for the typed username, if remembering devices is on and there is one."""
+def _device_matches(session: Session, user_id: int, device_key: str | None, password: str) -> bool:
+    """True when this browser is a live remembered device of the user and the password is the one it last logged
+    in with (compared in constant time). Read after the attempt's slot is taken, so a password reset that forgot
+    the device before is seen."""
     if not device_key or int(current_app.config["LOGIN_DEVICE_DAYS"]) <= 0 or len(device_key) > 100:
-        return None
-    row = session.execute(
-        select(LoginDevice.user_id, LoginDevice.verifier).join(User, User.id == LoginDevice.user_id)
-        .where(LoginDevice.device_digest == _device_digest(device_key), User.username == username.strip(),
-               LoginDevice.expires_at > utcnow())).first()
-    return RememberedDevice(row.user_id, row.verifier) if row is not None else None
-
-
-def _device_matches(device: RememberedDevice | None, device_key: str | None, password: str) -> bool:
-    """True when the password is the one this device last logged in with (compared in constant time)."""
-    if device is None or not device_key:
         return False
-    return hmac.compare_digest(device.verifier, _device_verifier(device_key, password))
+    verifier = session.scalar(
+        select(LoginDevice.verifier).where(LoginDevice.device_digest == _device_digest(device_key),
+                                           LoginDevice.user_id == user_id, LoginDevice.expires_at > utcnow()))
+    return verifier is not None and hmac.compare_digest(verifier, _device_verifier(device_key, password))
 
 
 def _remember_device(session: Session, user: User, password: str, device_key: str | None,
@@ -366,7 +351,7 @@ def forget_devices(session: Session, user_id: int) -> int:
 
 
 def _check_login(session: Session, username: str, password: str,
-                 remembered: RememberedDevice | None = None, device_key: str | None = None) -> tuple[User, bool]:
+                 device_key: str | None = None) -> tuple[User, bool]:
     """Check a login; a good one's writes are left uncommitted. Raises ValidationFailed for any refused login.
     Returns the user, and whether the password was checked on a remembered device (a keyed HMAC, not Argon2id).
 
@@ -387,8 +372,7 @@ def _check_login(session: Session, username: str, password: str,
             verify_password(_hasher_and_dummy()[1], password)  # the same time as a checked password
             ok = False
         else:
-            fast = remembered is not None and remembered.user_id == user.id and _device_matches(
-                remembered, device_key, password)
+            fast = _device_matches(session, user.id, device_key, password)
             ok = (fast or verify_password(user.password_hash, password)) and user.active
     except BaseException:
         _give_back_after_error(session, key)
