@@ -29,12 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from runenv import read_env  # noqa: E402  (bench/ is not a package: its scripts import each other so)
+
 CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
 
 
 def login_cost(env_file: str, logins: int) -> None:
     """Log in `logins` times through the form against the run's database; print the medians and the counts."""
-    env = dict(line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)
+    env = read_env(env_file)
     from cryptography.fernet import Fernet
 
     os.environ.update(PORTAL_ENV="production", SECRET_KEY=secrets.token_urlsafe(48), DATABASE_URL=env["DATABASE_URL"],
@@ -92,7 +94,7 @@ def storm(env_file: str, tablets: int, spread: float = 0.0) -> None:
     cookies; print POST /login's wall times for both."""
     import requests
 
-    base = dict(line.split("=", 1) for line in Path(env_file).read_text().splitlines() if "=" in line)["BASE_URL"]
+    base = read_env(env_file)["BASE_URL"]
     sessions = []
     for number in range(tablets):
         session = requests.Session()

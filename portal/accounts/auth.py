@@ -302,11 +302,16 @@ def _device_verifier(device_key: str, password: str) -> str:
                     password.encode(), hashlib.sha256).hexdigest()
 
 
+def _usable_device_key(device_key: str | None) -> bool:
+    """A device cookie worth looking up: present, of a sane length, and remembering devices is on."""
+    return bool(device_key) and len(device_key or "") <= 100 and int(current_app.config["LOGIN_DEVICE_DAYS"]) > 0
+
+
 def _device_matches(session: Session, user_id: int, device_key: str | None, password: str) -> bool:
     """True when this browser is a live remembered device of the user and the password is the one it last logged
     in with (compared in constant time). Read after the attempt's slot is taken, so a password reset that forgot
     the device before is seen."""
-    if not device_key or int(current_app.config["LOGIN_DEVICE_DAYS"]) <= 0 or len(device_key) > 100:
+    if not device_key or not _usable_device_key(device_key):
         return False
     verifier = session.scalar(
         select(LoginDevice.verifier).where(LoginDevice.device_digest == _device_digest(device_key),
@@ -329,7 +334,7 @@ def _remember_device(session: Session, user: User, password: str, device_key: st
                                                   LoginDevice.user_id == user.id)
                         .values(last_used_at=now, expires_at=expires).execution_options(synchronize_session=False))
         return device_key
-    if not device_key or len(device_key) > 100 or session.scalar(
+    if not device_key or not _usable_device_key(device_key) or session.scalar(
             select(LoginDevice.id).where(LoginDevice.device_digest == _device_digest(device_key)).limit(1)) is None:
         device_key = secrets.token_urlsafe(32)  # a key this server never issued (or forgot) is not kept
     verifier = _device_verifier(device_key, password)
