@@ -262,3 +262,58 @@ def test_the_panel_drawn_after_a_command_reloads_neither_the_user_nor_the_transi
     reloads = [s for s in after if s.startswith("SELECT packages.")]
     assert len(reloads) == 1 and "package_items" in reloads[0], reloads
     assert not [s for s in after if s.startswith("SELECT package_items")], after
+
+
+
+def test_a_command_reads_each_setting_once_per_transaction(client, make, store, zeynep, monkeypatch):
+    monkeypatch.setattr(commands, "TRANSITION_CACHE_SECONDS", 3600.0)
+    first, package = make.package(store=store, state=State.PACKED), make.package(store=store, state=State.PACKED)
+    assert client.post(f"/packages/{first.id}/commands/ready-for-customer-pickup",
+                       headers={"HX-Request": "true"}).status_code == 200
+    keys: list[str] = []
+
+    def collect(conn, cursor, statement, parameters, context, executemany):
+        if "FROM application_settings" in statement:
+            keys.append(str(parameters))
+
+    event.listen(db.engine, "before_cursor_execute", collect)
+    try:
+        answer = client.post(f"/packages/{package.id}/commands/ready-for-customer-pickup",
+                             headers={"HX-Request": "true"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", collect)
+    assert answer.status_code == 200
+    # The form, the code check and the panel each ask whether codes are on (three SELECTs before): once in the
+    # command's transaction, once for the panel drawn after its commit.
+    assert keys and all(keys.count(key) <= 2 for key in keys), keys
+
+
+def test_a_setting_read_once_still_sees_its_own_save_and_the_next_transaction_sees_others(make):
+    from portal.settings import service as settings
+
+    assert settings.is_otp_enabled(db.session) is True
+    seen, collect = count_statements()
+    try:
+        assert [settings.is_otp_enabled(db.session) for _ in range(3)] == [True] * 3
+    finally:
+        event.remove(db.engine, "before_cursor_execute", collect)
+    assert seen == []  # read once in this transaction
+    settings.set_value(db.session, settings.IS_OTP_ENABLED, False, user_id=None)
+    assert settings.is_otp_enabled(db.session) is False  # its own save, before the commit
+    db.session.commit()
+    # Another session changes it; this session's next transaction sees the change.
+    other = db.session.session_factory()
+    try:
+        settings.set_value(other, settings.IS_OTP_ENABLED, True, user_id=None)
+        other.commit()
+    finally:
+        other.close()
+    assert settings.is_otp_enabled(db.session) is True
+    # A caller may change the dict it got without changing what the next caller reads.
+    from portal.settings.models import ApplicationSetting
+    db.session.add(ApplicationSetting(key="ORDER_FILTERING", json_value={"channels": [], "statuses": []}))
+    db.session.commit()
+    mine = settings.get_value(db.session, "ORDER_FILTERING")
+    mine["changed_by_caller"] = True
+    assert "changed_by_caller" not in settings.get_value(db.session, "ORDER_FILTERING")
+    db.session.rollback()

@@ -13,8 +13,8 @@ from datetime import date
 
 from cryptography.fernet import InvalidToken
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from portal import crypto
 from portal.db_types import utcnow
@@ -249,12 +249,42 @@ def get_secret(session: Session, key: str, path: tuple[str, ...]) -> str | None:
     return None
 
 
+# Values read in the session's current transaction, by key: a command asks IS_OTP_ENABLED up to three times
+# (the form, the check, the panel) and would send three SELECTs. Forgotten when the transaction ends and when
+# this session flushes a setting, so a transaction sees its own saves and the next one sees everyone's.
+_READ = "portal.settings.read"
+
+
 def get_value(session: Session, key: str) -> object:
-    """The stored value of a setting, or its default."""
-    value = session.scalar(select(ApplicationSetting.json_value).where(ApplicationSetting.key == key))
+    """The stored value of a setting, or its default (read once per transaction; callers get their own copy)."""
+    read = session.info.setdefault(_READ, {})
+    if key not in read:
+        read[key] = session.scalar(select(ApplicationSetting.json_value).where(ApplicationSetting.key == key))
+    value = read[key]
     if value is None:
-        return DEFAULTS.get(key)
-    return value
+        value = DEFAULTS.get(key)
+    return deepcopy(value) if isinstance(value, dict | list) else value
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_read_values(session: Session, *_args: object) -> None:
+    session.info.pop(_READ, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_read_values_on_bulk_change(state: ORMExecuteState) -> None:
+    if ((state.is_update or state.is_delete or state.is_insert) and _READ in state.session.info
+            and state.bind_mapper is not None and state.bind_mapper.class_ is ApplicationSetting):
+        state.session.info.pop(_READ, None)
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_read_values_on_save(session: Session, flush_context: object, instances: object) -> None:
+    if _READ in session.info and any(isinstance(obj, ApplicationSetting)
+                                     for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_READ, None)
 
 
 def is_otp_enabled(session: Session) -> bool:

@@ -4,15 +4,39 @@
 
   function modal() { return document.getElementById("modal"); }
 
+  var MAX_TOASTS = 3;
+
   function showToast(message, level) {
+    // The same message again (a code resent twice, a refresh that failed twice) does not stack a second toast:
+    // the one on screen counts it and stays for its full time. At most MAX_TOASTS are shown, the oldest go first,
+    // so toasts never cover a result screen in portrait.
     var box = document.getElementById("toasts");
     if (!box || !message) { return; }
-    var toast = document.createElement("p");
-    toast.className = "toast toast-" + (level || "success");
-    toast.setAttribute("role", level === "error" ? "alert" : "status");
-    toast.textContent = message;
-    box.appendChild(toast);
-    setTimeout(function () { toast.remove(); }, level === "error" ? 8000 : 4000);
+    level = level || "success";
+    var toast = null;
+    Array.prototype.forEach.call(box.children, function (shown) {
+      if (shown.getAttribute("data-message") === message && shown.getAttribute("data-level") === level) {
+        toast = shown;
+      }
+    });
+    if (toast) {
+      var count = Number(toast.getAttribute("data-count")) + 1;
+      toast.setAttribute("data-count", String(count));
+      toast.textContent = message + " (\u00d7" + count + ")";
+      clearTimeout(toast.portalTimer);
+    } else {
+      toast = document.createElement("p");
+      toast.className = "toast toast-" + level;
+      toast.setAttribute("role", level === "error" ? "alert" : "status");
+      toast.setAttribute("data-message", message);
+      toast.setAttribute("data-level", level);
+      toast.setAttribute("data-count", "1");
+      toast.textContent = message;
+    }
+    box.appendChild(toast);  // a repeated toast moves to the newest place
+    while (box.children.length > MAX_TOASTS) { box.removeChild(box.firstElementChild); }
+    var shownToast = toast;
+    toast.portalTimer = setTimeout(function () { shownToast.remove(); }, level === "error" ? 8000 : 4000);
   }
 
   function text(name) {

@@ -176,6 +176,13 @@ def test_handover_with_a_wrong_code_a_lock_resends_and_delivery_back_to_the_scan
     assert_clean(ux, page, "package ready for pickup", "main, header")
     screenshot(page, "handover-page")
     tidy(page)
+    # However fast staff resend, the page's resends above stacked no second toast of the same text.
+    assert page.locator("#toasts .toast", has_text="A new code was sent").count() <= 1
+    # A repeated message counts on its one toast; three toasts at most, the oldest go first.
+    page.evaluate("""() => ["One", "Two", "Three"].concat(Array(7).fill("Same")).forEach(message =>
+      document.body.dispatchEvent(new CustomEvent("toast", {bubbles: true, detail: {message: message}})))""")
+    expect(page.locator("#toasts .toast")).to_have_text(["Two", "Three", "Same (\u00d77)"])
+    page.evaluate("document.getElementById('toasts').replaceChildren()")
 
     # Hand over: the primary action, the code as a scanner types it, Enter.
     page.locator("#primary-action").tap()
