@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import cast
 
 from flask import Flask, Response
 from flask_sqlalchemy import SQLAlchemy
 
-from portal.config import CONFIGS, check_production
+from portal.config import CONFIGS, ConfigurationError, check_production
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -20,6 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     check_production(app.config)
+    _set_switch_interval(app.config["GIL_SWITCH_INTERVAL_MS"])
     if app.config.get("PROXY_COUNT"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -114,6 +116,14 @@ def _configure_engine(app: Flask) -> None:
         options.setdefault("pool_pre_ping", True)
         options.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "10")))
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _set_switch_interval(milliseconds: float) -> None:
+    """Let a thread back from I/O take the GIL sooner (see Config.GIL_SWITCH_INTERVAL_MS); 0 keeps Python's."""
+    if milliseconds < 0 or milliseconds > 1000:
+        raise ConfigurationError(f"GIL_SWITCH_INTERVAL_MS must be between 0 and 1000, not {milliseconds}.")
+    if milliseconds:
+        sys.setswitchinterval(milliseconds / 1000)
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:

@@ -317,3 +317,26 @@ def test_a_setting_read_once_still_sees_its_own_save_and_the_next_transaction_se
     mine["changed_by_caller"] = True
     assert "changed_by_caller" not in settings.get_value(db.session, "ORDER_FILTERING")
     db.session.rollback()
+
+
+def test_the_app_lets_a_thread_back_from_the_database_take_the_gil_within_a_millisecond():
+    import sys
+
+    from portal import create_app
+    from portal.config import ConfigurationError
+
+    before = sys.getswitchinterval()
+    base = {"ENV_NAME": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///:memory:"}
+    try:
+        sys.setswitchinterval(0.005)
+        create_app(base)
+        assert sys.getswitchinterval() == pytest.approx(0.001)  # the default
+        create_app({**base, "GIL_SWITCH_INTERVAL_MS": 2.5})
+        assert sys.getswitchinterval() == pytest.approx(0.0025)
+        sys.setswitchinterval(0.005)
+        create_app({**base, "GIL_SWITCH_INTERVAL_MS": 0})  # 0 keeps Python's own
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        with pytest.raises(ConfigurationError, match="GIL_SWITCH_INTERVAL_MS"):
+            create_app({**base, "GIL_SWITCH_INTERVAL_MS": -1})
+    finally:
+        sys.setswitchinterval(before)
