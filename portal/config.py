@@ -143,7 +143,7 @@ class Config:
     # How often, in milliseconds, a thread running Python must hand the GIL to a waiting one (Python's default is
     # 5). A request thread back from a database round trip waits for the GIL while another thread of its process
     # renders; a command makes ~25 round trips, so at 5 ms the waits, not the work, set its time under load
-    # (bench/load: command POSTs p95 310-370 ms at 5, 170-180 at 1). Applied by create_app to the whole process
+    # (bench/load: command POSTs p95 310-370 ms at 5, 170-190 at 1). Applied by create_app to the whole process
     # (app and worker alike); 0 keeps Python's own.
     GIL_SWITCH_INTERVAL_MS = float(os.environ.get("GIL_SWITCH_INTERVAL_MS", "") or 1)
 
