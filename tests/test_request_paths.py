@@ -264,7 +264,6 @@ def test_the_panel_drawn_after_a_command_reloads_neither_the_user_nor_the_transi
     assert not [s for s in after if s.startswith("SELECT package_items")], after
 
 
-
 def test_a_command_reads_each_setting_once_per_transaction(client, make, store, zeynep, monkeypatch):
     monkeypatch.setattr(commands, "TRANSITION_CACHE_SECONDS", 3600.0)
     first, package = make.package(store=store, state=State.PACKED), make.package(store=store, state=State.PACKED)

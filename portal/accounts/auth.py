@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -302,7 +303,7 @@ def _device_verifier(device_key: str, password: str) -> str:
                     password.encode(), hashlib.sha256).hexdigest()
 
 
-def _usable_device_key(device_key: str | None) -> bool:
+def _usable_device_key(device_key: str | None) -> TypeGuard[str]:
     """A device cookie worth looking up: present, of a sane length, and remembering devices is on."""
     return bool(device_key) and len(device_key or "") <= 100 and int(current_app.config["LOGIN_DEVICE_DAYS"]) > 0
 
@@ -311,7 +312,7 @@ def _device_matches(session: Session, user_id: int, device_key: str | None, pass
     """True when this browser is a live remembered device of the user and the password is the one it last logged
     in with (compared in constant time). Read after the attempt's slot is taken, so a password reset that forgot
     the device before is seen."""
-    if not device_key or not _usable_device_key(device_key):
+    if not _usable_device_key(device_key):
         return False
     verifier = session.scalar(
         select(LoginDevice.verifier).where(LoginDevice.device_digest == _device_digest(device_key),
@@ -334,7 +335,7 @@ def _remember_device(session: Session, user: User, password: str, device_key: st
                                                   LoginDevice.user_id == user.id)
                         .values(last_used_at=now, expires_at=expires).execution_options(synchronize_session=False))
         return device_key
-    if not device_key or not _usable_device_key(device_key) or session.scalar(
+    if not _usable_device_key(device_key) or session.scalar(
             select(LoginDevice.id).where(LoginDevice.device_digest == _device_digest(device_key)).limit(1)) is None:
         device_key = secrets.token_urlsafe(32)  # a key this server never issued (or forgot) is not kept
     verifier = _device_verifier(device_key, password)

@@ -35,8 +35,7 @@
     }
     box.appendChild(toast);  // a repeated toast moves to the newest place
     while (box.children.length > MAX_TOASTS) { box.removeChild(box.firstElementChild); }
-    var shownToast = toast;
-    toast.portalTimer = setTimeout(function () { shownToast.remove(); }, level === "error" ? 8000 : 4000);
+    toast.portalTimer = setTimeout(function () { toast.remove(); }, level === "error" ? 8000 : 4000);
   }
 
   function text(name) {
