@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import wraps
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates as babel_dates
@@ -17,6 +18,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from htmx_flask.requests import HtmxHeaders
 from sqlalchemy.exc import DataError
+from sqlalchemy.orm import scoped_session
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -226,6 +228,9 @@ def init_app(app) -> None:
         html_lang=html_lang, state_info=state_info, DeliveryType=DeliveryType, Visibility=Visibility, State=State,
     )
 
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs first (Flask runs them in reverse order).
+    app.teardown_appcontext(end_session_after_an_outage)
+
     @app.after_request
     def private_pages_are_not_stored(response):
         """Pages for a logged-in user hold customers' names and phones: no browser or proxy may keep them.
@@ -326,6 +331,27 @@ def _make_handler(status: int, message: str):
         """Render the error page (JSON for the API)."""
         return _error_page(status, _(message))
     return handler
+
+
+def end_session_after_an_outage(error: BaseException | None) -> None:
+    """End the request's session; when the database went away during the request, drop its connection quietly.
+
+    Ending the session rolls its transaction back. If the server was stopped after the request's last statement
+    (a restart, say), that ROLLBACK fails with "terminating connection due to administrator command": raised from
+    a teardown, it would replace the answer already made (a page, a 204) with the server's bare 500. The connection
+    is invalidated instead (the pool opens a new one on the next request) and the answer stands.
+    """
+    scoped = cast(scoped_session, db.session)  # the proxy Flask-SQLAlchemy makes (portal/typed_db.py says Session)
+    try:
+        scoped.remove()
+    except OUTAGE_ERRORS as exc:
+        log.warning("the database went away before the request's session ended: %s: %s", type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "")
+        try:
+            scoped().invalidate()  # the session whose close failed: still in the registry
+        except Exception:  # noqa: BLE001 - the connection is gone either way; the session is dropped below
+            log.debug("invalidating the session after an outage failed", exc_info=True)
+        scoped.registry.clear()
 
 
 def _rollback() -> None:

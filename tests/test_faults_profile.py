@@ -24,6 +24,18 @@ from tests.test_scale_profile import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _tracebacks(run_dir: Path) -> str:
+    """What the app and worker processes logged from their first traceback on (the run's folder is removed after
+    the test, so a failure must show it now)."""
+    found = []
+    for log_file in sorted(run_dir.glob("*.log")):
+        text = log_file.read_text(errors="replace")
+        if "Traceback" in text:
+            start = max(0, text.index("Traceback") - 300)
+            found.append(f"\n--- {log_file.name}, from its first traceback:\n" + text[start:start + 4000])
+    return "".join(found)[-8000:]
+
+
 @pytest.mark.scale
 def test_the_production_profile_survives_each_fault_in_the_middle_of_traffic(tmp_path):
     if shutil.which("redis-server") is None or not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
@@ -55,7 +67,7 @@ def test_the_production_profile_survives_each_fault_in_the_middle_of_traffic(tmp
              "5", "--hang-seconds", "3", "--drain-seconds", "200", "--strict-duplicates", "--json", str(figures)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         print(done.stdout[-4000:], done.stderr[-4000:])
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + _tracebacks(run_dir)
         result = json.loads(figures.read_text())
     finally:
         profile.send_signal(signal.SIGTERM)

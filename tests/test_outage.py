@@ -3,11 +3,14 @@ API's JSON with code "unavailable"), never a stack trace or a 500, and it recove
 restart. The rate limiter on an unreachable Redis lets requests through and counts in memory."""
 from __future__ import annotations
 
+import logging
 import socket
+import time
 from contextlib import contextmanager
 
 import pytest
 import redis.exceptions
+from flask import Flask
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -255,3 +258,75 @@ class TestApiLimiterDuringAnOutage:
             answer = client.get("/api/v1/oms/transitions/", headers=headers)
         assert answer.status_code == 503 and answer.json["code"] == "unavailable"
         assert client.get("/api/v1/oms/transitions/", headers=headers).status_code == 200
+
+
+def _app_without_a_pushed_context(database) -> Flask:
+    """A portal app whose requests each push and pop their own app context, as in production (the `app` fixture
+    keeps one context pushed for the whole test, so its requests never run the session's teardown)."""
+    return create_app(base_config(database.url))
+
+
+def test_an_answer_stands_when_the_rollback_that_ends_its_session_fails(database, caplog):
+    """The database goes away after a request's last statement: ending the session (a ROLLBACK) fails. The answer
+    already made is sent (before the fix the teardown's error replaced it with the server's bare 500), the broken
+    session is dropped, and the next request works."""
+    app = _app_without_a_pushed_context(database)
+    failures = {"left": 1}
+
+    @app.route("/_test/read")
+    def read():
+        """A page that reads, so its session holds a transaction when the request ends."""
+        return str(db.session.scalar(text("SELECT 1")))
+
+    def refuse(conn):
+        """The ROLLBACK fails as on a connection the server has just ended."""
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("ROLLBACK", None, Exception("terminating connection due to administrator command"))
+
+    with app.app_context():
+        engine = db.engine
+    caplog.set_level(logging.DEBUG, logger="portal.web")
+    event.listen(engine, "rollback", refuse)
+    try:
+        client = app.test_client()
+        answer = client.get("/_test/read")
+        assert failures["left"] == 0  # the ROLLBACK that ends the session did fail
+        assert (answer.status_code, answer.get_data(as_text=True)) == (200, "1")
+        assert "the database went away before the request's session ended" in caplog.text
+        assert "invalidating the session after an outage failed" not in caplog.text  # the session was invalidated
+        assert client.get("/_test/read").get_data(as_text=True) == "1"
+    finally:
+        event.remove(engine, "rollback", refuse)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.mark.postgres_only
+def test_an_answer_stands_when_postgresql_ends_the_connection_before_the_request_ends(database):
+    """The real thing: the server ends the request's connection (as `pg_ctl stop -m fast` does) after its last
+    statement; the ROLLBACK at the end fails with "terminating connection due to administrator command"."""
+    app = _app_without_a_pushed_context(database)
+    killer_engine = create_engine(database.url, poolclass=NullPool)
+
+    @app.route("/_test/ended")
+    def ended():
+        """Read, then have the server end this connection, and answer."""
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+        with killer_engine.connect() as killer:
+            assert killer.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(100):  # until the backend has gone (the ROLLBACK must meet an ended connection)
+                if not killer.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}):
+                    break
+                time.sleep(0.02)
+        return "ok"
+
+    try:
+        client = app.test_client()
+        answer = client.get("/_test/ended")
+        assert (answer.status_code, answer.get_data(as_text=True)) == (200, "ok")
+        assert client.get("/_test/ended").status_code == 200  # a new connection from the pool
+    finally:
+        killer_engine.dispose()
+        with app.app_context():
+            db.engine.dispose()
