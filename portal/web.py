@@ -293,8 +293,7 @@ def service_unavailable(error: Exception):
     so the next request works as soon as the database is back, without a restart. The page is rendered for an
     anonymous visitor when the user could not be loaded: loading them needs the database that is down.
     """
-    log.warning("unavailable: %s %s: %s: %s", request.method, request.path, type(error).__name__,
-                str(error).splitlines()[0] if str(error) else "")
+    log.warning("unavailable: %s %s: %s", request.method, request.path, _summary(error))
     _rollback()
     _load_user_or_anonymous()
     retry_after = str(current_app.config.get("UNAVAILABLE_RETRY_AFTER_SECONDS", 5))
@@ -333,6 +332,12 @@ def _make_handler(status: int, message: str):
     return handler
 
 
+def _summary(error: BaseException) -> str:
+    """An outage error for the log: its class and the first line of its message (not the statement after it)."""
+    message = str(error)
+    return f"{type(error).__name__}: {message.splitlines()[0] if message else ''}"
+
+
 def end_session_after_an_outage(error: BaseException | None) -> None:
     """End the request's session; when the database went away during the request, drop its connection quietly.
 
@@ -345,8 +350,7 @@ def end_session_after_an_outage(error: BaseException | None) -> None:
     try:
         scoped.remove()
     except OUTAGE_ERRORS as exc:
-        log.warning("the database went away before the request's session ended: %s: %s", type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "")
+        log.warning("the database went away before the request's session ended: %s", _summary(exc))
         try:
             scoped().invalidate()  # the session whose close failed: still in the registry
         except Exception:  # noqa: BLE001 - the connection is gone either way; the session is dropped below

@@ -305,7 +305,7 @@ def _device_verifier(device_key: str, password: str) -> str:
 
 def _usable_device_key(device_key: str | None) -> TypeGuard[str]:
     """A device cookie worth looking up: present, of a sane length, and remembering devices is on."""
-    return bool(device_key) and len(device_key or "") <= 100 and int(current_app.config["LOGIN_DEVICE_DAYS"]) > 0
+    return device_key is not None and 0 < len(device_key) <= 100 and int(current_app.config["LOGIN_DEVICE_DAYS"]) > 0
 
 
 def _device_matches(session: Session, user_id: int, device_key: str | None, password: str) -> bool:
